@@ -1,0 +1,136 @@
+/**
+ * Every error pgferry throws is a PgferryError with a stable `code`. Errors
+ * raised by the SQL engines are mapped from their SQLSTATE (and, inside the
+ * PGMQ API, which only ever raises P0001, from PGMQ's message wording).
+ * The original driver error is kept as `cause`. See docs/errors.md.
+ */
+export class PgferryError extends Error {
+  /** Stable machine-readable code, e.g. `PGFERRY_QUEUE_NOT_FOUND`. */
+  readonly code: string;
+  /** The SQLSTATE when the error came from the database. */
+  readonly sqlState: string | undefined;
+
+  constructor(code: string, message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.sqlState = options.sqlState;
+  }
+}
+
+/** A statement failed in the database for a reason without a more specific class. */
+export class DatabaseError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_DATABASE', message, options);
+  }
+}
+
+/** The queue (its table) does not exist. SQLSTATE 42P01 on a `q_`/`a_` table. */
+export class QueueNotFoundError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_QUEUE_NOT_FOUND', message, options);
+  }
+}
+
+/** A queue name PGMQ's rules refuse (`$ ; -- '`, longer than 47 characters, NULL). */
+export class InvalidQueueNameError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_INVALID_QUEUE_NAME', message, options);
+  }
+}
+
+/** A bad argument: caught in TypeScript before anything is sent, or refused by the SQL. */
+export class InvalidArgumentError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_INVALID_ARGUMENT', message, options);
+  }
+}
+
+/** The database could not be reached, or the connection was lost. */
+export class ConnectionError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_CONNECTION', message, options);
+  }
+}
+
+export type MigrationErrorCode =
+  | 'PGFERRY_SCHEMA_TOO_NEW'
+  | 'PGFERRY_POSTGRES_TOO_OLD'
+  | 'PGFERRY_EXTENSION_CONFLICT'
+  | 'PGFERRY_FOREIGN_SCHEMA'
+  | 'PGFERRY_MIGRATION_FAILED';
+
+/** The migrator refused to run or a migration failed (nothing half-applied). */
+export class MigrationError extends PgferryError {
+  declare readonly code: MigrationErrorCode;
+  constructor(code: MigrationErrorCode, message: string, options: { cause?: unknown } = {}) {
+    super(code, message, options);
+  }
+}
+
+/** The operation was aborted through its AbortSignal. */
+export class AbortedError extends PgferryError {
+  constructor(message = 'the operation was aborted', options: { cause?: unknown } = {}) {
+    super('PGFERRY_ABORTED', message, options);
+  }
+}
+
+type ErrorFactory = (message: string, options: { cause: unknown; sqlState: string }) => PgferryError;
+
+/**
+ * pgferry's own SQLSTATEs (class `PF`), registered by the layers that raise
+ * them, so mapError stays the single place errors are translated.
+ */
+const ownStates = new Map<string, ErrorFactory>();
+export function registerSqlState(sqlState: string, factory: ErrorFactory): void {
+  ownStates.set(sqlState, factory);
+}
+
+interface DriverErrorShape {
+  code?: unknown;
+  message?: unknown;
+}
+
+const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+
+/** Translates a driver error into a PgferryError (idempotent). */
+export function mapError(err: unknown): unknown {
+  if (err instanceof PgferryError || typeof err !== 'object' || err === null) return err;
+  const { code, message } = err as DriverErrorShape;
+  const text = typeof message === 'string' ? message : String(err);
+  if (typeof code !== 'string') {
+    if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(text)) {
+      return new ConnectionError(text, { cause: err });
+    }
+    return err;
+  }
+  if (CONNECTION_CODES.has(code)) return new ConnectionError(text, { cause: err });
+  if (!/^[0-9A-Z]{5}$/.test(code)) return err;
+  const options = { cause: err, sqlState: code };
+  const own = ownStates.get(code);
+  if (own) return own(text, options);
+  switch (code) {
+    case '42P01':
+      if (/relation "[^"]*\.?[qa]_/.test(text)) return new QueueNotFoundError(text, options);
+      return new DatabaseError(text, options);
+    case '22004':
+      return new InvalidQueueNameError(text, options);
+    case '2201W':
+    case '23502':
+    case '22P02':
+    case '22007':
+    case '22008':
+    case '22023':
+    case '42725':
+      return new InvalidArgumentError(text, options);
+    case 'P0001':
+      if (/^queue name /.test(text)) return new InvalidQueueNameError(text, options);
+      if (/does not exist\. Create/.test(text)) return new QueueNotFoundError(text, options);
+      return new InvalidArgumentError(text, options);
+    default:
+      if (code.startsWith('08') || code === '57P01' || code === '57P02' || code === '57P03') {
+        return new ConnectionError(text, options);
+      }
+      return new DatabaseError(text, options);
+  }
+}

@@ -1,0 +1,49 @@
+// pgferry's public entry point. Explicit exports only.
+export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/client.js';
+export { Consumer, Delivery, type ConsumeOptions } from './queue/consumer.js';
+export type {
+  CreateQueueOptions,
+  Headers,
+  Message,
+  PopOptions,
+  QueueInfo,
+  QueueMetrics,
+  ReadOptions,
+  ReadWithPollOptions,
+  SendBatchOptions,
+  SendOptions,
+  TxOption,
+} from './queue/types.js';
+export { MAX_QUEUE_NAME_LENGTH } from './queue/validate.js';
+export type {
+  Driver,
+  Executor,
+  ForeignQueryable,
+  NotificationHandler,
+  QueryOptions,
+  QueryResult,
+  Queryable,
+  Subscription,
+} from './driver/types.js';
+export { PgDriver, type PgDriverOptions } from './driver/pg.js';
+export {
+  migrate,
+  MIN_SERVER_VERSION_NUM,
+  type AppliedMigration,
+  type MigrateOptions,
+  type MigrateResult,
+  type SchemaNames,
+} from './migrate/migrator.js';
+export type { ComponentName } from './migrate/components.js';
+export {
+  AbortedError,
+  ConnectionError,
+  DatabaseError,
+  InvalidArgumentError,
+  InvalidQueueNameError,
+  MigrationError,
+  PgferryError,
+  QueueNotFoundError,
+  type MigrationErrorCode,
+} from './errors.js';
+export { silentLogger, type Logger } from './logger.js';

@@ -1,0 +1,352 @@
+import type { Driver, Executor, Queryable } from '../driver/types.js';
+import { execute } from '../driver/types.js';
+import { PgDriver } from '../driver/pg.js';
+import { quoteIdent } from '../driver/quote.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
+import { Consumer, type ConsumeOptions } from './consumer.js';
+import { MESSAGE_COLUMNS, toMessage, toMetrics, toQueueInfo, type MessageRow, type MetricsRow, type QueueRow } from './rows.js';
+import { QueueStatements, type VtSpec } from './statements.js';
+import type {
+  CreateQueueOptions,
+  Message,
+  PopOptions,
+  QueueInfo,
+  QueueMetrics,
+  ReadOptions,
+  ReadWithPollOptions,
+  SendBatchOptions,
+  SendOptions,
+  TxOption,
+} from './types.js';
+import { checkDate, checkInt, checkMsgId, checkMsgIds, checkQueueName, toJson } from './validate.js';
+
+export interface QueueClientOptions {
+  /** A driver to use (see `pgferry` drivers); otherwise a `pg` pool is made. */
+  driver?: Driver;
+  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
+  connectionString?: string;
+  /** Pool size when the client makes its own pool. Default 10. */
+  maxConnections?: number;
+  /** Schema of the queue engine. Default `pgmq`. */
+  schema?: string;
+  /** pino-compatible logger. Default: silent. */
+  logger?: Logger;
+}
+
+const DEFAULT_VT_SECONDS = 30;
+
+/**
+ * The queue client: PGMQ's API, typed. Every method takes `{ tx }` to run in
+ * the caller's transaction (one of ours from `transaction()`, or a foreign
+ * client such as a node-postgres `PoolClient` inside the caller's BEGIN).
+ */
+export class QueueClient {
+  readonly driver: Driver;
+  readonly schema: string;
+  readonly logger: Logger;
+  private readonly ownsDriver: boolean;
+  private readonly s: string;
+  private readonly statements: QueueStatements;
+
+  constructor(options: QueueClientOptions = {}) {
+    this.schema = checkSchemaName(options.schema ?? 'pgmq');
+    this.s = quoteIdent(this.schema);
+    this.logger = options.logger ?? silentLogger;
+    this.ownsDriver = !options.driver;
+    this.driver =
+      options.driver ??
+      new PgDriver({
+        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+        ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+        logger: this.logger,
+      });
+    this.statements = new QueueStatements(this.schema);
+  }
+
+  /** Installs or upgrades the queue engine in this client's schema. */
+  migrate(): Promise<MigrateResult> {
+    return migrate({ driver: this.driver, components: ['queue'], schemas: { queue: this.schema }, logger: this.logger });
+  }
+
+  /** Runs `fn` in a transaction; pass the `tx` it gets to any method as `{ tx }`. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.driver.transaction(fn);
+  }
+
+  /** A handle bound to one queue and payload type. */
+  queue<T = unknown>(name: string): TypedQueue<T> {
+    return new TypedQueue<T>(this, checkQueueName(name));
+  }
+
+  // --- queue management -------------------------------------------------
+
+  async createQueue(queue: string, options: CreateQueueOptions = {}): Promise<void> {
+    checkQueueName(queue, { forCreate: true });
+    const fn = options.unlogged ? 'create_unlogged' : 'create';
+    await this.sql(options, `SELECT ${this.s}.${quoteIdent(fn)}($1::text)`, [queue]);
+  }
+
+  /** Drops the queue and its archive; false when it did not exist. */
+  async dropQueue(queue: string, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    const res = await this.sql<{ dropped: boolean }>(options, `SELECT ${this.s}.drop_queue($1::text) AS dropped`, [queue]);
+    this.statements.forget(queue);
+    return res[0]!.dropped;
+  }
+
+  /** Deletes every message (not the archive); returns how many there were. */
+  async purgeQueue(queue: string, options: TxOption = {}): Promise<number> {
+    checkQueueName(queue);
+    const res = await this.sql<{ n: string }>(options, `SELECT ${this.s}.purge_queue($1::text) AS n`, [queue]);
+    return Number(res[0]!.n);
+  }
+
+  async listQueues(options: TxOption = {}): Promise<QueueInfo[]> {
+    const rows = await this.sql<QueueRow>(options, `SELECT * FROM ${this.s}.list_queues()`);
+    return rows.map(toQueueInfo);
+  }
+
+  /** Asks the database whether `queue` is an acceptable name to create (throws when not). */
+  async validateQueueName(queue: string, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue, { forCreate: true });
+    await this.sql(options, `SELECT ${this.s}.validate_queue_name($1::text), ${this.s}.format_table_name($1::text, 'q')`, [queue]);
+  }
+
+  // --- sending -----------------------------------------------------------
+
+  async send<T>(queue: string, message: T, options: SendOptions = {}): Promise<number> {
+    checkQueueName(queue);
+    const body = toJson('message', message);
+    const headers = options.headers == null ? null : toJson('headers', options.headers);
+    return this.statements.send(this.exec(options), queue, body, headers, vtOf(options));
+  }
+
+  async sendBatch<T>(queue: string, messages: readonly T[], options: SendBatchOptions = {}): Promise<number[]> {
+    checkQueueName(queue);
+    if (!Array.isArray(messages) || messages.length === 0) {
+      throw new InvalidArgumentError('msgs cannot be NULL or empty');
+    }
+    const bodies = messages.map((m, i) => toJson(`messages[${i}]`, m));
+    let headers: (string | null)[] | null = null;
+    if (options.headers) {
+      if (options.headers.length !== messages.length) {
+        throw new InvalidArgumentError(
+          `headers array length (${options.headers.length}) must match msgs array length (${messages.length})`,
+        );
+      }
+      headers = options.headers.map((h, i) => (h == null ? null : toJson(`headers[${i}]`, h)));
+    }
+    return this.statements.sendBatch(this.exec(options), queue, bodies, headers, vtOf(options));
+  }
+
+  // --- reading -----------------------------------------------------------
+
+  async read<T = unknown>(queue: string, options: ReadOptions = {}): Promise<Message<T>[]> {
+    checkQueueName(queue);
+    const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+    const [vtExpr, vt] = this.readVt(options);
+    const rows = await this.sql<MessageRow>(
+      options,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.read($1::text, ${vtExpr}, $3::integer, $4::jsonb)`,
+      [queue, vt, qty, conditionalJson(options.conditional)],
+      true,
+    );
+    return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+  }
+
+  /** Like read, but the database waits up to `maxPollSeconds` for messages. */
+  async readWithPoll<T = unknown>(queue: string, options: ReadWithPollOptions = {}): Promise<Message<T>[]> {
+    checkQueueName(queue);
+    const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+    const maxPoll = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0 });
+    const interval = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
+    const [vtExpr, vt] = this.readVt(options);
+    const rows = await this.sql<MessageRow>(
+      options,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.read_with_poll($1::text, ${vtExpr}, $3::integer, $4::integer, $5::integer, $6::jsonb)`,
+      [queue, vt, qty, maxPoll, interval, conditionalJson(options.conditional)],
+    );
+    return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+  }
+
+  /** Reads and deletes in one step (at-most-once). */
+  async pop<T = unknown>(queue: string, options: PopOptions = {}): Promise<Message<T>[]> {
+    checkQueueName(queue);
+    const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+    const rows = await this.sql<MessageRow>(
+      options,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.pop($1::text, $2::integer)`,
+      [queue, qty],
+      true,
+    );
+    return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+  }
+
+  // --- finishing -----------------------------------------------------------
+
+  /** Moves messages to the archive; returns whether it (or which of them) existed. */
+  archive(queue: string, msgId: number, options?: TxOption): Promise<boolean>;
+  archive(queue: string, msgIds: readonly number[], options?: TxOption): Promise<number[]>;
+  async archive(queue: string, ids: number | readonly number[], options: TxOption = {}): Promise<boolean | number[]> {
+    checkQueueName(queue);
+    if (Array.isArray(ids)) return this.statements.archive(this.exec(options), queue, checkMsgIds(ids));
+    const done = await this.statements.archive(this.exec(options), queue, [checkMsgId(ids)]);
+    return done.length > 0;
+  }
+
+  /** Deletes messages for good; returns whether it (or which of them) existed. */
+  delete(queue: string, msgId: number, options?: TxOption): Promise<boolean>;
+  delete(queue: string, msgIds: readonly number[], options?: TxOption): Promise<number[]>;
+  async delete(queue: string, ids: number | readonly number[], options: TxOption = {}): Promise<boolean | number[]> {
+    checkQueueName(queue);
+    if (Array.isArray(ids)) return this.statements.delete(this.exec(options), queue, checkMsgIds(ids));
+    const done = await this.statements.delete(this.exec(options), queue, [checkMsgId(ids)]);
+    return done.length > 0;
+  }
+
+  /**
+   * Sets when messages become visible: `seconds` from now, or at a `Date`.
+   * Returns the updated messages (ids that do not exist are absent).
+   */
+  async setVisibilityTimeout<T = unknown>(
+    queue: string,
+    ids: number | readonly number[],
+    vt: number | Date,
+    options: TxOption = {},
+  ): Promise<Message<T>[]> {
+    checkQueueName(queue);
+    const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
+    const [expr, value] =
+      vt instanceof Date ? ['$3::timestamptz', checkDate('vt', vt)] : ['$3::integer', checkInt('vt', vt)];
+    const rows = await this.sql<MessageRow>(
+      options,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.set_vt($1::text, $2::bigint[], ${expr})`,
+      [queue, list, value],
+      true,
+    );
+    return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+  }
+
+  // --- metrics -------------------------------------------------------------
+
+  async metrics(queue: string, options: TxOption = {}): Promise<QueueMetrics> {
+    checkQueueName(queue);
+    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics($1::text)`, [queue]);
+    return toMetrics(rows[0]!);
+  }
+
+  async metricsAll(options: TxOption = {}): Promise<QueueMetrics[]> {
+    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics_all()`);
+    return rows.map(toMetrics);
+  }
+
+  // --- consuming -----------------------------------------------------------
+
+  /**
+   * An async iterator over the queue's messages. It reads in batches, waits
+   * (long-polls) when the queue is empty, stops when `signal` aborts or the
+   * loop is left, and hands back messages it fetched but did not yield.
+   */
+  consume<T = unknown>(queue: string, options: ConsumeOptions = {}): Consumer<T> {
+    checkQueueName(queue);
+    return new Consumer<T>(this, queue, options);
+  }
+
+  /** Closes the pool if this client made it. */
+  async close(): Promise<void> {
+    if (this.ownsDriver) await this.driver.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  // --- internals -------------------------------------------------------------
+
+  private exec(options: TxOption): Executor {
+    return options.tx ?? this.driver;
+  }
+
+  private async sql<R>(options: TxOption, text: string, params: unknown[] = [], prepare = false): Promise<R[]> {
+    const res = await execute<R>(this.exec(options), text, params, { prepare });
+    return res.rows;
+  }
+
+  private readVt(options: ReadOptions): [string, number | Date] {
+    if (options.visibleUntil !== undefined) {
+      if (options.visibilityTimeoutSeconds !== undefined) {
+        throw new InvalidArgumentError('give visibilityTimeoutSeconds or visibleUntil, not both');
+      }
+      return ['$2::timestamptz', checkDate('visibleUntil', options.visibleUntil)];
+    }
+    return ['$2::integer', checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? DEFAULT_VT_SECONDS)];
+  }
+}
+
+function vtOf(options: { delaySeconds?: number; deliverAt?: Date }): VtSpec {
+  if (options.deliverAt !== undefined) {
+    if (options.delaySeconds !== undefined) throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
+    return { kind: 'at', value: checkDate('deliverAt', options.deliverAt) };
+  }
+  return { kind: 'seconds', value: checkInt('delaySeconds', options.delaySeconds ?? 0) };
+}
+
+function conditionalJson(conditional: unknown): string {
+  return conditional === undefined || conditional === null ? '{}' : toJson('conditional', conditional);
+}
+
+const byMsgId = (a: Message<unknown>, b: Message<unknown>): number => a.msgId - b.msgId;
+
+/** A queue client bound to one queue and payload type. */
+export class TypedQueue<T> {
+  constructor(
+    readonly client: QueueClient,
+    readonly name: string,
+  ) {}
+  create(options?: CreateQueueOptions): Promise<void> {
+    return this.client.createQueue(this.name, options);
+  }
+  drop(options?: TxOption): Promise<boolean> {
+    return this.client.dropQueue(this.name, options);
+  }
+  purge(options?: TxOption): Promise<number> {
+    return this.client.purgeQueue(this.name, options);
+  }
+  send(message: T, options?: SendOptions): Promise<number> {
+    return this.client.send<T>(this.name, message, options);
+  }
+  sendBatch(messages: readonly T[], options?: SendBatchOptions): Promise<number[]> {
+    return this.client.sendBatch<T>(this.name, messages, options);
+  }
+  read(options?: ReadOptions): Promise<Message<T>[]> {
+    return this.client.read<T>(this.name, options);
+  }
+  readWithPoll(options?: ReadWithPollOptions): Promise<Message<T>[]> {
+    return this.client.readWithPoll<T>(this.name, options);
+  }
+  pop(options?: PopOptions): Promise<Message<T>[]> {
+    return this.client.pop<T>(this.name, options);
+  }
+  archive(msgId: number, options?: TxOption): Promise<boolean>;
+  archive(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
+  archive(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
+    return typeof ids === 'number' ? this.client.archive(this.name, ids, options) : this.client.archive(this.name, ids, options);
+  }
+  delete(msgId: number, options?: TxOption): Promise<boolean>;
+  delete(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
+  delete(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
+    return typeof ids === 'number' ? this.client.delete(this.name, ids, options) : this.client.delete(this.name, ids, options);
+  }
+  setVisibilityTimeout(ids: number | readonly number[], vt: number | Date, options?: TxOption): Promise<Message<T>[]> {
+    return this.client.setVisibilityTimeout<T>(this.name, ids, vt, options);
+  }
+  metrics(options?: TxOption): Promise<QueueMetrics> {
+    return this.client.metrics(this.name, options);
+  }
+  consume(options?: ConsumeOptions): Consumer<T> {
+    return this.client.consume<T>(this.name, options);
+  }
+}

@@ -1,0 +1,87 @@
+import type { Executor } from '../driver/types.js';
+
+/** Message headers: any JSON object (PGMQ stores them as jsonb). */
+export type Headers = Record<string, unknown>;
+
+/** A message as PGMQ's `message_record` describes it. */
+export interface Message<T = unknown> {
+  msgId: number;
+  /** How many times the message has been read (delivered). */
+  readCount: number;
+  enqueuedAt: Date;
+  lastReadAt: Date | null;
+  /** When the message becomes (or became) visible again: PGMQ's `vt`. */
+  visibleAt: Date;
+  message: T;
+  headers: Headers | null;
+}
+
+export interface QueueInfo {
+  queueName: string;
+  isPartitioned: boolean;
+  isUnlogged: boolean;
+  createdAt: Date;
+}
+
+export interface QueueMetrics {
+  queueName: string;
+  /** Messages in the queue table (visible or not). */
+  queueLength: number;
+  /** Messages visible now. */
+  queueVisibleLength: number;
+  newestMsgAgeSec: number | null;
+  oldestMsgAgeSec: number | null;
+  /** Highest msg_id ever issued. */
+  totalMessages: number;
+  scrapeTime: Date;
+  defaultPartitionLength: number | null;
+}
+
+/** Every operation accepts the caller's transaction (or connection). */
+export interface TxOption {
+  /** Run on this transaction/connection instead of the client's pool. */
+  tx?: Executor;
+}
+
+export interface SendOptions extends TxOption {
+  headers?: Headers | null;
+  /** Seconds until the message becomes visible (PGMQ's integer `delay`). */
+  delaySeconds?: number;
+  /** Exact time the message becomes visible (PGMQ's timestamptz `delay`). Excludes `delaySeconds`. */
+  deliverAt?: Date;
+}
+
+export interface SendBatchOptions extends TxOption {
+  /** One headers object (or null) per message; same length as the messages. */
+  headers?: (Headers | null)[];
+  delaySeconds?: number;
+  deliverAt?: Date;
+}
+
+export interface ReadOptions extends TxOption {
+  /** Seconds the read messages stay invisible to other readers. Default 30. */
+  visibilityTimeoutSeconds?: number;
+  /** Absolute time until which read messages stay invisible. Excludes `visibilityTimeoutSeconds`. */
+  visibleUntil?: Date;
+  /** How many messages at most. Default 1. */
+  qty?: number;
+  /** Only messages whose body contains this JSON (jsonb `@>`). */
+  conditional?: unknown;
+}
+
+export interface ReadWithPollOptions extends ReadOptions {
+  /** How long the database waits for a message. Default 5. */
+  maxPollSeconds?: number;
+  /** Pause between attempts inside the database. Default 100. */
+  pollIntervalMs?: number;
+}
+
+export interface PopOptions extends TxOption {
+  /** How many messages at most. Default 1. */
+  qty?: number;
+}
+
+export interface CreateQueueOptions extends TxOption {
+  /** UNLOGGED queue table: faster, emptied after a crash. Default false. */
+  unlogged?: boolean;
+}

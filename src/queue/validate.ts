@@ -1,0 +1,75 @@
+import { InvalidArgumentError, InvalidQueueNameError } from '../errors.js';
+
+/** PGMQ's limit on queue names (characters). */
+export const MAX_QUEUE_NAME_LENGTH = 47;
+
+/**
+ * Checks a queue name in TypeScript before anything is sent, with PGMQ's
+ * rules and wording (the SQL checks again). pgferry's client additionally
+ * refuses non-strings and the empty name, which PGMQ's SQL accepts.
+ */
+export function checkQueueName(name: unknown, { forCreate = false } = {}): string {
+  if (typeof name !== 'string' || name.length === 0) {
+    throw new InvalidQueueNameError(`queue name must be a non-empty string, got ${describe(name)}`);
+  }
+  if (/\$|;|--|'/.test(name)) {
+    throw new InvalidQueueNameError("queue name contains invalid characters: $, ;, --, or \\'");
+  }
+  if (forCreate && [...name].length > MAX_QUEUE_NAME_LENGTH) {
+    throw new InvalidQueueNameError(
+      `queue name is too long, maximum length is ${MAX_QUEUE_NAME_LENGTH} characters`,
+    );
+  }
+  return name;
+}
+
+const INT4_MAX = 2147483647;
+
+export function checkInt(
+  what: string,
+  value: unknown,
+  { min = -INT4_MAX - 1, max = INT4_MAX }: { min?: number; max?: number } = {},
+): number {
+  if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
+    throw new InvalidArgumentError(`${what} must be an integer between ${min} and ${max}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkDate(what: string, value: unknown): Date {
+  if (!(value instanceof Date) || Number.isNaN(value.getTime())) {
+    throw new InvalidArgumentError(`${what} must be a valid Date, got ${describe(value)}`);
+  }
+  return value;
+}
+
+export function checkMsgIds(ids: unknown): number[] {
+  if (!Array.isArray(ids)) throw new InvalidArgumentError(`message ids must be an array, got ${describe(ids)}`);
+  return ids.map((id) => checkMsgId(id));
+}
+
+export function checkMsgId(id: unknown): number {
+  if (typeof id !== 'number' || !Number.isSafeInteger(id)) {
+    throw new InvalidArgumentError(`a message id must be a safe integer, got ${describe(id)}`);
+  }
+  return id;
+}
+
+/** Serialises a message or headers object to JSON text for a jsonb parameter. */
+export function toJson(what: string, value: unknown): string {
+  if (value === undefined) throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value);
+  } catch (err) {
+    throw new InvalidArgumentError(`${what} is not JSON-serialisable: ${(err as Error).message}`, { cause: err });
+  }
+  if (text === undefined) throw new InvalidArgumentError(`${what} is not JSON-serialisable (${typeof value})`);
+  return text;
+}
+
+export function describe(value: unknown): string {
+  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+}

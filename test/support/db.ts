@@ -1,0 +1,80 @@
+import { afterAll, beforeAll, inject } from 'vitest';
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { PgDriver } from '../../src/driver/pg.js';
+import { QueueClient } from '../../src/queue/client.js';
+import { queueSchema, withDatabase } from './urls.js';
+
+export interface TestDb {
+  /** URL of this file's own database (a clone of the migrated template). */
+  url: string;
+  /** Name of the queue engine's schema in this run. */
+  queueSchema: string;
+  /** A plain pg pool on the database, for raw SQL in assertions. */
+  pool: pg.Pool;
+  /** Runs raw SQL on `pool`. */
+  sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  /** A queue client on the database (closed after the file). */
+  queueClient(): QueueClient;
+  /** A pg driver on the database (closed after the file). */
+  driver(): PgDriver;
+  /** Registers something to close after the file. */
+  track<T extends { close(): Promise<void> }>(thing: T): T;
+}
+
+/**
+ * Gives the calling test file its own database, cloned from the migrated
+ * template, and drops it (and everything the file opened) afterwards.
+ */
+export function useTestDatabase(): TestDb {
+  const closers: { close(): Promise<void> }[] = [];
+  const name = `${inject('templateDb')}_${randomBytes(4).toString('hex')}`;
+  const admin = inject('adminUrl');
+  const db = {
+    url: withDatabase(admin, name),
+    queueSchema: queueSchema(),
+  } as TestDb;
+
+  beforeAll(async () => {
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
+    } finally {
+      await c.end();
+    }
+    db.pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  });
+
+  afterAll(async () => {
+    for (const c of closers.reverse()) await c.close();
+    await db.pool?.end();
+    const c = new pg.Client({ connectionString: admin });
+    await c.connect();
+    try {
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+    } finally {
+      await c.end();
+    }
+  });
+
+  db.sql = async (text, params) => (await db.pool.query(text, params)).rows;
+  db.track = (thing) => {
+    closers.push(thing);
+    return thing;
+  };
+  db.queueClient = () => db.track(new QueueClient({ connectionString: db.url, schema: db.queueSchema }));
+  db.driver = () => db.track(new PgDriver({ connectionString: db.url }));
+  return db;
+}
+
+/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 5000, stepMs = 20): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await check();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`condition not met within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+}
