@@ -1,0 +1,50 @@
+import { parseArgs } from 'node:util';
+import type { Command } from '../command.js';
+import { migrate } from '../../migrate/migrator.js';
+import { componentOrder, type ComponentName } from '../../migrate/components.js';
+import { UsageError } from '../command.js';
+import { consoleLogger } from '../console-logger.js';
+
+export const migrateCommand: Command = {
+  name: 'migrate',
+  summary: 'install or upgrade pgferry\'s SQL engines in DATABASE_URL',
+  usage: `pgferry migrate [options]
+
+Installs or upgrades pgferry's SQL engines (append-only numbered migrations,
+each in its own transaction, under an advisory lock). Safe to run from several
+processes at once. Connects to --url, else DATABASE_URL, else PG* variables.
+
+Options:
+  --url <url>            connection string (default: DATABASE_URL)
+  --only <a,b>           engines to install: ${componentOrder.join(', ')} (default: all)
+  --queue-schema <name>  schema of the queue engine (default: pgmq)
+  --quiet                print nothing on success
+  -h, --help             show this help`,
+  async run(argv) {
+    const { values } = parseArgs({
+      args: argv,
+      options: {
+        url: { type: 'string' },
+        only: { type: 'string' },
+        'queue-schema': { type: 'string' },
+        quiet: { type: 'boolean', default: false },
+      },
+      strict: true,
+    });
+    const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+    for (const c of only ?? []) {
+      if (!(componentOrder as readonly string[]).includes(c)) throw new UsageError(`unknown engine "${c}"`);
+    }
+    const result = await migrate({
+      ...(values.url ? { connectionString: values.url } : {}),
+      ...(only ? { components: only as ComponentName[] } : {}),
+      schemas: { ...(values['queue-schema'] ? { queue: values['queue-schema'] } : {}) },
+      ...(values.quiet ? {} : { logger: consoleLogger }),
+    });
+    if (!values.quiet) {
+      const versions = Object.entries(result.versions).map(([k, v]) => `${k} v${v}`).join(', ');
+      console.log(`pgferry: ${result.applied.length} migration(s) applied; now at ${versions}`);
+    }
+    return 0;
+  },
+};
