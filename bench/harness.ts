@@ -1,0 +1,106 @@
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { rmSync } from 'node:fs';
+import { startEmbeddedPostgres, type EmbeddedPostgres } from '../src/embedded/server.js';
+
+/** What every bench section gets. */
+export interface BenchContext {
+  /** URL of a fresh database created for this run (dropped afterwards). */
+  url: string;
+  /** URL of the server's maintenance database (to create more databases). */
+  adminUrl: string;
+  /** One iteration, tiny sizes: proves the section runs (CI), measures nothing. */
+  smoke: boolean;
+  /** Scales a workload size down in smoke mode. */
+  size(full: number, smoke?: number): number;
+  /** Prints one comparison row and records it for the summary. */
+  report(row: BenchRow): void;
+  log(msg: string): void;
+}
+
+export interface BenchRow {
+  section: string;
+  operation: string;
+  /** pgferry's figure and unit (e.g. rows/s). */
+  value: number;
+  unit: string;
+  /** The baseline measured in the same run, same unit (omit when there is none). */
+  baseline?: { name: string; value: number };
+  /** Target ratio value/baseline (higher is better), or for latency the bound in `unit`. */
+  target?: { ratio?: number; max?: number };
+}
+
+export interface BenchSection {
+  name: string;
+  description: string;
+  run(ctx: BenchContext): Promise<void>;
+}
+
+export interface Server {
+  adminUrl: string;
+  stop(): Promise<void>;
+}
+
+/** DATABASE_URL if set, else an embedded server (durable settings: benchmarks measure real commits). */
+export async function startServer(): Promise<Server> {
+  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => undefined };
+  const dataDir = join(tmpdir(), `pgferry-bench-${process.pid}`);
+  const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir, persistent: false });
+  return {
+    adminUrl: server.url,
+    stop: async () => {
+      await server.stop();
+      rmSync(dataDir, { recursive: true, force: true });
+    },
+  };
+}
+
+export async function createDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+  const name = `pgferry_bench_${randomBytes(4).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  await admin.query(`CREATE DATABASE ${name}`);
+  await admin.end();
+  const u = new URL(adminUrl);
+  u.pathname = '/' + name;
+  return {
+    url: u.toString(),
+    drop: async () => {
+      const c = new pg.Client({ connectionString: adminUrl });
+      await c.connect();
+      await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await c.end();
+    },
+  };
+}
+
+/** Runs `worker(i)` on `clients` concurrent loops until `total` units are done; returns units/s. */
+export async function throughput(
+  total: number,
+  clients: number,
+  unitsPerCall: number,
+  call: (client: number) => Promise<number | void>,
+): Promise<number> {
+  let remaining = total;
+  let done = 0;
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: clients }, async (_, i) => {
+      while (remaining > 0) {
+        remaining -= unitsPerCall;
+        const n = await call(i);
+        done += typeof n === 'number' ? n : unitsPerCall;
+      }
+    }),
+  );
+  const secs = Number(process.hrtime.bigint() - started) / 1e9;
+  return done / secs;
+}
+
+export function percentile(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[idx]!;
+}
