@@ -334,6 +334,15 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Reading
 -- ---------------------------------------------------------------------------
+-- Extension point run by every read function (read, the group reads) before
+-- it selects messages: later migrations replace it (dead-letter policies).
+CREATE FUNCTION @schema@._before_read(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN;
+END;
+$$;
+
 -- Lowest visible msg_ids first, SKIP LOCKED so concurrent readers never take
 -- the same row; the UPDATE makes them invisible until `vt`. Rows come back
 -- in no defined order, as in PGMQ.
@@ -344,6 +353,7 @@ RETURNS SETOF @schema@.message_record LANGUAGE plpgsql AS $$
 DECLARE
   rel regclass := @schema@._queue_table(queue_name);
 BEGIN
+  PERFORM @schema@._before_read(queue_name);
   RETURN QUERY EXECUTE format(
     'WITH cte AS (
        SELECT msg_id FROM %1$s
