@@ -14,8 +14,6 @@ export interface MessageRow {
 const toDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const toNum = (v: string | number | bigint): number => Number(v);
 const toNullableNum = (v: string | number | bigint | null): number | null => (v == null ? null : Number(v));
-/** Drivers that do not parse jsonb hand back text; parse it once here. */
-const toJsonValue = (v: unknown): unknown => (typeof v === 'string' ? JSON.parse(v) : v);
 
 export function toMessage<T>(row: MessageRow): Message<T> {
   return {
@@ -24,8 +22,9 @@ export function toMessage<T>(row: MessageRow): Message<T> {
     enqueuedAt: toDate(row.enqueued_at),
     lastReadAt: row.last_read_at == null ? null : toDate(row.last_read_at),
     visibleAt: toDate(row.vt),
-    message: toJsonValue(row.message) as T,
-    headers: (toJsonValue(row.headers) as Headers | null) ?? null,
+    // Drivers hand jsonb back parsed (a driver contract), so a string is a JSON string.
+    message: row.message as T,
+    headers: (row.headers as Headers | null) ?? null,
   };
 }
 
