@@ -55,6 +55,16 @@ export function resolveSchemas(schemas: SchemaNames = {}): Record<ComponentName,
   return out;
 }
 
+/** Throws unless `serverVersionNum` (server_version_num) is PostgreSQL 14 or newer. */
+export function checkServerVersion(serverVersionNum: number): void {
+  if (serverVersionNum < MIN_SERVER_VERSION_NUM) {
+    throw new MigrationError(
+      'PGFERRY_POSTGRES_TOO_OLD',
+      `pgferry needs PostgreSQL 14 or newer; this server is ${Math.floor(serverVersionNum / 10000)}`,
+    );
+  }
+}
+
 function expand(sql: string, own: string, schemas: Record<ComponentName, string>): string {
   let out = sql.replaceAll('@schema@', quoteIdent(own)).replaceAll('@schema_name@', own);
   for (const [name, schema] of Object.entries(schemas)) {
@@ -103,13 +113,7 @@ async function run(driver: Driver, options: MigrateOptions, logger: Logger): Pro
   for (const name of options.components ?? componentOrder) add(name);
 
   const ver = await driver.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
-  const serverVersion = ver.rows[0]!.v;
-  if (serverVersion < MIN_SERVER_VERSION_NUM) {
-    throw new MigrationError(
-      'PGFERRY_POSTGRES_TOO_OLD',
-      `pgferry needs PostgreSQL 14 or newer; this server is ${Math.floor(serverVersion / 10000)}`,
-    );
-  }
+  checkServerVersion(Number(ver.rows[0]!.v));
 
   const result: MigrateResult = { applied: [], versions: {} };
   for (const name of componentOrder) {
