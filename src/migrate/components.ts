@@ -2,6 +2,8 @@ import type { Queryable } from '../driver/types.js';
 import type { MigrationSource } from './types.js';
 import { MigrationError } from '../errors.js';
 import { migrations as queueMigrations } from './generated/queue.js';
+import { migrations as tasksMigrations } from './generated/tasks.js';
+import { migrations as busMigrations } from './generated/bus.js';
 
 /**
  * An installable part of pgferry: one SQL engine in its own schema, with its
@@ -17,7 +19,7 @@ export interface Component {
   readonly preflight?: (db: Queryable, schema: string) => Promise<void>;
 }
 
-export type ComponentName = 'queue';
+export type ComponentName = 'queue' | 'bus' | 'tasks';
 
 async function refuseForeignPgmq(db: Queryable, schema: string): Promise<void> {
   const ext = await db.query<{ extversion: string }>(
@@ -59,7 +61,22 @@ export const components: Readonly<Record<ComponentName, Component>> = {
     requires: [],
     preflight: refuseForeignPgmq,
   },
+  // The isolated bus's SECURITY DEFINER wrappers (docs/bus.md). `public` by
+  // default because pipecat's wire format names public.bus_*.
+  bus: {
+    name: 'bus',
+    defaultSchema: 'public',
+    migrations: busMigrations,
+    requires: ['queue'],
+  },
+  // Typed background jobs on the queue engine (docs/tasks.md).
+  tasks: {
+    name: 'tasks',
+    defaultSchema: 'pgferry_tasks',
+    migrations: tasksMigrations,
+    requires: ['queue'],
+  },
 };
 
 /** Install order: every component after the ones it requires. */
-export const componentOrder: readonly ComponentName[] = ['queue'];
+export const componentOrder: readonly ComponentName[] = ['queue', 'bus', 'tasks'];

@@ -18,6 +18,7 @@ Options:
   --url <url>            connection string (default: DATABASE_URL)
   --only <a,b>           engines to install: ${componentOrder.join(', ')} (default: all)
   --queue-schema <name>  schema of the queue engine (default: pgmq)
+  --bus-schema <name>    schema of the bus wrappers (default: public)
   --quiet                print nothing on success
   -h, --help             show this help`,
   async run(argv) {
@@ -27,6 +28,7 @@ Options:
         url: { type: 'string' },
         only: { type: 'string' },
         'queue-schema': { type: 'string' },
+        'bus-schema': { type: 'string' },
         quiet: { type: 'boolean', default: false },
       },
       strict: true,
@@ -38,7 +40,10 @@ Options:
     const result = await migrate({
       ...(values.url ? { connectionString: values.url } : {}),
       ...(only ? { components: only as ComponentName[] } : {}),
-      schemas: { ...(values['queue-schema'] ? { queue: values['queue-schema'] } : {}) },
+      schemas: {
+        ...(values['queue-schema'] ? { queue: values['queue-schema'] } : {}),
+        ...(values['bus-schema'] ? { bus: values['bus-schema'] } : {}),
+      },
       ...(values.quiet ? {} : { logger: consoleLogger }),
     });
     if (!values.quiet) {
