@@ -1,6 +1,25 @@
 // pgferry's public entry point. Explicit exports only.
 export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/client.js';
-export { Consumer, Delivery, type ConsumeOptions } from './queue/consumer.js';
+export { Consumer, Delivery, type ConsumeMode, type ConsumeOptions } from './queue/consumer.js';
+export {
+  GROUP_HEADER,
+  type GroupedReadMode,
+  type GroupedReadOptions,
+  type GroupedReadWithPollOptions,
+} from './queue/grouped.js';
+export type {
+  SendBatchTopicOptions,
+  SendTopicOptions,
+  TopicBinding,
+  TopicRoute,
+  TopicSendResult,
+} from './queue/topics.js';
+export {
+  DEFAULT_THROTTLE_INTERVAL_MS,
+  notifyChannel,
+  type NotifyEvent,
+  type NotifyThrottle,
+} from './queue/notify.js';
 export type {
   CreateQueueOptions,
   Headers,

@@ -22,6 +22,12 @@ import type {
   TxOption,
 } from './types.js';
 import { checkDate, checkInt, checkMsgId, checkMsgIds, checkQueueName, toJson } from './validate.js';
+// FIFO groups, topics, notifications, held-only finishing (issue 4 part A).
+import type { Subscription } from '../driver/types.js';
+import { createFifoIndexSql, readGroupedRows, type GroupedReadMode, type GroupedReadOptions, type GroupedReadWithPollOptions } from './grouped.js';
+import { HeldStatements } from './held.js';
+import { NotifySql, type NotifyEvent, type NotifyThrottle } from './notify.js';
+import { TopicSql, type SendBatchTopicOptions, type SendTopicOptions, type TopicBinding, type TopicRoute, type TopicSendResult } from './topics.js';
 
 export interface QueueClientOptions {
   /** A driver to use (see `pgferry` drivers); otherwise a `pg` pool is made. */
@@ -241,6 +247,170 @@ export class QueueClient {
   async metricsAll(options: TxOption = {}): Promise<QueueMetrics[]> {
     const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics_all()`);
     return rows.map(toMetrics);
+  }
+
+  // --- FIFO groups, topics, notifications, held reads (issue 4 part A) ------
+  // Implementations live in grouped.ts, topics.ts, notify.ts and held.ts.
+
+  /** `read_grouped`: fills the batch from the oldest FIFO group first (SQS-FIFO style). */
+  readGrouped<T = unknown>(queue: string, options: GroupedReadOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'grouped', options);
+  }
+  /** `read_grouped_rr`: one message of every group, then the second of every group… (in that order). */
+  readGroupedRoundRobin<T = unknown>(queue: string, options: GroupedReadOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'roundRobin', options);
+  }
+  /** `read_grouped_head`: at most one message (the head) per group. */
+  readGroupedHead<T = unknown>(queue: string, options: GroupedReadOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'head', options);
+  }
+  readGroupedWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'grouped', options, true);
+  }
+  readGroupedRoundRobinWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'roundRobin', options, true);
+  }
+  readGroupedHeadWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+    return this.readGroupedBy<T>(queue, 'head', options, true);
+  }
+  /** Any group read by mode (what the FIFO consumer calls). */
+  readGroupedBy<T = unknown>(
+    queue: string,
+    mode: GroupedReadMode,
+    options: GroupedReadWithPollOptions = {},
+    poll = false,
+  ): Promise<Message<T>[]> {
+    checkQueueName(queue);
+    return readGroupedRows<T>(this.exec(options), this.s, queue, mode, options, poll);
+  }
+  /** `create_fifo_index(queue)`: GIN index on headers. */
+  async createFifoIndex(queue: string, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await createFifoIndexSql(this.exec(options), this.s, queue);
+  }
+  /** `create_fifo_indexes_all()`. */
+  async createFifoIndexesAll(options: TxOption = {}): Promise<void> {
+    await createFifoIndexSql(this.exec(options), this.s, undefined);
+  }
+
+  /** Routes messages sent with a matching routing key to `queue` (`*` one word, `#` any). */
+  async bindTopic(pattern: string, queue: string, options: TxOption = {}): Promise<void> {
+    await this.topics.bind(this.exec(options), pattern, queue);
+  }
+  async unbindTopic(pattern: string, queue: string, options: TxOption = {}): Promise<boolean> {
+    return this.topics.unbind(this.exec(options), pattern, queue);
+  }
+  /** All bindings (newest first), or those of `options.queue`. */
+  async listTopicBindings(options: TxOption & { queue?: string } = {}): Promise<TopicBinding[]> {
+    return this.topics.list(this.exec(options), options.queue);
+  }
+  /** The bindings a routing key matches, by pattern. */
+  async testRouting(routingKey: string, options: TxOption = {}): Promise<TopicRoute[]> {
+    return this.topics.testRouting(this.exec(options), routingKey);
+  }
+  /** Throws InvalidArgumentError with PGMQ's message when the key is not valid. */
+  async validateRoutingKey(routingKey: string, options: TxOption = {}): Promise<void> {
+    await this.topics.validate(this.exec(options), 'routing_key', routingKey);
+  }
+  async validateTopicPattern(pattern: string, options: TxOption = {}): Promise<void> {
+    await this.topics.validate(this.exec(options), 'topic_pattern', pattern);
+  }
+  /** Sends to every queue bound to a matching pattern; returns how many queues got it. */
+  async sendTopic<T>(routingKey: string, message: T, options: SendTopicOptions = {}): Promise<number> {
+    return this.topics.send(this.exec(options), routingKey, message, options);
+  }
+  async sendBatchTopic<T>(
+    routingKey: string,
+    messages: readonly T[],
+    options: SendBatchTopicOptions = {},
+  ): Promise<TopicSendResult[]> {
+    return this.topics.sendBatch(this.exec(options), routingKey, messages, options);
+  }
+
+  /** Makes inserts into `queue` NOTIFY (throttled; default 250 ms between notifications). */
+  async enableNotifyInsert(queue: string, options: TxOption & { throttleIntervalMs?: number } = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.enable(this.exec(options), queue, 'insert', options.throttleIntervalMs);
+  }
+  async disableNotifyInsert(queue: string, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.disable(this.exec(options), queue, 'insert');
+  }
+  async updateNotifyInsert(queue: string, throttleIntervalMs: number, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.update(this.exec(options), queue, 'insert', throttleIntervalMs);
+  }
+  async listNotifyInsertThrottles(options: TxOption = {}): Promise<NotifyThrottle[]> {
+    return this.notify.list(this.exec(options), 'insert');
+  }
+  /** Makes deletes from `queue` NOTIFY (PGMQ 1.11.3); wakes FIFO consumers when a group head is finished. */
+  async enableNotifyDelete(queue: string, options: TxOption & { throttleIntervalMs?: number } = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.enable(this.exec(options), queue, 'delete', options.throttleIntervalMs);
+  }
+  async disableNotifyDelete(queue: string, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.disable(this.exec(options), queue, 'delete');
+  }
+  async updateNotifyDelete(queue: string, throttleIntervalMs: number, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await this.notify.update(this.exec(options), queue, 'delete', throttleIntervalMs);
+  }
+  async listNotifyDeleteThrottles(options: TxOption = {}): Promise<NotifyThrottle[]> {
+    return this.notify.list(this.exec(options), 'delete');
+  }
+  /** LISTENs for the queue's insert (or delete) notifications on the driver's dedicated connection. */
+  listen(queue: string, handler: () => void, event: NotifyEvent = 'insert'): Promise<Subscription> {
+    checkQueueName(queue);
+    return this.notify.listen(this.driver, queue, event, handler);
+  }
+  /** `listen(queue, handler, 'insert')`. Notifications arrive only after `enableNotifyInsert`. */
+  onInsert(queue: string, handler: () => void): Promise<Subscription> {
+    return this.listen(queue, handler, 'insert');
+  }
+
+  /**
+   * Deletes the message only if the read with this `readCount` still holds it
+   * (nobody has read it since). False, and nothing changes, otherwise.
+   */
+  async deleteIfHeld(queue: string, msgId: number, readCount: number, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    return this.held.delete(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount));
+  }
+  /** Archives the message only if the read with this `readCount` still holds it. */
+  async archiveIfHeld(queue: string, msgId: number, readCount: number, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    return this.held.archive(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount));
+  }
+  /** Sets vt (seconds from now, or a Date) only if the read still holds it; null otherwise. */
+  async setVisibilityTimeoutIfHeld<T = unknown>(
+    queue: string,
+    msgId: number,
+    readCount: number,
+    vt: number | Date,
+    options: TxOption = {},
+  ): Promise<Message<T> | null> {
+    checkQueueName(queue);
+    const value = vt instanceof Date ? checkDate('vt', vt) : checkInt('vt', vt);
+    return this.held.setVt<T>(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount), value);
+  }
+  /** Milliseconds (database clock) until the queue's earliest future vt; null when none. */
+  async msUntilNextVisible(queue: string, options: TxOption = {}): Promise<number | null> {
+    checkQueueName(queue);
+    return this.held.msUntilNextVisible(this.exec(options), queue);
+  }
+
+  private topicSql?: TopicSql;
+  private notifySql?: NotifySql;
+  private heldSql?: HeldStatements;
+  private get topics(): TopicSql {
+    return (this.topicSql ??= new TopicSql(this.s));
+  }
+  private get notify(): NotifySql {
+    return (this.notifySql ??= new NotifySql(this.s, this.schema));
+  }
+  private get held(): HeldStatements {
+    return (this.heldSql ??= new HeldStatements(this.schema));
   }
 
   // --- consuming -----------------------------------------------------------

@@ -1,24 +1,62 @@
-import { ConnectionError } from '../errors.js';
+import type { Subscription } from '../driver/types.js';
+import { ConnectionError, InvalidArgumentError } from '../errors.js';
 import type { QueueClient } from './client.js';
+import type { GroupedReadMode } from './grouped.js';
 import type { Message } from './types.js';
 import { checkInt } from './validate.js';
+
+/** How a consumer reads: plain `read`, or one of the FIFO group reads. */
+export type ConsumeMode = 'read' | GroupedReadMode;
 
 export interface ConsumeOptions {
   /** Seconds a fetched message stays invisible to other consumers. Default 30. */
   visibilityTimeoutSeconds?: number;
   /** Messages fetched per read. Default 10. */
   batchSize?: number;
-  /** Wait after an empty read before the next one (cut short by `wake()`). Default 250. */
+  /**
+   * Longest wait after an empty read before reading again. Cut short by an
+   * insert notification (see `listen`) and by the queue's next delayed or
+   * expiring message (see `wakeOnVisible`). Default 250.
+   */
   pollIntervalMs?: number;
-  /** Only messages whose body contains this JSON. */
+  /** Only messages whose body contains this JSON (mode `read` only). */
   conditional?: unknown;
   /** Stops the consumer when aborted. */
   signal?: AbortSignal;
   /** Wait after a lost connection before reading again. Default 1000. */
   retryDelayMs?: number;
+  /**
+   * `read` (default), or FIFO: `grouped` (read_grouped: a group's messages
+   * together, oldest group first), `roundRobin` (read_grouped_rr: fair
+   * across groups), `head` (read_grouped_head: one message per group).
+   */
+  mode?: ConsumeMode;
+  /**
+   * LISTEN for the queue's insert notifications (and, in FIFO modes, delete
+   * notifications, which unblock a group) on the driver's dedicated
+   * connection. They only arrive once `enableNotifyInsert` (and
+   * `enableNotifyDelete`) was called for the queue. When LISTEN fails (e.g. a
+   * transaction-mode pooler) the consumer logs it and polls. Default true.
+   */
+  listen?: boolean;
+  /**
+   * After an empty read, ask the database for the earliest future `vt` (a
+   * delayed message, or an in-flight one whose visibility timeout runs out)
+   * and sleep only until then, so such messages are picked up within
+   * milliseconds without tight polling. Default true.
+   */
+  wakeOnVisible?: boolean;
 }
 
-/** A message handed out by a consumer, with the operations that finish it. */
+/**
+ * A message handed out by a consumer, with the operations that finish it.
+ *
+ * Stale-read protection: every operation succeeds only while this delivery
+ * still holds the message, i.e. nobody has read it since (its `readCount`
+ * is the receipt). When the visibility timeout ran out and another consumer
+ * read the message again, `delete()`, `archive()`, `extend()` and
+ * `release()` return false and leave the message with its new holder.
+ */
 export class Delivery<T> implements Message<T> {
   readonly msgId: number;
   readonly readCount: number;
@@ -42,22 +80,24 @@ export class Delivery<T> implements Message<T> {
     this.headers = m.headers;
   }
 
-  /** Deletes the message (done). */
+  /** Deletes the message (done). False when this delivery no longer holds it. */
   delete(): Promise<boolean> {
-    return this.client.delete(this.queue, this.msgId);
+    return this.client.deleteIfHeld(this.queue, this.msgId, this.readCount);
   }
-  /** Moves the message to the archive (done, kept). */
+  /** Moves the message to the archive (done, kept). False when no longer held. */
   archive(): Promise<boolean> {
-    return this.client.archive(this.queue, this.msgId);
+    return this.client.archiveIfHeld(this.queue, this.msgId, this.readCount);
   }
-  /** Keeps the message invisible for `seconds` more from now. */
-  async extend(seconds: number): Promise<void> {
-    const [m] = await this.client.setVisibilityTimeout(this.queue, this.msgId, seconds);
+  /** Keeps the message invisible for `seconds` more from now. False when no longer held. */
+  async extend(seconds: number): Promise<boolean> {
+    const m = await this.client.setVisibilityTimeoutIfHeld(this.queue, this.msgId, this.readCount, seconds);
     if (m) this.visibleAt = m.visibleAt;
+    return m !== null;
   }
-  /** Makes the message visible again at once (or after `delaySeconds`) for another delivery. */
-  async release(delaySeconds = 0): Promise<void> {
-    await this.client.setVisibilityTimeout(this.queue, this.msgId, delaySeconds);
+  /** Makes the message visible again at once (or after `delaySeconds`). False when no longer held. */
+  async release(delaySeconds = 0): Promise<boolean> {
+    const m = await this.client.setVisibilityTimeoutIfHeld(this.queue, this.msgId, this.readCount, delaySeconds);
+    return m !== null;
   }
 }
 
@@ -65,15 +105,26 @@ export class Delivery<T> implements Message<T> {
  * Consumes a queue as an async iterator. Leaving the `for await` loop, calling
  * `stop()` or aborting the signal ends it; messages that were fetched but not
  * yet handed out are made visible again at once.
+ *
+ * Waiting: after an empty read the consumer sleeps until the first of
+ * (a) an insert/delete notification, (b) the queue's next future `vt`,
+ * (c) `pollIntervalMs`. So with notifications enabled a new message arrives
+ * in milliseconds, a delayed or expired one within milliseconds of its
+ * time, and without notifications polling still finds everything.
  */
 export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   private stopped = false;
   private wakeUp: (() => void) | undefined;
+  /** A wake-up that came while no wait was pending (e.g. during a read). */
+  private wakePending = false;
   private readonly vt: number;
   private readonly batchSize: number;
   private readonly pollIntervalMs: number;
   private readonly retryDelayMs: number;
+  private readonly mode: ConsumeMode;
   private started = false;
+  private subscriptions: Subscription[] = [];
+  private listening = false;
 
   constructor(
     private readonly client: QueueClient,
@@ -84,12 +135,24 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
     this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 250, { min: 1 });
     this.retryDelayMs = checkInt('retryDelayMs', options.retryDelayMs ?? 1000, { min: 1 });
+    this.mode = options.mode ?? 'read';
+    if (!['read', 'grouped', 'roundRobin', 'head'].includes(this.mode)) {
+      throw new InvalidArgumentError(`mode must be read, grouped, roundRobin or head, got ${String(this.mode)}`);
+    }
+    if (this.mode !== 'read' && options.conditional != null) {
+      throw new InvalidArgumentError('conditional works only with mode "read" (PGMQ group reads have no filter)');
+    }
     if (options.signal?.aborted) this.stopped = true;
     options.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
 
   get isStopped(): boolean {
     return this.stopped;
+  }
+
+  /** True while the consumer receives notifications (false: it polls). */
+  get isListening(): boolean {
+    return this.listening;
   }
 
   /** Ends the iteration after the message being handled. */
@@ -102,7 +165,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   wake(): void {
     const w = this.wakeUp;
     this.wakeUp = undefined;
-    w?.();
+    if (w) w();
+    else this.wakePending = true;
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Delivery<T>> {
@@ -110,14 +174,18 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     this.started = true;
     let buffer: Message<T>[] = [];
     try {
+      if (this.options.listen ?? true) await this.startListening();
       while (!this.stopped) {
         if (buffer.length === 0) {
+          let waitMs = this.pollIntervalMs;
           try {
-            buffer = await this.client.read<T>(this.queue, {
-              visibilityTimeoutSeconds: this.vt,
-              qty: this.batchSize,
-              conditional: this.options.conditional,
-            });
+            this.wakePending = false;
+            buffer = await this.fetch();
+            if (buffer.length === 0 && (this.options.wakeOnVisible ?? true)) {
+              const next = await this.client.msUntilNextVisible(this.queue);
+              // +2 ms: timers may fire a little early against the database clock.
+              if (next !== null) waitMs = Math.min(waitMs, next + 2);
+            }
           } catch (err) {
             if (!(err instanceof ConnectionError)) throw err;
             this.client.logger.warn({ err, queue: this.queue }, 'pgferry: consumer lost its connection; retrying');
@@ -125,7 +193,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
             continue;
           }
           if (buffer.length === 0) {
-            await this.wait(this.pollIntervalMs);
+            await this.wait(waitMs);
             continue;
           }
         }
@@ -133,25 +201,70 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
         yield new Delivery<T>(this.client, this.queue, buffer.shift()!);
       }
     } finally {
-      if (buffer.length > 0) {
-        const ids = buffer.map((m) => m.msgId);
-        await this.client.setVisibilityTimeout(this.queue, ids, 0).catch((err: unknown) => {
-          this.client.logger.warn({ err, queue: this.queue, ids }, 'pgferry: could not hand back unconsumed messages');
-        });
-      }
+      await this.stopListening();
+      if (buffer.length > 0) await this.handBack(buffer);
     }
   }
 
+  private fetch(): Promise<Message<T>[]> {
+    if (this.mode === 'read') {
+      return this.client.read<T>(this.queue, {
+        visibilityTimeoutSeconds: this.vt,
+        qty: this.batchSize,
+        conditional: this.options.conditional,
+      });
+    }
+    return this.client.readGroupedBy<T>(this.queue, this.mode, {
+      visibilityTimeoutSeconds: this.vt,
+      qty: this.batchSize,
+    });
+  }
+
+  private async startListening(): Promise<void> {
+    const onNotify = (): void => this.wake();
+    try {
+      this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'insert'));
+      if (this.mode !== 'read') this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'delete'));
+      this.listening = true;
+    } catch (err) {
+      this.client.logger.warn(
+        { err, queue: this.queue },
+        'pgferry: consumer cannot LISTEN; falling back to polling every pollIntervalMs',
+      );
+      await this.stopListening();
+    }
+  }
+
+  private async stopListening(): Promise<void> {
+    const subs = this.subscriptions;
+    this.subscriptions = [];
+    this.listening = false;
+    await Promise.all(subs.map((s) => s.close().catch(() => undefined)));
+  }
+
+  /** Makes fetched-but-unhandled messages visible again, only where we still hold them. */
+  private async handBack(buffer: Message<T>[]): Promise<void> {
+    await Promise.all(
+      buffer.map((m) =>
+        this.client.setVisibilityTimeoutIfHeld(this.queue, m.msgId, m.readCount, 0).catch((err: unknown) => {
+          this.client.logger.warn({ err, queue: this.queue, msgId: m.msgId }, 'pgferry: could not hand back a message');
+        }),
+      ),
+    );
+  }
+
   private wait(ms: number): Promise<void> {
-    if (this.stopped) return Promise.resolve();
+    if (this.stopped || this.wakePending) {
+      this.wakePending = false;
+      return Promise.resolve();
+    }
     return new Promise((resolve) => {
-      const timer = setTimeout(done, ms);
-      const self = this;
-      function done(): void {
+      const done = (): void => {
         clearTimeout(timer);
-        if (self.wakeUp === done) self.wakeUp = undefined;
+        if (this.wakeUp === done) this.wakeUp = undefined;
         resolve();
-      }
+      };
+      const timer = setTimeout(done, ms);
       this.wakeUp = done;
     });
   }
