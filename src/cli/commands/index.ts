@@ -1,5 +1,7 @@
 import type { Command } from '../command.js';
 import { migrateCommand } from './migrate.js';
+import { devCommand } from './dev.js';
+import { demoCommand } from './demo.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
-export const commands: readonly Command[] = [migrateCommand];
+export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand];
