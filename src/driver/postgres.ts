@@ -1,0 +1,338 @@
+import type { Driver, NotificationHandler, QueryOptions, QueryResult, Queryable, Subscription } from './types.js';
+import { markNative } from './types.js';
+import { quoteIdent } from './quote.js';
+import { parseArrayLiteral, toTextParams } from './text-params.js';
+import { ConnectionError, InvalidArgumentError, mapError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+
+/*
+ * The postgres.js driver. `postgres` is an optional peer dependency, so this
+ * module never imports it at load time: the caller passes a `sql` instance
+ * (typed structurally below, which a real postgres.js `Sql` satisfies), or
+ * the package is imported on first use when a connection string is given.
+ */
+
+/** What postgres.js returns from a query: an array of rows with a command tag. */
+export interface PostgresJsRowList extends ReadonlyArray<object> {
+  readonly count?: number | null;
+  readonly command?: string;
+}
+
+/** The part of a postgres.js `Sql` or `TransactionSql` pgferry uses. */
+export interface PostgresJsQueryable {
+  unsafe(query: string, parameters?: never[], options?: { prepare?: boolean }): PromiseLike<PostgresJsRowList>;
+  typed(value: never, oid: number): unknown;
+}
+
+/** The part of a postgres.js `Sql` instance pgferry uses. */
+export interface PostgresJsSql extends PostgresJsQueryable {
+  begin(fn: (tx: PostgresJsQueryable) => Promise<unknown>): Promise<unknown>;
+  end(options?: { timeout?: number | null }): Promise<void>;
+  readonly options: object;
+}
+
+export interface PostgresJsDriverOptions {
+  /** An existing postgres.js instance. pgferry never ends an instance it did not create. */
+  sql?: PostgresJsSql;
+  /** Connection string; otherwise `DATABASE_URL`, otherwise postgres.js's own `PG*` handling. */
+  connectionString?: string;
+  /** Extra postgres.js options when pgferry creates the instance. */
+  postgresOptions?: Record<string, unknown>;
+  /** Pool size when pgferry creates the instance. Default 10. */
+  maxConnections?: number;
+  logger?: Logger;
+  /** First delay before re-establishing a dropped LISTEN connection. Default 100. */
+  listenReconnectDelayMs?: number;
+}
+
+type PostgresFactory = (url?: string | Record<string, unknown>, options?: Record<string, unknown>) => PostgresJsSql;
+
+/** OID of Postgres's `unknown` pseudo-type: the server infers the real type, as for node-postgres's untyped text. */
+const UNKNOWN_OID = 705;
+/** postgres.js's own (non-SQLSTATE) codes for a lost or closed connection. */
+const CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+
+function mapPostgresJsError(err: unknown): unknown {
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code === 'string' && CONNECTION_CODES.has(code)) {
+    return new ConnectionError((err as Error).message, { cause: err });
+  }
+  return mapError(err);
+}
+
+async function loadPostgres(): Promise<PostgresFactory> {
+  try {
+    const mod = await import('postgres');
+    return mod.default as unknown as PostgresFactory;
+  } catch (err) {
+    throw new InvalidArgumentError(
+      'the postgres.js driver needs the `postgres` package: npm install postgres (or pass your own `sql` instance)',
+      { cause: err },
+    );
+  }
+}
+
+/** Refuses instances whose transforms would rename or rewrite the columns pgferry reads. */
+function checkNoTransforms(sql: PostgresJsSql): void {
+  const transform = (sql.options as { transform?: Record<string, unknown> }).transform ?? {};
+  for (const key of ['column', 'value', 'row'] as const) {
+    const t = transform[key] as { from?: unknown } | undefined;
+    if (t?.from) {
+      throw new InvalidArgumentError(
+        `pgferry needs a postgres.js instance without a ${key} transform (it reads columns by their SQL names); create a separate instance for pgferry`,
+      );
+    }
+  }
+}
+
+function runner(target: PostgresJsQueryable, allowPrepare: boolean): Queryable {
+  return markNative({
+    async query<R>(text: string, params: readonly unknown[] = [], options?: QueryOptions): Promise<QueryResult<R>> {
+      // Text sent as `unknown`: the server infers each type (see text-params.ts).
+      const values = toTextParams(params).map((v) => (v === null ? null : target.typed(v as never, UNKNOWN_OID)));
+      try {
+        const res = await target.unsafe(text, values as never[], { prepare: allowPrepare && options?.prepare === true });
+        return { rows: Array.from(res) as R[], rowCount: res.count ?? null };
+      } catch (err) {
+        throw mapPostgresJsError(err);
+      }
+    },
+  });
+}
+
+/** A driver on postgres.js (`postgres` on npm). */
+export class PostgresJsDriver implements Driver {
+  readonly name = 'postgres';
+  private readonly sqlReady: Promise<PostgresJsSql>;
+  private readonly ownsSql: boolean;
+  private readonly logger: Logger;
+  private readonly listener: PostgresJsListener;
+  private closing: Promise<void> | undefined;
+
+  constructor(options: PostgresJsDriverOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+    this.ownsSql = !options.sql;
+    let factory: Promise<PostgresFactory> | undefined;
+    const getFactory = (): Promise<PostgresFactory> => (factory ??= loadPostgres());
+    if (options.sql) {
+      checkNoTransforms(options.sql);
+      this.sqlReady = Promise.resolve(options.sql);
+    } else {
+      const url = options.connectionString ?? process.env.DATABASE_URL;
+      const config: Record<string, unknown> = {
+        max: options.maxConnections ?? 10,
+        onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
+        ...options.postgresOptions,
+        types: { ...ARRAY_TYPES, ...(options.postgresOptions?.types as object | undefined) },
+      };
+      this.sqlReady = getFactory().then((postgres) => (url ? postgres(url, config) : postgres(config)));
+    }
+    // Swallow here; every caller awaits sqlReady and sees the error itself.
+    this.sqlReady.catch(() => undefined);
+    this.listener = new PostgresJsListener(
+      async () => {
+        const sql = await this.sqlReady;
+        return { postgres: await getFactory(), options: sql.options };
+      },
+      this.logger,
+      options.listenReconnectDelayMs ?? 100,
+    );
+  }
+
+  /** The postgres.js instance (created on first use when pgferry owns it). */
+  sql(): Promise<PostgresJsSql> {
+    return this.sqlReady;
+  }
+
+  async query<R = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<R>> {
+    const sql = await this.sqlReady;
+    return runner(sql, preparesAllowed(sql)).query<R>(text, params, options);
+  }
+
+  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    const sql = await this.sqlReady;
+    const allow = preparesAllowed(sql);
+    try {
+      return (await sql.begin((tx: PostgresJsQueryable) => fn(runner(tx, allow)))) as T;
+    } catch (err) {
+      throw mapPostgresJsError(err);
+    }
+  }
+
+  listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+    return this.listener.listen(channel, onNotification);
+  }
+
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await this.listener.close();
+      if (this.ownsSql) {
+        const sql = await this.sqlReady.catch(() => undefined);
+        await sql?.end({ timeout: 5 });
+      }
+    })();
+    return this.closing;
+  }
+}
+
+/*
+ * postgres.js's array parser reads a NULL element as the string 'NULL' (and
+ * NaN for numbers). On instances pgferry creates, the common array types are
+ * parsed here instead, as node-postgres parses them. (Registering both a
+ * parser and a serializer stops postgres.js from replacing them when it
+ * fetches array types; parameters are sent as untyped text, so the
+ * serializer is never used for them.)
+ */
+const num = (s: string): number => Number(s);
+const text = (s: string): string => s;
+const ARRAY_ELEMENTS: [string, number, (s: string) => unknown][] = [
+  ['bool', 1000, (s) => s === 't'],
+  ['int2', 1005, num],
+  ['int4', 1007, num],
+  ['int8', 1016, text],
+  ['float4', 1021, num],
+  ['float8', 1022, num],
+  ['numeric', 1231, text],
+  ['text', 1009, text],
+  ['varchar', 1015, text],
+  ['json', 199, (s) => JSON.parse(s)],
+  ['jsonb', 3807, (s) => JSON.parse(s)],
+  ['timestamp', 1115, (s) => new Date(s)],
+  ['timestamptz', 1185, (s) => new Date(s)],
+];
+const ARRAY_TYPES = Object.fromEntries(
+  ARRAY_ELEMENTS.map(([name, oid, element]) => [
+    `pgferry_${name}_array`,
+    { to: oid, from: [oid], parse: (s: string) => parseArrayLiteral(s, element), serialize: (x: unknown) => x },
+  ]),
+);
+
+/** An instance made with `prepare: false` (for PgBouncer in transaction mode) never prepares. */
+function preparesAllowed(sql: PostgresJsSql): boolean {
+  return (sql.options as { prepare?: unknown }).prepare !== false;
+}
+
+/**
+ * One postgres.js instance of a single connection carrying every LISTEN of a
+ * driver, separate from the query pool. postgres.js's own `sql.listen` also
+ * uses a separate connection, but after a reconnect it re-registers callbacks
+ * so that an earlier `unlisten` no longer removes them; owning the connection
+ * keeps subscribe/unsubscribe exact.
+ */
+class PostgresJsListener {
+  private sql: PostgresJsSql | undefined;
+  private opening: Promise<PostgresJsSql> | undefined;
+  private readonly handlers = new Map<string, Set<NotificationHandler>>();
+  private closed = false;
+  private reconnectTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly base: () => Promise<{ postgres: PostgresFactory; options: object }>,
+    private readonly logger: Logger,
+    private readonly reconnectDelayMs: number,
+  ) {}
+
+  async listen(channel: string, handler: NotificationHandler): Promise<Subscription> {
+    if (this.closed) throw new ConnectionError('driver is closed');
+    let set = this.handlers.get(channel);
+    const first = !set;
+    if (!set) {
+      set = new Set();
+      this.handlers.set(channel, set);
+    }
+    set.add(handler);
+    if (first) {
+      try {
+        const sql = await this.connection();
+        await sql.unsafe(`LISTEN ${quoteIdent(channel)}`);
+      } catch (err) {
+        set.delete(handler);
+        if (set.size === 0) this.handlers.delete(channel);
+        throw mapPostgresJsError(err);
+      }
+    }
+    return {
+      close: async () => {
+        const s = this.handlers.get(channel);
+        if (!s || !s.delete(handler) || s.size > 0) return;
+        this.handlers.delete(channel);
+        if (this.sql && !this.closed) await this.sql.unsafe(`UNLISTEN ${quoteIdent(channel)}`).then(undefined, () => undefined);
+      },
+    };
+  }
+
+  private connection(): Promise<PostgresJsSql> {
+    if (this.sql) return Promise.resolve(this.sql);
+    this.opening ??= this.open().finally(() => {
+      this.opening = undefined;
+    });
+    return this.opening;
+  }
+
+  private async open(): Promise<PostgresJsSql> {
+    const { postgres, options } = await this.base();
+    const sql = postgres({
+      ...(options as Record<string, unknown>),
+      max: 1,
+      idle_timeout: null,
+      max_lifetime: null,
+      fetch_types: false,
+      onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
+      onnotify: (channel: string, payload: string) => this.dispatch(channel, payload === '' ? undefined : payload),
+      // postgres.js reconnects on the next query; re-issue the LISTENs then.
+      onclose: () => {
+        if (!this.closed && this.handlers.size > 0) this.scheduleReconnect(this.reconnectDelayMs);
+      },
+    });
+    if (this.closed) {
+      await sql.end({ timeout: 0 });
+      throw new ConnectionError('driver is closed');
+    }
+    this.sql = sql;
+    return sql;
+  }
+
+  private dispatch(channel: string, payload: string | undefined): void {
+    const set = this.handlers.get(channel);
+    if (!set) return;
+    for (const h of set) {
+      try {
+        h(payload);
+      } catch (err) {
+        this.logger.error({ err }, 'pgferry: notification handler threw');
+      }
+    }
+  }
+
+  private scheduleReconnect(delay: number): void {
+    if (this.reconnectTimer || this.closed) return;
+    this.reconnectTimer = setTimeout(async () => {
+      this.reconnectTimer = undefined;
+      try {
+        const sql = await this.connection();
+        for (const channel of this.handlers.keys()) await sql.unsafe(`LISTEN ${quoteIdent(channel)}`);
+        // Whatever was sent while we were away is lost: wake every handler
+        // once so consumers re-check instead of waiting for the next one.
+        for (const channel of this.handlers.keys()) this.dispatch(channel, undefined);
+      } catch (err) {
+        this.logger.warn({ err }, 'pgferry: LISTEN reconnect failed, retrying');
+        this.scheduleReconnect(Math.min(delay * 2, 5000));
+      }
+    }, delay);
+    this.reconnectTimer.unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
+    this.handlers.clear();
+    const sql = this.sql ?? (await this.opening?.catch(() => undefined));
+    this.sql = undefined;
+    await sql?.end({ timeout: 5 });
+  }
+}
