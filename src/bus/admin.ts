@@ -1,0 +1,58 @@
+import { execute, type Executor } from '../driver/types.js';
+import { quoteIdent } from '../driver/quote.js';
+import { checkSchemaName } from '../migrate/migrator.js';
+import { checkInt } from '../queue/validate.js';
+import { InvalidArgumentError } from '../errors.js';
+import './errors.js';
+
+// Administration of the isolated bus, for the role that ran the migration
+// (these functions are not granted to the bus role).
+
+export interface BusAdminOptions {
+  /** Schema of the bus functions. Default `public`. */
+  schema?: string;
+}
+
+export interface BusSettings {
+  /** A member silent (no subscribe, no publish) for this long is reaped. Default 60. */
+  memberTtlSeconds?: number;
+  /** How often bus_subscribe re-checks an empty queue while it long-polls. Default 10. */
+  subscribePollIntervalMs?: number;
+}
+
+function schemaOf(options: BusAdminOptions): string {
+  return quoteIdent(checkSchemaName(options.schema ?? 'public'));
+}
+
+/**
+ * Creates `role` if missing (NOLOGIN) and grants it EXECUTE on the five bus
+ * functions and USAGE on their schema, nothing else. The migration already
+ * did this for `pgferry_bus` (or the `pgferry.bus_role` setting).
+ */
+export async function grantBusRole(db: Executor, role: string, options: BusAdminOptions = {}): Promise<void> {
+  if (typeof role !== 'string' || role.length === 0) throw new InvalidArgumentError('role must be a non-empty string');
+  await execute(db, `SELECT ${schemaOf(options)}._pgferry_bus_grant($1::name)`, [role]);
+}
+
+/** Drops up to `limit` members whose lease ran out (bus_join and bus_publish also do this as they go). */
+export async function reapBusMembers(db: Executor, options: BusAdminOptions & { limit?: number } = {}): Promise<number> {
+  const limit = checkInt('limit', options.limit ?? 1000, { min: 1 });
+  const res = await execute<{ n: number }>(db, `SELECT ${schemaOf(options)}._pgferry_bus_reap($1::integer) AS n`, [limit]);
+  return res.rows[0]!.n;
+}
+
+/** Changes the bus's settings (database-wide, for every member). */
+export async function configureBus(db: Executor, settings: BusSettings, options: BusAdminOptions = {}): Promise<void> {
+  const ttl = settings.memberTtlSeconds === undefined ? null : checkInt('memberTtlSeconds', settings.memberTtlSeconds, { min: 1 });
+  const poll =
+    settings.subscribePollIntervalMs === undefined
+      ? null
+      : checkInt('subscribePollIntervalMs', settings.subscribePollIntervalMs, { min: 1, max: 10000 });
+  await execute(
+    db,
+    `UPDATE ${schemaOf(options)}._pgferry_bus_config
+        SET member_ttl_seconds = COALESCE($1::integer, member_ttl_seconds),
+            subscribe_poll_interval_ms = COALESCE($2::integer, subscribe_poll_interval_ms)`,
+    [ttl, poll],
+  );
+}

@@ -1,0 +1,301 @@
+import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { checkInt } from '../queue/validate.js';
+import { BusNotMemberError } from './errors.js';
+import { JsonSerializer, type BusSerializer } from './serializer.js';
+import type { BackendMessage, BusBackend } from './types.js';
+
+export interface BusOptions<T> {
+  /** Where messages travel: `DirectBackend` (trusting peers) or `IsolatedBackend`. */
+  backend: BusBackend;
+  /** The channel to join. Any text; with the isolated backend, knowing it is the capability. */
+  channel: string;
+  /** Seconds a fetched message stays hidden before it is delivered again (if not archived). Default 30. */
+  visibilityTimeoutSeconds?: number;
+  /** Messages fetched per read. Default 10. */
+  batchSize?: number;
+  /** Re-check interval for the database-side long-poll when LISTEN is unavailable, and the back-off after a failed read. Default 100. */
+  pollIntervalMs?: number;
+  /** Longest single wait for messages before reading again. Default 5. */
+  maxPollSeconds?: number;
+  /** Message ↔ JSON. Default `new JsonSerializer()`. */
+  serializer?: BusSerializer<T>;
+  /** Messages for which this returns true are delivered to this bus's own subscribers only, never to the database. */
+  isLocalOnly?: (message: T) => boolean;
+  /** pino-compatible. Default: silent. */
+  logger?: Logger;
+}
+
+export interface BusMessageContext {
+  channel: string;
+  /** The message's id in this member's queue; null for a local-only message. */
+  msgId: number | null;
+  /** True for a local-only message (never left this process). */
+  local: boolean;
+}
+
+export type BusHandler<T> = (message: T, context: BusMessageContext) => void | Promise<void>;
+
+/** Counters since the bus was made. */
+export interface BusStats {
+  /** Publishes that reached the backend (including those with no peers). */
+  published: number;
+  /** Publishes that were dropped: before `start`, after `stop`, unserialisable, or the backend failed. */
+  publishFailures: number;
+  /** Messages read from this member's queue. */
+  received: number;
+  /** Handler calls that threw or rejected. */
+  handlerErrors: number;
+  /** Messages the serializer could not decode (archived unhandled). */
+  decodeErrors: number;
+  /** Reads that failed (retried after `pollIntervalMs`). */
+  readErrors: number;
+  /** Archive calls that failed (the messages come back after the visibility timeout). */
+  archiveErrors: number;
+  /** Times the member re-joined after its queue vanished (left by someone else, or reaped). */
+  rejoins: number;
+  /** Local-only messages delivered. */
+  localMessages: number;
+}
+
+type State = 'new' | 'starting' | 'running' | 'stopping' | 'stopped';
+
+/**
+ * A channel bus member (pipecat's PgmqBus): `start()` joins the channel and
+ * starts a reader; `publish()` sends to every other member; subscribers get
+ * what the others publish. Publishing never throws into the caller: a
+ * failure is logged and counted in `stats`. Delivery is at least once: a
+ * message is archived after its handlers ran (also when one threw, or when
+ * it could not be decoded), so a member that crashes mid-batch sees the rest
+ * again after the visibility timeout.
+ */
+export class Bus<T = unknown> {
+  readonly channel: string;
+  private readonly backend: BusBackend;
+  private readonly serializer: BusSerializer<T>;
+  private readonly logger: Logger;
+  private readonly isLocalOnly: ((message: T) => boolean) | undefined;
+  private readonly vt: number;
+  private readonly batchSize: number;
+  private readonly pollIntervalMs: number;
+  private readonly maxPollSeconds: number;
+  private readonly handlers = new Set<BusHandler<T>>();
+  private readonly abort = new AbortController();
+  private state: State = 'new';
+  private myQueue: string | undefined;
+  private reader: Promise<void> | undefined;
+  private stopping: Promise<void> | undefined;
+  private readonly counters: BusStats = {
+    published: 0,
+    publishFailures: 0,
+    received: 0,
+    handlerErrors: 0,
+    decodeErrors: 0,
+    readErrors: 0,
+    archiveErrors: 0,
+    rejoins: 0,
+    localMessages: 0,
+  };
+
+  constructor(options: BusOptions<T>) {
+    if (!options?.backend) throw new InvalidArgumentError('Bus needs a backend');
+    if (typeof options.channel !== 'string') throw new InvalidArgumentError('Bus channel must be a string');
+    this.backend = options.backend;
+    this.channel = options.channel;
+    this.serializer = options.serializer ?? new JsonSerializer<T>();
+    this.logger = options.logger ?? silentLogger;
+    this.isLocalOnly = options.isLocalOnly;
+    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, { min: 0 });
+    this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
+    this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
+    this.maxPollSeconds = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0, max: 3600 });
+  }
+
+  /** This member's queue once started (opaque with the isolated backend). */
+  get queue(): string | undefined {
+    return this.myQueue;
+  }
+
+  get running(): boolean {
+    return this.state === 'running';
+  }
+
+  get stats(): Readonly<BusStats> {
+    return { ...this.counters };
+  }
+
+  /** Joins the channel and starts the reader. Throws if joining fails (nothing is left behind). */
+  async start(): Promise<void> {
+    if (this.state !== 'new') throw new InvalidArgumentError(`bus already ${this.state}; make a new Bus to join again`);
+    this.state = 'starting';
+    try {
+      this.myQueue = await this.backend.join(this.channel);
+    } catch (err) {
+      this.state = 'stopped';
+      throw err;
+    }
+    this.state = 'running';
+    this.reader = this.readLoop();
+    this.logger.info({ channel: this.channel, queue: this.myQueue }, 'pgferry bus: joined');
+  }
+
+  /** Adds a handler for messages from the other members (and local-only ones); returns a function that removes it. */
+  subscribe(handler: BusHandler<T>): () => void {
+    if (typeof handler !== 'function') throw new InvalidArgumentError('a bus handler must be a function');
+    this.handlers.add(handler);
+    return () => {
+      this.handlers.delete(handler);
+    };
+  }
+
+  /**
+   * Sends `message` to every other member of the channel (or, when
+   * `isLocalOnly` says so, to this bus's subscribers only). Never throws:
+   * resolves with the number of members reached, 0 when it failed (logged,
+   * counted in `stats.publishFailures`).
+   */
+  async publish(message: T): Promise<number> {
+    if (this.isLocalOnly?.(message)) {
+      await this.publishLocal(message);
+      return 0;
+    }
+    const queue = this.myQueue;
+    if (this.state !== 'running' || queue === undefined) {
+      this.counters.publishFailures++;
+      this.logger.warn({ channel: this.channel, state: this.state }, 'pgferry bus: publish on a bus that is not running; dropped');
+      return 0;
+    }
+    try {
+      const payload = this.serializer.encode(message);
+      const ids = await this.backend.publish(this.channel, queue, payload);
+      this.counters.published++;
+      return ids.length;
+    } catch (err) {
+      this.counters.publishFailures++;
+      this.logger.error({ err, channel: this.channel }, 'pgferry bus: publish failed; dropped');
+      return 0;
+    }
+  }
+
+  /** Delivers `message` to this bus's own subscribers only; the database never sees it. */
+  async publishLocal(message: T): Promise<void> {
+    this.counters.localMessages++;
+    await this.dispatch(message, { channel: this.channel, msgId: null, local: true });
+  }
+
+  /** Stops the reader, leaves the channel and drops this member's queue. Idempotent. */
+  stop(): Promise<void> {
+    if (!this.stopping) this.stopping = this.doStop();
+    return this.stopping;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.stop();
+  }
+
+  private async doStop(): Promise<void> {
+    const wasRunning = this.state === 'running';
+    this.state = 'stopping';
+    this.abort.abort();
+    await this.reader;
+    if (wasRunning && this.myQueue !== undefined) {
+      try {
+        await this.backend.leave(this.myQueue, this.channel);
+      } catch (err) {
+        this.logger.error({ err, channel: this.channel, queue: this.myQueue }, 'pgferry bus: leave failed');
+      }
+    }
+    this.state = 'stopped';
+    this.logger.info({ channel: this.channel, queue: this.myQueue }, 'pgferry bus: left');
+  }
+
+  private async readLoop(): Promise<void> {
+    const signal = this.abort.signal;
+    while (!signal.aborted) {
+      let batch: BackendMessage[];
+      try {
+        batch = await this.backend.read(this.myQueue!, {
+          channel: this.channel,
+          visibilityTimeoutSeconds: this.vt,
+          batchSize: this.batchSize,
+          maxPollSeconds: this.maxPollSeconds,
+          pollIntervalMs: this.pollIntervalMs,
+          signal,
+        });
+      } catch (err) {
+        if (signal.aborted) break;
+        await this.readFailed(err);
+        continue;
+      }
+      // Stopping: the queue is dropped on leave, so what was just read goes with it.
+      if (signal.aborted) break;
+      if (batch.length === 0) continue;
+      this.counters.received += batch.length;
+      for (const m of batch) await this.handle(m);
+      try {
+        await this.backend.archive(this.myQueue!, this.channel, batch.map((m) => m.msgId));
+      } catch (err) {
+        this.counters.archiveErrors++;
+        this.logger.error({ err, channel: this.channel }, 'pgferry bus: archive failed; messages will be delivered again');
+      }
+    }
+  }
+
+  private async handle(m: BackendMessage): Promise<void> {
+    let message: T;
+    try {
+      message = this.serializer.decode(m.message);
+    } catch (err) {
+      this.counters.decodeErrors++;
+      this.logger.error({ err, channel: this.channel, msgId: m.msgId }, 'pgferry bus: undecodable message archived');
+      return;
+    }
+    await this.dispatch(message, { channel: this.channel, msgId: m.msgId, local: false });
+  }
+
+  private async dispatch(message: T, context: BusMessageContext): Promise<void> {
+    for (const h of [...this.handlers]) {
+      try {
+        await h(message, context);
+      } catch (err) {
+        this.counters.handlerErrors++;
+        this.logger.error({ err, channel: this.channel, msgId: context.msgId }, 'pgferry bus: handler failed; message archived');
+      }
+    }
+  }
+
+  /** A read failed: back off; if our queue vanished (reaped, dropped), join again. */
+  private async readFailed(err: unknown): Promise<void> {
+    this.counters.readErrors++;
+    if (err instanceof BusNotMemberError || err instanceof QueueNotFoundError) {
+      this.logger.warn({ err, channel: this.channel, queue: this.myQueue }, 'pgferry bus: membership lost; joining again');
+      const lost = this.myQueue!;
+      // Releases what the backend still holds for the lost queue (its LISTEN).
+      await this.backend.leave(lost, this.channel).catch(() => undefined);
+      try {
+        this.myQueue = await this.backend.join(this.channel);
+        this.counters.rejoins++;
+        return;
+      } catch (joinErr) {
+        this.logger.error({ err: joinErr, channel: this.channel }, 'pgferry bus: re-join failed');
+      }
+    } else {
+      this.logger.error({ err, channel: this.channel }, 'pgferry bus: read failed; retrying');
+    }
+    await delay(this.pollIntervalMs, this.abort.signal);
+  }
+}
+
+function delay(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const done = (): void => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal.addEventListener('abort', done, { once: true });
+  });
+}

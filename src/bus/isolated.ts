@@ -1,0 +1,114 @@
+import type { Driver } from '../driver/types.js';
+import { PgDriver } from '../driver/pg.js';
+import { quoteIdent } from '../driver/quote.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { checkSchemaName } from '../migrate/migrator.js';
+import type { JsonValue } from './serializer.js';
+import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
+import { Waker, longPoll, wakeChannel } from './wake.js';
+import './errors.js';
+
+export interface IsolatedBackendOptions {
+  /**
+   * A driver connected as a role that holds only the bus grant (`pgferry_bus`).
+   * It needs two connections at once when LISTEN is unavailable (one held by
+   * the long-poll, one for publishes). The backend never closes a driver it
+   * was given.
+   */
+  driver?: Driver;
+  /** Connection string when no driver is given (otherwise `DATABASE_URL` / `PG*`). */
+  connectionString?: string;
+  /** Schema of the bus functions. Default `public`. */
+  schema?: string;
+  logger?: Logger;
+}
+
+interface Row {
+  msg_id: string;
+  message: JsonValue;
+}
+
+/**
+ * The untrusting backend (pipecat's IsolatedPgmqBackend): it calls only the
+ * five SECURITY DEFINER functions bus_join / bus_publish / bus_subscribe /
+ * bus_archive / bus_leave, so its role needs no privilege on the queue
+ * engine. Queue names are server-allocated opaque ids; knowing the channel
+ * is the capability. Wake-ups: LISTEN on the member's wake channel (which
+ * bus_publish notifies), else bus_subscribe's own long-poll.
+ */
+export class IsolatedBackend implements BusBackend {
+  readonly driver: Driver;
+  private readonly ownsDriver: boolean;
+  private readonly logger: Logger;
+  private readonly wakers = new Map<string, Waker>();
+  private readonly sql: {
+    join: string;
+    publish: string;
+    subscribe: string;
+    archive: string;
+    leave: string;
+  };
+
+  constructor(options: IsolatedBackendOptions = {}) {
+    this.logger = options.logger ?? silentLogger;
+    this.ownsDriver = !options.driver;
+    this.driver =
+      options.driver ??
+      new PgDriver({ ...(options.connectionString ? { connectionString: options.connectionString } : {}), logger: this.logger });
+    const s = quoteIdent(checkSchemaName(options.schema ?? 'public'));
+    this.sql = {
+      join: `SELECT ${s}.bus_join($1::text) AS q`,
+      publish: `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
+      subscribe: `SELECT msg_id, message FROM ${s}.bus_subscribe($1::text, $2::text, $3::integer, $4::integer, $5::integer)`,
+      archive: `SELECT id::text FROM unnest($3::bigint[]) AS id WHERE ${s}.bus_archive($1::text, $2::text, id)`,
+      leave: `SELECT ${s}.bus_leave($1::text, $2::text)`,
+    };
+  }
+
+  async join(channel: string): Promise<string> {
+    const res = await this.driver.query<{ q: string }>(this.sql.join, [channel]);
+    const queue = res.rows[0]!.q;
+    this.wakers.set(queue, await Waker.open(this.driver, wakeChannel(queue, channel), this.logger));
+    return queue;
+  }
+
+  async publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]> {
+    const res = await this.driver.query<{ ids: string[] }>(this.sql.publish, [channel, myQueue, JSON.stringify(message)], {
+      prepare: true,
+    });
+    return (res.rows[0]?.ids ?? []).map(Number);
+  }
+
+  read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
+    const call = async (maxSeconds: number): Promise<BackendMessage[]> => {
+      const res = await this.driver.query<Row>(
+        this.sql.subscribe,
+        [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, maxSeconds],
+        { prepare: true },
+      );
+      return res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message }));
+    };
+    return longPoll(this.wakers.get(queue), options, () => call(0), call);
+  }
+
+  async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {
+    if (msgIds.length === 0) return [];
+    const res = await this.driver.query<{ id: string }>(this.sql.archive, [queue, channel, msgIds], { prepare: true });
+    return res.rows.map((r) => Number(r.id));
+  }
+
+  async leave(queue: string, channel: string): Promise<void> {
+    const waker = this.wakers.get(queue);
+    this.wakers.delete(queue);
+    await waker?.close();
+    await this.driver.query(this.sql.leave, [queue, channel]);
+  }
+
+  /** Closes the driver if this backend made it. */
+  async close(): Promise<void> {
+    for (const w of this.wakers.values()) await w.close();
+    this.wakers.clear();
+    if (this.ownsDriver) await this.driver.close();
+  }
+}

@@ -1,0 +1,39 @@
+import type { JsonValue } from './serializer.js';
+
+/** A message as a backend hands it to the bus: its id in the member's queue and its raw JSON body. */
+export interface BackendMessage {
+  msgId: number;
+  message: JsonValue;
+}
+
+export interface BackendReadOptions {
+  /** The channel the queue belongs to (the isolated backend checks it on every call). */
+  channel: string;
+  /** Seconds a read message stays hidden before it is delivered again. */
+  visibilityTimeoutSeconds: number;
+  /** Most messages returned by one read. */
+  batchSize: number;
+  /** Longest wait for the first message; an empty list after that. */
+  maxPollSeconds: number;
+  /** Re-check interval when no notification can wake the reader. */
+  pollIntervalMs: number;
+  /** Ends the wait early (the bus is stopping). */
+  signal?: AbortSignal;
+}
+
+/**
+ * The wire side of a bus (pipecat's PgmqBackend, plus archive). One backend
+ * may serve several buses, on the same or different channels.
+ */
+export interface BusBackend {
+  /** Allocates a queue for a new member of `channel`; returns its name. */
+  join(channel: string): Promise<string>;
+  /** Sends `message` to every other member of `channel`; returns the message id per peer reached. */
+  publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]>;
+  /** Long-polls the member's queue; resolves with [] when nothing came within `maxPollSeconds`. */
+  read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]>;
+  /** Archives handled messages; returns the ids that were archived. */
+  archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]>;
+  /** Leaves the channel and drops the member's queue. */
+  leave(queue: string, channel: string): Promise<void>;
+}

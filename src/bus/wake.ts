@@ -1,0 +1,101 @@
+import { createHash } from 'node:crypto';
+import type { Driver, Subscription } from '../driver/types.js';
+import type { Logger } from '../logger.js';
+import type { BackendMessage, BackendReadOptions } from './types.js';
+
+/**
+ * The NOTIFY channel that wakes the member owning `queue`. Derived from the
+ * queue AND the channel (sql/bus/0001_bus.sql computes the same), so a role
+ * that sees the queue's table name in pg_class cannot LISTEN to another
+ * member's wake-ups without knowing its channel.
+ */
+export function wakeChannel(queue: string, channel: string): string {
+  return 'pgferry_bus_' + createHash('sha256').update(`${queue}\n${channel}`, 'utf8').digest('hex').slice(0, 40);
+}
+
+/**
+ * One member's wake-up: a LISTEN on its wake channel. `arm()` before reading
+ * and `wait()` after an empty read: a notification that arrives in between is
+ * remembered, so none is lost. Without LISTEN (a transaction-mode pooler, a
+ * driver that cannot) `listening` is false and the reader long-polls in the
+ * database instead.
+ */
+export class Waker {
+  private notified = false;
+  private wakeUp: (() => void) | undefined;
+  private subscription: Subscription | undefined;
+
+  private constructor() {}
+
+  static async open(driver: Driver, channel: string, logger: Logger): Promise<Waker> {
+    const w = new Waker();
+    try {
+      w.subscription = await driver.listen(channel, () => {
+        w.notified = true;
+        w.wakeUp?.();
+      });
+    } catch (err) {
+      logger.warn({ err }, 'pgferry bus: LISTEN failed, falling back to polling');
+    }
+    return w;
+  }
+
+  get listening(): boolean {
+    return this.subscription !== undefined;
+  }
+
+  arm(): void {
+    this.notified = false;
+  }
+
+  /** Resolves at the next notification (or at once if one came since `arm`), after `ms`, or on abort. */
+  wait(ms: number, signal?: AbortSignal): Promise<void> {
+    if (this.notified || signal?.aborted) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = (): void => {
+        clearTimeout(timer);
+        signal?.removeEventListener('abort', done);
+        this.wakeUp = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      signal?.addEventListener('abort', done, { once: true });
+      this.wakeUp = done;
+    });
+  }
+
+  async close(): Promise<void> {
+    const s = this.subscription;
+    this.subscription = undefined;
+    this.wakeUp?.();
+    await s?.close();
+  }
+}
+
+/**
+ * The read loop both backends share: read without waiting; when empty, wait
+ * for a wake-up (or the poll interval's worth of nothing, as a safety net)
+ * and read again, until `maxPollSeconds` passed. Without LISTEN, one
+ * database-side long-poll does the waiting.
+ */
+export async function longPoll(
+  waker: Waker | undefined,
+  options: BackendReadOptions,
+  readNow: () => Promise<BackendMessage[]>,
+  readWaiting: (maxSeconds: number) => Promise<BackendMessage[]>,
+): Promise<BackendMessage[]> {
+  const deadline = Date.now() + options.maxPollSeconds * 1000;
+  for (;;) {
+    waker?.arm();
+    const messages = await readNow();
+    if (messages.length > 0 || options.signal?.aborted) return messages;
+    const left = deadline - Date.now();
+    if (left <= 0) return [];
+    if (waker?.listening) {
+      await waker.wait(left, options.signal);
+      if (options.signal?.aborted) return [];
+    } else {
+      return readWaiting(Math.max(1, Math.ceil(left / 1000)));
+    }
+  }
+}
