@@ -4,6 +4,8 @@ import { MigrationError } from '../errors.js';
 import { migrations as queueMigrations } from './generated/queue.js';
 import { migrations as tasksMigrations } from './generated/tasks.js';
 import { migrations as busMigrations } from './generated/bus.js';
+import { migrations as streamMigrations } from './generated/stream.js';
+import { refuseForeignPgque } from '../stream/preflight.js';
 
 /**
  * An installable part of pgferry: one SQL engine in its own schema, with its
@@ -19,7 +21,7 @@ export interface Component {
   readonly preflight?: (db: Queryable, schema: string) => Promise<void>;
 }
 
-export type ComponentName = 'queue' | 'bus' | 'tasks';
+export type ComponentName = 'queue' | 'bus' | 'tasks' | 'stream';
 
 async function refuseForeignPgmq(db: Queryable, schema: string): Promise<void> {
   const ext = await db.query<{ extversion: string }>(
@@ -76,7 +78,15 @@ export const components: Readonly<Record<ComponentName, Component>> = {
     migrations: tasksMigrations,
     requires: ['queue'],
   },
+  // The PgQue-compatible event-stream engine (docs/stream.md).
+  stream: {
+    name: 'stream',
+    defaultSchema: 'pgque',
+    migrations: streamMigrations,
+    requires: [],
+    preflight: refuseForeignPgque,
+  },
 };
 
 /** Install order: every component after the ones it requires. */
-export const componentOrder: readonly ComponentName[] = ['queue', 'bus', 'tasks'];
+export const componentOrder: readonly ComponentName[] = ['queue', 'bus', 'tasks', 'stream'];

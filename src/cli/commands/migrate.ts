@@ -19,6 +19,7 @@ Options:
   --only <a,b>           engines to install: ${componentOrder.join(', ')} (default: all)
   --queue-schema <name>  schema of the queue engine (default: pgmq)
   --bus-schema <name>    schema of the bus wrappers (default: public)
+  --stream-schema <name> schema of the stream engine (default: pgque)
   --quiet                print nothing on success
   -h, --help             show this help`,
   async run(argv) {
@@ -29,6 +30,7 @@ Options:
         only: { type: 'string' },
         'queue-schema': { type: 'string' },
         'bus-schema': { type: 'string' },
+        'stream-schema': { type: 'string' },
         quiet: { type: 'boolean', default: false },
       },
       strict: true,
@@ -43,6 +45,7 @@ Options:
       schemas: {
         ...(values['queue-schema'] ? { queue: values['queue-schema'] } : {}),
         ...(values['bus-schema'] ? { bus: values['bus-schema'] } : {}),
+        ...(values['stream-schema'] ? { stream: values['stream-schema'] } : {}),
       },
       ...(values.quiet ? {} : { logger: consoleLogger }),
     });
