@@ -1,4 +1,8 @@
 import type { BenchSection } from '../harness.js';
+import { queueCoreSection } from './queue-core.js';
+import { queueFifoSection } from './queue-fifo.js';
+import { queueTopicsSection } from './queue-topics.js';
+import { queueWakeupSection } from './queue-wakeup.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
-export const sections: BenchSection[] = [];
+export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection];
