@@ -81,7 +81,8 @@ export async function throughput(
   total: number,
   clients: number,
   unitsPerCall: number,
-  call: (client: number) => Promise<number | void>,
+  /** Returns how many units it did when that is a number; anything else counts `unitsPerCall`. */
+  call: (client: number) => Promise<unknown>,
 ): Promise<number> {
   let remaining = total;
   let done = 0;

@@ -1,0 +1,156 @@
+import pg from 'pg';
+import { QueueClient } from '../../src/queue/client.js';
+import { migrate } from '../../src/migrate/migrator.js';
+import { throughput, type BenchContext, type BenchSection } from '../harness.js';
+
+// The PGMQ core operations through pgferry's client, each against the same
+// operation done in plain SQL on an equivalent table, on the same database,
+// interleaved over several rounds (median reported) to even out noise.
+
+const PLAIN_DDL = (t: string): string => `
+  CREATE TABLE ${t} (
+    msg_id bigint PRIMARY KEY GENERATED ALWAYS AS IDENTITY,
+    read_ct integer NOT NULL DEFAULT 0,
+    enqueued_at timestamptz NOT NULL DEFAULT now(),
+    last_read_at timestamptz,
+    vt timestamptz NOT NULL,
+    message jsonb,
+    headers jsonb);
+  CREATE INDEX ON ${t} (vt);
+  CREATE TABLE ${t}_archive (LIKE ${t});
+`;
+
+const BODY = JSON.stringify({ orderId: 12345, customer: 'c-42', items: [1, 2, 3], note: 'benchmark payload' });
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function rounds(ctx: BenchContext, fn: () => Promise<[number, number]>): Promise<[number, number]> {
+  const ours: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
+    const [a, b] = await fn();
+    ours.push(a);
+    base.push(b);
+  }
+  return [median(ours), median(base)];
+}
+
+export const queueCoreSection: BenchSection = {
+  name: 'queue-core',
+  description: 'send, read + delete, read + archive: pgferry client vs plain SQL on an equivalent table',
+  async run(ctx) {
+    await migrate({ connectionString: ctx.url, components: ['queue'] });
+    const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
+    const plain = new pg.Pool({ connectionString: ctx.url, max: 4 });
+    const client = new QueueClient({ connectionString: ctx.url, maxConnections: 4 });
+    let round = 0;
+    const fresh = async (): Promise<{ q: string; t: string }> => {
+      round++;
+      const q = `bench_q${round}`;
+      const t = `bench_plain${round}`;
+      await client.createQueue(q);
+      await admin.query(PLAIN_DDL(t));
+      return { q, t };
+    };
+    const drop = async (q: string, t: string): Promise<void> => {
+      await client.dropQueue(q);
+      await admin.query(`DROP TABLE ${t}, ${t}_archive`);
+    };
+    try {
+      // --- send, one message per transaction, 4 clients
+      const singles = ctx.size(6000, 40);
+      const [sendOurs, sendBase] = await rounds(ctx, async () => {
+        const { q, t } = await fresh();
+        const body = JSON.parse(BODY) as unknown;
+        const base = await throughput(singles, 4, 1, () =>
+          plain.query({ name: `ins_${t}`, text: `INSERT INTO ${t} (vt, message, headers) VALUES (clock_timestamp(), $1::jsonb, NULL) RETURNING msg_id`, values: [BODY] }),
+        );
+        const ours = await throughput(singles, 4, 1, async () => void (await client.send(q, body)));
+        await drop(q, t);
+        return [ours, base];
+      });
+      ctx.report({ section: 'queue-core', operation: 'send, 1 per transaction, 4 clients', value: sendOurs, unit: 'msg/s', baseline: { name: 'INSERT', value: sendBase }, target: { ratio: 0.85 } });
+
+      // --- send_batch of 100, 4 clients
+      const batched = ctx.size(100_000, 400);
+      const bodies = Array.from({ length: 100 }, () => JSON.parse(BODY) as unknown);
+      const [batchOurs, batchBase] = await rounds(ctx, async () => {
+        const { q, t } = await fresh();
+        const texts = Array.from({ length: 100 }, () => BODY);
+        const base = await throughput(batched, 4, 100, () =>
+          plain.query({
+            name: `insb_${t}`,
+            text: `INSERT INTO ${t} (vt, message, headers) SELECT clock_timestamp(), m, NULL FROM unnest($1::jsonb[]) AS m RETURNING msg_id`,
+            values: [texts],
+          }),
+        );
+        const ours = await throughput(batched, 4, 100, async () => (await client.sendBatch(q, bodies)).length);
+        await drop(q, t);
+        return [ours, base];
+      });
+      ctx.report({ section: 'queue-core', operation: 'send_batch of 100, 4 clients', value: batchOurs, unit: 'msg/s', baseline: { name: 'multi-row INSERT', value: batchBase }, target: { ratio: 0.85 } });
+
+      // --- read 100 + delete / archive, 1 and 4 consumers
+      const prefill = ctx.size(60_000, 400);
+      for (const finish of ['delete', 'archive'] as const) {
+        for (const consumers of [1, 4]) {
+          const [ours, base] = await rounds(ctx, async () => {
+            const { q, t } = await fresh();
+            for (let i = 0; i < prefill; i += 1000) {
+              const n = Math.min(1000, prefill - i);
+              await client.sendBatch(q, Array.from({ length: n }, () => bodies[0]));
+              await admin.query(`INSERT INTO ${t} (vt, message) SELECT clock_timestamp(), $1::jsonb FROM generate_series(1, $2)`, [BODY, n]);
+            }
+            await admin.query(`VACUUM ANALYZE ${t}`);
+            await admin.query(`VACUUM ANALYZE ${client.schema}.q_${q}`);
+            const finishSql =
+              finish === 'delete'
+                ? `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`
+                : `WITH moved AS (DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[]) RETURNING *) INSERT INTO ${t}_archive SELECT * FROM moved`;
+            const base = await throughput(prefill, consumers, 100, async () => {
+              const conn = await plain.connect();
+              try {
+                await conn.query('BEGIN');
+                const got = await conn.query<{ msg_id: string }>({
+                  name: `sel_${t}`,
+                  text: `SELECT msg_id, message FROM ${t} WHERE vt <= clock_timestamp() ORDER BY msg_id LIMIT 100 FOR UPDATE SKIP LOCKED`,
+                });
+                await conn.query({ name: `fin_${finish}_${t}`, text: finishSql, values: [got.rows.map((r) => r.msg_id)] });
+                await conn.query('COMMIT');
+                return got.rows.length;
+              } finally {
+                conn.release();
+              }
+            });
+            const ours = await throughput(prefill, consumers, 100, async () => {
+              const msgs = await client.read(q, { qty: 100, visibilityTimeoutSeconds: 30 });
+              const ids = msgs.map((m) => m.msgId);
+              if (ids.length) {
+                if (finish === 'delete') await client.delete(q, ids);
+                else await client.archive(q, ids);
+              }
+              return ids.length;
+            });
+            await drop(q, t);
+            return [ours, base];
+          });
+          ctx.report({
+            section: 'queue-core',
+            operation: `read 100 + ${finish}, ${consumers} consumer${consumers > 1 ? 's' : ''}`,
+            value: ours,
+            unit: 'msg/s',
+            baseline: { name: `SKIP LOCKED + ${finish === 'delete' ? 'DELETE' : 'move to archive'}`, value: base },
+            ...(finish === 'delete' ? { target: { ratio: 0.9 } } : {}),
+          });
+        }
+      }
+    } finally {
+      await client.close();
+      await plain.end();
+      await admin.end();
+    }
+  },
+};
