@@ -1,0 +1,277 @@
+import type { Driver, Executor, Queryable } from '../driver/types.js';
+import { execute } from '../driver/types.js';
+import { PgDriver } from '../driver/pg.js';
+import { InvalidArgumentError } from '../errors.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { checkSchemaName } from '../migrate/migrator.js';
+import type { Headers } from '../queue/types.js';
+import { toMessage, MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
+import { toJson } from '../queue/validate.js';
+import { checkTaskName } from './define.js';
+import { DeadLetters } from './dead-letters.js';
+import { TaskConfigError } from './errors.js';
+import { H } from './headers.js';
+import { TaskStatements, type RunAt } from './statements.js';
+import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
+import { validateInput } from './validate.js';
+
+export interface TaskClientOptions {
+  /** A driver to use; otherwise a `pg` pool is made. */
+  driver?: Driver;
+  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
+  connectionString?: string;
+  /** Pool size when the client makes its own pool. Default 10. */
+  maxConnections?: number;
+  /** Schema of the queue engine. Default `pgmq`. */
+  queueSchema?: string;
+  /** Schema of the tasks engine. Default `pgferry_tasks`. */
+  tasksSchema?: string;
+  logger?: Logger;
+}
+
+/** Where a job is in its life (see the state machine in docs/tasks.md). */
+export type JobState =
+  | 'scheduled' // waiting for its run time
+  | 'queued' // runnable now
+  | 'running' // leased by a worker
+  | 'retrying' // failed, waiting for its next attempt
+  | 'completed'
+  | 'cancelled'
+  | 'dead'; // moved to the dead-letter queue
+
+export interface JobSnapshot {
+  id: number;
+  task: string;
+  state: JobState;
+  input: unknown;
+  headers: Headers;
+  attempts: number;
+  enqueuedAt: Date;
+  runAt: Date;
+  archivedAt: Date | null;
+}
+
+/**
+ * Enqueues jobs and manages them (cancel, inspect, dead letters). A Worker
+ * runs them. Every call accepts `{ tx }` where it writes, to be atomic with
+ * the caller's own writes.
+ */
+export class TaskClient {
+  readonly driver: Driver;
+  readonly queueSchema: string;
+  readonly tasksSchema: string;
+  readonly logger: Logger;
+  /** @internal */
+  readonly statements: TaskStatements;
+  private readonly ownsDriver: boolean;
+  private readonly ensured = new Map<string, Promise<void>>();
+
+  constructor(options: TaskClientOptions = {}) {
+    this.queueSchema = checkSchemaName(options.queueSchema ?? 'pgmq');
+    this.tasksSchema = checkSchemaName(options.tasksSchema ?? 'pgferry_tasks');
+    this.logger = options.logger ?? silentLogger;
+    this.ownsDriver = !options.driver;
+    this.driver =
+      options.driver ??
+      new PgDriver({
+        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+        ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+        logger: this.logger,
+      });
+    this.statements = new TaskStatements(this.queueSchema, this.tasksSchema);
+  }
+
+  /** Runs `fn` in a transaction; pass its `tx` as `{ tx }`. */
+  transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+    return this.driver.transaction(fn);
+  }
+
+  /**
+   * Creates the task queues (and dead-letter queues, indexes, wake-up
+   * trigger) if missing. enqueue and Worker do this on first use; call it
+   * to do it up front (e.g. in a deploy step).
+   */
+  ensure(tasks: AnyTask | readonly AnyTask[]): Promise<void> {
+    const list = Array.isArray(tasks) ? (tasks as readonly AnyTask[]) : [tasks as AnyTask];
+    return Promise.all(list.map((t) => this.ensureOne(t))).then(() => undefined);
+  }
+
+  private ensureOne(task: AnyTask): Promise<void> {
+    const key = `${task.name}:${task.grouped}:${task.priority !== undefined}`;
+    let p = this.ensured.get(key);
+    if (!p) {
+      p = this.statements
+        .ensureTask(this.driver, task.name, task.grouped, task.priority !== undefined)
+        .then(() => undefined);
+      p.catch(() => this.ensured.delete(key));
+      this.ensured.set(key, p);
+    }
+    return p;
+  }
+
+  /**
+   * Validates `input` with the task's schema (throws TaskValidationError,
+   * nothing sent) and enqueues one job.
+   */
+  async enqueue<In>(task: Task<In, unknown>, input: In, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+    await validateInput(task, input);
+    const body = toJson('input', input);
+    const { headers, key, runAt } = this.jobHeaders(task, options);
+    await this.ensureOne(task);
+    const r = await this.statements.enqueue(options.tx ?? this.driver, task.name, body, headers, key, runAt);
+    return { id: r.id, task: task.name, duplicate: r.duplicate };
+  }
+
+  /** Validates every input first (all or nothing), then enqueues them in one statement. */
+  async enqueueBatch<In>(
+    task: Task<In, unknown>,
+    jobs: readonly BatchItem<In>[],
+    options: { tx?: Executor } = {},
+  ): Promise<EnqueuedJob[]> {
+    if (!Array.isArray(jobs) || jobs.length === 0) throw new InvalidArgumentError('enqueueBatch needs at least one job');
+    const bodies: string[] = [];
+    const headers: string[] = [];
+    const keys: (string | undefined)[] = [];
+    const runAts: RunAt[] = [];
+    for (const [i, job] of jobs.entries()) {
+      if (typeof job !== 'object' || job === null || !('input' in job)) {
+        throw new InvalidArgumentError(`jobs[${i}] must be { input, options? }`);
+      }
+      await validateInput(task, job.input);
+      bodies.push(toJson(`jobs[${i}].input`, job.input));
+      const h = this.jobHeaders(task, job.options ?? {});
+      headers.push(h.headers);
+      keys.push(h.key);
+      runAts.push(h.runAt);
+    }
+    await this.ensureOne(task);
+    const res = await this.statements.enqueueBatch(options.tx ?? this.driver, task.name, bodies, headers, keys, runAts);
+    return res.map((r) => ({ id: r.id, task: task.name, duplicate: r.duplicate }));
+  }
+
+  private jobHeaders(task: AnyTask, o: Omit<EnqueueOptions, 'tx'>): { headers: string; key: string | undefined; runAt: RunAt } {
+    const h: Headers = { ...(o.headers ?? {}), [H.task]: task.name };
+    if (o.group !== undefined) {
+      if (!task.grouped) throw new TaskConfigError(`task "${task.name}" is not grouped; define it with grouped: true to use groups`);
+      if (typeof o.group !== 'string' || o.group.length === 0) throw new InvalidArgumentError('group must be a non-empty string');
+      h[H.group] = o.group;
+    }
+    if (o.priority !== undefined) {
+      if (task.priority === undefined) {
+        throw new TaskConfigError(`task "${task.name}" has no priority ordering; define it with a default priority to use priorities`);
+      }
+      if (!Number.isInteger(o.priority) || Math.abs(o.priority) > 2_147_483_647) {
+        throw new InvalidArgumentError(`priority must be an integer, got ${String(o.priority)}`);
+      }
+    }
+    const priority = o.priority ?? task.priority;
+    if (priority !== undefined) h[H.priority] = priority;
+    if (o.idempotencyKey !== undefined) {
+      if (typeof o.idempotencyKey !== 'string' || o.idempotencyKey.length === 0) {
+        throw new InvalidArgumentError('idempotencyKey must be a non-empty string');
+      }
+      h[H.idempotencyKey] = o.idempotencyKey;
+    }
+    let runAt: RunAt = { at: null, delayMs: 0 };
+    if (o.runAt !== undefined) {
+      if (o.delayMs !== undefined) throw new InvalidArgumentError('give delayMs or runAt, not both');
+      if (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime())) throw new InvalidArgumentError('runAt must be a valid Date');
+      runAt = { at: o.runAt, delayMs: 0 };
+    } else if (o.delayMs !== undefined) {
+      if (typeof o.delayMs !== 'number' || !Number.isFinite(o.delayMs) || o.delayMs < 0) {
+        throw new InvalidArgumentError(`delayMs must be a non-negative number, got ${String(o.delayMs)}`);
+      }
+      runAt = { at: null, delayMs: o.delayMs };
+    }
+    return { headers: toJson('headers', h), key: o.idempotencyKey, runAt };
+  }
+
+  /**
+   * Cancels a job by id: a queued job never runs; a running job's handler
+   * is aborted (JobCancelledError) and its result discarded. Returns what
+   * the job was, or 'not_found' (finished, dead, or never existed).
+   */
+  cancel(task: AnyTask | string, id: number, options: { tx?: Executor } = {}): Promise<'queued' | 'running' | 'not_found'> {
+    const name = typeof task === 'string' ? checkTaskName(task) : task.name;
+    if (!Number.isSafeInteger(id)) throw new InvalidArgumentError(`job id must be an integer, got ${String(id)}`);
+    return this.statements.cancel(options.tx ?? this.driver, name, id);
+  }
+
+  /** Where a job is now (queue or archive), or null when it is gone. */
+  async getJob(task: AnyTask | string, id: number, options: { tx?: Executor } = {}): Promise<JobSnapshot | null> {
+    const name = typeof task === 'string' ? checkTaskName(task) : task.name;
+    const exec = options.tx ?? this.driver;
+    const q = await this.statements.table(exec, name);
+    const live = await execute<MessageRow & { running: boolean; now: Date }>(
+      exec,
+      `SELECT ${MESSAGE_COLUMNS}, (last_read_at IS NOT NULL AND vt > clock_timestamp()) AS running, clock_timestamp() AS now
+         FROM ${q} WHERE msg_id = $1`,
+      [id],
+    );
+    if (live.rows[0]) {
+      const r = live.rows[0];
+      const m = toMessage(r);
+      const future = m.visibleAt.getTime() > new Date(r.now).getTime();
+      const state: JobState = r.running ? 'running' : future ? (m.readCount > 0 ? 'retrying' : 'scheduled') : 'queued';
+      return { id, task: name, state, input: m.message, headers: m.headers ?? {}, attempts: m.readCount, enqueuedAt: m.enqueuedAt, runAt: m.visibleAt, archivedAt: null };
+    }
+    const a = await this.statements.table(exec, name, 'a');
+    const arc = await execute<MessageRow & { archived_at: Date }>(
+      exec,
+      `SELECT ${MESSAGE_COLUMNS}, archived_at FROM ${a} WHERE msg_id = $1`,
+      [id],
+    );
+    if (!arc.rows[0]) return null;
+    const m = toMessage(arc.rows[0]);
+    const st = (m.headers ?? {})[H.state];
+    const state: JobState = st === 'dead' ? 'dead' : st === 'cancelled' ? 'cancelled' : 'completed';
+    return {
+      id,
+      task: name,
+      state,
+      input: m.message,
+      headers: m.headers ?? {},
+      attempts: m.readCount,
+      enqueuedAt: m.enqueuedAt,
+      runAt: m.visibleAt,
+      archivedAt: new Date(arc.rows[0].archived_at),
+    };
+  }
+
+  /** The dead-letter queue of a task: list, inspect, reschedule, purge. */
+  deadLetters(task: AnyTask | string): DeadLetters {
+    const name = typeof task === 'string' ? checkTaskName(task) : task.name;
+    return new DeadLetters(this, name);
+  }
+
+  /**
+   * Deletes archived jobs (finished, cancelled, dead and rescheduled dead
+   * letters) older than `retentionMs`, in batches; returns how many.
+   */
+  async prune(task: AnyTask | string, options: { retentionMs: number; batchSize?: number }): Promise<number> {
+    const name = typeof task === 'string' ? checkTaskName(task) : task.name;
+    const batch = options.batchSize ?? 1000;
+    if (!Number.isInteger(batch) || batch < 1) throw new InvalidArgumentError('batchSize must be a positive integer');
+    if (!(options.retentionMs >= 0)) throw new InvalidArgumentError('retentionMs must be a non-negative number');
+    let total = 0;
+    for (;;) {
+      const res = await execute<{ n: string }>(
+        this.driver,
+        `SELECT ${this.statements.t}.prune($1::text, make_interval(secs => $2::float8 / 1000), $3::integer) AS n`,
+        [name, options.retentionMs, batch],
+      );
+      const n = Number(res.rows[0]!.n);
+      total += n;
+      if (n < batch) return total;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.ownsDriver) await this.driver.close();
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+}

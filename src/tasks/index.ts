@@ -1,0 +1,32 @@
+// pgferry/tasks: typed background jobs on the queue engine. Explicit exports only.
+export { defineTask, TASK_NAME } from './define.js';
+export { TaskClient, type JobSnapshot, type JobState, type TaskClientOptions } from './client.js';
+export { DeadLetters, type DeadLetter, type DeadLetterFilter } from './dead-letters.js';
+export { Worker, type DrainSummary, type WorkerOptions } from './worker.js';
+export type { WorkerEvents, WorkerHooks } from './events.js';
+export type { PruneOptions } from './pruner.js';
+export type { Backoff } from './backoff.js';
+export { retryDelayMs } from './backoff.js';
+export { isTask } from './types.js';
+export type {
+  AnyTask,
+  BatchItem,
+  CronSchedule,
+  EnqueuedJob,
+  EnqueueOptions,
+  Handler,
+  JobContext,
+  JobInfo,
+  RetryOn,
+  Task,
+  TaskOptions,
+} from './types.js';
+export {
+  AttemptsExhaustedError,
+  JobCancelledError,
+  JobTimeoutError,
+  TaskConfigError,
+  TaskValidationError,
+  WorkerShutdownError,
+} from './errors.js';
+export { ON_TIME_WINDOW_MS } from './scheduler.js';

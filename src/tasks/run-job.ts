@@ -1,0 +1,128 @@
+import type { Logger } from '../logger.js';
+import type { Message } from '../queue/types.js';
+import { AttemptsExhaustedError, JobCancelledError, JobTimeoutError, TaskValidationError, WorkerShutdownError } from './errors.js';
+import { H } from './headers.js';
+import type { AnyTask, JobInfo } from './types.js';
+import { validateInput } from './validate.js';
+
+/** How one attempt ended. */
+export type Outcome =
+  | { kind: 'success' }
+  | { kind: 'retry'; error: unknown }
+  | { kind: 'dead'; error: unknown }
+  | { kind: 'cancelled' }
+  | { kind: 'shutdown' };
+
+export function jobInfo(task: AnyTask, m: Message<unknown>): JobInfo {
+  const h = m.headers ?? {};
+  const group = h[H.group];
+  const prio = h[H.priority];
+  return {
+    id: m.msgId,
+    task: task.name,
+    attempt: m.readCount,
+    maxAttempts: task.maxRetries + 1,
+    enqueuedAt: m.enqueuedAt,
+    group: typeof group === 'string' ? group : group == null ? null : String(group),
+    priority: typeof prio === 'number' ? prio : Number(prio ?? task.priority ?? 0) || 0,
+    headers: h,
+  };
+}
+
+/**
+ * Runs one attempt: validates the input, calls the handler with an
+ * AbortSignal, and classifies the result. A timeout aborts the signal and
+ * fails the attempt; the handler then gets `settleMs` to return (its lease
+ * still covers that time, so no other worker can have the job meanwhile);
+ * whatever it returns after the abort is discarded.
+ */
+export async function runAttempt(
+  task: AnyTask,
+  m: Message<unknown>,
+  job: JobInfo,
+  controller: AbortController,
+  settleMs: number,
+  logger: Logger,
+): Promise<Outcome> {
+  if (job.attempt > job.maxAttempts) return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
+  let input: unknown;
+  try {
+    input = await validateInput(task, m.message);
+  } catch (err) {
+    return { kind: 'dead', error: err };
+  }
+  const signal = controller.signal;
+  const timer = setTimeout(() => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)), task.timeoutMs);
+  try {
+    const settled = Promise.resolve()
+      .then(() => task.handler(input, { signal, job, logger }))
+      .then(
+        () => ({ ok: true as const }),
+        (error: unknown) => ({ ok: false as const, error }),
+      );
+    const aborted = new Promise<void>((resolve) => {
+      if (signal.aborted) resolve();
+      else signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    const first = await Promise.race([settled, aborted.then(() => null)]);
+    if (first && !signal.aborted) {
+      return first.ok ? { kind: 'success' } : classify(task, job, first.error);
+    }
+    // Aborted: give the handler a moment to stop, then fail the attempt.
+    let settleTimer: NodeJS.Timeout | undefined;
+    await Promise.race([settled, new Promise((r) => (settleTimer = setTimeout(r, settleMs)))]);
+    clearTimeout(settleTimer);
+    const reason: unknown = signal.reason;
+    if (reason instanceof JobCancelledError) return { kind: 'cancelled' };
+    if (reason instanceof WorkerShutdownError) return { kind: 'shutdown' };
+    // Timeouts are always worth another attempt (retryOn filters thrown errors).
+    return job.attempt < job.maxAttempts ? { kind: 'retry', error: reason } : { kind: 'dead', error: reason };
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+function classify(task: AnyTask, job: JobInfo, error: unknown): Outcome {
+  if (error instanceof TaskValidationError) return { kind: 'dead', error };
+  if (job.attempt >= job.maxAttempts || !retryable(task, error)) return { kind: 'dead', error };
+  return { kind: 'retry', error };
+}
+
+function retryable(task: AnyTask, error: unknown): boolean {
+  const r = task.retryOn;
+  if (r === undefined) return true;
+  if (typeof r === 'function') {
+    try {
+      return (r as (e: unknown) => boolean)(error) === true;
+    } catch {
+      return false;
+    }
+  }
+  return r.some((C) => error instanceof C);
+}
+
+/** The error as stored in headers: class, name, message, stack (and code when there is one). */
+export function serialiseError(error: unknown): string {
+  let out: Record<string, unknown>;
+  if (error instanceof Error) {
+    out = { class: error.constructor?.name ?? 'Error', name: error.name, message: error.message, stack: error.stack ?? null };
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' || typeof code === 'number') out.code = code;
+    if (error instanceof TaskValidationError) out.issues = error.issues;
+  } else {
+    out = { class: typeof error, name: 'NonError', message: safeString(error), stack: null };
+  }
+  try {
+    return JSON.stringify(out);
+  } catch {
+    return JSON.stringify({ class: out.class, name: out.name, message: String(out.message), stack: null });
+  }
+}
+
+function safeString(v: unknown): string {
+  try {
+    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}

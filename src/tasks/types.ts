@@ -1,0 +1,149 @@
+import type { StandardSchemaV1 } from '@standard-schema/spec';
+import type { Executor } from '../driver/types.js';
+import type { Headers } from '../queue/types.js';
+import type { Logger } from '../logger.js';
+import type { Backoff } from './backoff.js';
+
+/** What a handler learns about the job it runs. */
+export interface JobInfo {
+  /** The job's id: its msg_id in the task's queue. */
+  id: number;
+  task: string;
+  /** 1 for the first run; counts every lease, including ones a dead worker lost. */
+  attempt: number;
+  /** maxRetries + 1. */
+  maxAttempts: number;
+  enqueuedAt: Date;
+  group: string | null;
+  priority: number;
+  headers: Headers;
+}
+
+export interface JobContext {
+  /** Aborted on timeout (reason JobTimeoutError), cancellation (JobCancelledError) or shutdown (WorkerShutdownError). */
+  signal: AbortSignal;
+  job: JobInfo;
+  logger: Logger;
+}
+
+export type Handler<Out> = (input: Out, ctx: JobContext) => unknown;
+
+/** An error class or a predicate: which errors are worth another attempt. */
+export type RetryOn = readonly (abstract new (...args: never[]) => unknown)[] | ((error: unknown) => boolean);
+
+/** A cron schedule that enqueues the task. */
+export interface CronSchedule<In = unknown> {
+  /** 5-field (minute) or 6-field (second) cron pattern, e.g. '*\/5 * * * *'. */
+  pattern: string;
+  /** IANA time zone the pattern is read in, e.g. 'Europe/Berlin'. Default UTC. */
+  timezone?: string;
+  /** Input of each enqueued job. Default {}. */
+  input?: In;
+  /**
+   * What to do with occurrences missed while no worker ran:
+   * 'runOnce' enqueues one job for the latest missed occurrence, 'skip'
+   * ignores them. Default 'runOnce'.
+   */
+  onMissed?: 'runOnce' | 'skip';
+  /** Unique schedule name. Default `<task>:<pattern>:<timezone>`. */
+  name?: string;
+}
+
+export interface TaskOptions<In, Out> {
+  /** Task name = queue name (1–43 letters, digits, underscores; the DLQ is `<name>_dlq`). */
+  name: string;
+  /** Any Standard Schema validator (zod, valibot, arktype…). Without one, the input type is whatever you declare. */
+  schema?: StandardSchemaV1<In, Out>;
+  handler: Handler<Out>;
+  /** Attempts after the first. Default 3. */
+  maxRetries?: number;
+  /** Only these errors are retried; others go to the dead-letter queue at once. Default: every error. */
+  retryOn?: RetryOn;
+  /** Delay between attempts. Default exponential from 1 s, ×2, ≤ 1 h, with jitter. */
+  backoff?: Backoff;
+  /** The handler's AbortSignal fires after this long, and the attempt fails. Default 60,000. */
+  timeoutMs?: number;
+  /** At most this many jobs of the task run at once, across all workers and processes. */
+  concurrencyLimit?: number;
+  /** One job at a time per group (enqueue `{ group }`), in order. Default false. */
+  grouped?: boolean;
+  /** Newest job first. Default false. */
+  lifo?: boolean;
+  /**
+   * Turns on priority ordering for this task, and is the default priority
+   * of its jobs (higher runs first; enqueue `{ priority }` overrides it).
+   */
+  priority?: number;
+  /** What happens to a finished job: kept in the archive until pruned, or deleted. Default 'archive'. */
+  onComplete?: 'archive' | 'delete';
+  /** Cron schedules that enqueue this task. */
+  cron?: string | CronSchedule<In> | readonly (string | CronSchedule<In>)[];
+}
+
+const TASK = Symbol.for('pgferry.task');
+
+/** A defined task: pass it to `enqueue` and to a `Worker`. */
+export interface Task<In = unknown, Out = In> {
+  readonly [TASK]: true;
+  readonly name: string;
+  readonly schema: StandardSchemaV1<In, Out> | undefined;
+  readonly handler: Handler<Out>;
+  readonly maxRetries: number;
+  readonly retryOn: RetryOn | undefined;
+  readonly backoff: Backoff;
+  readonly timeoutMs: number;
+  readonly concurrencyLimit: number | undefined;
+  readonly grouped: boolean;
+  readonly lifo: boolean;
+  /** undefined: no priority ordering. */
+  readonly priority: number | undefined;
+  readonly onComplete: 'archive' | 'delete';
+  readonly cron: readonly NormalizedSchedule<In>[];
+}
+
+export interface NormalizedSchedule<In = unknown> {
+  name: string;
+  pattern: string;
+  timezone: string | undefined;
+  input: In | undefined;
+  onMissed: 'runOnce' | 'skip';
+}
+
+/** A task of any input type (for lists of tasks). */
+// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: a Task<X> must fit in a list of any tasks
+export type AnyTask = Task<any, any>;
+
+export const TASK_BRAND: typeof TASK = TASK;
+
+export function isTask(x: unknown): x is AnyTask {
+  return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK] === true;
+}
+
+export interface EnqueueOptions {
+  /** Run in the caller's transaction (atomic with the caller's writes). */
+  tx?: Executor;
+  /** Milliseconds from now before the job may run. Excludes `runAt`. */
+  delayMs?: number;
+  /** When the job may run. Excludes `delayMs`. */
+  runAt?: Date;
+  /** FIFO group (grouped tasks only). */
+  group?: string;
+  /** Priority (higher first); tasks defined with `priority` only. */
+  priority?: number;
+  /** A second enqueue with this key returns the first job while it is still queued or running. */
+  idempotencyKey?: string;
+  /** Extra headers stored with the job. */
+  headers?: Headers;
+}
+
+export interface EnqueuedJob {
+  id: number;
+  task: string;
+  /** True when an existing job with the same idempotency key was returned instead. */
+  duplicate: boolean;
+}
+
+export interface BatchItem<In> {
+  input: In;
+  options?: Omit<EnqueueOptions, 'tx'>;
+}
