@@ -34,6 +34,22 @@ export type {
   TxOption,
 } from './queue/types.js';
 export { MAX_QUEUE_NAME_LENGTH } from './queue/validate.js';
+// Partitions, dead letters, archive retention, fast metrics, maintenance.
+export type {
+  ConvertArchiveOptions,
+  CreatePartitionedQueueOptions,
+  MaintenanceResult,
+} from './queue/partitions.js';
+export { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './queue/maintenance.js';
+export {
+  DEAD_LETTER_HEADERS,
+  type DeadLetter,
+  type DeadLetterFilterOptions,
+  type DeadLetterOrigin,
+  type DeadLetterPolicy,
+  type ListDeadLettersOptions,
+  type SetDeadLetterPolicyOptions,
+} from './queue/dead-letters.js';
 export type {
   Driver,
   Executor,

@@ -579,3 +579,30 @@ RETURNS SETOF @schema@.message_record LANGUAGE sql AS $$
     CASE WHEN btrim(msg_id) LIKE '{%' THEN msg_id::bigint[] ELSE ARRAY[msg_id::bigint] END,
     @schema@._vt_from_text(vt));
 $$;
+
+-- ---------------------------------------------------------------------------
+-- Transaction-held reads (pgferry addition)
+-- ---------------------------------------------------------------------------
+-- The visible messages `read` would pick, locked FOR UPDATE SKIP LOCKED but
+-- not updated: vt, read_ct and last_read_at stay as they are. Only useful
+-- inside a transaction: the caller handles the messages, deletes or archives
+-- them and commits, or rolls back and they are visible again at once. It
+-- skips the UPDATE that a visibility timeout costs (a new row version and
+-- its index entries), which is most of the price of read + delete; the
+-- trade-off is that read_ct does not count these deliveries.
+CREATE FUNCTION @schema@.read_locked(
+  queue_name text, qty integer, conditional jsonb DEFAULT '{}'::jsonb)
+RETURNS SETOF @schema@.message_record LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    'SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers
+       FROM %s
+      WHERE vt <= clock_timestamp()
+        AND ($2 IS NULL OR $2 = ''{}''::jsonb OR message @> $2)
+      ORDER BY msg_id
+      LIMIT $1
+      FOR UPDATE SKIP LOCKED',
+    @schema@._queue_table(queue_name))
+    USING qty, conditional;
+END;
+$$;

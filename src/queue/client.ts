@@ -7,6 +7,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
 import { Consumer, type ConsumeOptions } from './consumer.js';
+import type { BatchHandler, ProcessBatchOptions } from './process.js';
 import { MESSAGE_COLUMNS, toMessage, toMetrics, toQueueInfo, type MessageRow, type MetricsRow, type QueueRow } from './rows.js';
 import { QueueStatements, type VtSpec } from './statements.js';
 import type {
@@ -28,6 +29,12 @@ import { createFifoIndexSql, readGroupedRows, type GroupedReadMode, type Grouped
 import { HeldStatements } from './held.js';
 import { NotifySql, type NotifyEvent, type NotifyThrottle } from './notify.js';
 import { TopicSql, type SendBatchTopicOptions, type SendTopicOptions, type TopicBinding, type TopicRoute, type TopicSendResult } from './topics.js';
+// Partitions, dead letters, archive retention, fast metrics, maintenance (issue 4 part B).
+import { getArchiveRetention, setArchiveRetention } from './archive-retention.js';
+import * as dl from './dead-letters.js';
+import { disableFastMetrics, enableFastMetrics, fastMetricsEnabled } from './fast-metrics.js';
+import { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './maintenance.js';
+import * as parts from './partitions.js';
 
 export interface QueueClientOptions {
   /** A driver to use (see `pgferry` drivers); otherwise a `pg` pool is made. */
@@ -413,6 +420,40 @@ export class QueueClient {
     return (this.heldSql ??= new HeldStatements(this.schema));
   }
 
+  // --- transaction-held batches ----------------------------------------------
+
+  /**
+   * Locks up to `qty` visible messages (FOR UPDATE SKIP LOCKED, no visibility
+   * timeout), runs `handler` with them and the transaction, then deletes or
+   * archives them and commits — all in one transaction. If the handler
+   * throws, the transaction rolls back and the messages are visible again at
+   * once (their read_ct unchanged). Returns how many messages were handled
+   * (0 when none were visible; the handler is then not called).
+   */
+  async processBatch<T = unknown>(
+    queue: string,
+    handler: BatchHandler<T>,
+    options: ProcessBatchOptions = {},
+  ): Promise<number> {
+    checkQueueName(queue);
+    const qty = checkInt('qty', options.qty ?? 10, { min: 1 });
+    const finish = options.finish ?? 'delete';
+    if (finish !== 'delete' && finish !== 'archive') {
+      throw new InvalidArgumentError(`finish must be 'delete' or 'archive', got ${String(finish)}`);
+    }
+    const conditional = conditionalJson(options.conditional);
+    return this.driver.transaction(async (tx) => {
+      const rows = await this.statements.readLocked(tx, queue, qty, conditional);
+      if (rows.length === 0) return 0;
+      const messages = rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+      await handler(messages, tx);
+      const ids = messages.map((m) => m.msgId);
+      if (finish === 'delete') await this.statements.delete(tx, queue, ids);
+      else await this.statements.archive(tx, queue, ids);
+      return ids.length;
+    });
+  }
+
   // --- consuming -----------------------------------------------------------
 
   /**
@@ -432,6 +473,105 @@ export class QueueClient {
 
   async [Symbol.asyncDispose](): Promise<void> {
     await this.close();
+  }
+
+  // --- partitions, dead letters, retention, fast metrics, maintenance (issue 4 part B) ---
+
+  /** PGMQ's `create_partitioned`: a queue on native range partitions (no pg_partman). Idempotent. */
+  async createPartitionedQueue(queue: string, options: parts.CreatePartitionedQueueOptions = {}): Promise<void> {
+    checkQueueName(queue, { forCreate: true });
+    await parts.createPartitioned(this.exec(options), this.s, queue, options);
+  }
+
+  /** PGMQ's `convert_archive_partitioned`: the queue's archive becomes partitioned (its rows are moved over). */
+  async convertArchivePartitioned(queue: string, options: parts.ConvertArchiveOptions = {}): Promise<void> {
+    checkQueueName(queue);
+    await parts.convertArchivePartitioned(this.exec(options), this.s, queue, options);
+  }
+
+  /** One call of `run_maintenance(queue)`; see {@link MaintenanceScheduler} for the periodic form. */
+  runMaintenance(queue: string, options: TxOption & { batchSize?: number } = {}): Promise<parts.MaintenanceResult> {
+    checkQueueName(queue);
+    return parts.runMaintenance(this.exec(options), this.s, queue, options.batchSize ?? 10_000);
+  }
+
+  /** Queues with periodic work (partitions, archive retention or fast metrics). */
+  listMaintainedQueues(options: TxOption = {}): Promise<string[]> {
+    return parts.listMaintainedQueues(this.exec(options), this.s);
+  }
+
+  /** A scheduler running maintenance every `intervalMs` on this client's pool; call `start()`. */
+  maintenance(options: MaintenanceSchedulerOptions = {}): MaintenanceScheduler {
+    return new MaintenanceScheduler(this.driver, this.schema, { logger: this.logger, ...options });
+  }
+
+  /** Messages read `maxReadCount` times that become visible again move to `deadLetterQueue`. */
+  async setDeadLetterPolicy(queue: string, options: dl.SetDeadLetterPolicyOptions): Promise<void> {
+    checkQueueName(queue);
+    await dl.setDeadLetterPolicy(this.exec(options), this.s, queue, options);
+  }
+
+  getDeadLetterPolicy(queue: string, options: TxOption = {}): Promise<dl.DeadLetterPolicy | null> {
+    checkQueueName(queue);
+    return dl.getDeadLetterPolicy(this.exec(options), this.s, queue);
+  }
+
+  /** Removes the policy; false when there was none. */
+  clearDeadLetterPolicy(queue: string, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    return dl.clearDeadLetterPolicy(this.exec(options), this.s, queue);
+  }
+
+  /** Dead letters in msg_id order, without reading them (nothing changes). */
+  listDeadLetters<T = unknown>(deadLetterQueue: string, options: dl.ListDeadLettersOptions = {}): Promise<dl.DeadLetter<T>[]> {
+    checkQueueName(deadLetterQueue);
+    return dl.listDeadLetters<T>(this.exec(options), this.s, deadLetterQueue, options);
+  }
+
+  /** Moves one dead letter back to its queue (read count 0, original headers); its new msg_id, or null. */
+  requeueDeadLetter(deadLetterQueue: string, msgId: number, options: TxOption = {}): Promise<number | null> {
+    checkQueueName(deadLetterQueue);
+    return dl.requeueDeadLetter(this.exec(options), this.s, deadLetterQueue, msgId);
+  }
+
+  /** Moves every dead letter (or those from `sourceQueue`) back; how many moved. */
+  requeueDeadLetters(deadLetterQueue: string, options: dl.DeadLetterFilterOptions = {}): Promise<number> {
+    checkQueueName(deadLetterQueue);
+    return dl.requeueDeadLetters(this.exec(options), this.s, deadLetterQueue, options);
+  }
+
+  /** Deletes every dead letter (or those from `sourceQueue`); how many. */
+  purgeDeadLetters(deadLetterQueue: string, options: dl.DeadLetterFilterOptions = {}): Promise<number> {
+    checkQueueName(deadLetterQueue);
+    return dl.purgeDeadLetters(this.exec(options), this.s, deadLetterQueue, options);
+  }
+
+  /** Archived messages older than `retentionSeconds` are deleted by maintenance; null clears. */
+  async setArchiveRetention(queue: string, retentionSeconds: number | null, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await setArchiveRetention(this.exec(options), this.s, queue, retentionSeconds);
+  }
+
+  /** The archive retention in seconds, or null. */
+  getArchiveRetention(queue: string, options: TxOption = {}): Promise<number | null> {
+    checkQueueName(queue);
+    return getArchiveRetention(this.exec(options), this.s, queue);
+  }
+
+  /** Makes `metrics()` exact without scanning the table (counts kept by triggers). Idempotent. */
+  async enableFastMetrics(queue: string, options: TxOption = {}): Promise<void> {
+    checkQueueName(queue);
+    await enableFastMetrics(this.exec(options), this.s, queue);
+  }
+
+  disableFastMetrics(queue: string, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    return disableFastMetrics(this.exec(options), this.s, queue);
+  }
+
+  fastMetricsEnabled(queue: string, options: TxOption = {}): Promise<boolean> {
+    checkQueueName(queue);
+    return fastMetricsEnabled(this.exec(options), this.s, queue);
   }
 
   // --- internals -------------------------------------------------------------

@@ -1,5 +1,6 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
+import { MESSAGE_COLUMNS, type MessageRow } from './rows.js';
 
 /**
  * Hot-path statements run straight against a queue's tables as prepared
@@ -94,6 +95,20 @@ export class QueueStatements {
       { prepare: true },
     );
     return res.rows.map((r) => Number(r.msg_id));
+  }
+
+  /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
+  async readLocked(exec: Executor, queue: string, qty: number, conditional: string): Promise<MessageRow[]> {
+    const t = await this.table(exec, queue);
+    const res = await execute<MessageRow>(
+      exec,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${t}
+        WHERE vt <= clock_timestamp() AND ($2::jsonb = '{}'::jsonb OR message @> $2::jsonb)
+        ORDER BY msg_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
+      [qty, conditional],
+      { prepare: true },
+    );
+    return res.rows;
   }
 
   /** Forget cached table names (after a drop). */
