@@ -251,6 +251,43 @@ RETURNS void LANGUAGE sql AS $$
   SELECT rel, delta WHERE delta <> 0 AND EXISTS (SELECT 1 FROM @schema@._fast_metrics f WHERE f.relid = rel);
 $$;
 
+-- Makes the partition for block [b, next) unless one overlaps it: made
+-- standalone, filled from the default partition, then attached. CREATE ...
+-- PARTITION OF would fail when the default partition holds rows of the range
+-- (a burst larger than the premade partitions) and would lock the parent
+-- ACCESS EXCLUSIVE; ATTACH takes SHARE UPDATE EXCLUSIVE on it, so sends and
+-- reads go on (they wait only for the default partition, briefly).
+CREATE FUNCTION @schema@._make_partition(
+  parent regclass, parent_name text, def regclass, kind text, col text, partition_interval text,
+  b numeric, col_list text)
+RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  nb numeric := @schema@._block_next(kind, partition_interval, b);
+  newtab text;
+  lo text := @schema@._bound_literal(kind, b);
+  hi text := @schema@._bound_literal(kind, nb);
+BEGIN
+  IF EXISTS (SELECT 1 FROM @schema@._partitions(parent, kind) x WHERE x.lo < nb AND x.hi > b) THEN
+    RETURN false;
+  END IF;
+  newtab := @schema@._partition_name(parent_name, @schema@._bound_suffix(kind, b));
+  EXECUTE format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', parent);
+  EXECUTE format('CREATE TABLE @schema@.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', newtab, parent);
+  -- The CHECK lets ATTACH skip its validation scan of the new table.
+  EXECUTE format('ALTER TABLE @schema@.%I ADD CONSTRAINT %I CHECK (%I >= %s AND %I < %s)',
+    newtab, left(newtab, 50) || '_bound', col, lo, col, hi);
+  IF def IS NOT NULL THEN
+    EXECUTE format(
+      'WITH moved AS (DELETE FROM %1$s WHERE %2$I >= %3$s AND %2$I < %4$s RETURNING %5$s)
+       INSERT INTO @schema@.%6$I (%5$s) SELECT %5$s FROM moved',
+      def, col, lo, hi, col_list, newtab);
+  END IF;
+  EXECUTE format('ALTER TABLE %s ATTACH PARTITION @schema@.%I FOR VALUES FROM (%s) TO (%s)', parent, newtab, lo, hi);
+  EXECUTE format('ALTER TABLE @schema@.%I DROP CONSTRAINT %I', newtab, left(newtab, 50) || '_bound');
+  RETURN true;
+END;
+$$;
+
 -- One maintenance pass over one partitioned table: make the partitions from
 -- the oldest row waiting in the default partition (or the current position)
 -- up to `premake` intervals ahead, moving rows out of the default partition
@@ -268,9 +305,10 @@ DECLARE
   def_min numeric;
   def_max numeric;
   b numeric;
-  nb numeric;
+  start_cur numeric;
+  floor_b numeric;
+  next_pos numeric;
   stop_at numeric;
-  newtab text;
   n bigint;
   p record;
   col_list text;
@@ -292,51 +330,49 @@ BEGIN
       def) INTO def_min, def_max;
   END IF;
 
-  b := @schema@._block_start(kind, partition_interval, cur);
-  stop_at := b;
-  FOR i IN 1..premake LOOP
-    stop_at := @schema@._block_next(kind, partition_interval, stop_at);
-  END LOOP;
-  IF def_min IS NOT NULL THEN
-    b := least(b, @schema@._block_start(kind, partition_interval, def_min));
-    stop_at := greatest(stop_at, @schema@._block_start(kind, partition_interval, def_max));
-  END IF;
-  IF cutoff IS NOT NULL THEN
-    -- Blocks wholly older than the retention are not made (their rows, if
-    -- any wait in the default partition, are deleted below).
-    b := greatest(b, @schema@._block_start(kind, partition_interval, cutoff));
-  END IF;
-
   SELECT string_agg(format('%I', attname), ', ' ORDER BY attnum) INTO col_list
     FROM pg_attribute WHERE attrelid = parent AND attnum > 0 AND NOT attisdropped;
 
-  WHILE b <= stop_at LOOP
-    nb := @schema@._block_next(kind, partition_interval, b);
-    IF NOT EXISTS (SELECT 1 FROM @schema@._partitions(parent, kind) x WHERE x.lo < nb AND x.hi > b) THEN
-      newtab := @schema@._partition_name(parent_name, @schema@._bound_suffix(kind, b));
-      -- Made standalone, filled from the default partition, then attached:
-      -- CREATE ... PARTITION OF would fail when the default partition holds
-      -- rows of the range (a burst larger than the premade partitions), and
-      -- ATTACH takes only SHARE UPDATE EXCLUSIVE on the parent, so sends and
-      -- reads on the other partitions go on.
-      EXECUTE format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', parent);
-      EXECUTE format('CREATE TABLE @schema@.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', newtab, parent);
-      EXECUTE format('ALTER TABLE @schema@.%I ADD CONSTRAINT %I CHECK (%I >= %s AND %I < %s)',
-        newtab, left(newtab, 50) || '_bound', col, @schema@._bound_literal(kind, b),
-        col, @schema@._bound_literal(kind, nb));
-      IF def IS NOT NULL THEN
-        EXECUTE format(
-          'WITH moved AS (DELETE FROM %1$s WHERE %2$I >= %3$s AND %2$I < %4$s RETURNING %5$s)
-           INSERT INTO @schema@.%6$I (%5$s) SELECT %5$s FROM moved',
-          def, col, @schema@._bound_literal(kind, b), @schema@._bound_literal(kind, nb), col_list, newtab);
+  start_cur := @schema@._block_start(kind, partition_interval, cur);
+  IF cutoff IS NOT NULL THEN
+    -- Blocks wholly older than the retention are not made (their rows, if
+    -- any wait in the default partition, are deleted below).
+    floor_b := @schema@._block_start(kind, partition_interval, cutoff);
+  END IF;
+
+  -- Behind the current position: only the blocks that hold rows waiting in
+  -- the default partition (found through its index, block by block), so a
+  -- stray old row does not make every partition in between.
+  IF def_min IS NOT NULL THEN
+    b := greatest(@schema@._block_start(kind, partition_interval, def_min), floor_b);
+    WHILE b < start_cur LOOP
+      EXECUTE format('SELECT %s FROM %s WHERE %I >= %s',
+        CASE WHEN kind = 'id' THEN format('min(%I)', col) ELSE format('extract(epoch FROM min(%I))', col) END,
+        def, col, @schema@._bound_literal(kind, b)) INTO next_pos;
+      EXIT WHEN next_pos IS NULL OR next_pos >= start_cur;
+      b := @schema@._block_start(kind, partition_interval, next_pos);
+      IF @schema@._make_partition(parent, parent_name, def, kind, col, partition_interval, b, col_list) THEN
+        created := created + 1;
       END IF;
-      EXECUTE format('ALTER TABLE %s ATTACH PARTITION @schema@.%I FOR VALUES FROM (%s) TO (%s)',
-        parent, newtab, @schema@._bound_literal(kind, b), @schema@._bound_literal(kind, nb));
-      -- The CHECK only served to skip ATTACH's validation scan.
-      EXECUTE format('ALTER TABLE @schema@.%I DROP CONSTRAINT %I', newtab, left(newtab, 50) || '_bound');
+      b := @schema@._block_next(kind, partition_interval, b);
+    END LOOP;
+  END IF;
+
+  -- From the current block to `premake` blocks ahead (further when a burst
+  -- already went past them).
+  stop_at := start_cur;
+  FOR i IN 1..premake LOOP
+    stop_at := @schema@._block_next(kind, partition_interval, stop_at);
+  END LOOP;
+  IF def_max IS NOT NULL THEN
+    stop_at := greatest(stop_at, @schema@._block_start(kind, partition_interval, def_max));
+  END IF;
+  b := greatest(start_cur, floor_b);
+  WHILE b <= stop_at LOOP
+    IF @schema@._make_partition(parent, parent_name, def, kind, col, partition_interval, b, col_list) THEN
       created := created + 1;
     END IF;
-    b := nb;
+    b := @schema@._block_next(kind, partition_interval, b);
   END LOOP;
 
   IF cutoff IS NOT NULL THEN

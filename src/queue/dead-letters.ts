@@ -1,0 +1,164 @@
+import { execute, type Executor } from '../driver/types.js';
+import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
+import type { Message, TxOption } from './types.js';
+import { checkInt, checkMsgId, checkQueueName } from './validate.js';
+
+/**
+ * Dead letters (pgferry addition): a per-queue policy moves a message that
+ * was read `maxReadCount` times and became visible again to a dead-letter
+ * queue (an ordinary queue), at the next read of its queue. The message gets
+ * these headers (all prefixed `x-pgferry-dlq-`), which requeueing removes:
+ */
+export const DEAD_LETTER_HEADERS = {
+  sourceQueue: 'x-pgferry-dlq-source-queue',
+  sourceMsgId: 'x-pgferry-dlq-source-msg-id',
+  readCount: 'x-pgferry-dlq-read-count',
+  enqueuedAt: 'x-pgferry-dlq-enqueued-at',
+  movedAt: 'x-pgferry-dlq-moved-at',
+  /** The original headers, only when they were not a JSON object (null, array, scalar). */
+  originalHeaders: 'x-pgferry-dlq-headers',
+} as const;
+
+export interface DeadLetterPolicy {
+  /** Queue the policy applies to. */
+  queueName: string;
+  /** Queue dead letters are moved to (must exist). */
+  deadLetterQueue: string;
+  /** Reads allowed before a message is dead-lettered (at least 1). */
+  maxReadCount: number;
+}
+
+export interface SetDeadLetterPolicyOptions extends TxOption {
+  deadLetterQueue: string;
+  maxReadCount: number;
+}
+
+/** Where a dead letter came from, parsed from its headers. */
+export interface DeadLetterOrigin {
+  sourceQueue: string;
+  sourceMsgId: number;
+  readCount: number;
+  enqueuedAt: Date;
+  movedAt: Date;
+}
+
+/** A message of a dead-letter queue; `origin` is null for messages that were sent there directly. */
+export interface DeadLetter<T = unknown> extends Message<T> {
+  origin: DeadLetterOrigin | null;
+}
+
+export interface ListDeadLettersOptions extends TxOption {
+  /** How many at most. Default 100. */
+  qty?: number;
+  /** Only dead letters with a msg_id above this (paging). Default 0. */
+  afterMsgId?: number;
+  /** Only dead letters from this queue. */
+  sourceQueue?: string;
+}
+
+export interface DeadLetterFilterOptions extends TxOption {
+  /** Only dead letters from this queue. */
+  sourceQueue?: string;
+}
+
+interface PolicyRow {
+  queue_name: string;
+  dead_letter_queue: string;
+  max_read_count: number;
+}
+
+export async function setDeadLetterPolicy(
+  exec: Executor,
+  s: string,
+  queue: string,
+  options: SetDeadLetterPolicyOptions,
+): Promise<void> {
+  checkQueueName(options.deadLetterQueue);
+  const max = checkInt('maxReadCount', options.maxReadCount, { min: 1 });
+  await execute(exec, `SELECT ${s}.set_dead_letter_policy($1::text, $2::text, $3::integer)`, [
+    queue,
+    options.deadLetterQueue,
+    max,
+  ]);
+}
+
+export async function getDeadLetterPolicy(exec: Executor, s: string, queue: string): Promise<DeadLetterPolicy | null> {
+  const res = await execute<PolicyRow>(exec, `SELECT * FROM ${s}.get_dead_letter_policy($1::text)`, [queue]);
+  const r = res.rows[0];
+  return r ? { queueName: r.queue_name, deadLetterQueue: r.dead_letter_queue, maxReadCount: Number(r.max_read_count) } : null;
+}
+
+export async function clearDeadLetterPolicy(exec: Executor, s: string, queue: string): Promise<boolean> {
+  const res = await execute<{ done: boolean }>(exec, `SELECT ${s}.clear_dead_letter_policy($1::text) AS done`, [queue]);
+  return res.rows[0]!.done;
+}
+
+export async function listDeadLetters<T>(
+  exec: Executor,
+  s: string,
+  deadLetterQueue: string,
+  options: ListDeadLettersOptions,
+): Promise<DeadLetter<T>[]> {
+  const qty = checkInt('qty', options.qty ?? 100, { min: 0 });
+  const after = checkMsgId(options.afterMsgId ?? 0);
+  if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
+  const res = await execute<MessageRow>(
+    exec,
+    `SELECT ${MESSAGE_COLUMNS} FROM ${s}.list_dead_letters($1::text, $2::integer, $3::bigint, $4::text)`,
+    [deadLetterQueue, qty, after, options.sourceQueue ?? null],
+  );
+  return res.rows.map((r) => {
+    const m = toMessage<T>(r);
+    return { ...m, origin: originOf(m.headers) };
+  });
+}
+
+/** Moves one dead letter back to its queue; the new msg_id there, or null when there is no such dead letter. */
+export async function requeueDeadLetter(exec: Executor, s: string, deadLetterQueue: string, msgId: number): Promise<number | null> {
+  const res = await execute<{ id: string | null }>(exec, `SELECT ${s}.requeue_dead_letter($1::text, $2::bigint) AS id`, [
+    deadLetterQueue,
+    checkMsgId(msgId),
+  ]);
+  const id = res.rows[0]?.id;
+  return id == null ? null : Number(id);
+}
+
+export async function requeueDeadLetters(
+  exec: Executor,
+  s: string,
+  deadLetterQueue: string,
+  options: DeadLetterFilterOptions,
+): Promise<number> {
+  if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
+  const res = await execute<{ n: string }>(exec, `SELECT ${s}.requeue_dead_letters($1::text, $2::text) AS n`, [
+    deadLetterQueue,
+    options.sourceQueue ?? null,
+  ]);
+  return Number(res.rows[0]!.n);
+}
+
+export async function purgeDeadLetters(
+  exec: Executor,
+  s: string,
+  deadLetterQueue: string,
+  options: DeadLetterFilterOptions,
+): Promise<number> {
+  if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
+  const res = await execute<{ n: string }>(exec, `SELECT ${s}.purge_dead_letters($1::text, $2::text) AS n`, [
+    deadLetterQueue,
+    options.sourceQueue ?? null,
+  ]);
+  return Number(res.rows[0]!.n);
+}
+
+function originOf(headers: Message['headers']): DeadLetterOrigin | null {
+  const h = DEAD_LETTER_HEADERS;
+  if (!headers || typeof headers[h.sourceQueue] !== 'string') return null;
+  return {
+    sourceQueue: headers[h.sourceQueue] as string,
+    sourceMsgId: Number(headers[h.sourceMsgId]),
+    readCount: Number(headers[h.readCount]),
+    enqueuedAt: new Date(String(headers[h.enqueuedAt])),
+    movedAt: new Date(String(headers[h.movedAt])),
+  };
+}
