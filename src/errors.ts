@@ -134,3 +134,8 @@ export function mapError(err: unknown): unknown {
       return new DatabaseError(text, options);
   }
 }
+
+// Queue reliability (partitions, dead letters, retention, fast metrics):
+// SQLSTATE block PF200–PF299, raised by sql/queue/0003_reliability.sql.
+registerSqlState('PF201', (message, options) => new InvalidArgumentError(message, options));
+registerSqlState('PF202', (message, options) => new QueueNotFoundError(message, options));
