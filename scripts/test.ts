@@ -5,6 +5,9 @@
 //   4. the queue suite again under a non-default schema
 //   5. a one-iteration smoke run of the benchmarks
 import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 interface Step {
   name: string;
@@ -27,15 +30,36 @@ const steps: Step[] = [
 const only = process.argv.slice(2);
 let failed = 0;
 let passed = 0;
+// Test counts summed over every vitest run (read from its JSON report).
+const tests = { passed: 0, failed: 0, skipped: 0 };
+const reports = mkdtempSync(join(tmpdir(), 'pgferry-test-report-'));
+let reportNo = 0;
 for (const step of steps) {
   if (only.length && !only.some((o) => step.name.includes(o))) continue;
   console.log(`\n=== ${step.name}: ${step.cmd.join(' ')}`);
   const started = Date.now();
-  const res = spawnSync('npx', ['--no-install', ...step.cmd], {
+  const cmd = [...step.cmd];
+  let report: string | undefined;
+  if (cmd[0] === 'vitest') {
+    report = join(reports, `vitest-${++reportNo}.json`);
+    cmd.push('--reporter=default', '--reporter=json', `--outputFile.json=${report}`);
+  }
+  const res = spawnSync('npx', ['--no-install', ...cmd], {
     stdio: 'inherit',
     env: { ...process.env, ...step.env },
   });
   const secs = ((Date.now() - started) / 1000).toFixed(1);
+  if (report && existsSync(report)) {
+    const r = JSON.parse(readFileSync(report, 'utf8')) as {
+      numPassedTests: number;
+      numFailedTests: number;
+      numPendingTests: number;
+      numTodoTests: number;
+    };
+    tests.passed += r.numPassedTests;
+    tests.failed += r.numFailedTests;
+    tests.skipped += r.numPendingTests + r.numTodoTests;
+  }
   if (res.status === 0) {
     passed++;
     console.log(`=== ${step.name}: ok (${secs}s)`);
@@ -45,5 +69,7 @@ for (const step of steps) {
     break;
   }
 }
-console.log(`\nsteps: ${passed} passed, ${failed} failed`);
+rmSync(reports, { recursive: true, force: true });
+console.log(`\nsteps: ${passed} of ${passed + failed} ran ok`);
+console.log(`tests: ${tests.passed} passed, ${tests.failed} failed${tests.skipped ? `, ${tests.skipped} skipped` : ''}`);
 process.exit(failed ? 1 : 0);
