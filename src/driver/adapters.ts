@@ -1,6 +1,6 @@
 import type { ForeignQueryable } from './types.js';
 import type { PostgresJsQueryable } from './postgres.js';
-import type { PGliteTransactionLike } from './pglite.js';
+import { PGLITE_QUERY_OPTIONS, type PGliteTransactionLike } from './pglite.js';
 import { toTextParams } from './text-params.js';
 
 /*
@@ -110,15 +110,13 @@ export function postgresJsExecutor(tx: PostgresJsQueryable): ForeignQueryable {
 
 /**
  * A PGlite transaction as an Executor: `db.transaction(async (tx) =>
- * client.send('q', msg, { tx: pgliteExecutor(tx) }))`.
+ * client.send('q', msg, { tx: pgliteExecutor(tx) }))`. Results are shaped as
+ * the PGlite driver shapes them (int8 as a string).
  */
 export function pgliteExecutor(tx: PGliteTransactionLike): ForeignQueryable {
-  const serializers = new Proxy({} as Record<number, (value: unknown) => string>, {
-    get: () => (value: unknown) => String(value),
-  });
   return {
     async query(text, values = []) {
-      const res = await tx.query(text, toTextParams(values), { serializers });
+      const res = await tx.query(text, toTextParams(values), PGLITE_QUERY_OPTIONS);
       return normaliseResult(res);
     },
   };

@@ -77,7 +77,9 @@ const PARSERS: Record<number, (value: string, typeId: number) => unknown> = {
 const SERIALIZERS = new Proxy({} as Record<number, (value: unknown) => string>, {
   get: () => (value: unknown) => String(value),
 });
-const OPTIONS: PGliteQueryOptionsLike = { parsers: PARSERS, serializers: SERIALIZERS };
+/** Query options giving node-postgres's parameter and result conventions on any PGlite. */
+export const PGLITE_QUERY_OPTIONS: PGliteQueryOptionsLike = { parsers: PARSERS, serializers: SERIALIZERS };
+const OPTIONS = PGLITE_QUERY_OPTIONS;
 
 function shape<R>(res: PGliteResults): QueryResult<R> {
   const rowCount =

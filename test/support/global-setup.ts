@@ -1,16 +1,20 @@
 import type { TestProject } from 'vitest/node';
 import pg from 'pg';
-import { rmSync } from 'node:fs';
+import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/embedded/server.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { testSchemas, withDatabase } from './urls.js';
+import { PGliteDriver } from '../../src/driver/pglite.js';
+import { testDriverName } from './driver-name.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     adminUrl: string;
     templateDb: string;
+    /** A dump of a migrated PGlite data dir (PGFERRY_TEST_DRIVER=pglite only). */
+    pgliteTemplate: string;
   }
 }
 
@@ -18,6 +22,7 @@ let server: EmbeddedPostgres | undefined;
 let adminUrl = '';
 let templateDb = '';
 let dataDir = '';
+let pgliteTemplate = '';
 
 /**
  * Starts (or reuses via DATABASE_URL) one PostgreSQL for the whole run and
@@ -41,6 +46,8 @@ export async function setup(project: TestProject): Promise<void> {
     await admin.end();
   }
   await migrate({ connectionString: withDatabase(adminUrl, templateDb), schemas: testSchemas() });
+  if (testDriverName() === 'pglite') pgliteTemplate = await buildPGliteTemplate();
+  project.provide('pgliteTemplate', pgliteTemplate);
   project.provide('adminUrl', adminUrl);
   project.provide('templateDb', templateDb);
 }
@@ -59,4 +66,20 @@ export async function teardown(): Promise<void> {
   }
   if (server) await server.stop();
   if (dataDir) rmSync(dataDir, { recursive: true, force: true });
+  if (pgliteTemplate) rmSync(pgliteTemplate, { force: true });
+}
+
+/** Migrates one in-memory PGlite with every engine and dumps its data dir for the test files to load. */
+async function buildPGliteTemplate(): Promise<string> {
+  const { PGlite } = await import('@electric-sql/pglite');
+  const db = await PGlite.create();
+  try {
+    await migrate({ driver: new PGliteDriver({ db }), schemas: testSchemas() });
+    const dump = await db.dumpDataDir('none');
+    const file = join(tmpdir(), `pgferry-pglite-${process.pid}.tar`);
+    writeFileSync(file, Buffer.from(await dump.arrayBuffer()));
+    return file;
+  } finally {
+    await db.close();
+  }
 }
