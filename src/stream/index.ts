@@ -1,0 +1,28 @@
+// pgferry/stream: PgQue-compatible event streams. Explicit exports only.
+export { StreamClient, type StreamClientOptions } from './client.js';
+export { Consumer, type StreamConsumerOptions, type BatchResult } from './consumer.js';
+export { Ticker, acquireSharedTicker, type TickerOptions } from './ticker.js';
+export {
+  BatchNotFoundError,
+  CooperativeConsumerError,
+  NotSubscribedError,
+  PermissionDeniedError,
+  StaleBatchError,
+  StreamNotFoundError,
+  mapStreamError,
+} from './errors.js';
+export { MAX_STREAM_NAME_BYTES } from './validate.js';
+export type {
+  ConsumerInfo,
+  DeadLetter,
+  Handler,
+  HandlerContext,
+  NackOptions,
+  ReceiveCoopOptions,
+  ReceiveOptions,
+  StreamConfig,
+  StreamInfo,
+  StreamMessage,
+  StreamSendOptions,
+  TxOption,
+} from './types.js';

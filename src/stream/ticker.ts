@@ -1,0 +1,224 @@
+import pg from 'pg';
+import { quoteIdent } from '../driver/quote.js';
+import type { Logger } from '../logger.js';
+import { silentLogger } from '../logger.js';
+import { checkSchemaName } from '../migrate/migrator.js';
+
+export interface TickerOptions {
+  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
+  connectionString?: string;
+  /** Schema of the stream engine. Default `pgque`. */
+  schema?: string;
+  /** Pause between ticks while events flow. Default 5. */
+  minIntervalMs?: number;
+  /** Longest pause when idle (the interval doubles up to it). Default 500. */
+  maxIntervalMs?: number;
+  /** How often a follower tries to become leader (takeover time after a leader dies). Default 1000. */
+  electionIntervalMs?: number;
+  /** How often due retries are moved back into their streams. Default 1000. */
+  retryIntervalMs?: number;
+  /** How often table rotation runs (`maint()`). Default 30000. */
+  maintIntervalMs?: number;
+  logger?: Logger;
+  /** Called when this ticker becomes leader (true) or stops being leader (false). */
+  onLeaderChange?: (leader: boolean) => void;
+}
+
+/** The advisory-lock key pair of a schema's ticker: one leader per database and schema. */
+const LOCK_SQL = `hashtext('pgferry.stream.ticker'), hashtext($1)`;
+
+/**
+ * The elected ticker. Every process may run one; exactly one per database
+ * (and schema) holds a session advisory lock on its own connection and ticks.
+ * When that process dies its connection closes, the lock is released, and a
+ * follower takes over within `electionIntervalMs`.
+ *
+ * The leader ticks adaptively: `tick_pending()` ticks every stream with new
+ * events at once, the loop then runs again after `minIntervalMs`; when nothing
+ * was ticked the pause doubles up to `maxIntervalMs`. Consumers that find
+ * nothing ask for a tick (`request_tick`), and sends NOTIFY the leader while a
+ * consumer waits, so an idle system still delivers in milliseconds.
+ */
+export class Ticker {
+  readonly schema: string;
+  private readonly options: Required<Omit<TickerOptions, 'connectionString' | 'logger' | 'onLeaderChange' | 'schema'>>;
+  private readonly logger: Logger;
+  private readonly s: string;
+  private client: pg.Client | undefined;
+  private leader = false;
+  private stopped = true;
+  private loop: Promise<void> | undefined;
+  private wake: (() => void) | undefined;
+  private woken = false;
+  private lastRetry = 0;
+  private lastMaint = 0;
+
+  constructor(private readonly config: TickerOptions = {}) {
+    this.schema = checkSchemaName(config.schema ?? 'pgque');
+    this.s = quoteIdent(this.schema);
+    this.logger = config.logger ?? silentLogger;
+    this.options = {
+      minIntervalMs: config.minIntervalMs ?? 5,
+      maxIntervalMs: config.maxIntervalMs ?? 500,
+      electionIntervalMs: config.electionIntervalMs ?? 1000,
+      retryIntervalMs: config.retryIntervalMs ?? 1000,
+      maintIntervalMs: config.maintIntervalMs ?? 30_000,
+    };
+  }
+
+  /** True while this instance holds the lock and ticks. */
+  get isLeader(): boolean {
+    return this.leader;
+  }
+
+  /** Starts campaigning (returns at once; ticking starts when elected). */
+  start(): void {
+    if (!this.stopped) return;
+    this.stopped = false;
+    this.loop = this.run();
+  }
+
+  /** Ticks now instead of waiting out the current pause (leader only; no-op otherwise). */
+  poke(): void {
+    this.woken = true;
+    this.wake?.();
+  }
+
+  /** Stops ticking, releases leadership (closing its connection) and resolves when done. */
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    this.poke();
+    await this.loop;
+  }
+
+  private async run(): Promise<void> {
+    let interval = this.options.minIntervalMs;
+    while (!this.stopped) {
+      try {
+        const client = await this.connection();
+        if (!this.leader) {
+          const r = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`, [this.schema]);
+          if (!r.rows[0]!.ok) {
+            await this.pause(this.options.electionIntervalMs);
+            continue;
+          }
+          await client.query(`LISTEN ${quoteIdent(`pgferry.${this.schema}.tick_request`)}`);
+          this.setLeader(true);
+          interval = this.options.minIntervalMs;
+        }
+        const ticked = await this.step(client);
+        interval = ticked > 0 ? this.options.minIntervalMs : Math.min(interval * 2, this.options.maxIntervalMs);
+        await this.pause(interval);
+      } catch (err) {
+        if (this.stopped) break;
+        this.logger.warn({ err }, 'pgferry ticker: connection failed; campaigning again');
+        await this.dropClient();
+        await this.pause(this.options.electionIntervalMs);
+      }
+    }
+    await this.dropClient();
+  }
+
+  /** One leader round: tick, and now and then move retries and rotate tables. */
+  private async step(client: pg.Client): Promise<number> {
+    const r = await client.query<{ n: number }>(`SELECT ${this.s}.tick_pending() AS n`);
+    const now = Date.now();
+    if (now - this.lastRetry >= this.options.retryIntervalMs) {
+      this.lastRetry = now;
+      // Bounded: 10 rows per call, so a big backlog is moved over several rounds.
+      for (let i = 0; i < 100; i++) {
+        const m = await client.query<{ n: number }>(`SELECT ${this.s}.maint_retry_events() AS n`);
+        if (m.rows[0]!.n === 0) break;
+      }
+    }
+    if (now - this.lastMaint >= this.options.maintIntervalMs) {
+      this.lastMaint = now;
+      await client.query(`SELECT ${this.s}.maint()`);
+    }
+    return r.rows[0]!.n;
+  }
+
+  private async connection(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const client = new pg.Client(this.config.connectionString ? { connectionString: this.config.connectionString } : {});
+    client.on('error', (err) => {
+      this.logger.warn({ err }, 'pgferry ticker: connection error');
+      if (this.client === client) {
+        this.client = undefined;
+        this.setLeader(false);
+      }
+      this.poke();
+    });
+    client.on('notification', () => this.poke());
+    await client.connect();
+    this.client = client;
+    return client;
+  }
+
+  private async dropClient(): Promise<void> {
+    const client = this.client;
+    this.client = undefined;
+    this.setLeader(false);
+    // Ending the session releases the advisory lock: a follower takes over.
+    if (client) await client.end().catch(() => undefined);
+  }
+
+  private setLeader(leader: boolean): void {
+    if (this.leader === leader) return;
+    this.leader = leader;
+    this.logger.info({ schema: this.schema, leader }, leader ? 'pgferry ticker: elected leader' : 'pgferry ticker: not leader');
+    this.config.onLeaderChange?.(leader);
+  }
+
+  private pause(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const wake = (): void => {
+        clearTimeout(timer);
+        if (this.wake === wake) this.wake = undefined;
+        this.woken = false;
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.wake = wake;
+    });
+  }
+}
+
+interface SharedEntry {
+  ticker: Ticker;
+  users: number;
+}
+const shared = new Map<string, SharedEntry>();
+
+/**
+ * One ticker per process for a connection string and schema, shared by every
+ * consumer that asks for one; released when the last of them stops.
+ */
+export function acquireSharedTicker(options: TickerOptions): { ticker: Ticker; release(): Promise<void> } {
+  const key = `${options.connectionString ?? process.env.DATABASE_URL ?? ''}|${options.schema ?? 'pgque'}`;
+  let entry = shared.get(key);
+  if (!entry) {
+    entry = { ticker: new Ticker(options), users: 0 };
+    shared.set(key, entry);
+    entry.ticker.start();
+  }
+  entry.users++;
+  const e = entry;
+  let released = false;
+  return {
+    ticker: e.ticker,
+    release: async () => {
+      if (released) return;
+      released = true;
+      if (--e.users === 0) {
+        shared.delete(key);
+        await e.ticker.stop();
+      }
+    },
+  };
+}
