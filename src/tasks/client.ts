@@ -114,7 +114,7 @@ export class TaskClient {
    * Validates `input` with the task's schema (throws TaskValidationError,
    * nothing sent) and enqueues one job.
    */
-  async enqueue<In>(task: Task<In, unknown>, input: In, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+  async enqueue<In, Out>(task: Task<In, Out>, input: In, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
     await validateInput(task, input);
     const body = toJson('input', input);
     const { headers, key, runAt } = this.jobHeaders(task, options);
@@ -124,8 +124,8 @@ export class TaskClient {
   }
 
   /** Validates every input first (all or nothing), then enqueues them in one statement. */
-  async enqueueBatch<In>(
-    task: Task<In, unknown>,
+  async enqueueBatch<In, Out>(
+    task: Task<In, Out>,
     jobs: readonly BatchItem<In>[],
     options: { tx?: Executor } = {},
   ): Promise<EnqueuedJob[]> {

@@ -96,8 +96,9 @@ export class Scheduler {
       let latest: Date | null = null;
       for (let at = e.cron.nextRun(last); at && at.getTime() <= now.getTime(); at = e.cron.nextRun(at)) {
         latest = at;
-        if (due.length < MAX_BACKFILL) due.push(at);
-        else due.shift(), due.push(at);
+        // Keep the most recent MAX_BACKFILL occurrences.
+        if (due.length >= MAX_BACKFILL) due.shift();
+        due.push(at);
       }
       if (!latest) return 0;
       const onTime = due.filter((d) => now.getTime() - d.getTime() <= ON_TIME_WINDOW_MS);
