@@ -3,6 +3,7 @@ import { queueCoreSection } from './queue-core.js';
 import { queueFifoSection } from './queue-fifo.js';
 import { queueTopicsSection } from './queue-topics.js';
 import { queueWakeupSection } from './queue-wakeup.js';
+import { busSection } from './bus.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
-export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection];
+export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, busSection];
