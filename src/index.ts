@@ -62,6 +62,32 @@ export type {
 } from './driver/types.js';
 export { PgDriver, type PgDriverOptions } from './driver/pg.js';
 export {
+  PostgresJsDriver,
+  type PostgresJsDriverOptions,
+  type PostgresJsQueryable,
+  type PostgresJsRowList,
+  type PostgresJsSql,
+} from './driver/postgres.js';
+export {
+  PGliteDriver,
+  type PGliteDriverOptions,
+  type PGliteLike,
+  type PGliteQueryOptionsLike,
+  type PGliteResults,
+  type PGliteTransactionLike,
+} from './driver/pglite.js';
+export {
+  drizzleExecutor,
+  kyselyExecutor,
+  pgliteExecutor,
+  postgresJsExecutor,
+  prismaExecutor,
+  type DrizzleLike,
+  type DrizzleSqlTag,
+  type KyselyLike,
+  type PrismaLike,
+} from './driver/adapters.js';
+export {
   migrate,
   MIN_SERVER_VERSION_NUM,
   type AppliedMigration,
