@@ -7,7 +7,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import postgres from 'postgres';
-import { Kysely, PostgresDialect, sql as ksql } from 'kysely';
+import { Kysely, PostgresDialect, sql as ksql, type Generated } from 'kysely';
 import { sql } from 'drizzle-orm';
 import { drizzle as drizzlePg } from 'drizzle-orm/node-postgres';
 import { drizzle as drizzlePostgresJs } from 'drizzle-orm/postgres-js';
@@ -19,7 +19,7 @@ import { useTestDatabase } from '../support/db.js';
 const db = useTestDatabase();
 
 interface Tables {
-  orders: { id: number; item: string };
+  orders: { id: Generated<number>; item: string };
 }
 
 let pool: pg.Pool;
