@@ -611,7 +611,7 @@ BEGIN
     -- messages in flight or delayed, not with the backlog). Ages: the
     -- enqueued_at index, first and last entry.
     EXECUTE format(
-      'WITH n AS (
+      'WITH n AS MATERIALIZED (
          SELECT f.base_count + coalesce((SELECT sum(d.delta) FROM @schema@._fast_metrics_delta d
                                           WHERE d.relid = f.relid), 0) AS len
            FROM @schema@._fast_metrics f WHERE f.relid = $2)
