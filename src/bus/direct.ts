@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import type { QueueClient } from '../queue/client.js';
-import type { Message } from '../queue/types.js';
+import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { MAX_QUEUE_NAME_LENGTH } from '../queue/validate.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { JsonValue } from './serializer.js';
 import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
-import { Waker, longPoll, wakeChannel } from './wake.js';
+import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 
 export interface DirectBackendOptions {
   /** The queue client to use; the backend never closes it. */
@@ -48,12 +48,27 @@ export class DirectBackend implements BusBackend {
   private readonly ttlMs: number;
   private readonly peerCache = new Map<string, { peers: string[]; until: number }>();
   private readonly wakers = new Map<string, Waker>();
+  private readonly sql: { fanOut: string; read: string; readWithPoll: string; archive: string };
 
   constructor(options: DirectBackendOptions) {
     if (!options?.client) throw new InvalidArgumentError('DirectBackend needs a QueueClient as `client`');
     this.client = options.client;
     this.logger = options.logger ?? options.client.logger;
     this.ttlMs = options.peerCacheTtlMs ?? 1000;
+    const q = quoteIdent(this.client.schema);
+    // The queue client has no multi-queue send and cannot run its reads with
+    // asynchronous commit, so these few statements call the queue engine's
+    // SQL functions through the client's driver.
+    this.sql = {
+      fanOut: `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM unnest($1::text[], $2::text[]) AS p(queue, wake),
+                      LATERAL ${q}.send(p.queue, $3::jsonb) AS s(id)`,
+      // Reads and archives commit without waiting for the WAL flush: losing
+      // one in a crash only makes a message visible again (at least once).
+      read: `SELECT r.msg_id, r.message FROM ${ASYNC_COMMIT}, ${q}.read($1::text, $2::integer, $3::integer) AS r`,
+      readWithPoll: `SELECT r.msg_id, r.message FROM ${ASYNC_COMMIT},
+                            ${q}.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer) AS r`,
+      archive: `SELECT a.id::text AS id FROM ${ASYNC_COMMIT}, ${q}.archive($1::text, $2::bigint[]) AS a(id)`,
+    };
   }
 
   async join(channel: string): Promise<string> {
@@ -68,6 +83,27 @@ export class DirectBackend implements BusBackend {
   async publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]> {
     const safe = safeChannel(channel);
     const peers = (await this.peers(safe)).filter((q) => q !== myQueue);
+    if (peers.length === 0) return [];
+    const body = JSON.stringify(message);
+    try {
+      // Fast path: every send and every wake-up in one statement, so one
+      // round trip and one commit (one WAL flush, one NOTIFY lock) per
+      // publish, whatever the number of peers.
+      const res = await this.client.driver.query<{ id: string }>(
+        this.sql.fanOut,
+        [peers, peers.map((q) => wakeChannel(q, safe)), body],
+        { prepare: true },
+      );
+      return res.rows.map((r) => Number(r.id));
+    } catch (err) {
+      // Some peer failed (most likely its queue was dropped): send one by
+      // one, so only the failing peers miss the message.
+      this.logger.debug({ err, channel }, 'pgferry bus: fan-out failed; retrying peer by peer');
+      return this.publishEach(safe, channel, peers, message);
+    }
+  }
+
+  private async publishEach(safe: string, channel: string, peers: string[], message: JsonValue): Promise<number[]> {
     const results = await Promise.allSettled(peers.map((q) => this.client.send(q, message)));
     const ids: number[] = [];
     const woken: string[] = [];
@@ -82,28 +118,29 @@ export class DirectBackend implements BusBackend {
       }
     });
     if (woken.length > 0) {
-      // One statement, one transaction: a single commit-time NOTIFY lock for
-      // the whole fan-out (see PERFORMANCE.md on NOTIFY costs).
       await this.client.driver.query(`SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c`, [woken], { prepare: true });
     }
     return ids;
   }
 
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
-    const opts = { visibilityTimeoutSeconds: options.visibilityTimeoutSeconds, qty: options.batchSize };
+    const args = [queue, options.visibilityTimeoutSeconds, options.batchSize];
+    const run = async (text: string, extra: unknown[] = []): Promise<BackendMessage[]> => {
+      const res = await this.client.driver.query<{ msg_id: string; message: JsonValue }>(text, [...args, ...extra], { prepare: true });
+      return res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message })).sort((a, b) => a.msgId - b.msgId);
+    };
     return longPoll(
       this.wakers.get(queue),
       options,
-      async () => toBackend(await this.client.read<JsonValue>(queue, opts)),
-      async (maxPollSeconds) =>
-        toBackend(
-          await this.client.readWithPoll<JsonValue>(queue, { ...opts, maxPollSeconds, pollIntervalMs: options.pollIntervalMs }),
-        ),
+      () => run(this.sql.read),
+      (maxPollSeconds) => run(this.sql.readWithPoll, [maxPollSeconds, options.pollIntervalMs]),
     );
   }
 
-  archive(queue: string, _channel: string, msgIds: readonly number[]): Promise<number[]> {
-    return msgIds.length === 0 ? Promise.resolve([]) : this.client.archive(queue, msgIds);
+  async archive(queue: string, _channel: string, msgIds: readonly number[]): Promise<number[]> {
+    if (msgIds.length === 0) return [];
+    const res = await this.client.driver.query<{ id: string }>(this.sql.archive, [queue, msgIds], { prepare: true });
+    return res.rows.map((r) => Number(r.id));
   }
 
   async leave(queue: string, channel: string): Promise<void> {
@@ -126,8 +163,4 @@ export class DirectBackend implements BusBackend {
     this.peerCache.set(safe, { peers, until: Date.now() + this.ttlMs });
     return peers;
   }
-}
-
-function toBackend(messages: Message<JsonValue>[]): BackendMessage[] {
-  return messages.map((m) => ({ msgId: m.msgId, message: m.message }));
 }

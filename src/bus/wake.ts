@@ -4,6 +4,13 @@ import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
 
 /**
+ * A FROM item that turns synchronous_commit off for the statement's own
+ * (autocommit) transaction: see the bus readers, which use it for reads and
+ * archives only.
+ */
+export const ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true) AS _async_commit`;
+
+/**
  * The NOTIFY channel that wakes the member owning `queue`. Derived from the
  * queue AND the channel (sql/bus/0001_bus.sql computes the same), so a role
  * that sees the queue's table name in pg_class cannot LISTEN to another
