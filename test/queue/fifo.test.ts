@@ -169,6 +169,42 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
   });
 });
 
+describe('FIFO group reads: extension point and vt timing', () => {
+  it('every group read runs _before_read(queue_name) first, as read does', async () => {
+    await db.sql(`SELECT ${S}.create('hook')`);
+    await db.sql(`CREATE TABLE hook_log (queue_name text)`);
+    await db.sql(
+      `CREATE OR REPLACE FUNCTION ${S}._before_read(queue_name text) RETURNS void LANGUAGE sql AS
+         $f$ INSERT INTO public.hook_log VALUES (queue_name) $f$`,
+    );
+    try {
+      // vt 0 keeps the message visible, so every call (poll forms too) reads exactly once.
+      await db.sql(`SELECT ${S}.send('hook', '{}'::jsonb)`);
+      for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
+        expect(await db.sql(`SELECT * FROM ${S}.${fn}('hook', 0, 1)`)).toHaveLength(1);
+        expect(await db.sql(`SELECT * FROM ${S}.${fn}_with_poll('hook', 0, 1, 1, 10)`)).toHaveLength(1);
+      }
+      expect(await db.sql(`SELECT count(*)::int AS n FROM hook_log WHERE queue_name = 'hook'`)).toEqual([{ n: 6 }]);
+    } finally {
+      await db.sql(`CREATE OR REPLACE FUNCTION ${S}._before_read(queue_name text) RETURNS void LANGUAGE plpgsql AS
+                    $f$ BEGIN RETURN; END; $f$`);
+    }
+  });
+
+  it('the integer vt of a poll form is counted from the call start, not from the moment of the read', async () => {
+    await db.sql(`SELECT ${S}.create('vtstart')`);
+    await db.sql(`SELECT ${S}.send('vtstart', '{}'::jsonb, clock_timestamp() + interval '500 ms')`);
+    const [r] = await db.sql<{ offset_s: number }>(
+      `WITH t AS (SELECT clock_timestamp() AS started)
+       SELECT extract(epoch FROM (g.vt - t.started))::float8 AS offset_s
+         FROM t, ${S}.read_grouped_with_poll('vtstart', 10, 1, 5, 20) g`,
+    );
+    // The read happened ~0.5 s after the start; vt is start + 10 s, not read + 10 s.
+    expect(r!.offset_s).toBeGreaterThan(9.9);
+    expect(r!.offset_s).toBeLessThan(10.2);
+  });
+});
+
 describe('FIFO through the client', () => {
   it('readGrouped / RoundRobin / Head (+ poll forms) map to the SQL and keep rr order', async () => {
     const client = db.queueClient();
