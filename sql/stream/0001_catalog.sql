@@ -186,29 +186,27 @@ LANGUAGE sql STABLE AS $$
   SELECT coalesce(pg_sequence_last_value(format('%I.%I', '@schema_name@', 'event_' || i_queue_id || '_id_seq')::regclass), 0)
 $$;
 
--- Internal: a snapshot that also lists the current transaction as running.
--- pg_current_snapshot() omits our own xid, so a tick taken in the same
--- transaction as a send would count that send as committed whenever a later
--- transaction commits meanwhile. Adding our xid makes "a tick never includes
--- events of its own transaction" deterministic.
+-- Internal: a snapshot that also counts the current transaction as running.
+-- pg_current_snapshot() omits our own xid from xip, so a tick taken in the
+-- same transaction as a send would count that send as committed whenever a
+-- later transaction has completed meanwhile (xmax beyond our xid). Adding our
+-- xid to xip makes "a tick never includes events of its own transaction"
+-- deterministic. When our xid is >= xmax it is already invisible, and xmax
+-- must not move: xids at or above xmax are implicitly in progress.
 CREATE FUNCTION @schema@._tick_snapshot() RETURNS pg_snapshot
 LANGUAGE plpgsql VOLATILE AS $$
 DECLARE
   s    pg_snapshot := pg_current_snapshot();
   own  xid8 := pg_current_xact_id_if_assigned();
-  xmin bigint;
-  xmax bigint;
   xips text;
 BEGIN
-  IF own IS NULL THEN
+  IF own IS NULL OR own >= pg_snapshot_xmax(s) THEN
     RETURN s;
   END IF;
-  xmin := least(pg_snapshot_xmin(s)::text::bigint, own::text::bigint);
-  xmax := greatest(pg_snapshot_xmax(s)::text::bigint, own::text::bigint + 1);
   SELECT string_agg(x::text, ',' ORDER BY x)
     INTO xips
     FROM (SELECT pg_snapshot_xip(s)::text::bigint AS x UNION SELECT own::text::bigint) t;
-  RETURN format('%s:%s:%s', xmin, xmax, xips)::pg_snapshot;
+  RETURN format('%s:%s:%s', least(pg_snapshot_xmin(s), own), pg_snapshot_xmax(s), xips)::pg_snapshot;
 END
 $$;
 
