@@ -108,3 +108,5 @@ export {
   type MigrationErrorCode,
 } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';
+// The bus layer lives in `pgferry/bus`; its error class is here too, so PF502 maps wherever it is raised.
+export { BusNotMemberError } from './bus/errors.js';
