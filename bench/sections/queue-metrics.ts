@@ -46,11 +46,12 @@ async function nestedPlans(url: string, sql: string): Promise<string[]> {
   return plans;
 }
 
-async function rounds(ctx: BenchContext, fn: () => Promise<[number, number]>): Promise<[number, number]> {
+/** Median over rounds; `fn` gets the round number to alternate which side runs first (no order bias). */
+async function rounds(ctx: BenchContext, fn: (round: number) => Promise<[number, number]>): Promise<[number, number]> {
   const a: number[] = [];
   const b: number[] = [];
-  for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
-    const [x, y] = await fn();
+  for (let i = 0; i < (ctx.smoke ? 1 : 4); i++) {
+    const [x, y] = await fn(i);
     a.push(x);
     b.push(y);
   }
@@ -105,6 +106,19 @@ export const queueMetricsSection: BenchSection = {
 
       // --- hot-path cost: the same client operations with and without fast metrics
       let n = 0;
+      const drop = async (q: { plain: string; fast: string }): Promise<void> => {
+        await client.dropQueue(q.plain);
+        await client.dropQueue(q.fast);
+      };
+      // Runs both sides, in alternating order; returns [fast, plain].
+      const both = async (round: number, side: (name: string) => Promise<number>, q: { plain: string; fast: string }): Promise<[number, number]> => {
+        if (round % 2 === 0) {
+          const p = await side(q.plain);
+          return [await side(q.fast), p];
+        }
+        const f = await side(q.fast);
+        return [f, await side(q.plain)];
+      };
       const pair = async (): Promise<{ plain: string; fast: string }> => {
         n++;
         const plain = `hp_plain_${n}`;
@@ -116,26 +130,26 @@ export const queueMetricsSection: BenchSection = {
       };
       const body = JSON.parse(BODY) as unknown;
       const singles = ctx.size(4000, 40);
-      const [sendFast, sendPlain] = await rounds(ctx, async () => {
+      const [sendFast, sendPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
-        const p = await throughput(singles, 4, 1, async () => void (await client.send(q.plain, body)));
-        const f = await throughput(singles, 4, 1, async () => void (await client.send(q.fast, body)));
-        return [f, p];
+        const r = await both(round, (name) => throughput(singles, 4, 1, async () => void (await client.send(name, body))), q);
+        await drop(q);
+        return r;
       });
       ctx.report({ section: SECTION, operation: 'send, 1 per transaction, 4 clients, fast metrics on', value: sendFast, unit: 'msg/s', baseline: { name: 'same queue without', value: sendPlain }, target: { ratio: 0.85 } });
 
       const bodies = Array.from({ length: 100 }, () => body);
       const batched = ctx.size(60_000, 400);
-      const [batchFast, batchPlain] = await rounds(ctx, async () => {
+      const [batchFast, batchPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
-        const p = await throughput(batched, 4, 100, async () => (await client.sendBatch(q.plain, bodies)).length);
-        const f = await throughput(batched, 4, 100, async () => (await client.sendBatch(q.fast, bodies)).length);
-        return [f, p];
+        const r = await both(round, (name) => throughput(batched, 4, 100, async () => (await client.sendBatch(name, bodies)).length), q);
+        await drop(q);
+        return r;
       });
       ctx.report({ section: SECTION, operation: 'send_batch of 100, 4 clients, fast metrics on', value: batchFast, unit: 'msg/s', baseline: { name: 'same queue without', value: batchPlain }, target: { ratio: 0.9 } });
 
       const prefill = ctx.size(40_000, 400);
-      const [readFast, readPlain] = await rounds(ctx, async () => {
+      const [readFast, readPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
         for (const name of [q.plain, q.fast]) {
           for (let i = 0; i < prefill; i += 1000) await client.sendBatch(name, Array.from({ length: Math.min(1000, prefill - i) }, () => body));
@@ -146,9 +160,9 @@ export const queueMetricsSection: BenchSection = {
           if (got.length) await client.delete(name, got.map((x) => x.msgId));
           return got.length || 100;
         };
-        const p = await throughput(prefill, 4, 100, consume(q.plain));
-        const f = await throughput(prefill, 4, 100, consume(q.fast));
-        return [f, p];
+        const r = await both(round, (name) => throughput(prefill, 4, 100, consume(name)), q);
+        await drop(q);
+        return r;
       });
       ctx.report({ section: SECTION, operation: 'read 100 + delete, 4 consumers, fast metrics on', value: readFast, unit: 'msg/s', baseline: { name: 'same queue without', value: readPlain }, target: { ratio: 0.85 } });
     } finally {
