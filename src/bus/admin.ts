@@ -29,25 +29,47 @@ function schemaOf(options: BusAdminOptions): string {
  * functions and USAGE on their schema, nothing else. The migration already
  * did this for `pgferry_bus` (or the `pgferry.bus_role` setting).
  */
-export async function grantBusRole(db: Executor, role: string, options: BusAdminOptions = {}): Promise<void> {
-  if (typeof role !== 'string' || role.length === 0) throw new InvalidArgumentError('role must be a non-empty string');
+export async function grantBusRole(
+  db: Executor,
+  role: string,
+  options: BusAdminOptions = {},
+): Promise<void> {
+  if (typeof role !== 'string' || role.length === 0)
+    throw new InvalidArgumentError('role must be a non-empty string');
   await execute(db, `SELECT ${schemaOf(options)}._pgferry_bus_grant($1::name)`, [role]);
 }
 
 /** Drops up to `limit` members whose lease ran out (bus_join and bus_publish also do this as they go). */
-export async function reapBusMembers(db: Executor, options: BusAdminOptions & { limit?: number } = {}): Promise<number> {
+export async function reapBusMembers(
+  db: Executor,
+  options: BusAdminOptions & { limit?: number } = {},
+): Promise<number> {
   const limit = checkInt('limit', options.limit ?? 1000, { min: 1 });
-  const res = await execute<{ n: number }>(db, `SELECT ${schemaOf(options)}._pgferry_bus_reap($1::integer) AS n`, [limit]);
+  const res = await execute<{ n: number }>(
+    db,
+    `SELECT ${schemaOf(options)}._pgferry_bus_reap($1::integer) AS n`,
+    [limit],
+  );
   return res.rows[0]!.n;
 }
 
 /** Changes the bus's settings (database-wide, for every member). */
-export async function configureBus(db: Executor, settings: BusSettings, options: BusAdminOptions = {}): Promise<void> {
-  const ttl = settings.memberTtlSeconds === undefined ? null : checkInt('memberTtlSeconds', settings.memberTtlSeconds, { min: 1 });
+export async function configureBus(
+  db: Executor,
+  settings: BusSettings,
+  options: BusAdminOptions = {},
+): Promise<void> {
+  const ttl =
+    settings.memberTtlSeconds === undefined
+      ? null
+      : checkInt('memberTtlSeconds', settings.memberTtlSeconds, { min: 1 });
   const poll =
     settings.subscribePollIntervalMs === undefined
       ? null
-      : checkInt('subscribePollIntervalMs', settings.subscribePollIntervalMs, { min: 1, max: 10000 });
+      : checkInt('subscribePollIntervalMs', settings.subscribePollIntervalMs, {
+          min: 1,
+          max: 10000,
+        });
   await execute(
     db,
     `UPDATE ${schemaOf(options)}._pgferry_bus_config

@@ -100,16 +100,22 @@ export class Bus<T = unknown> {
 
   constructor(options: BusOptions<T>) {
     if (!options?.backend) throw new InvalidArgumentError('Bus needs a backend');
-    if (typeof options.channel !== 'string') throw new InvalidArgumentError('Bus channel must be a string');
+    if (typeof options.channel !== 'string')
+      throw new InvalidArgumentError('Bus channel must be a string');
     this.backend = options.backend;
     this.channel = options.channel;
     this.serializer = options.serializer ?? new JsonSerializer<T>();
     this.logger = options.logger ?? silentLogger;
     this.isLocalOnly = options.isLocalOnly;
-    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, { min: 0 });
+    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, {
+      min: 0,
+    });
     this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
     this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
-    this.maxPollSeconds = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0, max: 3600 });
+    this.maxPollSeconds = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, {
+      min: 0,
+      max: 3600,
+    });
   }
 
   /** This member's queue once started (opaque with the isolated backend). */
@@ -127,7 +133,8 @@ export class Bus<T = unknown> {
 
   /** Joins the channel and starts the reader. Throws if joining fails (nothing is left behind). */
   async start(): Promise<void> {
-    if (this.state !== 'new') throw new InvalidArgumentError(`bus already ${this.state}; make a new Bus to join again`);
+    if (this.state !== 'new')
+      throw new InvalidArgumentError(`bus already ${this.state}; make a new Bus to join again`);
     this.state = 'starting';
     try {
       this.myQueue = await this.backend.join(this.channel);
@@ -142,7 +149,8 @@ export class Bus<T = unknown> {
 
   /** Adds a handler for messages from the other members (and local-only ones); returns a function that removes it. */
   subscribe(handler: BusHandler<T>): () => void {
-    if (typeof handler !== 'function') throw new InvalidArgumentError('a bus handler must be a function');
+    if (typeof handler !== 'function')
+      throw new InvalidArgumentError('a bus handler must be a function');
     this.handlers.add(handler);
     return () => {
       this.handlers.delete(handler);
@@ -163,7 +171,10 @@ export class Bus<T = unknown> {
     const queue = this.myQueue;
     if (this.state !== 'running' || queue === undefined) {
       this.counters.publishFailures++;
-      this.logger.warn({ channel: this.channel, state: this.state }, 'pgferry bus: publish on a bus that is not running; dropped');
+      this.logger.warn(
+        { channel: this.channel, state: this.state },
+        'pgferry bus: publish on a bus that is not running; dropped',
+      );
       return 0;
     }
     try {
@@ -203,7 +214,10 @@ export class Bus<T = unknown> {
       try {
         await this.backend.leave(this.myQueue, this.channel);
       } catch (err) {
-        this.logger.error({ err, channel: this.channel, queue: this.myQueue }, 'pgferry bus: leave failed');
+        this.logger.error(
+          { err, channel: this.channel, queue: this.myQueue },
+          'pgferry bus: leave failed',
+        );
       }
     }
     this.state = 'stopped';
@@ -234,10 +248,17 @@ export class Bus<T = unknown> {
       this.counters.received += batch.length;
       for (const m of batch) await this.handle(m);
       try {
-        await this.backend.archive(this.myQueue!, this.channel, batch.map((m) => m.msgId));
+        await this.backend.archive(
+          this.myQueue!,
+          this.channel,
+          batch.map((m) => m.msgId),
+        );
       } catch (err) {
         this.counters.archiveErrors++;
-        this.logger.error({ err, channel: this.channel }, 'pgferry bus: archive failed; messages will be delivered again');
+        this.logger.error(
+          { err, channel: this.channel },
+          'pgferry bus: archive failed; messages will be delivered again',
+        );
       }
     }
   }
@@ -248,7 +269,10 @@ export class Bus<T = unknown> {
       message = this.serializer.decode(m.message);
     } catch (err) {
       this.counters.decodeErrors++;
-      this.logger.error({ err, channel: this.channel, msgId: m.msgId }, 'pgferry bus: undecodable message archived');
+      this.logger.error(
+        { err, channel: this.channel, msgId: m.msgId },
+        'pgferry bus: undecodable message archived',
+      );
       return;
     }
     await this.dispatch(message, { channel: this.channel, msgId: m.msgId, local: false });
@@ -260,7 +284,10 @@ export class Bus<T = unknown> {
         await h(message, context);
       } catch (err) {
         this.counters.handlerErrors++;
-        this.logger.error({ err, channel: this.channel, msgId: context.msgId }, 'pgferry bus: handler failed; message archived');
+        this.logger.error(
+          { err, channel: this.channel, msgId: context.msgId },
+          'pgferry bus: handler failed; message archived',
+        );
       }
     }
   }
@@ -269,7 +296,10 @@ export class Bus<T = unknown> {
   private async readFailed(err: unknown): Promise<void> {
     this.counters.readErrors++;
     if (err instanceof BusNotMemberError || err instanceof QueueNotFoundError) {
-      this.logger.warn({ err, channel: this.channel, queue: this.myQueue }, 'pgferry bus: membership lost; joining again');
+      this.logger.warn(
+        { err, channel: this.channel, queue: this.myQueue },
+        'pgferry bus: membership lost; joining again',
+      );
       const lost = this.myQueue!;
       // Releases what the backend still holds for the lost queue (its LISTEN).
       await this.backend.leave(lost, this.channel).catch(() => undefined);

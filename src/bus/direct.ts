@@ -15,6 +15,13 @@ export interface DirectBackendOptions {
   peerCacheTtlMs?: number;
   /** Default: the client's logger. */
   logger?: Logger;
+  /**
+   * Wait for the WAL flush before a publish counts as done (default true).
+   * false commits publishes asynchronously: a message published in the last
+   * few hundred milliseconds before a server crash can be lost, and publish
+   * latency loses the fsync (several ms on ordinary disks). See docs/bus.md.
+   */
+  durablePublish?: boolean;
 }
 
 /** `_` + 12 hex characters: the random part of a member's queue name. */
@@ -27,7 +34,10 @@ const SUFFIX_LENGTH = 13;
  * members — choose channel names that differ in letters and digits.
  */
 export function safeChannel(channel: string): string {
-  const safe = channel.toLowerCase().replace(/[^a-z0-9_]/g, '_').slice(0, MAX_QUEUE_NAME_LENGTH - SUFFIX_LENGTH);
+  const safe = channel
+    .toLowerCase()
+    .replace(/[^a-z0-9_]/g, '_')
+    .slice(0, MAX_QUEUE_NAME_LENGTH - SUFFIX_LENGTH);
   return safe.length > 0 ? safe : 'bus';
 }
 
@@ -51,7 +61,8 @@ export class DirectBackend implements BusBackend {
   private readonly sql: { fanOut: string; read: string; readWithPoll: string; archive: string };
 
   constructor(options: DirectBackendOptions) {
-    if (!options?.client) throw new InvalidArgumentError('DirectBackend needs a QueueClient as `client`');
+    if (!options?.client)
+      throw new InvalidArgumentError('DirectBackend needs a QueueClient as `client`');
     this.client = options.client;
     this.logger = options.logger ?? options.client.logger;
     this.ttlMs = options.peerCacheTtlMs ?? 1000;
@@ -60,7 +71,7 @@ export class DirectBackend implements BusBackend {
     // asynchronous commit, so these few statements call the queue engine's
     // SQL functions through the client's driver.
     this.sql = {
-      fanOut: `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM unnest($1::text[], $2::text[]) AS p(queue, wake),
+      fanOut: `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM ${options.durablePublish === false ? `${ASYNC_COMMIT}, ` : ''}unnest($1::text[], $2::text[]) AS p(queue, wake),
                       LATERAL ${q}.send(p.queue, $3::jsonb) AS s(id)`,
       // Reads and archives commit without waiting for the WAL flush: losing
       // one in a crash only makes a message visible again (at least once).
@@ -75,7 +86,10 @@ export class DirectBackend implements BusBackend {
     const safe = safeChannel(channel);
     const queue = `${safe}_${randomBytes(6).toString('hex')}`;
     await this.client.createQueue(queue);
-    this.wakers.set(queue, await Waker.open(this.client.driver, wakeChannel(queue, safe), this.logger));
+    this.wakers.set(
+      queue,
+      await Waker.open(this.client.driver, wakeChannel(queue, safe), this.logger),
+    );
     this.peerCache.delete(safe);
     return queue;
   }
@@ -103,7 +117,12 @@ export class DirectBackend implements BusBackend {
     }
   }
 
-  private async publishEach(safe: string, channel: string, peers: string[], message: JsonValue): Promise<number[]> {
+  private async publishEach(
+    safe: string,
+    channel: string,
+    peers: string[],
+    message: JsonValue,
+  ): Promise<number[]> {
     const results = await Promise.allSettled(peers.map((q) => this.client.send(q, message)));
     const ids: number[] = [];
     const woken: string[] = [];
@@ -114,11 +133,18 @@ export class DirectBackend implements BusBackend {
         woken.push(wakeChannel(peer, safe));
       } else {
         this.peerCache.delete(safe);
-        this.logger.warn({ err: r.reason, peer, channel }, 'pgferry bus: peer did not receive; skipped');
+        this.logger.warn(
+          { err: r.reason, peer, channel },
+          'pgferry bus: peer did not receive; skipped',
+        );
       }
     });
     if (woken.length > 0) {
-      await this.client.driver.query(`SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c`, [woken], { prepare: true });
+      await this.client.driver.query(
+        `SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c`,
+        [woken],
+        { prepare: true },
+      );
     }
     return ids;
   }
@@ -126,8 +152,14 @@ export class DirectBackend implements BusBackend {
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     const args = [queue, options.visibilityTimeoutSeconds, options.batchSize];
     const run = async (text: string, extra: unknown[] = []): Promise<BackendMessage[]> => {
-      const res = await this.client.driver.query<{ msg_id: string; message: JsonValue }>(text, [...args, ...extra], { prepare: true });
-      return res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message })).sort((a, b) => a.msgId - b.msgId);
+      const res = await this.client.driver.query<{ msg_id: string; message: JsonValue }>(
+        text,
+        [...args, ...extra],
+        { prepare: true },
+      );
+      return res.rows
+        .map((r) => ({ msgId: Number(r.msg_id), message: r.message }))
+        .sort((a, b) => a.msgId - b.msgId);
     };
     return longPoll(
       this.wakers.get(queue),
@@ -139,7 +171,9 @@ export class DirectBackend implements BusBackend {
 
   async archive(queue: string, _channel: string, msgIds: readonly number[]): Promise<number[]> {
     if (msgIds.length === 0) return [];
-    const res = await this.client.driver.query<{ id: string }>(this.sql.archive, [queue, msgIds], { prepare: true });
+    const res = await this.client.driver.query<{ id: string }>(this.sql.archive, [queue, msgIds], {
+      prepare: true,
+    });
     return res.rows.map((r) => Number(r.id));
   }
 
@@ -158,7 +192,12 @@ export class DirectBackend implements BusBackend {
     const prefix = `${safe}_`;
     const peers = (await this.client.listQueues())
       .map((q) => q.queueName)
-      .filter((name) => name.length === prefix.length + 12 && name.startsWith(prefix) && /^[0-9a-f]{12}$/.test(name.slice(prefix.length)))
+      .filter(
+        (name) =>
+          name.length === prefix.length + 12 &&
+          name.startsWith(prefix) &&
+          /^[0-9a-f]{12}$/.test(name.slice(prefix.length)),
+      )
       .sort();
     this.peerCache.set(safe, { peers, until: Date.now() + this.ttlMs });
     return peers;

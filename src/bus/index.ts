@@ -1,5 +1,11 @@
 // pgferry/bus: a channel pub/sub bus over the queue engine. Explicit exports only.
-export { Bus, type BusOptions, type BusHandler, type BusMessageContext, type BusStats } from './bus.js';
+export {
+  Bus,
+  type BusOptions,
+  type BusHandler,
+  type BusMessageContext,
+  type BusStats,
+} from './bus.js';
 export { DirectBackend, safeChannel, type DirectBackendOptions } from './direct.js';
 export { IsolatedBackend, type IsolatedBackendOptions } from './isolated.js';
 export type { BusBackend, BackendMessage, BackendReadOptions } from './types.js';
@@ -12,4 +18,10 @@ export {
 } from './serializer.js';
 export { BusNotMemberError } from './errors.js';
 export { wakeChannel } from './wake.js';
-export { grantBusRole, reapBusMembers, configureBus, type BusAdminOptions, type BusSettings } from './admin.js';
+export {
+  grantBusRole,
+  reapBusMembers,
+  configureBus,
+  type BusAdminOptions,
+  type BusSettings,
+} from './admin.js';

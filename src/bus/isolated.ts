@@ -22,6 +22,13 @@ export interface IsolatedBackendOptions {
   /** Schema of the bus functions. Default `public`. */
   schema?: string;
   logger?: Logger;
+  /**
+   * Wait for the WAL flush before a publish counts as done (default true).
+   * false commits this backend's publishes asynchronously (a message
+   * published just before a server crash can be lost; publish latency loses
+   * the fsync). See docs/bus.md.
+   */
+  durablePublish?: boolean;
 }
 
 interface Row {
@@ -55,11 +62,17 @@ export class IsolatedBackend implements BusBackend {
     this.ownsDriver = !options.driver;
     this.driver =
       options.driver ??
-      new PgDriver({ ...(options.connectionString ? { connectionString: options.connectionString } : {}), logger: this.logger });
+      new PgDriver({
+        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+        logger: this.logger,
+      });
     const s = quoteIdent(checkSchemaName(options.schema ?? 'public'));
     this.sql = {
       join: `SELECT ${s}.bus_join($1::text) AS q`,
-      publish: `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
+      publish:
+        options.durablePublish === false
+          ? `SELECT p.ids FROM ${ASYNC_COMMIT}, ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS p(ids)`
+          : `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
       // Reads and archives commit without waiting for the WAL flush
       // (synchronous_commit off for this statement's own transaction only):
       // losing one in a crash only makes a message visible again, which
@@ -79,9 +92,13 @@ export class IsolatedBackend implements BusBackend {
   }
 
   async publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]> {
-    const res = await this.driver.query<{ ids: string[] }>(this.sql.publish, [channel, myQueue, JSON.stringify(message)], {
-      prepare: true,
-    });
+    const res = await this.driver.query<{ ids: string[] }>(
+      this.sql.publish,
+      [channel, myQueue, JSON.stringify(message)],
+      {
+        prepare: true,
+      },
+    );
     return (res.rows[0]?.ids ?? []).map(Number);
   }
 
@@ -99,7 +116,11 @@ export class IsolatedBackend implements BusBackend {
 
   async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {
     if (msgIds.length === 0) return [];
-    const res = await this.driver.query<{ id: string }>(this.sql.archive, [queue, channel, msgIds], { prepare: true });
+    const res = await this.driver.query<{ id: string }>(
+      this.sql.archive,
+      [queue, channel, msgIds],
+      { prepare: true },
+    );
     return res.rows.map((r) => Number(r.id));
   }
 

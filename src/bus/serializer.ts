@@ -1,7 +1,8 @@
 import { InvalidArgumentError } from '../errors.js';
 
 /** What a jsonb column holds. */
-export type JsonValue = null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
+export type JsonValue =
+  null | boolean | number | string | JsonValue[] | { [key: string]: JsonValue };
 
 /**
  * Turns bus messages into JSON for the wire and back. `decode` throws when
@@ -44,7 +45,8 @@ export class JsonSerializer<T = unknown> implements BusSerializer<T> {
 
   constructor(options: JsonSerializerOptions = {}) {
     for (const [name, cls] of Object.entries(options.types ?? {})) {
-      if (name === PLAIN) throw new InvalidArgumentError(`"${PLAIN}" is reserved for plain JSON values`);
+      if (name === PLAIN)
+        throw new InvalidArgumentError(`"${PLAIN}" is reserved for plain JSON values`);
       this.byName.set(name, cls);
       this.byClass.set(cls.prototype, name);
     }
@@ -52,19 +54,33 @@ export class JsonSerializer<T = unknown> implements BusSerializer<T> {
 
   encode(message: T): JsonValue {
     const type =
-      message !== null && typeof message === 'object' ? this.byClass.get(Object.getPrototypeOf(message)) : undefined;
+      message !== null && typeof message === 'object'
+        ? this.byClass.get(Object.getPrototypeOf(message))
+        : undefined;
     let text: string | undefined;
     try {
       text = JSON.stringify(message);
     } catch (err) {
-      throw new InvalidArgumentError(`bus message cannot be serialised to JSON: ${(err as Error).message}`, { cause: err });
+      throw new InvalidArgumentError(
+        `bus message cannot be serialised to JSON: ${(err as Error).message}`,
+        { cause: err },
+      );
     }
-    if (text === undefined) throw new InvalidArgumentError('bus message cannot be serialised to JSON (undefined or a function)');
+    if (text === undefined)
+      throw new InvalidArgumentError(
+        'bus message cannot be serialised to JSON (undefined or a function)',
+      );
     return { type: type ?? PLAIN, data: JSON.parse(text) as JsonValue };
   }
 
   decode(payload: JsonValue): T {
-    if (payload === null || typeof payload !== 'object' || Array.isArray(payload) || typeof payload.type !== 'string' || !('data' in payload)) {
+    if (
+      payload === null ||
+      typeof payload !== 'object' ||
+      Array.isArray(payload) ||
+      typeof payload.type !== 'string' ||
+      !('data' in payload)
+    ) {
       throw new InvalidArgumentError('not a pgferry bus message (expected {"type", "data"})');
     }
     const data = payload.data as JsonValue;

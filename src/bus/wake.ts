@@ -17,7 +17,10 @@ export const ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true) AS _a
  * member's wake-ups without knowing its channel.
  */
 export function wakeChannel(queue: string, channel: string): string {
-  return 'pgferry_bus_' + createHash('sha256').update(`${queue}\n${channel}`, 'utf8').digest('hex').slice(0, 40);
+  return (
+    'pgferry_bus_' +
+    createHash('sha256').update(`${queue}\n${channel}`, 'utf8').digest('hex').slice(0, 40)
+  );
 }
 
 /**

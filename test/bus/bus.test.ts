@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { QueueClient } from '../../src/queue/client.js';
-import { Bus, DirectBackend, IsolatedBackend, type BusBackend, type BusOptions } from '../../src/bus/index.js';
+import {
+  Bus,
+  DirectBackend,
+  IsolatedBackend,
+  type BusBackend,
+  type BusOptions,
+} from '../../src/bus/index.js';
 import { collect, recordingLogger } from './helpers.js';
 
 const db = useTestDatabase();
@@ -10,14 +16,20 @@ type Kind = 'direct' | 'isolated';
 
 function backend(kind: Kind): BusBackend {
   if (kind === 'direct') {
-    const client = db.track(new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 4 }));
+    const client = db.track(
+      new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 4 }),
+    );
     return new DirectBackend({ client });
   }
   return db.track(new IsolatedBackend({ connectionString: db.url }));
 }
 
 /** A started bus on its own backend (its own pool and LISTEN connection: a separate "process"). */
-async function member<T = unknown>(kind: Kind, channel: string, options: Partial<BusOptions<T>> = {}): Promise<Bus<T>> {
+async function member<T = unknown>(
+  kind: Kind,
+  channel: string,
+  options: Partial<BusOptions<T>> = {},
+): Promise<Bus<T>> {
   const bus = new Bus<T>({ backend: backend(kind), channel, ...options });
   db.track({ close: () => bus.stop() });
   await bus.start();
@@ -32,7 +44,11 @@ async function queueExists(name: string): Promise<boolean> {
 describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) => {
   it('three members each get every message of the others and never their own', async () => {
     const channel = `three-${kind}`;
-    const buses = [await member<{ from: number; n: number }>(kind, channel), await member<{ from: number; n: number }>(kind, channel), await member<{ from: number; n: number }>(kind, channel)];
+    const buses = [
+      await member<{ from: number; n: number }>(kind, channel),
+      await member<{ from: number; n: number }>(kind, channel),
+      await member<{ from: number; n: number }>(kind, channel),
+    ];
     const got = buses.map((b) => collect(b));
     for (let n = 0; n < 4; n++) {
       await Promise.all(buses.map(async (b, from) => expect(await b.publish({ from, n })).toBe(2)));
@@ -41,13 +57,25 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
     got.forEach((g, me) => {
       expect(g.every((x) => x.message.from !== me)).toBe(true);
       const seen = g.map((x) => `${x.message.from}:${x.message.n}`).sort();
-      const want = [0, 1, 2].filter((f) => f !== me).flatMap((f) => [0, 1, 2, 3].map((n) => `${f}:${n}`)).sort();
+      const want = [0, 1, 2]
+        .filter((f) => f !== me)
+        .flatMap((f) => [0, 1, 2, 3].map((n) => `${f}:${n}`))
+        .sort();
       expect(seen).toEqual(want);
-      expect(g.every((x) => x.context.channel === channel && typeof x.context.msgId === 'number' && !x.context.local)).toBe(true);
+      expect(
+        g.every(
+          (x) =>
+            x.context.channel === channel &&
+            typeof x.context.msgId === 'number' &&
+            !x.context.local,
+        ),
+      ).toBe(true);
     });
     // Everything handled was archived: the queues are empty.
     for (const b of buses) {
-      const rows = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`);
+      const rows = await db.sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`,
+      );
       expect(Number(rows[0]!.n)).toBe(0);
     }
   });
@@ -135,8 +163,12 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
     await a.publish({ n: 3 });
     await eventually(() => seen.length === 3 && b.stats.decodeErrors === 1);
     await eventually(async () => {
-      const left = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`);
-      const archived = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.a_${b.queue!}`);
+      const left = await db.sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`,
+      );
+      const archived = await db.sql<{ n: string }>(
+        `SELECT count(*) AS n FROM ${db.queueSchema}.a_${b.queue!}`,
+      );
       return Number(left[0]!.n) === 0 && Number(archived[0]!.n) === 4;
     });
     expect(seen).toEqual([1, 2, 3]);
@@ -148,22 +180,30 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
         'pgferry bus: undecodable message archived',
       ]),
     );
-    expect(errors.filter((e) => e.msg === 'pgferry bus: handler failed; message archived')).toHaveLength(2);
+    expect(
+      errors.filter((e) => e.msg === 'pgferry bus: handler failed; message archived'),
+    ).toHaveLength(2);
   });
 });
 
 describe('Bus without a database round trip', () => {
   it('delivers local-only messages to its own subscribers and never to the database', async () => {
     const channel = 'local';
-    const a = await member<{ kind: string }>('isolated', channel, { isLocalOnly: (m) => m.kind === 'local' });
+    const a = await member<{ kind: string }>('isolated', channel, {
+      isLocalOnly: (m) => m.kind === 'local',
+    });
     const b = await member<{ kind: string }>('isolated', channel);
     const [ga, gb] = [collect(a), collect(b)];
     expect(await a.publish({ kind: 'local' })).toBe(0);
     await a.publishLocal({ kind: 'also local' });
     expect(ga.map((x) => x.message.kind)).toEqual(['local', 'also local']);
     expect(ga.every((x) => x.context.local && x.context.msgId === null)).toBe(true);
-    const rows = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`);
-    const archived = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.a_${b.queue!}`);
+    const rows = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM ${db.queueSchema}.q_${b.queue!}`,
+    );
+    const archived = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM ${db.queueSchema}.a_${b.queue!}`,
+    );
     expect(Number(rows[0]!.n) + Number(archived[0]!.n)).toBe(0);
     expect(gb).toEqual([]);
     expect(a.stats.localMessages).toBe(2);
@@ -178,11 +218,39 @@ describe('Bus without a database round trip', () => {
     await broken.close(); // every call now fails
     expect(await bus.publish(2)).toBe(0);
     expect(bus.stats.publishFailures).toBe(2);
-    expect(logger.entries.filter((e) => e.level === 'warn' || e.level === 'error').length).toBeGreaterThanOrEqual(2);
+    expect(
+      logger.entries.filter((e) => e.level === 'warn' || e.level === 'error').length,
+    ).toBeGreaterThanOrEqual(2);
     await bus.stop(); // leave fails too: logged, not thrown
     expect(logger.entries.some((e) => e.msg === 'pgferry bus: leave failed')).toBe(true);
     // The member never left: clean it up as an administrator would.
     await db.sql(`DELETE FROM public._pgferry_bus_member WHERE queue_name = $1`, [bus.queue]);
     await db.sql(`SELECT ${db.queueSchema}.drop_queue($1)`, [bus.queue]);
+  });
+});
+
+describe.each<Kind>(['direct', 'isolated'])('durablePublish false over the %s backend', (kind) => {
+  it('still delivers, with the publish committed asynchronously', async () => {
+    const make = (): Bus<number> => {
+      const b =
+        kind === 'direct'
+          ? new DirectBackend({
+              client: db.track(
+                new QueueClient({ connectionString: db.url, schema: db.queueSchema }),
+              ),
+              durablePublish: false,
+            })
+          : db.track(new IsolatedBackend({ connectionString: db.url, durablePublish: false }));
+      const bus = new Bus<number>({ backend: b, channel: `async-${kind}` });
+      db.track({ close: () => bus.stop() });
+      return bus;
+    };
+    const [a, b] = [make(), make()];
+    await a.start();
+    await b.start();
+    const got = collect(b);
+    expect(await a.publish(42)).toBe(1);
+    await eventually(() => got.length === 1);
+    expect(got[0]!.message).toBe(42);
   });
 });

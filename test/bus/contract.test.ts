@@ -21,7 +21,8 @@ afterAll(async () => {
   await login?.drop();
 });
 
-const join = async (ch: string): Promise<string> => (await pool.query<{ q: string }>('SELECT public.bus_join($1) AS q', [ch])).rows[0]!.q;
+const join = async (ch: string): Promise<string> =>
+  (await pool.query<{ q: string }>('SELECT public.bus_join($1) AS q', [ch])).rows[0]!.q;
 
 describe('bus wire contract', () => {
   it('has exactly the five signatures, no overloads', async () => {
@@ -34,7 +35,10 @@ describe('bus wire contract', () => {
       { sig: 'bus_join(text)', result: 'text' },
       { sig: 'bus_leave(text,text)', result: 'void' },
       { sig: 'bus_publish(text,text,jsonb)', result: 'bigint[]' },
-      { sig: 'bus_subscribe(text,text,integer,integer,integer)', result: 'TABLE(msg_id bigint, message jsonb)' },
+      {
+        sig: 'bus_subscribe(text,text,integer,integer,integer)',
+        result: 'TABLE(msg_id bigint, message jsonb)',
+      },
     ]);
     const args = await db.sql<{ args: string }>(
       `SELECT pg_get_function_arguments(p.oid) AS args FROM pg_proc p
@@ -53,16 +57,30 @@ describe('bus wire contract', () => {
     const a = await join('wait');
     const b = await join('wait');
     const t0 = Date.now();
-    const empty = await pool.query(`SELECT * FROM public.bus_subscribe($1, 'wait', 30, 10, 1)`, [b]);
+    const empty = await pool.query(`SELECT * FROM public.bus_subscribe($1, 'wait', 30, 10, 1)`, [
+      b,
+    ]);
     expect(empty.rows).toEqual([]);
     expect(Date.now() - t0).toBeGreaterThanOrEqual(900);
 
     let sentAt = 0;
-    const waiting = pool.query(`SELECT * FROM public.bus_subscribe($1, 'wait', 30, 10, 20)`, [b]).then((r) => ({ r, at: Date.now() }));
+    const waiting = pool
+      .query(`SELECT * FROM public.bus_subscribe($1, 'wait', 30, 10, 20)`, [b])
+      .then((r) => ({ r, at: Date.now() }));
     // Publish once the subscriber is really inside its wait (seen in pg_stat_activity).
-    await eventually(async () => (await db.sql(`SELECT 1 FROM pg_stat_activity WHERE query LIKE '%bus_subscribe%20)' AND wait_event = 'PgSleep'`)).length > 0);
+    await eventually(
+      async () =>
+        (
+          await db.sql(
+            `SELECT 1 FROM pg_stat_activity WHERE query LIKE '%bus_subscribe%20)' AND wait_event = 'PgSleep'`,
+          )
+        ).length > 0,
+    );
     sentAt = Date.now();
-    await pool.query(`SELECT public.bus_publish('wait', $1, $2::jsonb)`, [a, JSON.stringify({ hello: 'world' })]);
+    await pool.query(`SELECT public.bus_publish('wait', $1, $2::jsonb)`, [
+      a,
+      JSON.stringify({ hello: 'world' }),
+    ]);
     const { r, at } = await waiting;
     expect(r.rows.map((x) => x.message)).toEqual([{ hello: 'world' }]);
     expect(at - sentAt).toBeLessThan(1000);
@@ -71,7 +89,11 @@ describe('bus wire contract', () => {
   it('bus_subscribe hides messages for p_vt seconds and returns at most p_qty, oldest first', async () => {
     const a = await join('vt');
     const b = await join('vt');
-    for (let i = 0; i < 5; i++) await pool.query(`SELECT public.bus_publish('vt', $1, $2::jsonb)`, [a, JSON.stringify({ i })]);
+    for (let i = 0; i < 5; i++)
+      await pool.query(`SELECT public.bus_publish('vt', $1, $2::jsonb)`, [
+        a,
+        JSON.stringify({ i }),
+      ]);
     const first = await pool.query(`SELECT * FROM public.bus_subscribe($1, 'vt', 60, 3, 0)`, [b]);
     expect(first.rows.map((r) => r.message.i)).toEqual([0, 1, 2]);
     const vt = await db.sql<{ secs: number }>(
@@ -104,7 +126,9 @@ describe('bus wire contract', () => {
     const deadline = Date.now() + 1500;
     while (Date.now() < deadline || churned < 20) {
       try {
-        const ids = (await pool.query(`SELECT public.bus_publish($1, $2, '{"n":1}') AS ids`, [ch, sender])).rows[0].ids as string[];
+        const ids = (
+          await pool.query(`SELECT public.bus_publish($1, $2, '{"n":1}') AS ids`, [ch, sender])
+        ).rows[0].ids as string[];
         expect(ids.length).toBeGreaterThanOrEqual(1);
         published++;
       } catch (err) {
@@ -115,17 +139,30 @@ describe('bus wire contract', () => {
     await Promise.all(churners);
     expect(errors).toEqual([]);
     expect(published).toBeGreaterThan(0);
-    const n = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.q_${stable}`);
+    const n = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM ${db.queueSchema}.q_${stable}`,
+    );
     expect(Number(n[0]!.n)).toBe(published);
     // Every churned queue is gone.
-    const left = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM public._pgferry_bus_member`);
-    const queues = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.meta WHERE queue_name LIKE 'bus\\_%'`);
+    const left = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM public._pgferry_bus_member`,
+    );
+    const queues = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM ${db.queueSchema}.meta WHERE queue_name LIKE 'bus\\_%'`,
+    );
     expect(Number(queues[0]!.n)).toBe(Number(left[0]!.n));
   });
 
   it('the wake channel TypeScript listens on is the one the SQL notifies', async () => {
-    for (const [q, ch] of [['bus_abc', 'pipecat:acme/v2'], ['x', 'ünïcödé \' " %'], ['y', '']]) {
-      const rows = await db.sql<{ c: string }>(`SELECT public._pgferry_bus_wake_channel($1, $2) AS c`, [q, ch]);
+    for (const [q, ch] of [
+      ['bus_abc', 'pipecat:acme/v2'],
+      ['x', 'ünïcödé \' " %'],
+      ['y', ''],
+    ]) {
+      const rows = await db.sql<{ c: string }>(
+        `SELECT public._pgferry_bus_wake_channel($1, $2) AS c`,
+        [q, ch],
+      );
       expect(rows[0]!.c).toBe(wakeChannel(q!, ch!));
     }
   });

@@ -7,7 +7,9 @@ import { collect, recordingLogger } from './helpers.js';
 const db = useTestDatabase();
 
 function client(): QueueClient {
-  return db.track(new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 4 }));
+  return db.track(
+    new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 4 }),
+  );
 }
 
 describe('DirectBackend', () => {
@@ -38,7 +40,10 @@ describe('DirectBackend', () => {
     const logger = recordingLogger();
     const channel = 'failing-peer';
     // A long cache TTL: only the failure can make the publisher list queues again.
-    const publisher = new Bus<number>({ backend: new DirectBackend({ client: client(), peerCacheTtlMs: 3_600_000, logger }), channel });
+    const publisher = new Bus<number>({
+      backend: new DirectBackend({ client: client(), peerCacheTtlMs: 3_600_000, logger }),
+      channel,
+    });
     const good = new Bus<number>({ backend: new DirectBackend({ client: client() }), channel });
     const doomed = new Bus<number>({ backend: new DirectBackend({ client: client() }), channel });
     for (const b of [publisher, good, doomed]) {
@@ -51,12 +56,16 @@ describe('DirectBackend', () => {
     await doomed.stop();
     expect(await publisher.publish(2)).toBe(1);
     expect(publisher.stats.publishFailures).toBe(0);
-    const warns = logger.entries.filter((e) => e.msg === 'pgferry bus: peer did not receive; skipped');
+    const warns = logger.entries.filter(
+      (e) => e.msg === 'pgferry bus: peer did not receive; skipped',
+    );
     expect(warns).toHaveLength(1);
     expect((warns[0]!.obj as { peer: string }).peer).toBe(doomed.queue);
     // The cache was refreshed: the next publish does not try the dead peer again.
     expect(await publisher.publish(3)).toBe(1);
-    expect(logger.entries.filter((e) => e.msg === 'pgferry bus: peer did not receive; skipped')).toHaveLength(1);
+    expect(
+      logger.entries.filter((e) => e.msg === 'pgferry bus: peer did not receive; skipped'),
+    ).toHaveLength(1);
     await eventually(() => got.length === 3);
     expect(got.map((g) => g.message)).toEqual([1, 2, 3]);
   });
@@ -66,20 +75,31 @@ describe('DirectBackend', () => {
     // A driver whose LISTEN always fails, as behind a transaction-mode pooler.
     const noListen = new Proxy(c.driver, {
       get(target, prop, receiver) {
-        if (prop === 'listen') return () => Promise.reject(new Error('LISTEN is not supported here'));
+        if (prop === 'listen')
+          return () => Promise.reject(new Error('LISTEN is not supported here'));
         const v = Reflect.get(target, prop, receiver) as unknown;
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },
     });
     const pollingClient = db.track(new QueueClient({ driver: noListen, schema: db.queueSchema }));
     const logger = recordingLogger();
-    const a = new Bus<number>({ backend: new DirectBackend({ client: client() }), channel: 'no-listen' });
-    const b = new Bus<number>({ backend: new DirectBackend({ client: pollingClient, logger }), channel: 'no-listen', pollIntervalMs: 20, maxPollSeconds: 1 });
+    const a = new Bus<number>({
+      backend: new DirectBackend({ client: client() }),
+      channel: 'no-listen',
+    });
+    const b = new Bus<number>({
+      backend: new DirectBackend({ client: pollingClient, logger }),
+      channel: 'no-listen',
+      pollIntervalMs: 20,
+      maxPollSeconds: 1,
+    });
     for (const x of [a, b]) {
       db.track({ close: () => x.stop() });
       await x.start();
     }
-    expect(logger.entries.some((e) => e.msg === 'pgferry bus: LISTEN failed, falling back to polling')).toBe(true);
+    expect(
+      logger.entries.some((e) => e.msg === 'pgferry bus: LISTEN failed, falling back to polling'),
+    ).toBe(true);
     const got = collect(b);
     await a.publish(7);
     await eventually(() => got.length === 1);

@@ -35,7 +35,10 @@ export function collect<T>(bus: Bus<T>): { message: T; context: BusMessageContex
  * A LOGIN role that holds only membership in the bus role, and a URL that
  * connects to `dbUrl` as it. `drop()` removes it (roles are cluster-wide).
  */
-export async function makeBusLogin(dbUrl: string, busRole = 'pgferry_bus'): Promise<{ role: string; url: string; drop(): Promise<void> }> {
+export async function makeBusLogin(
+  dbUrl: string,
+  busRole = 'pgferry_bus',
+): Promise<{ role: string; url: string; drop(): Promise<void> }> {
   const role = `bus_login_${randomBytes(5).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
   const admin = new pg.Client({ connectionString: dbUrl });
@@ -52,10 +55,14 @@ export async function makeBusLogin(dbUrl: string, busRole = 'pgferry_bus'): Prom
     role,
     url: u.toString(),
     drop: async () => {
-      const c = new pg.Client({ connectionString: withDatabase(inject('adminUrl'), new URL(dbUrl).pathname.slice(1)) });
+      const c = new pg.Client({
+        connectionString: withDatabase(inject('adminUrl'), new URL(dbUrl).pathname.slice(1)),
+      });
       await c.connect();
       try {
-        await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [role]);
+        await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
+          role,
+        ]);
         await c.query(`DROP ROLE IF EXISTS ${role}`);
       } finally {
         await c.end();

@@ -33,7 +33,8 @@ async function sqlState(text: string, params: unknown[] = []): Promise<string | 
 }
 
 async function join(channel: string): Promise<string> {
-  return (await asBus.query<{ q: string }>('SELECT public.bus_join($1) AS q', [channel])).rows[0]!.q;
+  return (await asBus.query<{ q: string }>('SELECT public.bus_join($1) AS q', [channel])).rows[0]!
+    .q;
 }
 
 async function count(table: string): Promise<number> {
@@ -52,17 +53,27 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const got = members.map((m) => collect(m));
     await Promise.all(members.map((m, from) => m.publish({ from })));
     await eventually(() => got.every((g) => g.length === 2));
-    got.forEach((g, me) => expect(g.map((x) => x.message.from).sort()).toEqual([0, 1, 2].filter((f) => f !== me)));
+    got.forEach((g, me) =>
+      expect(g.map((x) => x.message.from).sort()).toEqual([0, 1, 2].filter((f) => f !== me)),
+    );
     // Server-allocated, opaque, real queue-engine queues.
     for (const m of members) {
       expect(m.queue).toMatch(/^bus_[0-9a-f]{32}$/);
-      expect(await db.sql(`SELECT 1 FROM ${Q()}.list_queues() WHERE queue_name = $1`, [m.queue])).toHaveLength(1);
+      expect(
+        await db.sql(`SELECT 1 FROM ${Q()}.list_queues() WHERE queue_name = $1`, [m.queue]),
+      ).toHaveLength(1);
     }
     for (const m of members) await m.stop();
   });
 
   it('holds EXECUTE on exactly the five functions and nothing else', async () => {
-    const fns = await db.sql<{ proname: string; secdef: boolean; config: string[] | null; public_exec: boolean; bus_exec: boolean }>(
+    const fns = await db.sql<{
+      proname: string;
+      secdef: boolean;
+      config: string[] | null;
+      public_exec: boolean;
+      bus_exec: boolean;
+    }>(
       `SELECT p.proname, p.prosecdef AS secdef, p.proconfig AS config,
               has_function_privilege('public', p.oid, 'EXECUTE') AS public_exec,
               has_function_privilege('pgferry_bus', p.oid, 'EXECUTE') AS bus_exec
@@ -71,7 +82,13 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
         ORDER BY p.proname`,
     );
     const api = fns.filter((f) => f.proname.startsWith('bus_'));
-    expect(api.map((f) => f.proname)).toEqual(['bus_archive', 'bus_join', 'bus_leave', 'bus_publish', 'bus_subscribe']);
+    expect(api.map((f) => f.proname)).toEqual([
+      'bus_archive',
+      'bus_join',
+      'bus_leave',
+      'bus_publish',
+      'bus_subscribe',
+    ]);
     for (const f of api) {
       expect(f.secdef).toBe(true);
       expect(f.bus_exec).toBe(true);
@@ -102,8 +119,14 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       'bus_subscribe(text,text,integer,integer,integer)',
     ]);
     // No table/sequence grants, no membership in other roles.
-    expect(await db.sql(`SELECT 1 FROM information_schema.role_table_grants WHERE grantee = 'pgferry_bus'`)).toEqual([]);
-    expect(await db.sql(`SELECT 1 FROM pg_auth_members WHERE member = 'pgferry_bus'::regrole`)).toEqual([]);
+    expect(
+      await db.sql(
+        `SELECT 1 FROM information_schema.role_table_grants WHERE grantee = 'pgferry_bus'`,
+      ),
+    ).toEqual([]);
+    expect(
+      await db.sql(`SELECT 1 FROM pg_auth_members WHERE member = 'pgferry_bus'::regrole`),
+    ).toEqual([]);
     // A role without the grant cannot call them at all.
     const outsider = await makeBusLogin(db.url, 'pg_monitor');
     const c = new pg.Client({ connectionString: outsider.url });
@@ -118,7 +141,9 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
 
   it('cannot call any queue-engine function or read any table', async () => {
     const victim = await join('victim-channel');
-    await asBus.query(`SELECT public.bus_publish('victim-channel', $1, '{"x":1}')`, [await join('victim-channel')]);
+    await asBus.query(`SELECT public.bus_publish('victim-channel', $1, '{"x":1}')`, [
+      await join('victim-channel'),
+    ]);
     for (const stmt of [
       `SELECT * FROM ${Q()}.list_queues()`,
       `SELECT * FROM ${Q()}.read('${victim}', 30, 10)`,
@@ -148,18 +173,36 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const mine = await join('other-b');
     await asBus.query(`SELECT public.bus_publish('secret-a', $1, '{"secret":1}')`, [sender]);
     // The queue's name is visible in pg_class to everyone; that is all.
-    expect((await asBus.query(`SELECT 1 FROM pg_class WHERE relname = $1`, [`q_${victim}`])).rows).toHaveLength(1);
-    const id = Number((await db.sql<{ id: string }>(`SELECT msg_id AS id FROM ${Q()}.q_${victim}`))[0]!.id);
+    expect(
+      (await asBus.query(`SELECT 1 FROM pg_class WHERE relname = $1`, [`q_${victim}`])).rows,
+    ).toHaveLength(1);
+    const id = Number(
+      (await db.sql<{ id: string }>(`SELECT msg_id AS id FROM ${Q()}.q_${victim}`))[0]!.id,
+    );
 
     for (const ch of ['other-b', 'secret-b', '', 'Secret-A', 'secret-a ']) {
-      expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [victim, ch])).toBe('PF502');
-      expect((await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [victim, ch, id])).rows[0].ok).toBe(false);
+      expect(
+        await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [victim, ch]),
+      ).toBe('PF502');
+      expect(
+        (await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [victim, ch, id])).rows[0]
+          .ok,
+      ).toBe(false);
       await asBus.query(`SELECT public.bus_leave($1, $2)`, [victim, ch]);
       expect(await sqlState(`SELECT public.bus_publish($1, $2, '{}')`, [ch, victim])).toBe('PF502');
     }
-    for (const [q, ch] of [[null, 'secret-a'], [victim, null], ['', 'secret-a'], ['bus_00000000000000000000000000000000', 'secret-a']]) {
-      expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [q, ch])).toBe('PF502');
-      expect((await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [q, ch, id])).rows[0].ok).toBe(false);
+    for (const [q, ch] of [
+      [null, 'secret-a'],
+      [victim, null],
+      ['', 'secret-a'],
+      ['bus_00000000000000000000000000000000', 'secret-a'],
+    ]) {
+      expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [q, ch])).toBe(
+        'PF502',
+      );
+      expect(
+        (await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [q, ch, id])).rows[0].ok,
+      ).toBe(false);
       await asBus.query(`SELECT public.bus_leave($1, $2)`, [q, ch]);
     }
     // Nothing changed: the victim's message is still there, unread, and its queue exists.
@@ -167,11 +210,22 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     expect(rows).toEqual([{ read_ct: 0 }]);
     expect(await count(`${Q()}.a_${victim}`)).toBe(0);
     // Its rightful owner reads it; a second archive says false.
-    const got = await asBus.query(`SELECT * FROM public.bus_subscribe($1, 'secret-a', 30, 10, 0)`, [victim]);
+    const got = await asBus.query(`SELECT * FROM public.bus_subscribe($1, 'secret-a', 30, 10, 0)`, [
+      victim,
+    ]);
     expect(got.rows).toEqual([{ msg_id: String(id), message: { secret: 1 } }]);
-    expect((await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id])).rows[0].ok).toBe(true);
-    expect((await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id])).rows[0].ok).toBe(false);
-    expect((await asBus.query(`SELECT public.bus_archive($1, 'secret-a', 999999) AS ok`, [victim])).rows[0].ok).toBe(false);
+    expect(
+      (await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id]))
+        .rows[0].ok,
+    ).toBe(true);
+    expect(
+      (await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id]))
+        .rows[0].ok,
+    ).toBe(false);
+    expect(
+      (await asBus.query(`SELECT public.bus_archive($1, 'secret-a', 999999) AS ok`, [victim]))
+        .rows[0].ok,
+    ).toBe(false);
     void mine;
   });
 
@@ -179,15 +233,23 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const a1 = await join('chan-A');
     const a2 = await join('chan-A');
     const b1 = await join('chan-B');
-    expect(await sqlState(`SELECT public.bus_publish('chan-B', $1, '{"x":1}')`, [a1])).toBe('PF502');
-    expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, 'chan-B', 30, 10, 0)`, [a1])).toBe('PF502');
-    expect(await sqlState(`SELECT public.bus_publish('chan-A', $1, '{"x":1}')`, [b1])).toBe('PF502');
+    expect(await sqlState(`SELECT public.bus_publish('chan-B', $1, '{"x":1}')`, [a1])).toBe(
+      'PF502',
+    );
+    expect(
+      await sqlState(`SELECT * FROM public.bus_subscribe($1, 'chan-B', 30, 10, 0)`, [a1]),
+    ).toBe('PF502');
+    expect(await sqlState(`SELECT public.bus_publish('chan-A', $1, '{"x":1}')`, [b1])).toBe(
+      'PF502',
+    );
     await asBus.query(`SELECT public.bus_leave($1, 'chan-B')`, [a1]);
     expect(await count(`${Q()}.q_${a2}`)).toBe(0);
     expect(await count(`${Q()}.q_${b1}`)).toBe(0);
     expect((await db.sql(`SELECT 1 FROM ${Q()}.meta WHERE queue_name = $1`, [a1])).length).toBe(1);
     // On its own channel, it works, and reaches only its peer (never itself).
-    const ids = (await asBus.query(`SELECT public.bus_publish('chan-A', $1, '{"x":2}') AS ids`, [a1])).rows[0].ids;
+    const ids = (
+      await asBus.query(`SELECT public.bus_publish('chan-A', $1, '{"x":2}') AS ids`, [a1])
+    ).rows[0].ids;
     expect(ids).toHaveLength(1);
     expect(await count(`${Q()}.q_${a2}`)).toBe(1);
     expect(await count(`${Q()}.q_${a1}`)).toBe(0);
@@ -197,14 +259,18 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const hidden = await join('hidden-channel');
     const mine = await join('public-channel');
     // No function returns another member's queue name; bus_publish returns message ids only.
-    const res = await asBus.query(`SELECT public.bus_publish('public-channel', $1, '{}') AS ids`, [mine]);
+    const res = await asBus.query(`SELECT public.bus_publish('public-channel', $1, '{}') AS ids`, [
+      mine,
+    ]);
     expect(res.rows[0].ids).toEqual([]);
     expect(await sqlState(`SELECT * FROM public._pgferry_bus_member`)).toBe('42501');
     expect(await sqlState(`SELECT queue_name FROM ${Q()}.meta`)).toBe('42501');
     // Queue names say nothing about the channel.
     expect(hidden).not.toContain('hidden');
     // The registry stores only a hash of the channel, not its text.
-    const reg = await db.sql<{ row: string }>(`SELECT r::text AS row FROM public._pgferry_bus_member r`);
+    const reg = await db.sql<{ row: string }>(
+      `SELECT r::text AS row FROM public._pgferry_bus_member r`,
+    );
     expect(reg.some((r) => r.row.includes('hidden-channel'))).toBe(false);
   });
 
@@ -225,13 +291,26 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const members = new Map<string, string[]>();
     for (const ch of evil) members.set(ch, [await join(ch), await join(ch)]);
     for (const [ch, [a, b]] of members) {
-      const ids = (await asBus.query(`SELECT public.bus_publish($1, $2, $3::jsonb) AS ids`, [ch, a, JSON.stringify({ ch })])).rows[0].ids;
+      const ids = (
+        await asBus.query(`SELECT public.bus_publish($1, $2, $3::jsonb) AS ids`, [
+          ch,
+          a,
+          JSON.stringify({ ch }),
+        ])
+      ).rows[0].ids;
       expect(ids).toHaveLength(1);
-      const got = await asBus.query(`SELECT message FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [b, ch]);
+      const got = await asBus.query(`SELECT message FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [
+        b,
+        ch,
+      ]);
       expect(got.rows).toEqual([{ message: { ch } }]);
       // Queue arguments that are SQL or patterns match nothing.
-      expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [ch, ch])).toBe('PF502');
-      expect(await sqlState(`SELECT public.bus_publish($1, $2, '{}')`, [ch, `${a}' OR '1'='1`])).toBe('PF502');
+      expect(
+        await sqlState(`SELECT * FROM public.bus_subscribe($1, $2, 30, 10, 0)`, [ch, ch]),
+      ).toBe('PF502');
+      expect(
+        await sqlState(`SELECT public.bus_publish($1, $2, '{}')`, [ch, `${a}' OR '1'='1`]),
+      ).toBe('PF502');
       await asBus.query(`SELECT public.bus_leave($1, $2)`, [`%`, ch]);
     }
     // '%' and '_' are channels of their own, never patterns: 'plain' got nothing.
@@ -239,19 +318,27 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     expect(await count(`${Q()}.q_${plain}`)).toBe(0);
     // Everything still stands.
     expect(await count('public._pgferry_bus_member')).toBeGreaterThanOrEqual(2 + evil.length * 2);
-    expect((await db.sql(`SELECT 1 FROM ${Q()}.meta WHERE queue_name = $1`, [plain])).length).toBe(1);
+    expect((await db.sql(`SELECT 1 FROM ${Q()}.meta WHERE queue_name = $1`, [plain])).length).toBe(
+      1,
+    );
   });
 
   it('is not fooled by a TEMP table shadowing the registry', async () => {
     const victim = await join('temp-victim');
-    await asBus.query(`CREATE TEMP TABLE _pgferry_bus_member (queue_name text, channel_hash bytea, joined_at timestamptz, lease_until timestamptz)`);
+    await asBus.query(
+      `CREATE TEMP TABLE _pgferry_bus_member (queue_name text, channel_hash bytea, joined_at timestamptz, lease_until timestamptz)`,
+    );
     await asBus.query(
       `INSERT INTO pg_temp._pgferry_bus_member VALUES ($1, sha256(convert_to('attacker', 'UTF8')), now(), now() + interval '1 hour')`,
       [victim],
     );
-    expect(await sqlState(`SELECT * FROM public.bus_subscribe($1, 'attacker', 30, 10, 0)`, [victim])).toBe('PF502');
+    expect(
+      await sqlState(`SELECT * FROM public.bus_subscribe($1, 'attacker', 30, 10, 0)`, [victim]),
+    ).toBe('PF502');
     await asBus.query(`SELECT public.bus_leave($1, 'attacker')`, [victim]);
-    expect((await db.sql(`SELECT 1 FROM ${Q()}.meta WHERE queue_name = $1`, [victim])).length).toBe(1);
+    expect((await db.sql(`SELECT 1 FROM ${Q()}.meta WHERE queue_name = $1`, [victim])).length).toBe(
+      1,
+    );
     await asBus.query(`DROP TABLE pg_temp._pgferry_bus_member`);
   });
 });

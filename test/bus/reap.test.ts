@@ -8,7 +8,10 @@ import { collect } from './helpers.js';
 const db = useTestDatabase();
 
 async function queueExists(name: string): Promise<boolean> {
-  return (await db.sql(`SELECT 1 FROM ${db.queueSchema}.meta WHERE queue_name = $1`, [name])).length === 1;
+  return (
+    (await db.sql(`SELECT 1 FROM ${db.queueSchema}.meta WHERE queue_name = $1`, [name])).length ===
+    1
+  );
 }
 
 describe('reaping members that vanished without bus_leave', () => {
@@ -28,18 +31,25 @@ describe('reaping members that vanished without bus_leave', () => {
     const crash = new pg.Client({ connectionString: db.url });
     await crash.connect();
     const pid = (await crash.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
-    const dead = (await crash.query<{ q: string }>(`SELECT public.bus_join('reap') AS q`)).rows[0]!.q;
+    const dead = (await crash.query<{ q: string }>(`SELECT public.bus_join('reap') AS q`)).rows[0]!
+      .q;
     crash.on('error', () => undefined);
     await db.sql('SELECT pg_terminate_backend($1)', [pid]);
 
     expect(await live[0]!.publish(1)).toBe(2);
     expect(await queueExists(dead)).toBe(true);
     // Once its lease ran out, publishes skip it and reap its queue.
-    await eventually(async () => {
-      await live[0]!.publish(2);
-      return !(await queueExists(dead));
-    }, 15_000, 200);
-    expect(await db.sql(`SELECT 1 FROM public._pgferry_bus_member WHERE queue_name = $1`, [dead])).toEqual([]);
+    await eventually(
+      async () => {
+        await live[0]!.publish(2);
+        return !(await queueExists(dead));
+      },
+      15_000,
+      200,
+    );
+    expect(
+      await db.sql(`SELECT 1 FROM public._pgferry_bus_member WHERE queue_name = $1`, [dead]),
+    ).toEqual([]);
     // The live members were never reaped and still exchange messages.
     for (const b of live) expect(await queueExists(b.queue!)).toBe(true);
     const before = got.length;
@@ -58,18 +68,25 @@ describe('reaping members that vanished without bus_leave', () => {
     // Expire and reap in one transaction, so the live reader cannot renew its
     // lease in between; retried while the reader holds its queue in a read
     // (the reaper never waits for a busy queue).
-    await eventually(async () => {
-      const c = await db.pool.connect();
-      try {
-        await c.query('BEGIN');
-        await c.query(`UPDATE public._pgferry_bus_member SET lease_until = now() - interval '1 second' WHERE queue_name = $1`, [first]);
-        const n = await reapBusMembers(c);
-        await c.query('COMMIT');
-        return n === 1;
-      } finally {
-        c.release();
-      }
-    }, 10_000, 50);
+    await eventually(
+      async () => {
+        const c = await db.pool.connect();
+        try {
+          await c.query('BEGIN');
+          await c.query(
+            `UPDATE public._pgferry_bus_member SET lease_until = now() - interval '1 second' WHERE queue_name = $1`,
+            [first],
+          );
+          const n = await reapBusMembers(c);
+          await c.query('COMMIT');
+          return n === 1;
+        } finally {
+          c.release();
+        }
+      },
+      10_000,
+      50,
+    );
     expect(await queueExists(first)).toBe(false);
     await eventually(() => bus.stats.rejoins === 1 && bus.queue !== first, 10_000);
     expect(await queueExists(bus.queue!)).toBe(true);

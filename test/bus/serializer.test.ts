@@ -31,7 +31,8 @@ describe('JsonSerializer', () => {
     const stamp = s.decode(s.encode(new Stamp(at))) as Stamp;
     expect(stamp).toBeInstanceOf(Stamp);
     expect(stamp.at.getTime()).toBe(at.getTime());
-    for (const v of [1, 'two', null, [1, { a: 2 }], { nested: { ok: true } }]) expect(s.decode(s.encode(v))).toEqual(v);
+    for (const v of [1, 'two', null, [1, { a: 2 }], { nested: { ok: true } }])
+      expect(s.decode(s.encode(v))).toEqual(v);
   });
 
   it('refuses what it cannot carry or did not make', () => {
@@ -51,7 +52,11 @@ describe('Bus with a serializer', () => {
   it('delivers instances of the sender message type across members', async () => {
     const serializer = new JsonSerializer<Ping | Stamp>({ types: { Ping, Stamp } });
     const [a, b] = [0, 1].map(() => {
-      const bus = new Bus<Ping | Stamp>({ backend: db.track(new IsolatedBackend({ connectionString: db.url })), channel: 'typed', serializer });
+      const bus = new Bus<Ping | Stamp>({
+        backend: db.track(new IsolatedBackend({ connectionString: db.url })),
+        channel: 'typed',
+        serializer,
+      });
       db.track({ close: () => bus.stop() });
       return bus;
     });
@@ -67,11 +72,19 @@ describe('Bus with a serializer', () => {
 
   it('counts and logs an unserialisable publish instead of throwing', async () => {
     const logger = recordingLogger();
-    const bus = new Bus<unknown>({ backend: db.track(new IsolatedBackend({ connectionString: db.url })), channel: 'bad', logger });
+    const bus = new Bus<unknown>({
+      backend: db.track(new IsolatedBackend({ connectionString: db.url })),
+      channel: 'bad',
+      logger,
+    });
     db.track({ close: () => bus.stop() });
     await bus.start();
     expect(await bus.publish({ big: 1n })).toBe(0);
     expect(bus.stats.publishFailures).toBe(1);
-    expect(logger.entries.some((e) => e.level === 'error' && e.msg === 'pgferry bus: publish failed; dropped')).toBe(true);
+    expect(
+      logger.entries.some(
+        (e) => e.level === 'error' && e.msg === 'pgferry bus: publish failed; dropped',
+      ),
+    ).toBe(true);
   });
 });
