@@ -122,6 +122,9 @@ BEGIN
       USING r.ev_id, r.ev_time, r.ev_owner, r.ev_retry, r.ev_type, r.ev_data,
             r.ev_extra1, r.ev_extra2, r.ev_extra3, r.ev_extra4;
     DELETE FROM @schema@.retry_queue WHERE ev_owner = r.ev_owner AND ev_id = r.ev_id;
+    -- The event keeps its id; advancing the sequence (ids have gaps anyway)
+    -- shows the ticker that something new is waiting, so it ticks at once.
+    PERFORM nextval(format('%I.%I', '@schema_name@', 'event_' || q.queue_id || '_id_seq')::regclass);
     n := n + 1;
   END LOOP;
   RETURN n;
