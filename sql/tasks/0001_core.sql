@@ -77,16 +77,23 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Statement-level: one check per INSERT statement, so a batch of 1,000 jobs
 -- costs one. It NOTIFYs only when a worker said it is going to sleep
--- (queues.waiting). The shared advisory lock pairs with the exclusive
--- try-lock in idle(): a worker can only mark itself waiting when no insert
--- is between this check and its commit, which closes the lost-wake-up race
--- (otherwise the insert could read waiting=false, the worker mark itself
--- waiting and miss the job until its next poll).
+-- (queues.waiting), and clears the flag so that later inserts stay quiet
+-- until a worker sleeps again.
+--   * The shared advisory lock pairs with the exclusive try-lock in idle():
+--     a worker can only mark itself waiting when no insert is between this
+--     check and its commit, which closes the lost-wake-up race (otherwise an
+--     insert could read waiting=false, the worker then mark itself waiting
+--     and sleep through the job).
+--   * SKIP LOCKED: when a concurrent insert is already clearing the flag (it
+--     will notify at its commit) this one does not wait for that
+--     transaction, which may be a long business transaction.
 CREATE FUNCTION @schema@._wake_on_insert()
 RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM pg_advisory_xact_lock_shared(@schema@._wait_key(TG_ARGV[0]));
-  IF EXISTS (SELECT 1 FROM @schema@.queues q WHERE q.queue_name = TG_ARGV[0] AND q.waiting) THEN
+  PERFORM 1 FROM @schema@.queues q WHERE q.queue_name = TG_ARGV[0] AND q.waiting FOR UPDATE SKIP LOCKED;
+  IF FOUND THEN
+    UPDATE @schema@.queues q SET waiting = false WHERE q.queue_name = TG_ARGV[0];
     PERFORM pg_notify('@schema_name@_wake', TG_ARGV[0]);
   END IF;
   RETURN NULL;
@@ -101,22 +108,16 @@ CREATE FUNCTION @schema@.idle(queue_name text)
 RETURNS timestamptz LANGUAGE plpgsql AS $$
 DECLARE
   rel regclass := @schema@._q(queue_name);
-  locked boolean := pg_try_advisory_xact_lock(@schema@._wait_key(queue_name));
   nxt timestamptz;
 BEGIN
-  UPDATE @schema@.queues q SET waiting = true WHERE q.queue_name = idle.queue_name AND NOT q.waiting;
-  IF NOT locked THEN
+  IF NOT pg_try_advisory_xact_lock(@schema@._wait_key(queue_name)) THEN
+    -- An insert is in progress; it may not have seen us: look again shortly.
     RETURN clock_timestamp() + interval '20 milliseconds';
   END IF;
+  UPDATE @schema@.queues q SET waiting = true WHERE q.queue_name = idle.queue_name AND NOT q.waiting;
   EXECUTE format('SELECT min(vt) FROM %s WHERE vt > clock_timestamp()', rel) INTO nxt;
   RETURN nxt;
 END;
-$$;
-
--- A woken worker clears the flag so that later inserts stop notifying.
-CREATE FUNCTION @schema@.awake(queue_name text)
-RETURNS void LANGUAGE sql AS $$
-  UPDATE @schema@.queues q SET waiting = false WHERE q.queue_name = awake.queue_name AND q.waiting;
 $$;
 
 -- ---------------------------------------------------------------------------

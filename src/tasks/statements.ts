@@ -204,10 +204,6 @@ export class TaskStatements {
     return at === null ? null : new Date(at);
   }
 
-  async awake(exec: Executor, queue: string): Promise<void> {
-    await execute(exec, `SELECT ${this.t}.awake($1::text)`, [queue], { prepare: true });
-  }
-
   async cancel(exec: Executor, queue: string, id: number): Promise<'queued' | 'running' | 'not_found'> {
     const res = await execute<{ r: 'queued' | 'running' | 'not_found' }>(
       exec,

@@ -70,7 +70,8 @@ interface Lane {
   sleepTimer: NodeJS.Timeout | undefined;
   pausedUntil: number;
   drained: boolean;
-  waking: boolean;
+  /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
+  notified: boolean;
   done: { ids: number[]; rcs: number[]; jobs: { job: JobInfo; startedAt: number }[] };
   flushing: Promise<void> | undefined;
 }
@@ -149,7 +150,7 @@ export class Worker extends EventEmitter {
       sleepTimer: undefined,
       pausedUntil: 0,
       drained: false,
-      waking: false,
+      notified: false,
       done: { ids: [], rcs: [], jobs: [] },
       flushing: undefined,
     }));
@@ -295,17 +296,7 @@ export class Worker extends EventEmitter {
   private onWake(payload: string | undefined): void {
     // An empty payload means "the LISTEN connection came back": wake all.
     const lanes = payload === undefined ? this.lanes : [this.byName.get(payload)].filter((l): l is Lane => !!l);
-    for (const lane of lanes) {
-      if (!lane.waking && this.state === 'running') {
-        // Later inserts need not notify any more; someone is awake.
-        lane.waking = true;
-        this.client.statements
-          .awake(this.client.driver, lane.task.name)
-          .catch((err: unknown) => this.fail(err))
-          .finally(() => (lane.waking = false));
-      }
-      this.wakeLane(lane);
-    }
+    for (const lane of lanes) this.wakeLane(lane);
   }
 
   private onCancel(payload: string | undefined): void {
@@ -325,7 +316,10 @@ export class Worker extends EventEmitter {
 
   private wakeLane(lane: Lane): void {
     lane.drained = false;
-    if (!lane.sleeping) return;
+    if (!lane.sleeping) {
+      lane.notified = true;
+      return;
+    }
     clearTimeout(lane.sleepTimer);
     lane.sleeping = false;
     this.pump();
@@ -336,12 +330,12 @@ export class Worker extends EventEmitter {
   private pump(): void {
     if (this.state !== 'running') return;
     this.dispatch();
-    const buffered = this.lanes.reduce((n, l) => n + l.buffer.length, 0);
     const now = Date.now();
     for (const lane of this.lanes) {
       if (lane.fetching || lane.sleeping || lane.drained || lane.pausedUntil > now) continue;
-      // Refill when the local buffer runs low; never hold more than a batch per lane.
-      if (buffered >= this.o.concurrency || lane.buffer.length > 0) continue;
+      // Refill before the local buffer runs dry, so handlers never wait for a
+      // fetch round trip; hold at most ~1.5 batches per lane.
+      if (lane.buffer.length >= Math.max(this.o.concurrency, this.o.batchSize / 2)) continue;
       void this.fetchLane(lane);
     }
     this.checkDrained();
@@ -377,6 +371,7 @@ export class Worker extends EventEmitter {
 
   private async fetchLane(lane: Lane): Promise<void> {
     lane.fetching = true;
+    lane.notified = false;
     const t = lane.task;
     const fetch = (): Promise<Message<unknown>[]> =>
       this.client.statements
@@ -392,7 +387,9 @@ export class Worker extends EventEmitter {
           // (an insert that committed in between is seen now).
           const next = await this.client.statements.idle(this.client.driver, t.name);
           got = await fetch();
-          if (got.length === 0) this.sleep(lane, next);
+          // A wake-up that arrived during these round trips may be for a job
+          // committed after the fetch's snapshot: look again instead of sleeping.
+          if (got.length === 0 && !lane.notified) this.sleep(lane, next);
         }
       }
       const now = Date.now();
@@ -473,7 +470,9 @@ export class Worker extends EventEmitter {
           lane.done.ids.push(m.msgId);
           lane.done.rcs.push(m.readCount);
           lane.done.jobs.push({ job: r.job, startedAt });
-          await this.flush(lane);
+          // Not awaited: the slot is free at once, and completions made while
+          // a flush runs go together in the next statement.
+          void this.flush(lane);
           return;
         case 'cancelled':
           this.fire('job:cancelled', r.job);
@@ -506,7 +505,7 @@ export class Worker extends EventEmitter {
    * completions queue up and go in the next one.
    */
   private flush(lane: Lane): Promise<void> {
-    if (lane.flushing) return lane.flushing.then(() => (lane.done.ids.length ? this.flush(lane) : undefined));
+    if (lane.flushing) return lane.flushing;
     const batch = lane.done;
     if (batch.ids.length === 0) return Promise.resolve();
     lane.done = { ids: [], rcs: [], jobs: [] };
@@ -525,6 +524,10 @@ export class Worker extends EventEmitter {
       )
       .finally(() => {
         lane.flushing = undefined;
+        // Finished jobs free a limited or grouped lane's next jobs.
+        if (lane.task.concurrencyLimit !== undefined || lane.task.grouped) this.wakeLane(lane);
+        if (lane.done.ids.length) void this.flush(lane);
+        else this.pump();
       });
     return lane.flushing;
   }
