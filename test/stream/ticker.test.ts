@@ -1,0 +1,91 @@
+// The elected ticker: one leader per database (advisory lock), takeover
+// when the leader dies, and delivery in milliseconds from an idle system via
+// request_tick + the send-side wake-up, not via polling.
+import { describe, expect, it } from 'vitest';
+import { Consumer, StreamClient, Ticker } from '../../src/stream/index.js';
+import { eventually, useTestDatabase } from '../support/db.js';
+import { S } from './helpers.js';
+
+const db = useTestDatabase();
+
+function ticker(opts: ConstructorParameters<typeof Ticker>[0] = {}): Ticker {
+  const t = new Ticker({ connectionString: db.url, electionIntervalMs: 100, ...opts });
+  db.track({ close: () => t.stop() });
+  return t;
+}
+
+describe('Ticker', () => {
+  it('elects exactly one leader; another takes over when it stops or its connection dies', async () => {
+    const changes: [number, boolean][] = [];
+    const tickers = [0, 1, 2].map((i) => ticker({ onLeaderChange: (l) => void changes.push([i, l]) }));
+    tickers.forEach((t) => t.start());
+    await eventually(() => tickers.filter((t) => t.isLeader).length === 1, 5000);
+    // stays single-leader
+    for (let i = 0; i < 5; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      expect(tickers.filter((t) => t.isLeader).length).toBe(1);
+    }
+    const first = tickers.find((t) => t.isLeader)!;
+    await first.stop();
+    const started = Date.now();
+    await eventually(() => tickers.filter((t) => t.isLeader).length === 1, 5000, 10);
+    expect(Date.now() - started).toBeLessThan(2000);
+    const second = tickers.indexOf(tickers.find((t) => t.isLeader)!);
+    expect(tickers[second]).not.toBe(first);
+    // kill the leader's session from outside, as a crash would
+    changes.length = 0;
+    const [{ n }] = (await db.sql(
+      `select count(pg_terminate_backend(pid))::int as n from pg_locks
+        where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())
+          and classid::int = hashtext('pgferry.stream.ticker') and objid::int = hashtext($1)`,
+      [S],
+    )) as [{ n: number }];
+    expect(n).toBe(1);
+    await eventually(() => changes.some(([i, l]) => i === second && !l), 5000, 5); // it noticed
+    await eventually(() => tickers.filter((t) => t.isLeader).length === 1, 5000, 10); // someone leads again
+    await Promise.all(tickers.map((t) => t.stop()));
+    expect(tickers.filter((t) => t.isLeader).length).toBe(0);
+  });
+
+  it('ticks adaptively: a stream with new events is ticked at once, an idle one is not', async () => {
+    const sc = new StreamClient({ connectionString: db.url });
+    db.track(sc);
+    await sc.createStream('adaptive');
+    const t = ticker({ minIntervalMs: 2, maxIntervalMs: 100 });
+    t.start();
+    await eventually(() => t.isLeader, 5000);
+    const before = (await sc.streamInfo('adaptive'))[0]!.lastTickId!;
+    await sc.send('adaptive', 1);
+    await eventually(async () => (await sc.streamInfo('adaptive'))[0]!.newEvents === 0, 2000, 5);
+    const after = (await sc.streamInfo('adaptive'))[0]!.lastTickId!;
+    expect(after).toBeGreaterThan(before);
+    // idle: the reference's back-off applies, no tick per loop round
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await sc.streamInfo('adaptive'))[0]!.lastTickId! - after).toBeLessThanOrEqual(1);
+    await t.stop();
+  });
+
+  it('a waiting consumer gets a send within milliseconds although the idle ticker sleeps for seconds', async () => {
+    const sc = new StreamClient({ connectionString: db.url });
+    db.track(sc);
+    await sc.createStream('wake');
+    // idle back-off up to 10 s and a 10 s poll: only the wake-up path can be fast
+    const t = ticker({ minIntervalMs: 2, maxIntervalMs: 10_000 });
+    t.start();
+    await eventually(() => t.isLeader, 5000);
+    const got: number[] = [];
+    const c = new Consumer<number>({ connectionString: db.url, stream: 'wake', name: 'w', ticker: false, pollIntervalMs: 10_000, handleSignals: false });
+    db.track({ close: () => c.stop() });
+    c.on('*', (m) => void got.push(Date.now() - m.payload));
+    void c.start();
+    await eventually(async () => (await db.sql(`select count(*)::int as n from ${S}._waiter`))[0]!.n > 0, 5000);
+    await new Promise((r) => setTimeout(r, 1500)); // let the ticker back off
+    for (let i = 0; i < 5; i++) {
+      await sc.send('wake', Date.now());
+      await eventually(() => got.length === i + 1, 2000, 2);
+    }
+    expect(Math.max(...got)).toBeLessThan(500);
+    await c.stop();
+    await t.stop();
+  });
+});
