@@ -78,7 +78,7 @@ describe('Ticker', () => {
     db.track({ close: () => c.stop() });
     c.on('*', (m) => void got.push(Date.now() - m.payload));
     void c.start();
-    await eventually(async () => (await db.sql(`select count(*)::int as n from ${S}._waiter`))[0]!.n > 0, 5000);
+    await eventually(async () => (await db.sql<{ n: number }>(`select count(*)::int as n from ${S}._waiter`))[0]!.n > 0, 5000);
     await new Promise((r) => setTimeout(r, 1500)); // let the ticker back off
     for (let i = 0; i < 5; i++) {
       await sc.send('wake', Date.now());

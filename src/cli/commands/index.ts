@@ -2,6 +2,7 @@ import type { Command } from '../command.js';
 import { migrateCommand } from './migrate.js';
 import { devCommand } from './dev.js';
 import { demoCommand } from './demo.js';
+import { tickerCommand } from './stream-ticker.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
-export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand];
+export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand, tickerCommand];
