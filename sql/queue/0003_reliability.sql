@@ -252,11 +252,18 @@ RETURNS void LANGUAGE sql AS $$
 $$;
 
 -- Makes the partition for block [b, next) unless one overlaps it: made
--- standalone, filled from the default partition, then attached. CREATE ...
--- PARTITION OF would fail when the default partition holds rows of the range
--- (a burst larger than the premade partitions) and would lock the parent
--- ACCESS EXCLUSIVE; ATTACH takes SHARE UPDATE EXCLUSIVE on it, so sends and
--- reads go on (they wait only for the default partition, briefly).
+-- standalone, filled from the default partition, then attached (CREATE ...
+-- PARTITION OF would fail when the default partition holds rows of the
+-- range: a burst larger than the premade partitions).
+--
+-- The parent is locked SHARE ROW EXCLUSIVE first, which waits for the
+-- writers in flight and holds new ones (sends, reads, deletes) until commit.
+-- ATTACH alone needs only SHARE UPDATE EXCLUSIVE, but then an INSERT that
+-- had already chosen its partitions routes a row of the new range to the
+-- default partition and fails ("violates partition constraint", PostgreSQL
+-- re-checks the default partition's changed constraint) — seen in
+-- test/queue/partition-maintenance.test.ts. Taking the parent first also
+-- keeps the lock order of readers (parent, then partitions): no deadlock.
 CREATE FUNCTION @schema@._make_partition(
   parent regclass, parent_name text, def regclass, kind text, col text, partition_interval text,
   b numeric, col_list text)
@@ -271,7 +278,7 @@ BEGIN
     RETURN false;
   END IF;
   newtab := @schema@._partition_name(parent_name, @schema@._bound_suffix(kind, b));
-  EXECUTE format('LOCK TABLE ONLY %s IN SHARE UPDATE EXCLUSIVE MODE', parent);
+  EXECUTE format('LOCK TABLE ONLY %s IN SHARE ROW EXCLUSIVE MODE', parent);
   EXECUTE format('CREATE TABLE @schema@.%I (LIKE %s INCLUDING DEFAULTS INCLUDING STORAGE)', newtab, parent);
   -- The CHECK lets ATTACH skip its validation scan of the new table.
   EXECUTE format('ALTER TABLE @schema@.%I ADD CONSTRAINT %I CHECK (%I >= %s AND %I < %s)',

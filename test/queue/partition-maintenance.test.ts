@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
-import { InvalidArgumentError, QueueNotFoundError, type Logger } from '../../src/index.js';
+import { InvalidArgumentError, QueueClient, QueueNotFoundError, type Logger } from '../../src/index.js';
 
 const db = useTestDatabase();
 const S = () => db.queueSchema;
@@ -75,6 +75,51 @@ describe('partitioned queues', () => {
     expect(Number(left[0]!.msg_id)).toBe(40);
     expect(await count(`SELECT count(*) AS n FROM ${S()}.a_ret`)).toBe(1);
     expect((await client.metrics('ret')).queueLength).toBe(35);
+  });
+
+  it('maintenance runs safely while senders and readers work (no lost message, no deadlock)', async () => {
+    const client = db.queueClient();
+    await client.createPartitionedQueue('busy', { partitionInterval: 50, retentionInterval: null, premake: 1 });
+    const workers = Array.from({ length: 4 }, () => db.track(new QueueClient({ connectionString: db.url, schema: S() })));
+    let sending = 4;
+    let maintained = 0;
+    const consumed: number[] = [];
+    await Promise.all([
+      // try/finally: a failing sender must not leave the loops below running.
+      ...workers.slice(0, 2).map(async (w) => {
+        try {
+          for (let i = 0; i < 30; i++) await w.sendBatch('busy', Array.from({ length: 20 }, (_, j) => j));
+        } finally {
+          sending--;
+        }
+      }),
+      ...workers.slice(2).map(async (w) => {
+        try {
+          for (let i = 0; i < 60; i++) await w.send('busy', { single: i });
+        } finally {
+          sending--;
+        }
+      }),
+      (async () => {
+        const reader = db.track(new QueueClient({ connectionString: db.url, schema: S() }));
+        while (sending > 0) {
+          const got = await reader.read('busy', { qty: 15, visibilityTimeoutSeconds: 60 });
+          if (got.length) consumed.push(...(await reader.delete('busy', got.map((m) => m.msgId))));
+        }
+      })(),
+      (async () => {
+        while (sending > 0) {
+          await client.runMaintenance('busy');
+          maintained++;
+        }
+      })(),
+    ]);
+    expect(maintained).toBeGreaterThan(0);
+    await client.runMaintenance('busy');
+    const left = await db.sql<{ msg_id: string }>(`SELECT msg_id FROM ${S()}.q_busy`);
+    const all = [...consumed, ...left.map((r) => Number(r.msg_id))].sort((a, b) => a - b);
+    expect(all).toEqual(Array.from({ length: 2 * 30 * 20 + 2 * 60 }, (_, i) => i + 1));
+    expect((await client.metrics('busy')).defaultPartitionLength).toBe(0);
   });
 
   it('time partitions: rows of a missing range are moved into a new partition, expired rows are dropped', async () => {
