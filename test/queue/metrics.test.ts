@@ -152,6 +152,12 @@ describe('fast metrics', () => {
     expect(res.rowsDropped).toBeGreaterThan(0);
     await expectExact('fmp');
     expect((await client.metrics('fmp')).defaultPartitionLength).toBe(0);
+    // The all-queues form, as pg_cron would call it.
+    const all = await db.sql<{ queue_name: string; skipped: boolean }>(`SELECT * FROM ${S()}.run_maintenance()`);
+    expect(all.find((r) => r.queue_name === 'fmp')).toMatchObject({ skipped: false });
+    expect(await client.purgeQueue('fmp')).toBeGreaterThan(0);
+    await expectExact('fmp');
+    expect((await client.metrics('fmp')).queueLength).toBe(0);
   });
 
   it('do not scan the table: tuples read are those in flight, not the backlog', async () => {
