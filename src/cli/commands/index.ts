@@ -3,6 +3,8 @@ import { migrateCommand } from './migrate.js';
 import { devCommand } from './dev.js';
 import { demoCommand } from './demo.js';
 import { tickerCommand } from './stream-ticker.js';
+import { workerCommand } from './worker.js';
+import { dlqCommand } from './tasks-dlq.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
-export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand, tickerCommand];
+export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand, tickerCommand, workerCommand, dlqCommand];

@@ -20,6 +20,7 @@ Options:
   --queue-schema <name>  schema of the queue engine (default: pgmq)
   --bus-schema <name>    schema of the bus wrappers (default: public)
   --stream-schema <name> schema of the stream engine (default: pgque)
+  --tasks-schema <name>  schema of the tasks engine (default: pgferry_tasks)
   --quiet                print nothing on success
   -h, --help             show this help`,
   async run(argv) {
@@ -31,6 +32,7 @@ Options:
         'queue-schema': { type: 'string' },
         'bus-schema': { type: 'string' },
         'stream-schema': { type: 'string' },
+        'tasks-schema': { type: 'string' },
         quiet: { type: 'boolean', default: false },
       },
       strict: true,
@@ -46,6 +48,7 @@ Options:
         ...(values['queue-schema'] ? { queue: values['queue-schema'] } : {}),
         ...(values['bus-schema'] ? { bus: values['bus-schema'] } : {}),
         ...(values['stream-schema'] ? { stream: values['stream-schema'] } : {}),
+        ...(values['tasks-schema'] ? { tasks: values['tasks-schema'] } : {}),
       },
       ...(values.quiet ? {} : { logger: consoleLogger }),
     });
