@@ -111,6 +111,15 @@ BEGIN
 END;
 $$;
 
+-- pg_partman 4 keywords (what PGMQ users on older partman wrote) as intervals.
+CREATE FUNCTION @schema@._normalize_interval(value text)
+RETURNS text LANGUAGE sql IMMUTABLE AS $$
+  SELECT CASE lower(btrim(value))
+    WHEN 'hourly' THEN '1 hour' WHEN 'daily' THEN '1 day' WHEN 'weekly' THEN '1 week'
+    WHEN 'monthly' THEN '1 month' WHEN 'quarterly' THEN '3 months' WHEN 'yearly' THEN '1 year'
+    ELSE btrim(value) END;
+$$;
+
 CREATE FUNCTION @schema@._check_retention(kind text, retention_interval text)
 RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
 BEGIN
@@ -502,6 +511,8 @@ BEGIN
   IF premake IS NULL OR premake < 1 THEN
     RAISE EXCEPTION 'premake must be at least 1, got %', coalesce(premake::text, 'NULL');
   END IF;
+  partition_interval := @schema@._normalize_interval(partition_interval);
+  retention_interval := @schema@._normalize_interval(retention_interval);
   kind := @schema@._partition_kind(partition_interval);
   PERFORM @schema@._check_retention(kind, retention_interval);
   PERFORM @schema@.acquire_queue_lock(queue_name);
@@ -571,6 +582,8 @@ BEGIN
     RAISE EXCEPTION 'Queue "%" does not exist. Create the queue first using pgmq.create()', table_name
       USING ERRCODE = 'PF202';
   END IF;
+  partition_interval := @schema@._normalize_interval(partition_interval);
+  retention_interval := @schema@._normalize_interval(retention_interval);
   kind := @schema@._partition_kind(partition_interval);
   PERFORM @schema@._check_retention(kind, retention_interval);
   col := CASE WHEN kind = 'id' THEN 'msg_id' ELSE 'archived_at' END;

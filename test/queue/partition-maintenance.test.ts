@@ -159,6 +159,12 @@ describe('partitioned queues', () => {
     for (const b of bounds) expect(b).toMatch(/FROM \('\d{4}-\d{2}-01 00:00:00\+00'\) TO \('\d{4}-\d{2}-01 00:00:00\+00'\)/);
   });
 
+  it("accepts pg_partman 4's keywords (daily, monthly, …) as intervals", async () => {
+    await db.sql(`SELECT ${S()}.create_partitioned('kw', 'daily', 'weekly', 1)`);
+    const [cfg] = await db.sql(`SELECT kind, partition_interval, retention_interval FROM ${S()}._partition_config WHERE queue_name = 'kw' AND prefix = 'q'`);
+    expect(cfg).toEqual({ kind: 'time', partition_interval: '1 day', retention_interval: '1 week' });
+  });
+
   it('long queue names get partition names within 63 bytes', async () => {
     const client = db.queueClient();
     const name = 'x'.repeat(47);
