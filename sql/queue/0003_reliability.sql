@@ -814,12 +814,19 @@ DECLARE
   n bigint;
 BEGIN
   -- max_read_count is spliced as an integer literal so the planner can match
-  -- the partial index q_<name>_dlq_idx (WHERE read_ct >= max).
+  -- the partial index q_<name>_dlq_idx (vt) WHERE read_ct >= max, and the
+  -- clock is a parameter (not the volatile clock_timestamp() in the WHERE) so
+  -- `vt <= $3` is an index condition: exhausted messages still in flight are
+  -- not even visited. ORDER BY vt (the longest waiting first), which that
+  -- index returns as is: with ORDER BY msg_id, or none, the planner, misled
+  -- by the correlation of read_ct and vt, walked the whole table under the
+  -- LIMIT (17 ms per read on 200,000 messages, against 0.1 ms). The moved
+  -- messages are inserted in msg_id order.
   EXECUTE format(
     'WITH c AS (
        SELECT msg_id FROM %1$s
-        WHERE read_ct >= %3$s AND vt <= clock_timestamp()
-        ORDER BY msg_id LIMIT $1 FOR UPDATE SKIP LOCKED),
+        WHERE read_ct >= %3$s AND vt <= $3
+        ORDER BY vt LIMIT $1 FOR UPDATE SKIP LOCKED),
      moved AS (
        DELETE FROM %1$s m USING c WHERE m.msg_id = c.msg_id
        RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.message, m.headers),
@@ -831,7 +838,7 @@ BEGIN
        RETURNING 1)
      SELECT count(*) FROM ins',
     @schema@._queue_table(queue_name), @schema@._queue_table(dead_letter_queue), max_read_count::integer)
-    INTO n USING batch, queue_name;
+    INTO n USING batch, queue_name, clock_timestamp();
   RETURN n;
 END;
 $$;
