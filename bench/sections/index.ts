@@ -4,8 +4,9 @@ import { queueFifoSection } from './queue-fifo.js';
 import { queueTopicsSection } from './queue-topics.js';
 import { queueWakeupSection } from './queue-wakeup.js';
 import { queueMetricsSection } from './queue-metrics.js';
+import { queueReliabilitySection } from './queue-reliability.js';
 import { busSection } from './bus.js';
 import { tasksSection } from './tasks.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
-export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, queueMetricsSection, busSection, tasksSection];
+export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, queueMetricsSection, queueReliabilitySection, busSection, tasksSection];
