@@ -85,6 +85,7 @@ export class Bus<T = unknown> {
   private state: State = 'new';
   private myQueue: string | undefined;
   private reader: Promise<void> | undefined;
+  private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
   private readonly counters: BusStats = {
     published: 0,
@@ -136,15 +137,30 @@ export class Bus<T = unknown> {
     if (this.state !== 'new')
       throw new InvalidArgumentError(`bus already ${this.state}; make a new Bus to join again`);
     this.state = 'starting';
+    this.starting = this.join();
+    await this.starting;
+  }
+
+  private async join(): Promise<void> {
+    let queue: string;
     try {
-      this.myQueue = await this.backend.join(this.channel);
+      queue = await this.backend.join(this.channel);
     } catch (err) {
       this.state = 'stopped';
       throw err;
     }
+    this.myQueue = queue;
+    if (this.abort.signal.aborted) {
+      // stop() was called while joining: leave again at once.
+      await this.backend.leave(queue, this.channel).catch((err: unknown) => {
+        this.logger.error({ err, channel: this.channel, queue }, 'pgferry bus: leave failed');
+      });
+      this.state = 'stopped';
+      return;
+    }
     this.state = 'running';
     this.reader = this.readLoop();
-    this.logger.info({ channel: this.channel, queue: this.myQueue }, 'pgferry bus: joined');
+    this.logger.info({ channel: this.channel, queue }, 'pgferry bus: joined');
   }
 
   /** Adds a handler for messages from the other members (and local-only ones); returns a function that removes it. */
@@ -206,9 +222,11 @@ export class Bus<T = unknown> {
   }
 
   private async doStop(): Promise<void> {
-    const wasRunning = this.state === 'running';
-    this.state = 'stopping';
     this.abort.abort();
+    await this.starting?.catch(() => undefined);
+    const wasRunning = this.state === 'running';
+    if (this.state === 'stopped') return;
+    this.state = 'stopping';
     await this.reader;
     if (wasRunning && this.myQueue !== undefined) {
       try {

@@ -3,7 +3,7 @@ import type { QueueClient } from '../queue/client.js';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { MAX_QUEUE_NAME_LENGTH } from '../queue/validate.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { JsonValue } from './serializer.js';
 import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
@@ -139,13 +139,23 @@ export class DirectBackend implements BusBackend {
         );
       }
     });
-    if (woken.length > 0) {
-      await this.client.driver.query(
-        `SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c`,
-        [woken],
-        { prepare: true },
+    if (woken.length === 0) {
+      // Nobody received it. Peers whose queues are gone just left; anything
+      // else (the database is unreachable, the message is refused) fails the
+      // publish, for the caller to log and count.
+      const other = results.find(
+        (r) => r.status === 'rejected' && !(r.reason instanceof QueueNotFoundError),
       );
+      if (other) throw (other as PromiseRejectedResult).reason;
+      return ids;
     }
+    await this.client.driver.query(
+      `SELECT pg_notify(c, '') FROM unnest($1::text[]) AS c`,
+      [woken],
+      {
+        prepare: true,
+      },
+    );
     return ids;
   }
 

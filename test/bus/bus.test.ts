@@ -112,6 +112,8 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
     expect(b.running).toBe(false);
     expect(await queueExists(q)).toBe(false);
     expect(await a.publish(2)).toBe(0);
+    // A peer that left is not a failed publish.
+    expect(a.stats.publishFailures).toBe(0);
     expect(gb.map((x) => x.message)).toEqual([1]);
     // A publish after stop is dropped, counted, never thrown.
     expect(await b.publish(3)).toBe(0);
@@ -273,5 +275,22 @@ describe('Bus disposal', () => {
     expect(
       await db.sql(`SELECT 1 FROM public._pgferry_bus_member WHERE queue_name = $1`, [queue]),
     ).toEqual([]);
+  });
+});
+
+describe('Bus stopped while starting', () => {
+  it('leaves again at once and leaves nothing behind', async () => {
+    const backend = db.track(new IsolatedBackend({ connectionString: db.url }));
+    const bus = new Bus<number>({ backend, channel: 'stop-while-starting' });
+    const started = bus.start();
+    const stopped = bus.stop();
+    await started;
+    await stopped;
+    expect(bus.running).toBe(false);
+    expect(bus.queue).toBeDefined();
+    expect(
+      await db.sql(`SELECT 1 FROM public._pgferry_bus_member WHERE queue_name = $1`, [bus.queue]),
+    ).toEqual([]);
+    expect(await queueExists(bus.queue!)).toBe(false);
   });
 });
