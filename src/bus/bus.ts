@@ -180,7 +180,15 @@ export class Bus<T = unknown> {
    * counted in `stats.publishFailures`).
    */
   async publish(message: T): Promise<number> {
-    if (this.isLocalOnly?.(message)) {
+    let local = false;
+    try {
+      local = this.isLocalOnly?.(message) ?? false;
+    } catch (err) {
+      this.counters.publishFailures++;
+      this.logger.error({ err, channel: this.channel }, 'pgferry bus: isLocalOnly threw; dropped');
+      return 0;
+    }
+    if (local) {
       await this.publishLocal(message);
       return 0;
     }
