@@ -253,13 +253,14 @@ BEGIN
     cand := format('SELECT msg_id FROM %s WHERE vt <= clock_timestamp() ORDER BY %s LIMIT $1 FOR UPDATE SKIP LOCKED',
                    rel, order_by);
   END IF;
+  -- `= ANY(ARRAY(…))` rather than a join with the candidates: with a join
+  -- the planner hashes the whole queue table (a seq scan per fetch; measured
+  -- 9 ms against 2 ms for 500 jobs out of 20,000).
   RETURN QUERY EXECUTE format(
-    'WITH cte AS (%2$s)
-     UPDATE %1$s m
+    'UPDATE %1$s m
         SET vt = clock_timestamp() + make_interval(secs => $2 / 1000.0),
             read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
-       FROM cte
-      WHERE m.msg_id = cte.msg_id
+      WHERE m.msg_id = ANY(ARRAY(%2$s))
      RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.last_read_at, m.vt, m.message, m.headers',
     rel, cand)
     USING n, lease_ms;
@@ -270,7 +271,9 @@ $$;
 -- Finishing (all fenced by read_ct)
 -- ---------------------------------------------------------------------------
 -- Finishes jobs: archive (kept until pruned) or delete. Returns the ids that
--- were still held with the given read counts.
+-- were still held with the given read counts. The redundant `msg_id =
+-- ANY($1)` here and below makes the planner reach the rows through the
+-- primary key instead of hashing the whole table.
 CREATE FUNCTION @schema@.complete(queue_name text, msg_ids bigint[], read_cts integer[], archive boolean DEFAULT true)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
@@ -280,7 +283,7 @@ BEGIN
     RETURN QUERY EXECUTE format(
       'WITH moved AS (
          DELETE FROM %s m USING unnest($1::bigint[], $2::integer[]) AS d(id, rc)
-          WHERE m.msg_id = d.id AND m.read_ct = d.rc
+          WHERE m.msg_id = ANY($1) AND m.msg_id = d.id AND m.read_ct = d.rc
          RETURNING m.msg_id, m.vt, m.read_ct, m.enqueued_at, m.last_read_at, m.message, m.headers)
        INSERT INTO %s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
        SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved
@@ -289,7 +292,7 @@ BEGIN
   ELSE
     RETURN QUERY EXECUTE format(
       'DELETE FROM %s m USING unnest($1::bigint[], $2::integer[]) AS d(id, rc)
-        WHERE m.msg_id = d.id AND m.read_ct = d.rc RETURNING m.msg_id', rel)
+        WHERE m.msg_id = ANY($1) AND m.msg_id = d.id AND m.read_ct = d.rc RETURNING m.msg_id', rel)
       USING msg_ids, read_cts;
   END IF;
 END;
@@ -319,7 +322,7 @@ BEGIN
   RETURN QUERY EXECUTE format(
     'UPDATE %s m SET vt = clock_timestamp(), last_read_at = NULL, read_ct = m.read_ct - 1
        FROM unnest($1::bigint[], $2::integer[]) AS d(id, rc)
-      WHERE m.msg_id = d.id AND m.read_ct = d.rc
+      WHERE m.msg_id = ANY($1) AND m.msg_id = d.id AND m.read_ct = d.rc
      RETURNING m.msg_id', @schema@._q(queue_name))
     USING msg_ids, read_cts;
 END;
@@ -332,7 +335,7 @@ BEGIN
   RETURN QUERY EXECUTE format(
     'UPDATE %s m SET vt = clock_timestamp() + make_interval(secs => $3 / 1000.0)
        FROM unnest($1::bigint[], $2::integer[]) AS d(id, rc)
-      WHERE m.msg_id = d.id AND m.read_ct = d.rc
+      WHERE m.msg_id = ANY($1) AND m.msg_id = d.id AND m.read_ct = d.rc
      RETURNING m.msg_id', @schema@._q(queue_name))
     USING msg_ids, read_cts, lease_ms;
 END;
