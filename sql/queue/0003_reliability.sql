@@ -41,6 +41,18 @@ CREATE TABLE @schema@._dead_letter_policy (
 );
 CREATE INDEX _dead_letter_policy_dlq_idx ON @schema@._dead_letter_policy (dead_letter_queue);
 
+-- When a queue with a policy next has a message to dead-letter: a trigger
+-- appends (queue table, vt) whenever a message reaches the read limit, so
+-- _before_read answers "nothing due" with one index probe instead of a
+-- query on the queue table (measured: 280 us -> a few us per read).
+-- Append-only, so it never makes readers wait on each other or fail under
+-- REPEATABLE READ; _before_read deletes the entries it has handled.
+CREATE TABLE @schema@._dead_letter_due (
+  queue_table text NOT NULL,
+  due_at timestamp with time zone NOT NULL
+);
+CREATE INDEX _dead_letter_due_idx ON @schema@._dead_letter_due (queue_table, due_at);
+
 CREATE TABLE @schema@._archive_retention (
   queue_name varchar NOT NULL PRIMARY KEY REFERENCES @schema@.meta (queue_name) ON DELETE CASCADE,
   retention interval NOT NULL CHECK (retention > interval '0')
@@ -848,14 +860,47 @@ $$;
 CREATE OR REPLACE FUNCTION @schema@._before_read(queue_name text)
 RETURNS void LANGUAGE plpgsql AS $$
 DECLARE
+  tbl text := lower('q_' || _before_read.queue_name);
+  due timestamp with time zone;
   p record;
 BEGIN
-  SELECT d.queue_name, d.dead_letter_queue, d.max_read_count INTO p
-    FROM @schema@._dead_letter_policy d WHERE d.queue_table = lower('q_' || _before_read.queue_name);
-  IF NOT FOUND THEN
+  -- The common case, policy or not: one probe of an index, nothing due.
+  SELECT min(d.due_at) INTO due FROM @schema@._dead_letter_due d WHERE d.queue_table = tbl;
+  IF due IS NULL OR due > clock_timestamp() THEN
     RETURN;
   END IF;
+  SELECT d.queue_name, d.dead_letter_queue, d.max_read_count INTO p
+    FROM @schema@._dead_letter_policy d WHERE d.queue_table = tbl;
+  IF NOT FOUND THEN
+    RETURN; -- entries outlive a policy only when its queue was dropped under another name's case
+  END IF;
   PERFORM @schema@._move_dead_letters(p.queue_name, p.dead_letter_queue, p.max_read_count, 1000);
+  -- Forget the handled entries and note when the next exhausted message
+  -- (one still in flight, or one another reader holds) falls due. Under
+  -- REPEATABLE READ the entries are left for a READ COMMITTED reader: the
+  -- DELETE could meet rows deleted after the snapshot and fail.
+  IF current_setting('transaction_isolation') = 'read committed' THEN
+    DELETE FROM @schema@._dead_letter_due d
+     WHERE d.ctid IN (SELECT x.ctid FROM @schema@._dead_letter_due x
+                       WHERE x.queue_table = tbl AND x.due_at <= clock_timestamp()
+                         FOR UPDATE SKIP LOCKED);
+    EXECUTE format(
+      'INSERT INTO @schema@._dead_letter_due (queue_table, due_at)
+       SELECT $1, m.v FROM (SELECT min(vt) AS v FROM @schema@.%I WHERE read_ct >= %s) m
+        WHERE m.v IS NOT NULL
+          AND NOT EXISTS (SELECT 1 FROM @schema@._dead_letter_due d WHERE d.queue_table = $1 AND d.due_at <= m.v)',
+      tbl, p.max_read_count::integer) USING tbl;
+  END IF;
+END;
+$$;
+
+-- Fires only for rows at or past the read limit (WHEN), i.e. once per
+-- exhausted message (and on set_vt of one): appends when it falls due.
+CREATE FUNCTION @schema@._dead_letter_exhausted()
+RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  INSERT INTO @schema@._dead_letter_due (queue_table, due_at) VALUES (TG_ARGV[0], NEW.vt);
+  RETURN NULL;
 END;
 $$;
 
@@ -898,7 +943,14 @@ BEGIN
   PERFORM @schema@.acquire_queue_lock(queue_name);
 
   EXECUTE format('DROP TRIGGER IF EXISTS pgferry_dlq_guard ON %s', rel);
+  EXECUTE format('DROP TRIGGER IF EXISTS pgferry_dlq_exhausted ON %s', rel);
   EXECUTE format('DROP INDEX IF EXISTS @schema@.%I', tbl || '_dlq_idx');
+  EXECUTE format(
+    'CREATE TRIGGER pgferry_dlq_exhausted AFTER INSERT OR UPDATE OF read_ct, vt ON %s FOR EACH ROW
+       WHEN (NEW.read_ct >= %s)
+       EXECUTE FUNCTION @schema@._dead_letter_exhausted(%L)', rel, max_read_count, tbl);
+  -- Messages already at the (new) limit are looked at by the next read.
+  INSERT INTO @schema@._dead_letter_due (queue_table, due_at) VALUES (tbl, '-infinity');
   -- WHEN is evaluated without calling the function: free for every update
   -- that does not push read_ct past the limit.
   EXECUTE format(
@@ -966,8 +1018,10 @@ DECLARE
 BEGIN
   IF rel IS NOT NULL THEN
     EXECUTE format('DROP TRIGGER IF EXISTS pgferry_dlq_guard ON %s', rel);
+    EXECUTE format('DROP TRIGGER IF EXISTS pgferry_dlq_exhausted ON %s', rel);
     EXECUTE format('DROP INDEX IF EXISTS @schema@.%I', OLD.queue_table || '_dlq_idx');
   END IF;
+  DELETE FROM @schema@._dead_letter_due d WHERE d.queue_table = OLD.queue_table;
   RETURN NULL;
 END;
 $$;

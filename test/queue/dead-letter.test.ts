@@ -88,6 +88,30 @@ describe('dead-letter policies', () => {
     expect(await client.listDeadLetters('x_dlq')).toHaveLength(1);
   });
 
+  it('an exhausted message released early (set_vt) or read under REPEATABLE READ is still moved', async () => {
+    const client = db.queueClient();
+    await queues(client, 'e_src', 'e_dlq');
+    await client.setDeadLetterPolicy('e_src', { deadLetterQueue: 'e_dlq', maxReadCount: 1 });
+    const id = await client.send('e_src', { e: 1 });
+    await client.read('e_src', { visibilityTimeoutSeconds: 3600 }); // exhausted, due in an hour
+    expect(await client.read('e_src')).toEqual([]);
+    expect(await client.listDeadLetters('e_dlq')).toEqual([]);
+    await client.setVisibilityTimeout('e_src', id, 0); // released: due now
+    expect(await client.read('e_src')).toEqual([]);
+    expect((await client.listDeadLetters('e_dlq')).map((d) => d.origin!.sourceMsgId)).toEqual([id]);
+
+    const id2 = await client.send('e_src', { e: 2 });
+    await client.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      expect((await client.read('e_src', { visibilityTimeoutSeconds: 0, tx })).map((m) => m.msgId)).toEqual([id2]);
+    });
+    await client.transaction(async (tx) => {
+      await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
+      expect(await client.read('e_src', { tx })).toEqual([]);
+    });
+    expect(await client.listDeadLetters('e_dlq')).toHaveLength(2);
+  });
+
   it('requeues one or all dead letters with their original headers, and purges', async () => {
     const client = db.queueClient();
     await queues(client, 'r_a', 'r_b', 'r_dlq');
