@@ -7,6 +7,7 @@ import { queueMetricsSection } from './queue-metrics.js';
 import { queueReliabilitySection } from './queue-reliability.js';
 import { busSection } from './bus.js';
 import { tasksSection } from './tasks.js';
+import { streamSection } from './stream.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
-export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, queueMetricsSection, queueReliabilitySection, busSection, tasksSection];
+export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, queueMetricsSection, queueReliabilitySection, busSection, tasksSection, streamSection];
