@@ -4,6 +4,7 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { Consumer, StreamClient, type StreamMessage } from '../../src/stream/index.js';
+import { migrate } from '../../src/migrate/migrator.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { S } from './helpers.js';
 
@@ -129,6 +130,23 @@ describe('Consumer', () => {
     expect(() => new Consumer({ stream: 's', name: 'x', maxMessages: 0 })).toThrow(/maxMessages/);
     expect(() => new Consumer({ stream: 's', name: 'a.b', subconsumer: 'w' })).toThrow(/dot/);
     expect(() => new Consumer({ stream: 's', name: 'x', unknownHandlerPolicy: 'drop' as 'ack' })).toThrow(/unknownHandlerPolicy/);
+  });
+});
+
+describe('a non-default schema', () => {
+  it('client, consumer and ticker work end to end in schema pgque_alt', async () => {
+    await migrate({ connectionString: db.url, components: ['stream'], schemas: { stream: 'pgque_alt' } });
+    const sc = db.track(new StreamClient({ connectionString: db.url, schema: 'pgque_alt' }));
+    await sc.createStream('alt');
+    const got: number[] = [];
+    const c = consumer<number>({ stream: 'alt', name: 'a', schema: 'pgque_alt' }).on('*', (m) => void got.push(m.payload));
+    void c.start();
+    await eventually(async () => (await sc.consumerInfo('alt')).length === 1);
+    await sc.sendBatch('alt', [1, 2, 3]);
+    await eventually(() => got.length === 3, 10_000);
+    expect(got).toEqual([1, 2, 3]);
+    expect(await db.sql(`select count(*)::int as n from ${S}.queue where queue_name = 'alt'`)).toEqual([{ n: 0 }]);
+    await c.stop();
   });
 });
 
