@@ -274,11 +274,23 @@ $$;
 -- were still held with the given read counts. The redundant `msg_id =
 -- ANY($1)` here and below makes the planner reach the rows through the
 -- primary key instead of hashing the whole table.
-CREATE FUNCTION @schema@.complete(queue_name text, msg_ids bigint[], read_cts integer[], archive boolean DEFAULT true)
+--
+-- async_commit: this transaction commits without waiting for its WAL flush
+-- (synchronous_commit = off for this transaction only). A server crash can
+-- then forget the last completions, and those jobs run again: what
+-- at-least-once allows anyway. The worker passes true (it halves the WAL
+-- flushes on its hot path); the default is a durable commit. Fetch stays
+-- durable: a forgotten lease could be handed out again with the same
+-- read_ct, which would defeat the fencing.
+CREATE FUNCTION @schema@.complete(
+  queue_name text, msg_ids bigint[], read_cts integer[], archive boolean DEFAULT true, async_commit boolean DEFAULT false)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
   rel regclass := @schema@._q(queue_name);
 BEGIN
+  IF async_commit THEN
+    PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
   IF archive THEN
     RETURN QUERY EXECUTE format(
       'WITH moved AS (

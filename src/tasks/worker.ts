@@ -37,6 +37,13 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
    * long an aborted handler gets to return. Default 5000.
    */
   leaseMarginMs?: number;
+  /**
+   * Commit completions without waiting for the WAL flush (synchronous_commit
+   * off, for those transactions only). A database crash may then forget the
+   * last completions, and those jobs run again, as at-least-once allows.
+   * Leases, retries and dead-letter moves stay durable. Default true.
+   */
+  asyncCommit?: boolean;
   /** Stop gracefully on SIGINT/SIGTERM. Default true. */
   handleSignals?: boolean;
   /** Fire the tasks' cron schedules from this worker. Default true. */
@@ -55,6 +62,9 @@ export interface DrainSummary {
   dead: number;
 }
 
+/** Fetch queries one lane may have in flight at once. */
+const MAX_FETCHES = 2;
+
 interface Leased {
   lane: Lane;
   m: Message<unknown>;
@@ -64,7 +74,8 @@ interface Leased {
 interface Lane {
   task: AnyTask;
   buffer: Leased[];
-  fetching: boolean;
+  /** Fetch queries in flight (at most MAX_FETCHES). */
+  fetching: number;
   refreshing: boolean;
   sleeping: boolean;
   sleepTimer: NodeJS.Timeout | undefined;
@@ -72,6 +83,8 @@ interface Lane {
   drained: boolean;
   /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
   notified: boolean;
+  /** The last fetch returned less than a batch: do not run a second fetch beside the next one. */
+  lastFetchShort: boolean;
   done: { ids: number[]; rcs: number[]; jobs: { job: JobInfo; startedAt: number }[] };
   flushing: Promise<void> | undefined;
 }
@@ -98,7 +111,7 @@ export class Worker extends EventEmitter {
   private readonly byName = new Map<string, Lane>();
   private readonly running = new Map<string, Running>();
   private readonly o: Required<
-    Pick<WorkerOptions, 'concurrency' | 'batchSize' | 'pollIntervalMs' | 'errorRetryIntervalMs' | 'listen' | 'shutdownGraceMs' | 'leaseMarginMs' | 'handleSignals' | 'cron'>
+    Pick<WorkerOptions, 'concurrency' | 'batchSize' | 'pollIntervalMs' | 'errorRetryIntervalMs' | 'listen' | 'shutdownGraceMs' | 'leaseMarginMs' | 'handleSignals' | 'cron' | 'asyncCommit'>
   >;
   private readonly logger: Logger;
   private readonly scheduler: Scheduler;
@@ -137,6 +150,7 @@ export class Worker extends EventEmitter {
       leaseMarginMs: int('leaseMarginMs', options.leaseMarginMs, 5000, 1),
       handleSignals: options.handleSignals ?? true,
       cron: options.cron ?? true,
+      asyncCommit: options.asyncCommit ?? true,
     };
     this.logger = options.logger ?? silentLogger;
     this.ownsClient = !options.client;
@@ -144,13 +158,14 @@ export class Worker extends EventEmitter {
     this.lanes = options.tasks.map((task) => ({
       task,
       buffer: [],
-      fetching: false,
+      fetching: 0,
       refreshing: false,
       sleeping: false,
       sleepTimer: undefined,
       pausedUntil: 0,
       drained: false,
       notified: false,
+      lastFetchShort: true,
       done: { ids: [], rcs: [], jobs: [] },
       flushing: undefined,
     }));
@@ -332,11 +347,19 @@ export class Worker extends EventEmitter {
     this.dispatch();
     const now = Date.now();
     for (const lane of this.lanes) {
-      if (lane.fetching || lane.sleeping || lane.drained || lane.pausedUntil > now) continue;
       // Refill before the local buffer runs dry, so handlers never wait for a
-      // fetch round trip; hold at most ~1.5 batches per lane.
-      if (lane.buffer.length >= Math.max(this.o.concurrency, this.o.batchSize / 2)) continue;
-      void this.fetchLane(lane);
+      // fetch round trip. Up to MAX_FETCHES run at once: a fetch mostly waits
+      // for its commit, so two overlap well; the lane holds at most ~2 batches.
+      while (
+        lane.fetching < MAX_FETCHES &&
+        !lane.sleeping &&
+        !lane.drained &&
+        lane.pausedUntil <= now &&
+        (lane.fetching === 0 || !lane.lastFetchShort) &&
+        lane.buffer.length + lane.fetching * this.o.batchSize < Math.max(this.o.concurrency, this.o.batchSize * 1.5)
+      ) {
+        void this.fetchLane(lane);
+      }
     }
     this.checkDrained();
   }
@@ -370,7 +393,7 @@ export class Worker extends EventEmitter {
   }
 
   private async fetchLane(lane: Lane): Promise<void> {
-    lane.fetching = true;
+    lane.fetching++;
     lane.notified = false;
     const t = lane.task;
     const fetch = (): Promise<Message<unknown>[]> =>
@@ -392,17 +415,21 @@ export class Worker extends EventEmitter {
           if (got.length === 0 && !lane.notified) this.sleep(lane, next);
         }
       }
+      lane.lastFetchShort = got.length < this.o.batchSize;
       const now = Date.now();
+      // Stopping meanwhile: shutdown hands the buffer back.
       for (const m of sortLeased(t, got)) lane.buffer.push({ lane, m, leasedAt: now });
-      if (this.state !== 'running' && got.length) {
-        // Stopping meanwhile: shutdown hands the buffer back.
+      if (got.length > 0 && lane.sleeping) {
+        // Another fetch of this lane went to sleep meanwhile, but there is work.
+        clearTimeout(lane.sleepTimer);
+        lane.sleeping = false;
       }
     } catch (err) {
       this.fail(err);
       lane.pausedUntil = Date.now() + this.o.errorRetryIntervalMs;
       setTimeout(() => this.pump(), this.o.errorRetryIntervalMs).unref();
     } finally {
-      lane.fetching = false;
+      lane.fetching--;
     }
     this.pump();
   }
@@ -510,7 +537,7 @@ export class Worker extends EventEmitter {
     if (batch.ids.length === 0) return Promise.resolve();
     lane.done = { ids: [], rcs: [], jobs: [] };
     lane.flushing = this.client.statements
-      .complete(this.client.driver, lane.task.name, batch.ids, batch.rcs, lane.task.onComplete === 'archive')
+      .complete(this.client.driver, lane.task.name, batch.ids, batch.rcs, lane.task.onComplete === 'archive', this.o.asyncCommit)
       .then(
         () => {
           const now = Date.now();

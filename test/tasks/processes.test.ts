@@ -44,8 +44,9 @@ describe('tasks: several processes', () => {
                   CREATE TABLE limit_done (i int PRIMARY KEY, pid int NOT NULL)`);
     const t = defineTask<{ i: number }>({ name: 'limited', concurrencyLimit: 3, handler: () => undefined });
     const client = taskClient(db);
-    await client.enqueueBatch(t, Array.from({ length: 60 }, (_, i) => ({ input: { i } })));
+    // Both processes are up before the jobs arrive, so both get to compete.
     const procs = await Promise.all([child({ MODE: 'limit', WORKERS: '2' }), child({ MODE: 'limit', WORKERS: '2' })]);
+    await client.enqueueBatch(t, Array.from({ length: 60 }, (_, i) => ({ input: { i } })));
     await eventually(async () => (await db.sql(`SELECT count(*)::int AS n FROM limit_done`))[0]!.n === 60, 30_000);
     const [probe] = await db.sql(`SELECT cur, peak FROM limit_probe`);
     // Never more than the limit (without it, 4 workers × 4 slots would run 16
