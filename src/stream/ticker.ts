@@ -52,6 +52,7 @@ export class Ticker {
   private woken = false;
   private lastRetry = 0;
   private lastMaint = 0;
+  private warnedPrivilege = false;
 
   constructor(private readonly config: TickerOptions = {}) {
     this.schema = checkSchemaName(config.schema ?? 'pgque');
@@ -98,6 +99,20 @@ export class Ticker {
       try {
         const client = await this.connection();
         if (!this.leader) {
+          // A role without pgque_admin could win the lock and then fail every
+          // round, starving a ticker that can tick: do not campaign then.
+          const may = await client.query<{ ok: boolean }>(
+            `SELECT has_function_privilege(to_regprocedure($1), 'EXECUTE') AS ok`,
+            [`${this.s}.tick_pending(text)`],
+          );
+          if (!may.rows[0]!.ok) {
+            if (!this.warnedPrivilege) {
+              this.warnedPrivilege = true;
+              this.logger.warn({ schema: this.schema }, 'pgferry ticker: this role may not tick (needs the admin role); leaving ticking to others');
+            }
+            await this.pause(Math.max(this.options.electionIntervalMs, 30_000));
+            continue;
+          }
           const r = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`, [this.schema]);
           if (!r.rows[0]!.ok) {
             await this.pause(this.options.electionIntervalMs);

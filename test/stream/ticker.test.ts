@@ -88,4 +88,22 @@ describe('Ticker', () => {
     await c.stop();
     await t.stop();
   });
+
+  it('a role without the admin role does not campaign (it would win the lock and fail every round)', async () => {
+    const role = `t_tick_reader_${Date.now().toString(36)}`;
+    await db.sql(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT pgque_reader TO ${role}`);
+    db.track({ close: async () => void (await db.sql(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined)) });
+    const u = new URL(db.url);
+    u.username = role;
+    u.password = 'pw';
+    let weakLed = false;
+    const weak = ticker({ connectionString: u.toString(), onLeaderChange: (l) => void (weakLed ||= l) });
+    const strong = ticker();
+    weak.start();
+    await new Promise((r) => setTimeout(r, 300));
+    strong.start();
+    await eventually(() => strong.isLeader, 5000);
+    expect(weakLed).toBe(false); // never held the lock, not even before the strong one started
+    await Promise.all([weak.stop(), strong.stop()]);
+  });
 });
