@@ -3,11 +3,15 @@
 //   2. strict typecheck of src, test, bench and scripts
 //   3. the whole vitest suite (embedded Postgres unless DATABASE_URL is set)
 //   4. the queue suite again under a non-default schema
-//   5. a one-iteration smoke run of the benchmarks
+//   5. the queue and driver suites again on postgres.js and on PGlite
+//      (PGFERRY_TEST_DRIVER; on PGlite without the tests that need several
+//      sessions, listed in test/support/pglite-exclusions.ts)
+//   6. a one-iteration smoke run of the benchmarks
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pgliteTestNamePattern } from '../test/support/pglite-exclusions.js';
 
 interface Step {
   name: string;
@@ -23,6 +27,16 @@ const steps: Step[] = [
     name: 'queue suite under schema "ferry_alt"',
     cmd: ['vitest', 'run', 'test/queue'],
     env: { PGFERRY_TEST_QUEUE_SCHEMA: 'ferry_alt' },
+  },
+  {
+    name: 'queue and driver suites on postgres.js',
+    cmd: ['vitest', 'run', 'test/queue', 'test/driver'],
+    env: { PGFERRY_TEST_DRIVER: 'postgres' },
+  },
+  {
+    name: 'queue and driver suites on PGlite',
+    cmd: ['vitest', 'run', 'test/queue', 'test/driver', '-t', pgliteTestNamePattern()],
+    env: { PGFERRY_TEST_DRIVER: 'pglite' },
   },
   { name: 'benchmark smoke run', cmd: ['tsx', 'bench/main.ts', '--smoke'] },
 ];
