@@ -316,11 +316,12 @@ BEGIN
 END;
 $$;
 
--- One maintenance pass over one partitioned table: make the partitions from
--- the oldest row waiting in the default partition (or the current position)
--- up to `premake` intervals ahead, moving rows out of the default partition
--- into them; drop partitions entirely older than the retention; delete rows
--- older than the retention from the default partition.
+-- One maintenance pass over one partitioned table: make the partitions that
+-- hold rows waiting in the default partition behind the current position,
+-- and every partition from the current block to `premake` blocks ahead,
+-- moving rows out of the default partition into them; drop partitions
+-- entirely older than the retention; delete rows older than the retention
+-- from the default partition.
 CREATE FUNCTION @schema@._maintain_partitioned(
   parent regclass, kind text, col text, partition_interval text, retention_interval text,
   premake integer, cur numeric,
