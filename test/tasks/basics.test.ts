@@ -129,3 +129,22 @@ describe('tasks: enqueue and run', () => {
     expect(() => defineTask({ name: 'c', cron: 'not a cron', handler: () => undefined })).toThrow(/cron/);
   });
 });
+
+describe('tasks: the SQL API', () => {
+  it('lets any client enqueue with <tasks>.enqueue (idempotency included) and a worker runs it', async () => {
+    const got: unknown[] = [];
+    const t = defineTask<{ from: string }>({ name: 'from_sql', handler: (input) => void got.push(input) });
+    const client = taskClient(db);
+    await db.sql(`SELECT pgferry_tasks.ensure_task('from_sql')`);
+    const first = await db.sql(
+      `SELECT * FROM pgferry_tasks.enqueue('from_sql', '{"from":"sql"}', '{"x-pgferry-idempotency-key":"k"}')`,
+    );
+    const again = await db.sql(`SELECT * FROM pgferry_tasks.enqueue('from_sql', '{"from":"sql2"}', '{"x-pgferry-idempotency-key":"k"}')`);
+    expect(first[0]).toEqual({ msg_id: expect.any(String), duplicate: false });
+    expect(again[0]).toEqual({ msg_id: first[0]!.msg_id, duplicate: true });
+    await worker(db, { tasks: [t] }).runUntilIdle();
+    expect(got).toEqual([{ from: 'sql' }]);
+    expect((await client.getJob(t, Number(first[0]!.msg_id)))!.state).toBe('completed');
+    await expect(db.sql(`SELECT pgferry_tasks.ensure_task('bad name')`)).rejects.toMatchObject({ code: 'PF301' });
+  });
+});
