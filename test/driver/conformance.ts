@@ -89,7 +89,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
                   12.50::numeric AS num, true AS yes, $2::jsonb AS doc, $3::timestamptz AS at,
                   $4::int[] AS ints, $5::text[] AS texts, ARRAY[1, 2]::bigint[] AS big_ids,
                   $6::text AS nothing, $7::text AS uni, $8::jsonb[] AS docs, $9::bigint[] AS id_param,
-                  $10::jsonb AS obj, $11::int AS num_param, $12::jsonb AS json_string`,
+                  $10::jsonb AS obj, $11::int AS num_param, $12::jsonb AS json_string,
+                  ARRAY[$3::timestamptz, NULL] AS ats, ARRAY[true, NULL, false] AS bools,
+                  ARRAY['{"a":1}'::jsonb, NULL] AS doc_list, ARRAY[1.5::float8, NULL] AS floats`,
           [
             '9007199254740993',
             '{"a":1,"b":[true,null]}',
@@ -127,6 +129,10 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
         expect(row.num_param).toBe(7);
         // A JSON text is stored as what it encodes, never encoded a second time.
         expect(row.json_string).toBe('just a string');
+        expect(row.ats).toEqual([at, null]);
+        expect(row.bools).toEqual([true, null, false]);
+        expect(row.doc_list).toEqual([{ a: 1 }, null]);
+        expect(row.floats).toEqual([1.5, null]);
       });
 
       it('round-trips a 1 MB jsonb value', async () => {
