@@ -3,6 +3,7 @@ import { execute } from '../driver/types.js';
 import type { TaskClient } from './client.js';
 import { H } from './headers.js';
 import type { AnyTask, NormalizedSchedule } from './types.js';
+import { validateInput } from './validate.js';
 
 /** Occurrences older than this when a worker looks are "missed" (downtime), not late. */
 export const ON_TIME_WINDOW_MS = 60_000;
@@ -42,6 +43,9 @@ export class Scheduler {
   }
 
   async start(): Promise<void> {
+    // A schedule whose input the task's schema refuses would fail at every
+    // occurrence: refuse it now, when the worker starts.
+    for (const e of this.entries) await validateInput(e.task, e.schedule.input ?? {});
     for (const e of this.entries) {
       await execute(this.client.driver, `SELECT ${this.client.statements.t}.ensure_schedule($1, $2, $3, $4)`, [
         e.schedule.name,

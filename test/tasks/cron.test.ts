@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { Scheduler } from '../../src/tasks/scheduler.js';
+import { TaskValidationError } from '../../src/tasks/errors.js';
+import { z } from 'zod';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { taskClient, worker } from './helpers.js';
 
@@ -52,5 +54,11 @@ describe('tasks: cron', () => {
     // The next occurrence, seen on time, fires for both policies.
     const next = new Date(t0.getTime() + 3_600_000 + 1000);
     expect(await s.tick(next)).toBe(2);
+  });
+
+  it('refuses to start a worker whose cron input the task schema rejects', async () => {
+    const t = defineTask({ name: 'cron_bad_input', schema: z.object({ n: z.number() }), cron: '0 0 * * *', handler: () => undefined });
+    const w = worker(db, { tasks: [t] });
+    await expect(w.start()).rejects.toBeInstanceOf(TaskValidationError);
   });
 });
