@@ -113,6 +113,39 @@ describe('Consumer', () => {
     await Promise.all(workers.map((w) => w.stop()));
   });
 
+  it('cooperative heartbeat keeps a slow batch from being taken over; a silent member loses it', async () => {
+    const sc = client();
+    await sc.createStream('heartbeat');
+    const handled: string[] = [];
+    const slow = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'slow', deadIntervalSeconds: 1, heartbeatIntervalMs: 150 }).on('*', async (m) => {
+      handled.push(`slow:${m.payload}`);
+      await new Promise((r) => setTimeout(r, 2500)); // longer than deadInterval, but heartbeating
+    });
+    void slow.start();
+    await eventually(async () => (await sc.consumerInfo('heartbeat')).length === 2);
+    await sc.send('heartbeat', 'a');
+    await eventually(() => handled.length === 1, 5000);
+    const other = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'other', deadIntervalSeconds: 1, pollIntervalMs: 100 }).on('*', (m) => void handled.push(`other:${m.payload}`));
+    void other.start();
+    await new Promise((r) => setTimeout(r, 2000));
+    expect(handled).toEqual(['slow:a']); // no takeover while the heartbeat runs
+    await slow.stop();
+    await other.stop();
+    // a member that holds a batch and goes silent loses it after deadInterval
+    await sc.subscribeSubconsumer('heartbeat', 'g', 'silent');
+    await sc.send('heartbeat', 'b');
+    await sc.forceNextTick('heartbeat');
+    await sc.tick('heartbeat');
+    const got = await sc.receiveCoop<string>('heartbeat', 'g', 'silent');
+    expect(got.map((m) => m.payload)).toEqual(['b']);
+    const rescuer = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'rescuer', deadIntervalSeconds: 1, pollIntervalMs: 100 }).on('*', (m) => void handled.push(`rescuer:${m.payload}`));
+    void rescuer.start();
+    await eventually(() => handled.includes('rescuer:b'), 10_000);
+    expect(await sc.ack(got[0]!.batchId)).toBe(false); // the silent member's batch id is void
+    expect(handled).toEqual(['slow:a', 'rescuer:b']);
+    await rescuer.stop();
+  });
+
   it('stops gracefully on its AbortSignal; bad options are refused up front', async () => {
     const sc = client();
     await sc.createStream('abort');
