@@ -63,6 +63,7 @@ for (const step of steps) {
     env: { ...process.env, ...step.env },
   });
   const secs = ((Date.now() - started) / 1000).toFixed(1);
+  let stepFailed = false;
   if (report && existsSync(report)) {
     const r = JSON.parse(readFileSync(report, 'utf8')) as {
       numPassedTests: number;
@@ -73,8 +74,12 @@ for (const step of steps) {
     tests.passed += r.numPassedTests;
     tests.failed += r.numFailedTests;
     tests.skipped += r.numPendingTests + r.numTodoTests;
+    // A failed or skipped test fails the step whatever vitest's exit code says.
+    if (r.numFailedTests > 0 || r.numPendingTests + r.numTodoTests > 0) stepFailed = true;
+  } else if (report) {
+    stepFailed = true; // no report: vitest did not get as far as running tests
   }
-  if (res.status === 0) {
+  if (res.status === 0 && !stepFailed) {
     passed++;
     console.log(`=== ${step.name}: ok (${secs}s)`);
   } else {
