@@ -355,6 +355,10 @@ DECLARE
 BEGIN
   PERFORM @schema@._before_read(queue_name);
   RETURN QUERY EXECUTE format(
+    -- The picked ids go back in as an array rather than a join: on a
+    -- partitioned queue a join makes the planner visit every partition
+    -- (12 ms for 100 rows over 11 partitions, 1.5 ms this way); on a plain
+    -- queue it is no slower.
     'WITH cte AS (
        SELECT msg_id FROM %1$s
         WHERE vt <= clock_timestamp()
@@ -364,8 +368,7 @@ BEGIN
         FOR UPDATE SKIP LOCKED)
      UPDATE %1$s m
         SET vt = $3, read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
-       FROM cte
-      WHERE m.msg_id = cte.msg_id
+      WHERE m.msg_id = ANY(ARRAY(SELECT msg_id FROM cte))
      RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.last_read_at, m.vt, m.message, m.headers',
     rel)
     USING qty, conditional, read.vt;
