@@ -111,8 +111,9 @@ DECLARE
   nxt timestamptz;
 BEGIN
   IF NOT pg_try_advisory_xact_lock(@schema@._wait_key(queue_name)) THEN
-    -- An insert is in progress; it may not have seen us: look again shortly.
-    RETURN clock_timestamp() + interval '20 milliseconds';
+    -- An insert is in progress (most take a few ms); it may not have seen
+    -- us: look again in a moment rather than sleep through its job.
+    RETURN clock_timestamp() + interval '3 milliseconds';
   END IF;
   UPDATE @schema@.queues q SET waiting = true WHERE q.queue_name = idle.queue_name AND NOT q.waiting;
   EXECUTE format('SELECT min(vt) FROM %s WHERE vt > clock_timestamp()', rel) INTO nxt;

@@ -198,10 +198,20 @@ export class TaskStatements {
     return new Set(res.rows.map((r) => Number(r.id)));
   }
 
-  async idle(exec: Executor, queue: string): Promise<Date | null> {
-    const res = await execute<{ at: Date | string | null }>(exec, `SELECT ${this.t}.idle($1::text) AS at`, [queue], { prepare: true });
-    const at = res.rows[0]!.at;
-    return at === null ? null : new Date(at);
+  /**
+   * Milliseconds until the queue needs a look again (null: only a
+   * notification or the poll interval). Measured on the database clock, so
+   * a skewed client clock cannot make a worker spin or oversleep.
+   */
+  async idle(exec: Executor, queue: string): Promise<number | null> {
+    const res = await execute<{ ms: number | string | null }>(
+      exec,
+      `SELECT (extract(epoch FROM ${this.t}.idle($1::text) - clock_timestamp()) * 1000)::float8 AS ms`,
+      [queue],
+      { prepare: true },
+    );
+    const ms = res.rows[0]!.ms;
+    return ms === null ? null : Math.max(0, Number(ms));
   }
 
   async cancel(exec: Executor, queue: string, id: number): Promise<'queued' | 'running' | 'not_found'> {

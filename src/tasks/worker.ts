@@ -434,9 +434,9 @@ export class Worker extends EventEmitter {
     this.pump();
   }
 
-  private sleep(lane: Lane, next: Date | null): void {
+  private sleep(lane: Lane, nextInMs: number | null): void {
     let ms = this.o.pollIntervalMs;
-    if (next) ms = Math.max(0, Math.min(ms, next.getTime() - Date.now() + 2));
+    if (nextInMs !== null) ms = Math.max(1, Math.min(ms, nextInMs + 1));
     lane.sleeping = true;
     lane.sleepTimer = setTimeout(() => {
       lane.sleeping = false;
