@@ -283,14 +283,22 @@ $$;
 -- flushes on its hot path); the default is a durable commit. Fetch stays
 -- durable: a forgotten lease could be handed out again with the same
 -- read_ct, which would defeat the fencing.
+--
+-- notify: wake the other workers of this queue (for a concurrency-limited or
+-- grouped task, a finish frees a slot or a group that they may be waiting
+-- for; without it the finishing worker would mostly take the slot again).
 CREATE FUNCTION @schema@.complete(
-  queue_name text, msg_ids bigint[], read_cts integer[], archive boolean DEFAULT true, async_commit boolean DEFAULT false)
+  queue_name text, msg_ids bigint[], read_cts integer[], archive boolean DEFAULT true,
+  async_commit boolean DEFAULT false, notify boolean DEFAULT false)
 RETURNS SETOF bigint LANGUAGE plpgsql AS $$
 DECLARE
   rel regclass := @schema@._q(queue_name);
 BEGIN
   IF async_commit THEN
     PERFORM set_config('synchronous_commit', 'off', true);
+  END IF;
+  IF notify THEN
+    PERFORM pg_notify('@schema_name@_wake', queue_name);
   END IF;
   IF archive THEN
     RETURN QUERY EXECUTE format(

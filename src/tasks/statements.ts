@@ -153,11 +153,19 @@ export class TaskStatements {
     return res.rows;
   }
 
-  async complete(exec: Executor, queue: string, ids: number[], readCounts: number[], archive: boolean, asyncCommit = false): Promise<number> {
+  async complete(
+    exec: Executor,
+    queue: string,
+    ids: number[],
+    readCounts: number[],
+    archive: boolean,
+    asyncCommit = false,
+    notify = false,
+  ): Promise<number> {
     const res = await execute(
       exec,
-      `SELECT ${this.t}.complete($1::text, $2::bigint[], $3::integer[], $4::boolean, $5::boolean)`,
-      [queue, ids, readCounts, archive, asyncCommit],
+      `SELECT ${this.t}.complete($1::text, $2::bigint[], $3::integer[], $4::boolean, $5::boolean, $6::boolean)`,
+      [queue, ids, readCounts, archive, asyncCommit, notify],
       { prepare: true },
     );
     return res.rows.length;

@@ -537,7 +537,16 @@ export class Worker extends EventEmitter {
     if (batch.ids.length === 0) return Promise.resolve();
     lane.done = { ids: [], rcs: [], jobs: [] };
     lane.flushing = this.client.statements
-      .complete(this.client.driver, lane.task.name, batch.ids, batch.rcs, lane.task.onComplete === 'archive', this.o.asyncCommit)
+      .complete(
+        this.client.driver,
+        lane.task.name,
+        batch.ids,
+        batch.rcs,
+        lane.task.onComplete === 'archive',
+        this.o.asyncCommit,
+        // Other workers may be waiting for the slot or group this frees.
+        lane.task.concurrencyLimit !== undefined || lane.task.grouped,
+      )
       .then(
         () => {
           const now = Date.now();
