@@ -4,14 +4,14 @@
 //   3. the whole vitest suite (embedded Postgres unless DATABASE_URL is set)
 //   4. the queue suite again under a non-default schema
 //   5. the queue and driver suites again on postgres.js and on PGlite
-//      (PGFERRY_TEST_DRIVER; on PGlite without the tests that need several
-//      sessions, listed in test/support/pglite-exclusions.ts)
+//      (PGFERRY_TEST_DRIVER; on PGlite without the files whose tests need
+//      several sessions, listed in test/support/pglite-exclusions.ts)
 //   6. a one-iteration smoke run of the benchmarks
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { pgliteTestNamePattern } from '../test/support/pglite-exclusions.js';
+import { pgliteExcludeArgs } from '../test/support/pglite-exclusions.js';
 
 interface Step {
   name: string;
@@ -35,7 +35,7 @@ const steps: Step[] = [
   },
   {
     name: 'queue and driver suites on PGlite',
-    cmd: ['vitest', 'run', 'test/queue', 'test/driver', '-t', pgliteTestNamePattern()],
+    cmd: ['vitest', 'run', 'test/queue', 'test/driver', ...pgliteExcludeArgs()],
     env: { PGFERRY_TEST_DRIVER: 'pglite' },
   },
   { name: 'benchmark smoke run', cmd: ['tsx', 'bench/main.ts', '--smoke'] },
