@@ -18,7 +18,9 @@ import { percentile, throughput, type BenchContext, type BenchSection } from '..
 
 const REDIS = { host: '127.0.0.1', port: 6379 };
 const silentGw = new GwLogger(() => () => undefined);
-const gwPreset = { worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 } };
+const gwPreset = {
+  worker: { localQueue: { size: 500 }, completeJobBatchDelay: 0, failJobBatchDelay: 0 },
+};
 
 interface Peer {
   name: string;
@@ -47,13 +49,23 @@ function done(n: number): { hit(): void; all: Promise<void> } {
   return { hit: () => void (--left === 0 && resolve()), all };
 }
 
-async function pgferryPeer(url: string, onComplete: 'archive' | 'delete' = 'archive'): Promise<Peer> {
+async function pgferryPeer(
+  url: string,
+  onComplete: 'archive' | 'delete' = 'archive',
+): Promise<Peer> {
   await migrate({ connectionString: url, components: ['tasks'] });
   const client = new TaskClient({ connectionString: url, maxConnections: 4 });
   let counter: { hit(): void } = { hit: () => undefined };
   let lat: number[] = [];
-  const noop = defineTask<{ i: number }>({ name: `bench_noop_${onComplete}`, onComplete, handler: () => counter.hit() });
-  const timed = defineTask<{ t: number }>({ name: 'bench_lat', handler: ({ t }) => void lat.push(performance.now() - t) });
+  const noop = defineTask<{ i: number }>({
+    name: `bench_noop_${onComplete}`,
+    onComplete,
+    handler: () => counter.hit(),
+  });
+  const timed = defineTask<{ t: number }>({
+    name: 'bench_lat',
+    handler: ({ t }) => void lat.push(performance.now() - t),
+  });
   const enq = defineTask<{ i: number }>({ name: 'bench_enq', handler: () => undefined });
   await client.ensure([noop, timed, enq]);
   return {
@@ -67,11 +79,22 @@ async function pgferryPeer(url: string, onComplete: 'archive' | 'delete' = 'arch
     },
     async process(n) {
       for (let i = 0; i < n; i += 1000) {
-        await client.enqueueBatch(noop, Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ input: { i: i + k } })));
+        await client.enqueueBatch(
+          noop,
+          Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ input: { i: i + k } })),
+        );
       }
       const d = done(n);
       counter = d;
-      const w = new Worker({ client, tasks: [noop], concurrency: 10, batchSize: 500, handleSignals: false, prune: null, cron: false });
+      const w = new Worker({
+        client,
+        tasks: [noop],
+        concurrency: 10,
+        batchSize: 500,
+        handleSignals: false,
+        prune: null,
+        cron: false,
+      });
       const t0 = process.hrtime.bigint();
       await w.start();
       await d.all;
@@ -81,7 +104,14 @@ async function pgferryPeer(url: string, onComplete: 'archive' | 'delete' = 'arch
     },
     async latency(n) {
       lat = [];
-      const w = new Worker({ connectionString: url, tasks: [timed], concurrency: 10, handleSignals: false, prune: null, cron: false });
+      const w = new Worker({
+        connectionString: url,
+        tasks: [timed],
+        concurrency: 10,
+        handleSignals: false,
+        prune: null,
+        cron: false,
+      });
       await w.start();
       await paced(n, (t) => client.enqueue(timed, { t }));
       while (lat.length < n) await wait(10);
@@ -118,12 +148,20 @@ async function graphilePeer(url: string): Promise<Peer> {
       return throughput(n, 4, 1, async (c) => void (await utils.addJob('bench_enq', { i: c })));
     },
     async enqueueBatch(n) {
-      const jobs = Array.from({ length: 500 }, (_, i) => ({ identifier: 'bench_enq', payload: { i } }));
+      const jobs = Array.from({ length: 500 }, (_, i) => ({
+        identifier: 'bench_enq',
+        payload: { i },
+      }));
       return throughput(n, 1, 500, async () => void (await utils.addJobs(jobs)));
     },
     async process(n) {
       for (let i = 0; i < n; i += 1000) {
-        await utils.addJobs(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ identifier: 'bench_noop', payload: { i: i + k } })));
+        await utils.addJobs(
+          Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({
+            identifier: 'bench_noop',
+            payload: { i: i + k },
+          })),
+        );
       }
       const d = done(n);
       counter = d;
@@ -162,13 +200,24 @@ async function pgBossPeer(url: string): Promise<Peer> {
     },
     async process(n) {
       for (let i = 0; i < n; i += 1000) {
-        await boss.insert(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'bench_noop', data: { i: i + k } })));
+        await boss.insert(
+          Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({
+            name: 'bench_noop',
+            data: { i: i + k },
+          })),
+        );
       }
       const d = done(n);
       const t0 = process.hrtime.bigint();
       const ids: string[] = [];
       for (let k = 0; k < 10; k++) {
-        ids.push(await boss.work('bench_noop', { batchSize: 500, pollingIntervalSeconds: 0.5 }, async (jobs) => jobs.forEach(() => d.hit())));
+        ids.push(
+          await boss.work(
+            'bench_noop',
+            { batchSize: 500, pollingIntervalSeconds: 0.5 },
+            async (jobs) => jobs.forEach(() => d.hit()),
+          ),
+        );
       }
       await d.all;
       const rate = n / secs(t0);
@@ -180,8 +229,11 @@ async function pgBossPeer(url: string): Promise<Peer> {
       const ids: string[] = [];
       for (let k = 0; k < 10; k++) {
         ids.push(
-          await boss.work('bench_lat', { batchSize: 50, pollingIntervalSeconds: 0.5 }, async (jobs) =>
-            jobs.forEach((j) => lat.push(performance.now() - (j.data as { t: number }).t)),
+          await boss.work(
+            'bench_lat',
+            { batchSize: 50, pollingIntervalSeconds: 0.5 },
+            async (jobs) =>
+              jobs.forEach((j) => lat.push(performance.now() - (j.data as { t: number }).t)),
           ),
         );
       }
@@ -215,11 +267,21 @@ async function bullPeer(): Promise<Peer> {
     },
     async process(n) {
       for (let i = 0; i < n; i += 1000) {
-        await q('bench_noop').addBulk(Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ name: 'j', data: { i: i + k }, opts })));
+        await q('bench_noop').addBulk(
+          Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({
+            name: 'j',
+            data: { i: i + k },
+            opts,
+          })),
+        );
       }
       const d = done(n);
       const t0 = process.hrtime.bigint();
-      const w = new BullWorker('bench_noop', async () => d.hit(), { connection: REDIS, prefix, concurrency: 10 });
+      const w = new BullWorker('bench_noop', async () => d.hit(), {
+        connection: REDIS,
+        prefix,
+        concurrency: 10,
+      });
       await d.all;
       const rate = n / secs(t0);
       await w.close();
@@ -227,11 +289,15 @@ async function bullPeer(): Promise<Peer> {
     },
     async latency(n) {
       const lat: number[] = [];
-      const w = new BullWorker('bench_lat', async (j) => void lat.push(performance.now() - (j.data as { t: number }).t), {
-        connection: REDIS,
-        prefix,
-        concurrency: 10,
-      });
+      const w = new BullWorker(
+        'bench_lat',
+        async (j) => void lat.push(performance.now() - (j.data as { t: number }).t),
+        {
+          connection: REDIS,
+          prefix,
+          concurrency: 10,
+        },
+      );
       await w.waitUntilReady();
       await paced(n, (t) => q('bench_lat').add('j', { t }, opts));
       while (lat.length < n) await wait(10);
@@ -259,7 +325,10 @@ function median(xs: number[]): number {
  * measured in interleaved rounds (pgferry, graphile-worker, … , again) and
  * the median kept: this machine is shared and a lone run can be off by 2×.
  */
-async function measureAll(ctx: BenchContext, makers: [string, () => Promise<Peer>][]): Promise<Map<string, Figures | string>> {
+async function measureAll(
+  ctx: BenchContext,
+  makers: [string, () => Promise<Peer>][],
+): Promise<Map<string, Figures | string>> {
   const out = new Map<string, Figures | string>();
   const peers: [string, Peer][] = [];
   for (const [label, make] of makers) {
@@ -270,7 +339,9 @@ async function measureAll(ctx: BenchContext, makers: [string, () => Promise<Peer
       out.set(label, `not run: ${(err as Error).message.split('\n')[0]}`);
     }
   }
-  const phase = async (fn: (label: string, peer: Peer, f: Figures) => Promise<void>): Promise<void> => {
+  const phase = async (
+    fn: (label: string, peer: Peer, f: Figures) => Promise<void>,
+  ): Promise<void> => {
     for (const [label, peer] of peers) {
       const f = out.get(label);
       if (typeof f === 'string' || f === undefined) continue;
@@ -286,7 +357,10 @@ async function measureAll(ctx: BenchContext, makers: [string, () => Promise<Peer
     await phase(async (_l, p, f) => void (f.single = await p.enqueueSingle(ctx.size(4000, 40))));
     await phase(async (_l, p, f) => void (f.batch = await p.enqueueBatch(ctx.size(20_000, 500))));
     for (let r = 0; r < (ctx.smoke ? 1 : 3); r++) {
-      await phase(async (l, p) => void rounds.set(l, [...(rounds.get(l) ?? []), await p.process(ctx.size(20_000, 200))]));
+      await phase(
+        async (l, p) =>
+          void rounds.set(l, [...(rounds.get(l) ?? []), await p.process(ctx.size(20_000, 200))]),
+      );
     }
     await phase(async (l, _p, f) => void (f.process = median(rounds.get(l)!)));
     await phase(async (_l, p, f) => {
@@ -313,7 +387,8 @@ async function measureAll(ctx: BenchContext, makers: [string, () => Promise<Peer
 
 export const tasksSection: BenchSection = {
   name: 'tasks',
-  description: 'task enqueue, processing (20,000 no-op jobs, concurrency 10) and enqueue→start latency vs graphile-worker, pg-boss, BullMQ',
+  description:
+    'task enqueue, processing (20,000 no-op jobs, concurrency 10) and enqueue→start latency vs graphile-worker, pg-boss, BullMQ',
   async run(ctx) {
     const makers: [string, () => Promise<Peer>][] = [
       ['pgferry', () => pgferryPeer(ctx.url, 'archive')],
@@ -326,9 +401,16 @@ export const tasksSection: BenchSection = {
     const all = await measureAll(ctx, makers);
     const ours = all.get('pgferry');
     const del = all.get('pgferry (delete)');
-    if (typeof ours !== 'object' || typeof del !== 'object') throw new Error(`pgferry: ${String(ours)} / ${String(del)}`);
+    if (typeof ours !== 'object' || typeof del !== 'object')
+      throw new Error(`pgferry: ${String(ours)} / ${String(del)}`);
     const peers = [...all].filter(([l]) => !l.startsWith('pgferry'));
-    const row = (operation: string, value: number, key: keyof Figures, unit: string, targetPeer?: string) => {
+    const row = (
+      operation: string,
+      value: number,
+      key: keyof Figures,
+      unit: string,
+      targetPeer?: string,
+    ) => {
       for (const [name, f] of peers) {
         if (typeof f === 'string' || f[key] === undefined) continue;
         ctx.report({
@@ -357,7 +439,15 @@ export const tasksSection: BenchSection = {
       unit: 'ms',
       ...(gwP50 !== undefined ? { target: { max: Number(gwP50.toFixed(2)) } } : {}),
     });
-    ctx.report({ section: 'tasks', operation: 'enqueue → start latency p99', value: ours.p99!, unit: 'ms' });
-    if (gwP50 !== undefined) ctx.log(`latency target: p50 no worse than graphile-worker's p50 in this run (${gwP50.toFixed(1)} ms)`);
+    ctx.report({
+      section: 'tasks',
+      operation: 'enqueue → start latency p99',
+      value: ours.p99!,
+      unit: 'ms',
+    });
+    if (gwP50 !== undefined)
+      ctx.log(
+        `latency target: p50 no worse than graphile-worker's p50 in this run (${gwP50.toFixed(1)} ms)`,
+      );
   },
 };

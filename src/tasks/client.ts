@@ -114,12 +114,23 @@ export class TaskClient {
    * Validates `input` with the task's schema (throws TaskValidationError,
    * nothing sent) and enqueues one job.
    */
-  async enqueue<In, Out>(task: Task<In, Out>, input: In, options: EnqueueOptions = {}): Promise<EnqueuedJob> {
+  async enqueue<In, Out>(
+    task: Task<In, Out>,
+    input: In,
+    options: EnqueueOptions = {},
+  ): Promise<EnqueuedJob> {
     await validateInput(task, input);
     const body = toJson('input', input);
     const { headers, key, runAt } = this.jobHeaders(task, options);
     await this.ensureOne(task);
-    const r = await this.statements.enqueue(options.tx ?? this.driver, task.name, body, headers, key, runAt);
+    const r = await this.statements.enqueue(
+      options.tx ?? this.driver,
+      task.name,
+      body,
+      headers,
+      key,
+      runAt,
+    );
     return { id: r.id, task: task.name, duplicate: r.duplicate };
   }
 
@@ -129,7 +140,8 @@ export class TaskClient {
     jobs: readonly BatchItem<In>[],
     options: { tx?: Executor } = {},
   ): Promise<EnqueuedJob[]> {
-    if (!Array.isArray(jobs) || jobs.length === 0) throw new InvalidArgumentError('enqueueBatch needs at least one job');
+    if (!Array.isArray(jobs) || jobs.length === 0)
+      throw new InvalidArgumentError('enqueueBatch needs at least one job');
     const bodies: string[] = [];
     const headers: string[] = [];
     const keys: (string | undefined)[] = [];
@@ -146,20 +158,36 @@ export class TaskClient {
       runAts.push(h.runAt);
     }
     await this.ensureOne(task);
-    const res = await this.statements.enqueueBatch(options.tx ?? this.driver, task.name, bodies, headers, keys, runAts);
+    const res = await this.statements.enqueueBatch(
+      options.tx ?? this.driver,
+      task.name,
+      bodies,
+      headers,
+      keys,
+      runAts,
+    );
     return res.map((r) => ({ id: r.id, task: task.name, duplicate: r.duplicate }));
   }
 
-  private jobHeaders(task: AnyTask, o: Omit<EnqueueOptions, 'tx'>): { headers: string; key: string | undefined; runAt: RunAt } {
+  private jobHeaders(
+    task: AnyTask,
+    o: Omit<EnqueueOptions, 'tx'>,
+  ): { headers: string; key: string | undefined; runAt: RunAt } {
     const h: Headers = { ...(o.headers ?? {}), [H.task]: task.name };
     if (o.group !== undefined) {
-      if (!task.grouped) throw new TaskConfigError(`task "${task.name}" is not grouped; define it with grouped: true to use groups`);
-      if (typeof o.group !== 'string' || o.group.length === 0) throw new InvalidArgumentError('group must be a non-empty string');
+      if (!task.grouped)
+        throw new TaskConfigError(
+          `task "${task.name}" is not grouped; define it with grouped: true to use groups`,
+        );
+      if (typeof o.group !== 'string' || o.group.length === 0)
+        throw new InvalidArgumentError('group must be a non-empty string');
       h[H.group] = o.group;
     }
     if (o.priority !== undefined) {
       if (task.priority === undefined) {
-        throw new TaskConfigError(`task "${task.name}" has no priority ordering; define it with a default priority to use priorities`);
+        throw new TaskConfigError(
+          `task "${task.name}" has no priority ordering; define it with a default priority to use priorities`,
+        );
       }
       if (!Number.isInteger(o.priority) || Math.abs(o.priority) > 2_147_483_647) {
         throw new InvalidArgumentError(`priority must be an integer, got ${String(o.priority)}`);
@@ -175,12 +203,16 @@ export class TaskClient {
     }
     let runAt: RunAt = { at: null, delayMs: 0 };
     if (o.runAt !== undefined) {
-      if (o.delayMs !== undefined) throw new InvalidArgumentError('give delayMs or runAt, not both');
-      if (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime())) throw new InvalidArgumentError('runAt must be a valid Date');
+      if (o.delayMs !== undefined)
+        throw new InvalidArgumentError('give delayMs or runAt, not both');
+      if (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime()))
+        throw new InvalidArgumentError('runAt must be a valid Date');
       runAt = { at: o.runAt, delayMs: 0 };
     } else if (o.delayMs !== undefined) {
       if (typeof o.delayMs !== 'number' || !Number.isFinite(o.delayMs) || o.delayMs < 0) {
-        throw new InvalidArgumentError(`delayMs must be a non-negative number, got ${String(o.delayMs)}`);
+        throw new InvalidArgumentError(
+          `delayMs must be a non-negative number, got ${String(o.delayMs)}`,
+        );
       }
       runAt = { at: null, delayMs: o.delayMs };
     }
@@ -192,14 +224,23 @@ export class TaskClient {
    * is aborted (JobCancelledError) and its result discarded. Returns what
    * the job was, or 'not_found' (finished, dead, or never existed).
    */
-  cancel(task: AnyTask | string, id: number, options: { tx?: Executor } = {}): Promise<'queued' | 'running' | 'not_found'> {
+  cancel(
+    task: AnyTask | string,
+    id: number,
+    options: { tx?: Executor } = {},
+  ): Promise<'queued' | 'running' | 'not_found'> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
-    if (!Number.isSafeInteger(id)) throw new InvalidArgumentError(`job id must be an integer, got ${String(id)}`);
+    if (!Number.isSafeInteger(id))
+      throw new InvalidArgumentError(`job id must be an integer, got ${String(id)}`);
     return this.statements.cancel(options.tx ?? this.driver, name, id);
   }
 
   /** Where a job is now (queue or archive), or null when it is gone. */
-  async getJob(task: AnyTask | string, id: number, options: { tx?: Executor } = {}): Promise<JobSnapshot | null> {
+  async getJob(
+    task: AnyTask | string,
+    id: number,
+    options: { tx?: Executor } = {},
+  ): Promise<JobSnapshot | null> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     const exec = options.tx ?? this.driver;
     const q = await this.statements.table(exec, name);
@@ -213,8 +254,24 @@ export class TaskClient {
       const r = live.rows[0];
       const m = toMessage(r);
       const future = m.visibleAt.getTime() > new Date(r.now).getTime();
-      const state: JobState = r.running ? 'running' : future ? (m.readCount > 0 ? 'retrying' : 'scheduled') : 'queued';
-      return { id, task: name, state, input: m.message, headers: m.headers ?? {}, attempts: m.readCount, enqueuedAt: m.enqueuedAt, runAt: m.visibleAt, archivedAt: null };
+      const state: JobState = r.running
+        ? 'running'
+        : future
+          ? m.readCount > 0
+            ? 'retrying'
+            : 'scheduled'
+          : 'queued';
+      return {
+        id,
+        task: name,
+        state,
+        input: m.message,
+        headers: m.headers ?? {},
+        attempts: m.readCount,
+        enqueuedAt: m.enqueuedAt,
+        runAt: m.visibleAt,
+        archivedAt: null,
+      };
     }
     const a = await this.statements.table(exec, name, 'a');
     const arc = await execute<MessageRow & { archived_at: Date }>(
@@ -249,11 +306,16 @@ export class TaskClient {
    * Deletes archived jobs (finished, cancelled, dead and rescheduled dead
    * letters) older than `retentionMs`, in batches; returns how many.
    */
-  async prune(task: AnyTask | string, options: { retentionMs: number; batchSize?: number }): Promise<number> {
+  async prune(
+    task: AnyTask | string,
+    options: { retentionMs: number; batchSize?: number },
+  ): Promise<number> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     const batch = options.batchSize ?? 1000;
-    if (!Number.isInteger(batch) || batch < 1) throw new InvalidArgumentError('batchSize must be a positive integer');
-    if (!(options.retentionMs >= 0)) throw new InvalidArgumentError('retentionMs must be a non-negative number');
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new InvalidArgumentError('batchSize must be a positive integer');
+    if (!(options.retentionMs >= 0))
+      throw new InvalidArgumentError('retentionMs must be a non-negative number');
     let total = 0;
     for (;;) {
       const res = await execute<{ n: string }>(

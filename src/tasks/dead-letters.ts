@@ -32,7 +32,9 @@ export class DeadLetters {
   ) {}
 
   /** Dead letters, oldest first. */
-  async list(options: { limit?: number; afterId?: number; errorName?: string } = {}): Promise<DeadLetter[]> {
+  async list(
+    options: { limit?: number; afterId?: number; errorName?: string } = {},
+  ): Promise<DeadLetter[]> {
     const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
     const res = await execute<MessageRow>(
       this.client.driver,
@@ -46,7 +48,11 @@ export class DeadLetters {
 
   async get(id: number): Promise<DeadLetter | null> {
     const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<MessageRow>(this.client.driver, `SELECT ${MESSAGE_COLUMNS} FROM ${t} WHERE msg_id = $1`, [id]);
+    const res = await execute<MessageRow>(
+      this.client.driver,
+      `SELECT ${MESSAGE_COLUMNS} FROM ${t} WHERE msg_id = $1`,
+      [id],
+    );
     return res.rows[0] ? this.toDeadLetter(res.rows[0]) : null;
   }
 
@@ -109,7 +115,8 @@ function filterArgs(filter: DeadLetterFilter): [number[] | null, string | null] 
     return [[...filter.ids], null];
   }
   if ('errorName' in filter) {
-    if (typeof filter.errorName !== 'string' || !filter.errorName) throw new InvalidArgumentError('errorName must be a non-empty string');
+    if (typeof filter.errorName !== 'string' || !filter.errorName)
+      throw new InvalidArgumentError('errorName must be a non-empty string');
     return [null, filter.errorName];
   }
   if ('all' in filter && filter.all === true) return [null, null];

@@ -34,7 +34,10 @@ export class WorkerShutdownError extends PgferryError {
 /** A job was leased more often than its task allows (workers died or lost it mid-run). */
 export class AttemptsExhaustedError extends PgferryError {
   constructor(task: string, attempts: number) {
-    super('PGFERRY_ATTEMPTS_EXHAUSTED', `task "${task}": attempt ${attempts} exceeds the allowed attempts (earlier leases ran out)`);
+    super(
+      'PGFERRY_ATTEMPTS_EXHAUSTED',
+      `task "${task}": attempt ${attempts} exceeds the allowed attempts (earlier leases ran out)`,
+    );
   }
 }
 
@@ -52,7 +55,11 @@ function formatIssues(issues: readonly { message: string; path?: readonly unknow
     .slice(0, 5)
     .map((i) => {
       const path = (i.path ?? [])
-        .map((p) => (typeof p === 'object' && p !== null && 'key' in p ? String((p as { key: unknown }).key) : String(p)))
+        .map((p) =>
+          typeof p === 'object' && p !== null && 'key' in p
+            ? String((p as { key: unknown }).key)
+            : String(p),
+        )
         .join('.');
       return path ? `${path}: ${i.message}` : i.message;
     })

@@ -31,7 +31,8 @@ export class Pruner {
   ) {
     const pos = (what: string, v: number | undefined, d: number): number => {
       if (v === undefined) return d;
-      if (!Number.isInteger(v) || v < 1) throw new InvalidArgumentError(`prune.${what} must be a positive integer`);
+      if (!Number.isInteger(v) || v < 1)
+        throw new InvalidArgumentError(`prune.${what} must be a positive integer`);
       return v;
     };
     this.intervalMs = pos('intervalMs', options.intervalMs, 12 * 3600_000);
@@ -56,11 +57,18 @@ export class Pruner {
     const claim = await execute<{ ok: boolean }>(
       this.client.driver,
       `SELECT ${this.client.statements.t}.claim_chore($1, make_interval(secs => $2::float8 / 1000)) AS ok`,
-      [`prune:${this.tasks.map((t) => t.name).sort().join(',')}`, this.intervalMs],
+      [
+        `prune:${this.tasks
+          .map((t) => t.name)
+          .sort()
+          .join(',')}`,
+        this.intervalMs,
+      ],
     );
     if (!claim.rows[0]!.ok) return null;
     let n = 0;
-    for (const t of this.tasks) n += await this.client.prune(t, { retentionMs: this.retentionMs, batchSize: this.batchSize });
+    for (const t of this.tasks)
+      n += await this.client.prune(t, { retentionMs: this.retentionMs, batchSize: this.batchSize });
     return n;
   }
 

@@ -1,6 +1,12 @@
 import type { Logger } from '../logger.js';
 import type { Message } from '../queue/types.js';
-import { AttemptsExhaustedError, JobCancelledError, JobTimeoutError, TaskValidationError, WorkerShutdownError } from './errors.js';
+import {
+  AttemptsExhaustedError,
+  JobCancelledError,
+  JobTimeoutError,
+  TaskValidationError,
+  WorkerShutdownError,
+} from './errors.js';
 import { H } from './headers.js';
 import type { AnyTask, JobInfo } from './types.js';
 import { validateInput } from './validate.js';
@@ -44,7 +50,8 @@ export async function runAttempt(
   settleMs: number,
   logger: Logger,
 ): Promise<Outcome> {
-  if (job.attempt > job.maxAttempts) return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
+  if (job.attempt > job.maxAttempts)
+    return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
   let input: unknown;
   try {
     input = await validateInput(task, m.message);
@@ -52,7 +59,10 @@ export async function runAttempt(
     return { kind: 'dead', error: err };
   }
   const signal = controller.signal;
-  const timer = setTimeout(() => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)), task.timeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)),
+    task.timeoutMs,
+  );
   try {
     const settled = Promise.resolve()
       .then(() => task.handler(input, { signal, job, logger }))
@@ -76,7 +86,9 @@ export async function runAttempt(
     if (reason instanceof JobCancelledError) return { kind: 'cancelled' };
     if (reason instanceof WorkerShutdownError) return { kind: 'shutdown' };
     // Timeouts are always worth another attempt (retryOn filters thrown errors).
-    return job.attempt < job.maxAttempts ? { kind: 'retry', error: reason } : { kind: 'dead', error: reason };
+    return job.attempt < job.maxAttempts
+      ? { kind: 'retry', error: reason }
+      : { kind: 'dead', error: reason };
   } finally {
     clearTimeout(timer);
   }
@@ -105,7 +117,12 @@ function retryable(task: AnyTask, error: unknown): boolean {
 export function serialiseError(error: unknown): string {
   let out: Record<string, unknown>;
   if (error instanceof Error) {
-    out = { class: error.constructor?.name ?? 'Error', name: error.name, message: error.message, stack: error.stack ?? null };
+    out = {
+      class: error.constructor?.name ?? 'Error',
+      name: error.name,
+      message: error.message,
+      stack: error.stack ?? null,
+    };
     const code = (error as { code?: unknown }).code;
     if (typeof code === 'string' || typeof code === 'number') out.code = code;
     if (error instanceof TaskValidationError) out.issues = error.issues;
@@ -115,13 +132,18 @@ export function serialiseError(error: unknown): string {
   try {
     return JSON.stringify(out);
   } catch {
-    return JSON.stringify({ class: out.class, name: out.name, message: String(out.message), stack: null });
+    return JSON.stringify({
+      class: out.class,
+      name: out.name,
+      message: String(out.message),
+      stack: null,
+    });
   }
 }
 
 function safeString(v: unknown): string {
   try {
-    return typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);
+    return typeof v === 'string' ? v : (JSON.stringify(v) ?? String(v));
   } catch {
     return String(v);
   }

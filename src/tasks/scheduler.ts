@@ -34,7 +34,11 @@ export class Scheduler {
     private readonly onError: (err: unknown) => void,
   ) {
     this.entries = tasks.flatMap((task) =>
-      task.cron.map((schedule) => ({ task, schedule, cron: new Cron(schedule.pattern, { timezone: schedule.timezone, paused: true }) })),
+      task.cron.map((schedule) => ({
+        task,
+        schedule,
+        cron: new Cron(schedule.pattern, { timezone: schedule.timezone, paused: true }),
+      })),
     );
   }
 
@@ -47,12 +51,11 @@ export class Scheduler {
     // occurrence: refuse it now, when the worker starts.
     for (const e of this.entries) await validateInput(e.task, e.schedule.input ?? {});
     for (const e of this.entries) {
-      await execute(this.client.driver, `SELECT ${this.client.statements.t}.ensure_schedule($1, $2, $3, $4)`, [
-        e.schedule.name,
-        e.task.name,
-        e.schedule.pattern,
-        e.schedule.timezone ?? null,
-      ]);
+      await execute(
+        this.client.driver,
+        `SELECT ${this.client.statements.t}.ensure_schedule($1, $2, $3, $4)`,
+        [e.schedule.name, e.task.name, e.schedule.pattern, e.schedule.timezone ?? null],
+      );
     }
     this.arm();
   }
@@ -66,12 +69,17 @@ export class Scheduler {
       if (n !== undefined && n < next) next = n;
     }
     // A few ms after the occurrence so that "now" is past it when we look.
-    this.timer = setTimeout(() => {
-      this.ticking = this.tick().then(() => undefined).finally(() => {
-        this.ticking = undefined;
-        this.arm();
-      });
-    }, Math.max(0, next - now + 5));
+    this.timer = setTimeout(
+      () => {
+        this.ticking = this.tick()
+          .then(() => undefined)
+          .finally(() => {
+            this.ticking = undefined;
+            this.arm();
+          });
+      },
+      Math.max(0, next - now + 5),
+    );
     this.timer.unref();
   }
 
@@ -98,7 +106,11 @@ export class Scheduler {
       const last = new Date(res.rows[0].last);
       const due: Date[] = [];
       let latest: Date | null = null;
-      for (let at = e.cron.nextRun(last); at && at.getTime() <= now.getTime(); at = e.cron.nextRun(at)) {
+      for (
+        let at = e.cron.nextRun(last);
+        at && at.getTime() <= now.getTime();
+        at = e.cron.nextRun(at)
+      ) {
         latest = at;
         // Keep the most recent MAX_BACKFILL occurrences.
         if (due.length >= MAX_BACKFILL) due.shift();
@@ -109,7 +121,8 @@ export class Scheduler {
       const missed = due.filter((d) => now.getTime() - d.getTime() > ON_TIME_WINDOW_MS);
       const fire = [...onTime];
       // runOnce: all missed occurrences together run once (as the latest of them).
-      if (missed.length > 0 && e.schedule.onMissed === 'runOnce') fire.unshift(missed[missed.length - 1]!);
+      if (missed.length > 0 && e.schedule.onMissed === 'runOnce')
+        fire.unshift(missed[missed.length - 1]!);
       for (const at of fire) {
         const iso = at.toISOString();
         await this.client.enqueue(e.task, e.schedule.input ?? {}, {

@@ -34,17 +34,31 @@ export class TaskStatements {
     const key = prefix + ':' + queue;
     let t = this.tables.get(key);
     if (!t) {
-      const res = await execute<{ t: string }>(exec, `SELECT ${this.q}.format_table_name($1, $2) AS t`, [queue, prefix], {
-        prepare: true,
-      });
+      const res = await execute<{ t: string }>(
+        exec,
+        `SELECT ${this.q}.format_table_name($1, $2) AS t`,
+        [queue, prefix],
+        {
+          prepare: true,
+        },
+      );
       t = `${this.q}.${quoteIdent(res.rows[0]!.t)}`;
       this.tables.set(key, t);
     }
     return t;
   }
 
-  ensureTask(exec: Executor, queue: string, grouped: boolean, byPriority: boolean): Promise<unknown> {
-    return execute(exec, `SELECT ${this.t}.ensure_task($1::text, $2::boolean, $3::boolean)`, [queue, grouped, byPriority]);
+  ensureTask(
+    exec: Executor,
+    queue: string,
+    grouped: boolean,
+    byPriority: boolean,
+  ): Promise<unknown> {
+    return execute(exec, `SELECT ${this.t}.ensure_task($1::text, $2::boolean, $3::boolean)`, [
+      queue,
+      grouped,
+      byPriority,
+    ]);
   }
 
   async enqueue(
@@ -95,7 +109,9 @@ export class TaskStatements {
       { prepare: true },
     );
     // Identity values follow the ORDER BY, so unkeyed rows map back in order.
-    const rows = res.rows.map((r) => ({ id: Number(r.msg_id), k: r.k })).sort((a, b) => a.id - b.id);
+    const rows = res.rows
+      .map((r) => ({ id: Number(r.msg_id), k: r.k }))
+      .sort((a, b) => a.id - b.id);
     const unkeyed = rows.filter((r) => r.k === null).map((r) => r.id);
     const byKey = new Map(rows.filter((r) => r.k !== null).map((r) => [r.k!, r.id]));
     const out: { id: number; duplicate: boolean }[] = [];
@@ -117,13 +133,20 @@ export class TaskStatements {
       for (const i of missing) {
         const k = keys[i]!;
         const id = byKey.get(k) ?? found.get(k);
-        out[i] = id !== undefined ? { id, duplicate: true } : await this.enqueue(exec, queue, bodies[i]!, headers[i]!, k, runAts[i]!);
+        out[i] =
+          id !== undefined
+            ? { id, duplicate: true }
+            : await this.enqueue(exec, queue, bodies[i]!, headers[i]!, k, runAts[i]!);
       }
     }
     return out;
   }
 
-  private async findByKeys(exec: Executor, table: string, keys: string[]): Promise<Map<string, number>> {
+  private async findByKeys(
+    exec: Executor,
+    table: string,
+    keys: string[],
+  ): Promise<Map<string, number>> {
     const res = await execute<{ msg_id: string; k: string }>(
       exec,
       `SELECT msg_id, headers ->> '${H.idempotencyKey}' AS k FROM ${table}
@@ -171,7 +194,14 @@ export class TaskStatements {
     return res.rows.length;
   }
 
-  async retry(exec: Executor, queue: string, id: number, readCount: number, delayMs: number, error: string): Promise<boolean> {
+  async retry(
+    exec: Executor,
+    queue: string,
+    id: number,
+    readCount: number,
+    delayMs: number,
+    error: string,
+  ): Promise<boolean> {
     const res = await execute<{ ok: boolean }>(
       exec,
       `SELECT ${this.t}.retry($1::text, $2::bigint, $3::integer, $4::integer, $5::jsonb) AS ok`,
@@ -181,7 +211,13 @@ export class TaskStatements {
     return res.rows[0]!.ok;
   }
 
-  async deadLetter(exec: Executor, queue: string, id: number, readCount: number, error: string): Promise<number | null> {
+  async deadLetter(
+    exec: Executor,
+    queue: string,
+    id: number,
+    readCount: number,
+    error: string,
+  ): Promise<number | null> {
     const res = await execute<{ id: string | null }>(
       exec,
       `SELECT ${this.t}.dead_letter($1::text, $2::bigint, $3::integer, $4::jsonb) AS id`,
@@ -192,12 +228,27 @@ export class TaskStatements {
     return v === null ? null : Number(v);
   }
 
-  async handBack(exec: Executor, queue: string, ids: number[], readCounts: number[]): Promise<number> {
-    const res = await execute(exec, `SELECT ${this.t}.hand_back($1::text, $2::bigint[], $3::integer[])`, [queue, ids, readCounts]);
+  async handBack(
+    exec: Executor,
+    queue: string,
+    ids: number[],
+    readCounts: number[],
+  ): Promise<number> {
+    const res = await execute(
+      exec,
+      `SELECT ${this.t}.hand_back($1::text, $2::bigint[], $3::integer[])`,
+      [queue, ids, readCounts],
+    );
     return res.rows.length;
   }
 
-  async extend(exec: Executor, queue: string, ids: number[], readCounts: number[], leaseMs: number): Promise<Set<number>> {
+  async extend(
+    exec: Executor,
+    queue: string,
+    ids: number[],
+    readCounts: number[],
+    leaseMs: number,
+  ): Promise<Set<number>> {
     const res = await execute<{ id: string }>(
       exec,
       `SELECT ${this.t}.extend($1::text, $2::bigint[], $3::integer[], $4::integer) AS id`,
@@ -222,7 +273,11 @@ export class TaskStatements {
     return ms === null ? null : Math.max(0, Number(ms));
   }
 
-  async cancel(exec: Executor, queue: string, id: number): Promise<'queued' | 'running' | 'not_found'> {
+  async cancel(
+    exec: Executor,
+    queue: string,
+    id: number,
+  ): Promise<'queued' | 'running' | 'not_found'> {
     const res = await execute<{ r: 'queued' | 'running' | 'not_found' }>(
       exec,
       `SELECT ${this.t}.cancel($1::text, $2::bigint) AS r`,

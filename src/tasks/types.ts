@@ -29,7 +29,8 @@ export interface JobContext {
 export type Handler<Out> = (input: Out, ctx: JobContext) => unknown;
 
 /** An error class or a predicate: which errors are worth another attempt. */
-export type RetryOn = readonly (abstract new (...args: never[]) => unknown)[] | ((error: unknown) => boolean);
+export type RetryOn =
+  readonly (abstract new (...args: never[]) => unknown)[] | ((error: unknown) => boolean);
 
 /** A cron schedule that enqueues the task. */
 export interface CronSchedule<In = unknown> {

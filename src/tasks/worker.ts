@@ -111,7 +111,19 @@ export class Worker extends EventEmitter {
   private readonly byName = new Map<string, Lane>();
   private readonly running = new Map<string, Running>();
   private readonly o: Required<
-    Pick<WorkerOptions, 'concurrency' | 'batchSize' | 'pollIntervalMs' | 'errorRetryIntervalMs' | 'listen' | 'shutdownGraceMs' | 'leaseMarginMs' | 'handleSignals' | 'cron' | 'asyncCommit'>
+    Pick<
+      WorkerOptions,
+      | 'concurrency'
+      | 'batchSize'
+      | 'pollIntervalMs'
+      | 'errorRetryIntervalMs'
+      | 'listen'
+      | 'shutdownGraceMs'
+      | 'leaseMarginMs'
+      | 'handleSignals'
+      | 'cron'
+      | 'asyncCommit'
+    >
   >;
   private readonly logger: Logger;
   private readonly scheduler: Scheduler;
@@ -134,15 +146,30 @@ export class Worker extends EventEmitter {
       if (names.has(t.name)) throw new TaskConfigError(`task "${t.name}" is listed twice`);
       names.add(t.name);
     }
-    const int = (what: string, v: number | undefined, dflt: number, min: number, max = 2_147_483_647): number => {
+    const int = (
+      what: string,
+      v: number | undefined,
+      dflt: number,
+      min: number,
+      max = 2_147_483_647,
+    ): number => {
       if (v === undefined) return dflt;
-      if (!Number.isInteger(v) || v < min || v > max) throw new InvalidArgumentError(`${what} must be an integer in [${min}, ${max}], got ${String(v)}`);
+      if (!Number.isInteger(v) || v < min || v > max)
+        throw new InvalidArgumentError(
+          `${what} must be an integer in [${min}, ${max}], got ${String(v)}`,
+        );
       return v;
     };
     const concurrency = int('concurrency', options.concurrency, 10, 1, 10_000);
     this.o = {
       concurrency,
-      batchSize: int('batchSize', options.batchSize, Math.min(1000, Math.max(2 * concurrency, 20)), 1, 10_000),
+      batchSize: int(
+        'batchSize',
+        options.batchSize,
+        Math.min(1000, Math.max(2 * concurrency, 20)),
+        1,
+        10_000,
+      ),
       pollIntervalMs: int('pollIntervalMs', options.pollIntervalMs, 1000, 1),
       errorRetryIntervalMs: int('errorRetryIntervalMs', options.errorRetryIntervalMs, 5000, 1),
       listen: options.listen ?? true,
@@ -170,21 +197,31 @@ export class Worker extends EventEmitter {
       flushing: undefined,
     }));
     for (const l of this.lanes) this.byName.set(l.task.name, l);
-    this.scheduler = new Scheduler(this.client, this.o.cron ? options.tasks : [], (err) => this.fail(err));
+    this.scheduler = new Scheduler(this.client, this.o.cron ? options.tasks : [], (err) =>
+      this.fail(err),
+    );
     this.pruner =
-      options.prune === null ? undefined : new Pruner(this.client, options.tasks, options.prune ?? {}, (err) => this.fail(err));
+      options.prune === null
+        ? undefined
+        : new Pruner(this.client, options.tasks, options.prune ?? {}, (err) => this.fail(err));
     for (const [event, fn] of Object.entries(options.hooks ?? {})) {
       if (typeof fn === 'function') this.on(event, fn as (...args: unknown[]) => void);
     }
   }
 
-  override on<E extends keyof WorkerEvents>(event: E, listener: (...args: WorkerEvents[E]) => void): this;
+  override on<E extends keyof WorkerEvents>(
+    event: E,
+    listener: (...args: WorkerEvents[E]) => void,
+  ): this;
   override on(event: string | symbol, listener: (...args: never[]) => void): this;
   override on(event: string | symbol, listener: (...args: never[]) => void): this {
     return super.on(event, listener as (...args: unknown[]) => void);
   }
 
-  override once<E extends keyof WorkerEvents>(event: E, listener: (...args: WorkerEvents[E]) => void): this;
+  override once<E extends keyof WorkerEvents>(
+    event: E,
+    listener: (...args: WorkerEvents[E]) => void,
+  ): this;
   override once(event: string | symbol, listener: (...args: never[]) => void): this;
   override once(event: string | symbol, listener: (...args: never[]) => void): this {
     return super.once(event, listener as (...args: unknown[]) => void);
@@ -220,8 +257,12 @@ export class Worker extends EventEmitter {
       await this.client.ensure(this.lanes.map((l) => l.task));
       if (this.o.listen) {
         const t = this.client.tasksSchema;
-        this.subs.push(await this.client.driver.listen(`${t}_wake`, (payload) => this.onWake(payload)));
-        this.subs.push(await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)));
+        this.subs.push(
+          await this.client.driver.listen(`${t}_wake`, (payload) => this.onWake(payload)),
+        );
+        this.subs.push(
+          await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
+        );
       }
       if (!this.drain) {
         await this.scheduler.start();
@@ -247,7 +288,9 @@ export class Worker extends EventEmitter {
    * do not run. This is what `pgferry/testing`'s drain uses.
    */
   async runUntilIdle(): Promise<DrainSummary> {
-    const result = new Promise<DrainSummary>((resolve) => (this.drain = { resolve, summary: { succeeded: 0, retried: 0, dead: 0 } }));
+    const result = new Promise<DrainSummary>(
+      (resolve) => (this.drain = { resolve, summary: { succeeded: 0, retried: 0, dead: 0 } }),
+    );
     await this.start();
     const summary = await result;
     await this.stop();
@@ -274,7 +317,8 @@ export class Worker extends EventEmitter {
       await this.pruner?.stop();
       for (const l of this.lanes) clearTimeout(l.sleepTimer);
       // Fetches in flight land in the buffers; wait for them, then give the buffers back.
-      while (this.lanes.some((l) => l.fetching || l.refreshing)) await new Promise((r) => setTimeout(r, 5));
+      while (this.lanes.some((l) => l.fetching || l.refreshing))
+        await new Promise((r) => setTimeout(r, 5));
       await Promise.all(this.lanes.map((l) => this.handBack(l, l.buffer.splice(0))));
       const all = () => Promise.all([...this.running.values()].map((r) => r.done));
       let graceTimer: NodeJS.Timeout | undefined;
@@ -290,7 +334,8 @@ export class Worker extends EventEmitter {
           r.controller.abort(new WorkerShutdownError());
         }
         const byLane = new Map<Lane, Leased[]>();
-        for (const r of left) byLane.set(r.leased.lane, [...(byLane.get(r.leased.lane) ?? []), r.leased]);
+        for (const r of left)
+          byLane.set(r.leased.lane, [...(byLane.get(r.leased.lane) ?? []), r.leased]);
         await Promise.all([...byLane].map(([lane, ls]) => this.handBack(lane, ls)));
       }
       await Promise.all(this.lanes.map((l) => this.flushAll(l)));
@@ -310,7 +355,8 @@ export class Worker extends EventEmitter {
 
   private onWake(payload: string | undefined): void {
     // An empty payload means "the LISTEN connection came back": wake all.
-    const lanes = payload === undefined ? this.lanes : [this.byName.get(payload)].filter((l): l is Lane => !!l);
+    const lanes =
+      payload === undefined ? this.lanes : [this.byName.get(payload)].filter((l): l is Lane => !!l);
     for (const lane of lanes) this.wakeLane(lane);
   }
 
@@ -356,7 +402,8 @@ export class Worker extends EventEmitter {
         !lane.drained &&
         lane.pausedUntil <= now &&
         (lane.fetching === 0 || !lane.lastFetchShort) &&
-        lane.buffer.length + lane.fetching * this.o.batchSize < Math.max(this.o.concurrency, this.o.batchSize * 1.5)
+        lane.buffer.length + lane.fetching * this.o.batchSize <
+          Math.max(this.o.concurrency, this.o.batchSize * 1.5)
       ) {
         void this.fetchLane(lane);
       }
@@ -398,7 +445,16 @@ export class Worker extends EventEmitter {
     const t = lane.task;
     const fetch = (): Promise<Message<unknown>[]> =>
       this.client.statements
-        .fetch(this.client.driver, t.name, this.o.batchSize, this.leaseMs(t), t.lifo, t.grouped, t.priority !== undefined, t.concurrencyLimit ?? null)
+        .fetch(
+          this.client.driver,
+          t.name,
+          this.o.batchSize,
+          this.leaseMs(t),
+          t.lifo,
+          t.grouped,
+          t.priority !== undefined,
+          t.concurrencyLimit ?? null,
+        )
         .then((rows) => rows.map((r) => toMessage<unknown>(r)));
     try {
       let got = await fetch();
@@ -450,7 +506,13 @@ export class Worker extends EventEmitter {
     try {
       const ids = lane.buffer.map((b) => b.m.msgId);
       const rcs = lane.buffer.map((b) => b.m.readCount);
-      const kept = await this.client.statements.extend(this.client.driver, lane.task.name, ids, rcs, this.leaseMs(lane.task));
+      const kept = await this.client.statements.extend(
+        this.client.driver,
+        lane.task.name,
+        ids,
+        rcs,
+        this.leaseMs(lane.task),
+      );
       const now = Date.now();
       // Jobs no longer held (cancelled, or taken over) are dropped.
       lane.buffer = lane.buffer.filter((b) => kept.has(b.m.msgId));
@@ -486,7 +548,14 @@ export class Worker extends EventEmitter {
     this.fire('job:start', r.job);
     let outcome: Outcome;
     try {
-      outcome = await runAttempt(task, m, r.job, r.controller, this.o.leaseMarginMs / 2, this.logger);
+      outcome = await runAttempt(
+        task,
+        m,
+        r.job,
+        r.controller,
+        this.o.leaseMarginMs / 2,
+        this.logger,
+      );
     } catch (err) {
       outcome = { kind: 'retry', error: err };
     }
@@ -507,7 +576,14 @@ export class Worker extends EventEmitter {
         case 'retry': {
           this.fire('job:failure', r.job, outcome.error);
           const delay = retryDelayMs(task.backoff, r.job.attempt, outcome.error);
-          const ok = await this.client.statements.retry(this.client.driver, task.name, m.msgId, m.readCount, delay, serialiseError(outcome.error));
+          const ok = await this.client.statements.retry(
+            this.client.driver,
+            task.name,
+            m.msgId,
+            m.readCount,
+            delay,
+            serialiseError(outcome.error),
+          );
           if (ok) this.fire('job:retry', r.job, outcome.error, delay);
           if (this.drain) this.drain.summary.retried++;
           lane.drained = false;
@@ -515,7 +591,13 @@ export class Worker extends EventEmitter {
         }
         case 'dead': {
           this.fire('job:failure', r.job, outcome.error);
-          const id = await this.client.statements.deadLetter(this.client.driver, task.name, m.msgId, m.readCount, serialiseError(outcome.error));
+          const id = await this.client.statements.deadLetter(
+            this.client.driver,
+            task.name,
+            m.msgId,
+            m.readCount,
+            serialiseError(outcome.error),
+          );
           this.fire('job:dead', r.job, outcome.error, id);
           if (this.drain) this.drain.summary.dead++;
           return;
@@ -550,7 +632,8 @@ export class Worker extends EventEmitter {
       .then(
         () => {
           const now = Date.now();
-          for (const { job, startedAt } of batch.jobs) this.fire('job:success', job, now - startedAt);
+          for (const { job, startedAt } of batch.jobs)
+            this.fire('job:success', job, now - startedAt);
           if (this.drain) this.drain.summary.succeeded += batch.jobs.length;
         },
         (err: unknown) => {
@@ -591,7 +674,14 @@ export class Worker extends EventEmitter {
     if (!this.drain || this.state !== 'running') return;
     const idle =
       this.running.size === 0 &&
-      this.lanes.every((l) => l.drained && !l.fetching && l.buffer.length === 0 && !l.flushing && l.done.ids.length === 0);
+      this.lanes.every(
+        (l) =>
+          l.drained &&
+          !l.fetching &&
+          l.buffer.length === 0 &&
+          !l.flushing &&
+          l.done.ids.length === 0,
+      );
     if (idle) {
       const d = this.drain;
       this.drain = undefined;

@@ -25,7 +25,11 @@ export interface RunTaskOptions {
  * throw), the handler gets an AbortSignal that fires at the task's
  * timeoutMs, and its return value or error comes back to you.
  */
-export async function runTask<In, Out>(task: Task<In, Out>, input: In, options: RunTaskOptions = {}): Promise<unknown> {
+export async function runTask<In, Out>(
+  task: Task<In, Out>,
+  input: In,
+  options: RunTaskOptions = {},
+): Promise<unknown> {
   // As enqueue: refuse what the schema refuses. Then, as the worker: the
   // input after its JSON round trip through the database, validated again.
   await validateInput<Out>(task, input);
@@ -33,7 +37,10 @@ export async function runTask<In, Out>(task: Task<In, Out>, input: In, options: 
   const controller = new AbortController();
   const onAbort = (): void => controller.abort(options.signal?.reason);
   options.signal?.addEventListener('abort', onAbort, { once: true });
-  const timer = setTimeout(() => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)), task.timeoutMs);
+  const timer = setTimeout(
+    () => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)),
+    task.timeoutMs,
+  );
   const job: JobInfo = {
     id: 0,
     task: task.name,
@@ -45,7 +52,11 @@ export async function runTask<In, Out>(task: Task<In, Out>, input: In, options: 
     headers: options.headers ?? {},
   };
   try {
-    return await task.handler(stored, { signal: controller.signal, job, logger: options.logger ?? silentLogger });
+    return await task.handler(stored, {
+      signal: controller.signal,
+      job,
+      logger: options.logger ?? silentLogger,
+    });
   } finally {
     clearTimeout(timer);
     options.signal?.removeEventListener('abort', onAbort);
@@ -60,7 +71,13 @@ export type DrainOptions = Omit<WorkerOptions, 'listen' | 'handleSignals' | 'cro
  * resolves. Delayed jobs and retries scheduled later are left queued.
  */
 export function drainTasks(options: DrainOptions): Promise<DrainSummary> {
-  const w = new Worker({ ...options, listen: false, handleSignals: false, cron: false, prune: null });
+  const w = new Worker({
+    ...options,
+    listen: false,
+    handleSignals: false,
+    cron: false,
+    prune: null,
+  });
   return w.runUntilIdle();
 }
 
@@ -76,10 +93,19 @@ export interface QueuedJob {
 export async function queuedJobs(client: TaskClient, task: AnyTask | string): Promise<QueuedJob[]> {
   const name = typeof task === 'string' ? task : task.name;
   const t = await client.statements.table(client.driver, name);
-  const res = await execute<MessageRow>(client.driver, `SELECT ${MESSAGE_COLUMNS} FROM ${t} ORDER BY msg_id`);
+  const res = await execute<MessageRow>(
+    client.driver,
+    `SELECT ${MESSAGE_COLUMNS} FROM ${t} ORDER BY msg_id`,
+  );
   return res.rows.map((r) => {
     const m = toMessage(r);
-    return { id: m.msgId, input: m.message, headers: m.headers ?? {}, attempts: m.readCount, runAt: m.visibleAt };
+    return {
+      id: m.msgId,
+      input: m.message,
+      headers: m.headers ?? {},
+      attempts: m.readCount,
+      runAt: m.visibleAt,
+    };
   });
 }
 

@@ -32,21 +32,39 @@ describe('tasks: enqueue and run', () => {
 
   it('refuses bad input on enqueue with zod and valibot, sending nothing', async () => {
     const client = taskClient(db);
-    const a = defineTask({ name: 'bad_zod', schema: z.object({ n: z.number() }), handler: () => undefined });
-    const b = defineTask({ name: 'bad_valibot', schema: v.object({ n: v.number() }), handler: () => undefined });
-    await expect(client.enqueue(a, { n: 'x' } as unknown as { n: number })).rejects.toBeInstanceOf(TaskValidationError);
-    const err = await client.enqueue(b, { n: 'x' } as unknown as { n: number }).catch((e: unknown) => e);
+    const a = defineTask({
+      name: 'bad_zod',
+      schema: z.object({ n: z.number() }),
+      handler: () => undefined,
+    });
+    const b = defineTask({
+      name: 'bad_valibot',
+      schema: v.object({ n: v.number() }),
+      handler: () => undefined,
+    });
+    await expect(client.enqueue(a, { n: 'x' } as unknown as { n: number })).rejects.toBeInstanceOf(
+      TaskValidationError,
+    );
+    const err = await client
+      .enqueue(b, { n: 'x' } as unknown as { n: number })
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(TaskValidationError);
     expect((err as TaskValidationError).message).toMatch(/bad_valibot.*n:/);
     expect((err as TaskValidationError).code).toBe('PGFERRY_TASK_VALIDATION');
     // Nothing was sent (the queues may not even exist yet).
-    const rows = await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.meta WHERE queue_name IN ('bad_zod', 'bad_valibot')`);
+    const rows = await db.sql(
+      `SELECT count(*)::int AS n FROM ${db.queueSchema}.meta WHERE queue_name IN ('bad_zod', 'bad_valibot')`,
+    );
     expect(rows[0]!.n).toBe(0);
   });
 
   it('dead-letters bad input found on dequeue (valibot), without calling the handler', async () => {
     let called = 0;
-    const t = defineTask({ name: 'deq_valibot', schema: v.object({ n: v.number() }), handler: () => void called++ });
+    const t = defineTask({
+      name: 'deq_valibot',
+      schema: v.object({ n: v.number() }),
+      handler: () => void called++,
+    });
     const client = taskClient(db);
     await client.ensure(t);
     // Another producer (any pgmq client) sends something the schema refuses.
@@ -69,7 +87,9 @@ describe('tasks: enqueue and run', () => {
     const clients = [taskClient(db), taskClient(db), taskClient(db), taskClient(db)];
     await clients[0]!.ensure(t);
     const results = await Promise.all(
-      Array.from({ length: 40 }, (_, i) => clients[i % 4]!.enqueue(t, { i }, { idempotencyKey: `k${i % 5}` })),
+      Array.from({ length: 40 }, (_, i) =>
+        clients[i % 4]!.enqueue(t, { i }, { idempotencyKey: `k${i % 5}` }),
+      ),
     );
     const byKey = new Map<string, Set<number>>();
     results.forEach((r, i) => {
@@ -87,7 +107,11 @@ describe('tasks: enqueue and run', () => {
       { input: { i: 102 }, options: { idempotencyKey: 'new' } },
       { input: { i: 103 } },
     ]);
-    expect(batch[0]).toEqual({ id: byKey.get('k0')!.values().next().value, task: 'idem', duplicate: true });
+    expect(batch[0]).toEqual({
+      id: byKey.get('k0')!.values().next().value,
+      task: 'idem',
+      duplicate: true,
+    });
     expect(batch[1]!.duplicate).toBe(false);
     expect(batch[2]).toEqual({ ...batch[1], duplicate: true });
     expect(batch[3]!.duplicate).toBe(false);
@@ -121,30 +145,47 @@ describe('tasks: enqueue and run', () => {
     const b = await client.enqueue(t, { x: 2 }, { runAt: new Date(Date.now() + 3_600_000) });
     expect((await client.getJob(t, a.id))!.state).toBe('scheduled');
     expect((await client.getJob(t, b.id))!.runAt.getTime()).toBeGreaterThan(Date.now() + 3_000_000);
-    await expect(client.enqueue(t, { x: 3 }, { group: 'g' })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.enqueue(t, { x: 3 }, { priority: 5 })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.enqueue(t, { x: 3 }, { delayMs: 1, runAt: new Date() })).rejects.toThrow(/not both/);
-    expect(() => defineTask({ name: 'bad-name', handler: () => undefined })).toThrow(TaskConfigError);
+    await expect(client.enqueue(t, { x: 3 }, { group: 'g' })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(client.enqueue(t, { x: 3 }, { priority: 5 })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(client.enqueue(t, { x: 3 }, { delayMs: 1, runAt: new Date() })).rejects.toThrow(
+      /not both/,
+    );
+    expect(() => defineTask({ name: 'bad-name', handler: () => undefined })).toThrow(
+      TaskConfigError,
+    );
     expect(() => defineTask({ name: 'x'.repeat(44), handler: () => undefined })).toThrow(/43/);
-    expect(() => defineTask({ name: 'c', cron: 'not a cron', handler: () => undefined })).toThrow(/cron/);
+    expect(() => defineTask({ name: 'c', cron: 'not a cron', handler: () => undefined })).toThrow(
+      /cron/,
+    );
   });
 });
 
 describe('tasks: the SQL API', () => {
   it('lets any client enqueue with <tasks>.enqueue (idempotency included) and a worker runs it', async () => {
     const got: unknown[] = [];
-    const t = defineTask<{ from: string }>({ name: 'from_sql', handler: (input) => void got.push(input) });
+    const t = defineTask<{ from: string }>({
+      name: 'from_sql',
+      handler: (input) => void got.push(input),
+    });
     const client = taskClient(db);
     await db.sql(`SELECT pgferry_tasks.ensure_task('from_sql')`);
     const first = await db.sql(
       `SELECT * FROM pgferry_tasks.enqueue('from_sql', '{"from":"sql"}', '{"x-pgferry-idempotency-key":"k"}')`,
     );
-    const again = await db.sql(`SELECT * FROM pgferry_tasks.enqueue('from_sql', '{"from":"sql2"}', '{"x-pgferry-idempotency-key":"k"}')`);
+    const again = await db.sql(
+      `SELECT * FROM pgferry_tasks.enqueue('from_sql', '{"from":"sql2"}', '{"x-pgferry-idempotency-key":"k"}')`,
+    );
     expect(first[0]).toEqual({ msg_id: expect.any(String), duplicate: false });
     expect(again[0]).toEqual({ msg_id: first[0]!.msg_id, duplicate: true });
     await worker(db, { tasks: [t] }).runUntilIdle();
     expect(got).toEqual([{ from: 'sql' }]);
     expect((await client.getJob(t, Number(first[0]!.msg_id)))!.state).toBe('completed');
-    await expect(db.sql(`SELECT pgferry_tasks.ensure_task('bad name')`)).rejects.toMatchObject({ code: 'PF301' });
+    await expect(db.sql(`SELECT pgferry_tasks.ensure_task('bad name')`)).rejects.toMatchObject({
+      code: 'PF301',
+    });
   });
 });

@@ -15,7 +15,9 @@ describe('tasks: cancellation', () => {
       handler: async ({ i }, ctx) => {
         ran.push(i);
         if (i === 1) {
-          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve()),
+          );
           reason = ctx.signal.reason;
         }
       },
@@ -39,7 +41,10 @@ describe('tasks: cancellation', () => {
     const after = await client.enqueue(t, { i: 2 });
     await eventually(async () => (await client.getJob(t, after.id))?.state === 'completed');
     // The cancelled delayed job left the queue, so no worker can ever lease it.
-    const left = await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.q_cancellable WHERE msg_id = $1`, [queued.id]);
+    const left = await db.sql(
+      `SELECT count(*)::int AS n FROM ${db.queueSchema}.q_cancellable WHERE msg_id = $1`,
+      [queued.id],
+    );
     expect(left[0]!.n).toBe(0);
     expect(ran).not.toContain(0);
     await w.stop();

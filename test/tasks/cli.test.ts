@@ -11,7 +11,11 @@ const db = useTestDatabase();
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const fixture = 'test/tasks/fixtures/cli-tasks.ts';
 
-function cli(args: string[]): { exit: Promise<number | null>; kill(sig: NodeJS.Signals): void; output(): string } {
+function cli(args: string[]): {
+  exit: Promise<number | null>;
+  kill(sig: NodeJS.Signals): void;
+  output(): string;
+} {
   let out = '';
   const p = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', ...args], {
     cwd: root,
@@ -21,15 +25,22 @@ function cli(args: string[]): { exit: Promise<number | null>; kill(sig: NodeJS.S
   p.stdout.on('data', (d: Buffer) => (out += d.toString()));
   p.stderr.on('data', (d: Buffer) => (out += d.toString()));
   const exit = new Promise<number | null>((r) => p.once('exit', (code) => r(code)));
-  db.track({ close: async () => void (p.exitCode === null && p.signalCode === null && (p.kill('SIGKILL'), await exit)) });
+  db.track({
+    close: async () =>
+      void (p.exitCode === null && p.signalCode === null && (p.kill('SIGKILL'), await exit)),
+  });
   return { exit, kill: (sig) => p.kill(sig), output: () => out };
 }
 
 /** Runs `pgferry …` in-process; returns exit code and what it printed. */
 async function run(args: string[]): Promise<{ code: number; out: string }> {
   const lines: string[] = [];
-  const log = vi.spyOn(console, 'log').mockImplementation((...x: unknown[]) => void lines.push(x.join(' ')));
-  const err = vi.spyOn(console, 'error').mockImplementation((...x: unknown[]) => void lines.push(x.join(' ')));
+  const log = vi
+    .spyOn(console, 'log')
+    .mockImplementation((...x: unknown[]) => void lines.push(x.join(' ')));
+  const err = vi
+    .spyOn(console, 'error')
+    .mockImplementation((...x: unknown[]) => void lines.push(x.join(' ')));
   try {
     const code = await main([...args, '--url', db.url, '--queue-schema', db.queueSchema]);
     return { code, out: lines.join('\n') };
@@ -47,12 +58,31 @@ describe('pgferry worker / pgferry dlq', () => {
     const client = taskClient(db);
     const [b, c] = grouped as [typeof a, typeof a];
     for (const t of [a, b, c]) await client.enqueue(t, { n: 1 });
-    const p = cli(['worker', fixture, '--concurrency', '20', '--include', 'cli_a,cli_b,cli_c', '--exclude', 'cli_c', '--queue-schema', db.queueSchema, '--poll-interval-ms', '100']);
-    await eventually(async () => (await db.sql(`SELECT count(*)::int AS n FROM cli_done`))[0]!.n === 2, 20_000);
+    const p = cli([
+      'worker',
+      fixture,
+      '--concurrency',
+      '20',
+      '--include',
+      'cli_a,cli_b,cli_c',
+      '--exclude',
+      'cli_c',
+      '--queue-schema',
+      db.queueSchema,
+      '--poll-interval-ms',
+      '100',
+    ]);
+    await eventually(
+      async () => (await db.sql(`SELECT count(*)::int AS n FROM cli_done`))[0]!.n === 2,
+      20_000,
+    );
     p.kill('SIGTERM');
     expect(await p.exit).toBe(0);
     expect(p.output()).toMatch(/pgferry worker started.*cli_a,cli_b/);
-    expect((await db.sql(`SELECT task FROM cli_done ORDER BY task`)).map((r) => r.task)).toEqual(['cli_a', 'cli_b']);
+    expect((await db.sql(`SELECT task FROM cli_done ORDER BY task`)).map((r) => r.task)).toEqual([
+      'cli_a',
+      'cli_b',
+    ]);
     expect(await db.sql(`SELECT 1 FROM ${db.queueSchema}.q_cli_c`)).toHaveLength(1);
   });
 
@@ -65,7 +95,18 @@ describe('pgferry worker / pgferry dlq', () => {
     expect((await run(['worker'])).code).toBe(2);
     const help = await run(['worker', '--help']);
     expect(help.code).toBe(0);
-    for (const flag of ['--concurrency', '--include', '--exclude', '--poll-interval-ms', '--shutdown-grace-ms', '--prune-interval-minutes', '--prune-batch-size', '--no-listen', '--tasks-schema', 'Exit codes']) {
+    for (const flag of [
+      '--concurrency',
+      '--include',
+      '--exclude',
+      '--poll-interval-ms',
+      '--shutdown-grace-ms',
+      '--prune-interval-minutes',
+      '--prune-batch-size',
+      '--no-listen',
+      '--tasks-schema',
+      'Exit codes',
+    ]) {
       expect(help.out).toContain(flag);
     }
   });
@@ -73,8 +114,19 @@ describe('pgferry worker / pgferry dlq', () => {
   it('dlq: list, inspect, reschedule and purge from the command line', async () => {
     const client = taskClient(db);
     const d = cliDefault.d;
-    await client.enqueueBatch(d, [1, 2, 3].map((n) => ({ input: { n } })));
-    const p = cli(['worker', fixture, '--include', 'cli_d', '--queue-schema', db.queueSchema, '--quiet']);
+    await client.enqueueBatch(
+      d,
+      [1, 2, 3].map((n) => ({ input: { n } })),
+    );
+    const p = cli([
+      'worker',
+      fixture,
+      '--include',
+      'cli_d',
+      '--queue-schema',
+      db.queueSchema,
+      '--quiet',
+    ]);
     await eventually(async () => (await client.deadLetters(d).count()) === 3, 20_000);
     p.kill('SIGINT');
     expect(await p.exit).toBe(0);
@@ -91,7 +143,9 @@ describe('pgferry worker / pgferry dlq', () => {
     const json = await run(['dlq', 'reschedule', 'cli_d', String(ids[0]), '--json']);
     expect(JSON.parse(json.out)).toEqual([{ deadId: ids[0], newId: expect.any(Number) }]);
     expect((await run(['dlq', 'reschedule', 'cli_d'])).code).toBe(2); // nothing selected
-    expect((await run(['dlq', 'purge', 'cli_d', '--error', 'TypeError'])).out).toBe('purged 2 dead letter(s)');
+    expect((await run(['dlq', 'purge', 'cli_d', '--error', 'TypeError'])).out).toBe(
+      'purged 2 dead letter(s)',
+    );
     expect(await client.deadLetters(d).count()).toBe(0);
   });
 });

@@ -31,8 +31,16 @@ describe('tasks: cron', () => {
   });
 
   it('after downtime: runOnce enqueues one job for the missed occurrences, skip enqueues none', async () => {
-    const once = defineTask({ name: 'hourly_once', cron: { pattern: '0 * * * *', onMissed: 'runOnce' }, handler: () => undefined });
-    const skip = defineTask({ name: 'hourly_skip', cron: { pattern: '0 * * * *', onMissed: 'skip' }, handler: () => undefined });
+    const once = defineTask({
+      name: 'hourly_once',
+      cron: { pattern: '0 * * * *', onMissed: 'runOnce' },
+      handler: () => undefined,
+    });
+    const skip = defineTask({
+      name: 'hourly_skip',
+      cron: { pattern: '0 * * * *', onMissed: 'skip' },
+      handler: () => undefined,
+    });
     const client = taskClient(db);
     await client.ensure([once, skip]);
     const s = new Scheduler(client, [once, skip], (err) => {
@@ -43,11 +51,16 @@ describe('tasks: cron', () => {
     // The workers were down for 5 hours before T0 + 30 min (time is injected).
     const t0 = new Date();
     t0.setUTCHours(t0.getUTCHours() - 2, 0, 0, 0);
-    await db.sql(`UPDATE pgferry_tasks.schedules SET last_occurrence = $1::timestamptz - interval '5 hours'`, [t0]);
+    await db.sql(
+      `UPDATE pgferry_tasks.schedules SET last_occurrence = $1::timestamptz - interval '5 hours'`,
+      [t0],
+    );
     const now = new Date(t0.getTime() + 30 * 60_000);
     expect(await s.tick(now)).toBe(1);
     expect(await s.tick(now)).toBe(0); // nothing is fired twice
-    const a = await db.sql<{ headers: Record<string, unknown> }>(`SELECT headers FROM ${db.queueSchema}.q_hourly_once`);
+    const a = await db.sql<{ headers: Record<string, unknown> }>(
+      `SELECT headers FROM ${db.queueSchema}.q_hourly_once`,
+    );
     expect(a).toHaveLength(1);
     expect(a[0]!.headers['x-pgferry-occurrence']).toBe(t0.toISOString()); // the latest missed one
     expect(await db.sql(`SELECT 1 FROM ${db.queueSchema}.q_hourly_skip`)).toHaveLength(0);
@@ -57,7 +70,12 @@ describe('tasks: cron', () => {
   });
 
   it('refuses to start a worker whose cron input the task schema rejects', async () => {
-    const t = defineTask({ name: 'cron_bad_input', schema: z.object({ n: z.number() }), cron: '0 0 * * *', handler: () => undefined });
+    const t = defineTask({
+      name: 'cron_bad_input',
+      schema: z.object({ n: z.number() }),
+      cron: '0 0 * * *',
+      handler: () => undefined,
+    });
     const w = worker(db, { tasks: [t] });
     await expect(w.start()).rejects.toBeInstanceOf(TaskValidationError);
   });

@@ -17,14 +17,31 @@ describe('tasks: leases of buffered jobs', () => {
       },
     });
     const client = taskClient(db);
-    await client.enqueueBatch(t, Array.from({ length: 12 }, (_, i) => ({ input: { i } })));
-    const ws = [0, 1].map(() => worker(db, { tasks: [t], concurrency: 1, batchSize: 6, leaseMarginMs: 100, pollIntervalMs: 50 }));
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 12 }, (_, i) => ({ input: { i } })),
+    );
+    const ws = [0, 1].map(() =>
+      worker(db, {
+        tasks: [t],
+        concurrency: 1,
+        batchSize: 6,
+        leaseMarginMs: 100,
+        pollIntervalMs: 50,
+      }),
+    );
     await Promise.all(ws.map((w) => w.start()));
-    await eventually(async () => (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_buffered`))[0]!.n === 12, 15_000);
+    await eventually(
+      async () =>
+        (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_buffered`))[0]!.n === 12,
+      15_000,
+    );
     await Promise.all(ws.map((w) => w.stop()));
     expect(runs.size).toBe(12);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
-    const attempts = await db.sql(`SELECT max(read_ct)::int AS m FROM ${db.queueSchema}.a_buffered`);
+    const attempts = await db.sql(
+      `SELECT max(read_ct)::int AS m FROM ${db.queueSchema}.a_buffered`,
+    );
     expect(attempts[0]!.m).toBe(1);
   });
 });

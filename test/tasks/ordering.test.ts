@@ -20,7 +20,8 @@ describe('tasks: ordering', () => {
     const client = taskClient(db);
     await client.ensure(t);
     const jobs = [];
-    for (let i = 0; i < 12; i++) for (const g of ['a', 'b', 'c']) jobs.push({ input: { g, i }, options: { group: g } });
+    for (let i = 0; i < 12; i++)
+      for (const g of ['a', 'b', 'c']) jobs.push({ input: { g, i }, options: { group: g } });
     await client.enqueueBatch(t, jobs);
     const ws = [0, 1, 2].map(() => worker(db, { tasks: [t], concurrency: 4 }));
     await Promise.all(ws.map((w) => w.start()));
@@ -28,8 +29,12 @@ describe('tasks: ordering', () => {
     for (const g of ['a', 'b', 'c']) {
       const mine = log.filter((l) => l.g === g);
       // start/end strictly alternate (never two at once) and i is increasing.
-      expect(mine.map((l) => l.phase)).toEqual(Array.from({ length: 24 }, (_, k) => (k % 2 ? 'end' : 'start')));
-      expect(mine.filter((l) => l.phase === 'start').map((l) => l.i)).toEqual([...Array(12).keys()]);
+      expect(mine.map((l) => l.phase)).toEqual(
+        Array.from({ length: 24 }, (_, k) => (k % 2 ? 'end' : 'start')),
+      );
+      expect(mine.filter((l) => l.phase === 'start').map((l) => l.i)).toEqual([
+        ...Array(12).keys(),
+      ]);
     }
     // Groups did run in parallel with each other.
     let open = 0;
@@ -44,9 +49,16 @@ describe('tasks: ordering', () => {
 
   it('lifo: newest first', async () => {
     const order: number[] = [];
-    const t = defineTask<{ i: number }>({ name: 'lifo_jobs', lifo: true, handler: ({ i }) => void order.push(i) });
+    const t = defineTask<{ i: number }>({
+      name: 'lifo_jobs',
+      lifo: true,
+      handler: ({ i }) => void order.push(i),
+    });
     const client = taskClient(db);
-    await client.enqueueBatch(t, Array.from({ length: 10 }, (_, i) => ({ input: { i } })));
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 10 }, (_, i) => ({ input: { i } })),
+    );
     const w = worker(db, { tasks: [t], concurrency: 1, batchSize: 3 });
     await w.runUntilIdle();
     expect(order).toEqual([9, 8, 7, 6, 5, 4, 3, 2, 1, 0]);
@@ -54,9 +66,15 @@ describe('tasks: ordering', () => {
 
   it('grouped lifo: newest first inside each group, one at a time', async () => {
     const order: string[] = [];
-    const t = defineTask<{ s: string }>({ name: 'glifo', lifo: true, grouped: true, handler: ({ s }) => void order.push(s) });
+    const t = defineTask<{ s: string }>({
+      name: 'glifo',
+      lifo: true,
+      grouped: true,
+      handler: ({ s }) => void order.push(s),
+    });
     const client = taskClient(db);
-    for (const s of ['a1', 'b1', 'a2', 'b2', 'a3']) await client.enqueue(t, { s }, { group: s[0]! });
+    for (const s of ['a1', 'b1', 'a2', 'b2', 'a3'])
+      await client.enqueue(t, { s }, { group: s[0]! });
     const w = worker(db, { tasks: [t], concurrency: 1 });
     await w.runUntilIdle();
     expect(order.filter((s) => s.startsWith('a'))).toEqual(['a3', 'a2', 'a1']);
@@ -65,7 +83,11 @@ describe('tasks: ordering', () => {
 
   it('priority: higher first, FIFO among equals', async () => {
     const order: string[] = [];
-    const t = defineTask<{ s: string }>({ name: 'prio', priority: 0, handler: ({ s }) => void order.push(s) });
+    const t = defineTask<{ s: string }>({
+      name: 'prio',
+      priority: 0,
+      handler: ({ s }) => void order.push(s),
+    });
     const client = taskClient(db);
     await client.enqueue(t, { s: 'low1' }, { priority: -1 });
     await client.enqueue(t, { s: 'mid1' });

@@ -9,7 +9,10 @@ const db = useTestDatabase();
 const script = fileURLToPath(new URL('./fixtures/child-worker.ts', import.meta.url));
 
 /** Starts a worker process; resolves once it printed "ready". */
-function child(env: Record<string, string>, onLine: (line: string) => void = () => undefined): Promise<ChildProcess> {
+function child(
+  env: Record<string, string>,
+  onLine: (line: string) => void = () => undefined,
+): Promise<ChildProcess> {
   const p = spawn(process.execPath, ['--import', 'tsx', script], {
     env: { ...process.env, DB_URL: db.url, QUEUE_SCHEMA: db.queueSchema, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
@@ -42,12 +45,25 @@ describe('tasks: several processes', () => {
   it('holds a queue-wide concurrency limit under 4 workers in 2 processes', async () => {
     await db.sql(`CREATE TABLE limit_probe (cur int NOT NULL, peak int NOT NULL); INSERT INTO limit_probe VALUES (0, 0);
                   CREATE TABLE limit_done (i int PRIMARY KEY, pid int NOT NULL)`);
-    const t = defineTask<{ i: number }>({ name: 'limited', concurrencyLimit: 3, handler: () => undefined });
+    const t = defineTask<{ i: number }>({
+      name: 'limited',
+      concurrencyLimit: 3,
+      handler: () => undefined,
+    });
     const client = taskClient(db);
     // Both processes are up before the jobs arrive, so both get to compete.
-    const procs = await Promise.all([child({ MODE: 'limit', WORKERS: '2' }), child({ MODE: 'limit', WORKERS: '2' })]);
-    await client.enqueueBatch(t, Array.from({ length: 60 }, (_, i) => ({ input: { i } })));
-    await eventually(async () => (await db.sql(`SELECT count(*)::int AS n FROM limit_done`))[0]!.n === 60, 30_000);
+    const procs = await Promise.all([
+      child({ MODE: 'limit', WORKERS: '2' }),
+      child({ MODE: 'limit', WORKERS: '2' }),
+    ]);
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 60 }, (_, i) => ({ input: { i } })),
+    );
+    await eventually(
+      async () => (await db.sql(`SELECT count(*)::int AS n FROM limit_done`))[0]!.n === 60,
+      30_000,
+    );
     const [probe] = await db.sql(`SELECT cur, peak FROM limit_probe`);
     // Never more than the limit (without it, 4 workers × 4 slots would run 16
     // at once); and the limit was actually reached.
@@ -61,7 +77,12 @@ describe('tasks: several processes', () => {
   it('a worker killed with SIGKILL mid-job: the job runs again after its lease and completes exactly once', async () => {
     await db.sql(`CREATE TABLE crash_runs (i int, pid int, attempt int, at timestamptz NOT NULL DEFAULT clock_timestamp());
                   CREATE TABLE crash_done (i int PRIMARY KEY, pid int NOT NULL)`);
-    const t = defineTask<{ i: number }>({ name: 'crashy', timeoutMs: 1000, maxRetries: 2, handler: () => undefined });
+    const t = defineTask<{ i: number }>({
+      name: 'crashy',
+      timeoutMs: 1000,
+      maxRetries: 2,
+      handler: () => undefined,
+    });
     const client = taskClient(db);
     await client.ensure(t);
     let startedId = 0;

@@ -8,20 +8,34 @@ const db = useTestDatabase();
 
 describe('tasks: pruning', () => {
   it('deletes only archived jobs older than the retention, in batches, from one elected worker', async () => {
-    const t = defineTask<{ i: number }>({ name: 'prunable', maxRetries: 0, handler: ({ i }) => {
-      if (i === 0) throw new Error('dies');
-    } });
+    const t = defineTask<{ i: number }>({
+      name: 'prunable',
+      maxRetries: 0,
+      handler: ({ i }) => {
+        if (i === 0) throw new Error('dies');
+      },
+    });
     const client = taskClient(db);
-    await client.enqueueBatch(t, Array.from({ length: 25 }, (_, i) => ({ input: { i } })));
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 25 }, (_, i) => ({ input: { i } })),
+    );
     await worker(db, { tasks: [t] }).runUntilIdle();
     const S = db.queueSchema;
     // 20 of the finished jobs (and the dead letter's archive) are old, 4 are recent.
-    await db.sql(`UPDATE ${S}.a_prunable SET archived_at = now() - interval '3 days' WHERE msg_id <= 20`);
+    await db.sql(
+      `UPDATE ${S}.a_prunable SET archived_at = now() - interval '3 days' WHERE msg_id <= 20`,
+    );
     await client.deadLetters(t).reschedule({ all: true });
     await db.sql(`UPDATE ${S}.a_prunable_dlq SET archived_at = now() - interval '3 days'`);
     const live = await db.sql(`SELECT count(*)::int AS n FROM ${S}.q_prunable`);
     expect(live[0]!.n).toBe(1); // the rescheduled job is untouched
-    const pruners = [0, 1, 2].map(() => new Pruner(client, [t], { batchSize: 7, retentionMs: 86_400_000 }, (e) => { throw e; }));
+    const pruners = [0, 1, 2].map(
+      () =>
+        new Pruner(client, [t], { batchSize: 7, retentionMs: 86_400_000 }, (e) => {
+          throw e;
+        }),
+    );
     const results = await Promise.all(pruners.map((p) => p.once()));
     expect(results.filter((r) => r !== null)).toEqual([21]); // one winner: 20 + 1 dead-letter archive row
     const left = await db.sql(`SELECT msg_id FROM ${S}.a_prunable ORDER BY msg_id`);

@@ -41,7 +41,10 @@ describe('tasks: retries, timeouts, dead letters', () => {
     });
     const client = taskClient(db);
     const retries: number[] = [];
-    const w = worker(db, { tasks: [t], hooks: { 'job:retry': (_j, _e, delay) => retries.push(delay) } });
+    const w = worker(db, {
+      tasks: [t],
+      hooks: { 'job:retry': (_j, _e, delay) => retries.push(delay) },
+    });
     await w.start();
     const job = await client.enqueue(t, { n: 1 });
     await eventually(async () => (await client.getJob(t, job.id))?.state === 'completed', 10_000);
@@ -68,7 +71,10 @@ describe('tasks: retries, timeouts, dead letters', () => {
     });
     const client = taskClient(db);
     const dead: { job: JobInfo; id: number | null }[] = [];
-    const w = worker(db, { tasks: [t], hooks: { 'job:dead': (job, _e, id) => dead.push({ job, id }) } });
+    const w = worker(db, {
+      tasks: [t],
+      hooks: { 'job:dead': (job, _e, id) => dead.push({ job, id }) },
+    });
     await w.start();
     const job = await client.enqueue(t, { order: 7 }, { idempotencyKey: 'order-7' });
     await eventually(() => dead.length === 1);
@@ -89,19 +95,31 @@ describe('tasks: retries, timeouts, dead letters', () => {
     expect(archived!.state).toBe('dead');
     expect(archived!.headers['x-pgferry-dead-letter-id']).toBe(letter!.id);
     // The key is free again: the dead job no longer holds it.
-    expect((await client.enqueue(t, { order: 7 }, { idempotencyKey: 'order-7' })).duplicate).toBe(false);
+    expect((await client.enqueue(t, { order: 7 }, { idempotencyKey: 'order-7' })).duplicate).toBe(
+      false,
+    );
     await w.stop();
   });
 
   it('aborts a handler at its timeout, retries it, and never lets two workers hold it at once', async () => {
-    const runs: { worker: string; attempt: number; start: number; end?: number; aborted?: unknown }[] = [];
+    const runs: {
+      worker: string;
+      attempt: number;
+      start: number;
+      end?: number;
+      aborted?: unknown;
+    }[] = [];
     const t = defineTask<{ x: number }>({
       name: 'slowpoke',
       timeoutMs: 300,
       maxRetries: 2,
       backoff: { kind: 'fixed', delayMs: 0 },
       handler: async (_i, ctx) => {
-        const run: (typeof runs)[number] = { worker: String(ctx.job.headers['w'] ?? ''), attempt: ctx.job.attempt, start: Date.now() };
+        const run: (typeof runs)[number] = {
+          worker: String(ctx.job.headers['w'] ?? ''),
+          attempt: ctx.job.attempt,
+          start: Date.now(),
+        };
         runs.push(run);
         if (ctx.job.attempt === 1) {
           // Ignores its signal for a while: the attempt still fails at the timeout.
@@ -123,7 +141,9 @@ describe('tasks: retries, timeouts, dead letters', () => {
     // lease margin to do so), so the two never overlapped.
     expect(runs[1]!.start).toBeGreaterThanOrEqual(runs[0]!.end!);
     const last = await client.getJob(t, job.id);
-    expect((last!.headers['x-pgferry-last-error'] as { class: string }).class).toBe('JobTimeoutError');
+    expect((last!.headers['x-pgferry-last-error'] as { class: string }).class).toBe(
+      'JobTimeoutError',
+    );
     await Promise.all([w1.stop(), w2.stop()]);
   });
 
@@ -138,7 +158,10 @@ describe('tasks: retries, timeouts, dead letters', () => {
     const client = taskClient(db);
     const w = worker(db, { tasks: [t] });
     await w.start();
-    await client.enqueueBatch(t, ['t1', 't2', 'f1', 'f2', 'f3'].map((k) => ({ input: { k } })));
+    await client.enqueueBatch(
+      t,
+      ['t1', 't2', 'f1', 'f2', 'f3'].map((k) => ({ input: { k } })),
+    );
     const dl = client.deadLetters(t);
     await eventually(async () => (await dl.count()) === 5);
     await w.stop();
@@ -152,7 +175,10 @@ describe('tasks: retries, timeouts, dead letters', () => {
     expect(resched!.headers['x-pgferry-rescheduled-from']).toBe(all[0]!.id);
     expect(resched!.headers['x-pgferry-rescheduled-from-msg-id']).toBe(all[0]!.originalId);
     expect(resched!.headers['x-pgferry-error']).toBeUndefined();
-    const archived = await db.sql<{ headers: Record<string, unknown> }>(`SELECT headers FROM ${db.queueSchema}.a_dlqops_dlq WHERE msg_id = $1`, [all[0]!.id]);
+    const archived = await db.sql<{ headers: Record<string, unknown> }>(
+      `SELECT headers FROM ${db.queueSchema}.a_dlqops_dlq WHERE msg_id = $1`,
+      [all[0]!.id],
+    );
     expect(archived[0]!.headers['x-pgferry-rescheduled-as']).toBe(one[0]!.newId);
     const transient = await dl.reschedule({ errorName: 'Transient' });
     expect(transient.length).toBe(all[0]!.error.name === 'Transient' ? 1 : 2);

@@ -17,7 +17,10 @@ describe('tasks: graceful shutdown', () => {
       },
     });
     const client = taskClient(db);
-    await client.enqueueBatch(t, Array.from({ length: 300 }, (_, i) => ({ input: { i } })));
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 300 }, (_, i) => ({ input: { i } })),
+    );
     const first = worker(db, { tasks: [t], concurrency: 8, batchSize: 40 });
     const second = worker(db, { tasks: [t], concurrency: 8, batchSize: 40 });
     await Promise.all([first.start(), second.start()]);
@@ -27,7 +30,11 @@ describe('tasks: graceful shutdown', () => {
     await third.start();
     await eventually(() => runs.size >= 200);
     await second.stop();
-    await eventually(async () => (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_steady`))[0]!.n === 300, 20_000);
+    await eventually(
+      async () =>
+        (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_steady`))[0]!.n === 300,
+      20_000,
+    );
     await third.stop();
     expect(runs.size).toBe(300);
     expect([...runs.values()].every((n) => n === 1)).toBe(true);
@@ -43,7 +50,9 @@ describe('tasks: graceful shutdown', () => {
       handler: async (_i, ctx) => {
         attempts.push(ctx.job.attempt);
         if (attempts.length === 1) {
-          await new Promise<void>((resolve) => ctx.signal.addEventListener('abort', () => resolve()));
+          await new Promise<void>((resolve) =>
+            ctx.signal.addEventListener('abort', () => resolve()),
+          );
           reason = ctx.signal.reason;
         }
       },

@@ -19,11 +19,21 @@ describe('pgferry/testing', () => {
           await new Promise((r) => ctx.signal.addEventListener('abort', r));
           throw ctx.signal.reason;
         }
-        return { doubled: input.n * 2, year: input.when.getUTCFullYear(), attempt: ctx.job.attempt };
+        return {
+          doubled: input.n * 2,
+          year: input.when.getUTCFullYear(),
+          attempt: ctx.job.attempt,
+        };
       },
     });
-    expect(await runTask(t, { n: 2, when: '2024-05-01' }, { attempt: 3 })).toEqual({ doubled: 4, year: 2024, attempt: 3 });
-    await expect(runTask(t, { n: 'x' } as unknown as { n: number; when: string })).rejects.toBeInstanceOf(TaskValidationError);
+    expect(await runTask(t, { n: 2, when: '2024-05-01' }, { attempt: 3 })).toEqual({
+      doubled: 4,
+      year: 2024,
+      attempt: 3,
+    });
+    await expect(
+      runTask(t, { n: 'x' } as unknown as { n: number; when: string }),
+    ).rejects.toBeInstanceOf(TaskValidationError);
     await expect(runTask(t, { n: -1, when: '2024-05-01' })).rejects.toBeInstanceOf(JobTimeoutError);
   });
 
@@ -43,10 +53,22 @@ describe('pgferry/testing', () => {
     });
     const later = defineTask<{ i: number }>({ name: 'drained_later', handler: () => undefined });
     const client = taskClient(db);
-    await client.enqueueBatch(t, [1, 2, 3, 4].map((i) => ({ input: { i } })));
+    await client.enqueueBatch(
+      t,
+      [1, 2, 3, 4].map((i) => ({ input: { i } })),
+    );
     await client.enqueue(later, { i: 9 }, { delayMs: 60_000 });
-    expect((await queuedJobs(client, t)).map((j) => j.input)).toEqual([{ i: 1 }, { i: 2 }, { i: 3 }, { i: 4 }]);
-    const summary = await drainTasks({ connectionString: db.url, queueSchema: db.queueSchema, tasks: [t, later] });
+    expect((await queuedJobs(client, t)).map((j) => j.input)).toEqual([
+      { i: 1 },
+      { i: 2 },
+      { i: 3 },
+      { i: 4 },
+    ]);
+    const summary = await drainTasks({
+      connectionString: db.url,
+      queueSchema: db.queueSchema,
+      tasks: [t, later],
+    });
     expect(summary).toEqual({ succeeded: 4, retried: 1, dead: 0 });
     expect(seen.sort()).toEqual([1, 2, 3, 4]);
     expect(await queuedJobs(client, t)).toEqual([]);

@@ -51,7 +51,8 @@ usage; 3 database unreachable.`,
       strict: true,
     });
     const [action, task, ...rest] = positionals;
-    if (!action || !(ACTIONS as readonly string[]).includes(action)) throw new UsageError(`action must be one of ${ACTIONS.join(', ')}`);
+    if (!action || !(ACTIONS as readonly string[]).includes(action))
+      throw new UsageError(`action must be one of ${ACTIONS.join(', ')}`);
     if (!task) throw new UsageError('give the task name');
     const ids = rest.map((x) => {
       const n = Number(x);
@@ -61,7 +62,8 @@ usage; 3 database unreachable.`,
     const int = (v: string | undefined, what: string): number | undefined => {
       if (v === undefined) return undefined;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < 0) throw new UsageError(`--${what} must be a non-negative integer`);
+      if (!Number.isInteger(n) || n < 0)
+        throw new UsageError(`--${what} must be a non-negative integer`);
       return n;
     };
     const limit = int(values.limit, 'limit');
@@ -72,7 +74,8 @@ usage; 3 database unreachable.`,
       ...(values['tasks-schema'] ? { tasksSchema: values['tasks-schema'] } : {}),
       maxConnections: 1,
     });
-    const out = (data: unknown, text: string): void => console.log(values.json ? JSON.stringify(data, null, 2) : text);
+    const out = (data: unknown, text: string): void =>
+      console.log(values.json ? JSON.stringify(data, null, 2) : text);
     try {
       const dl = client.deadLetters(task);
       switch (action) {
@@ -100,7 +103,12 @@ usage; 3 database unreachable.`,
           const filter = filterOf(ids, values.error, values.all);
           if (action === 'reschedule') {
             const moved = await dl.reschedule(filter);
-            out(moved, moved.length ? moved.map((m) => `dead letter ${m.deadId} → job ${m.newId}`).join('\n') : 'nothing to reschedule');
+            out(
+              moved,
+              moved.length
+                ? moved.map((m) => `dead letter ${m.deadId} → job ${m.newId}`).join('\n')
+                : 'nothing to reschedule',
+            );
           } else {
             const n = await dl.purge(filter);
             out({ purged: n }, `purged ${n} dead letter(s)`);
@@ -116,7 +124,8 @@ usage; 3 database unreachable.`,
 
 function filterOf(ids: number[], error: string | undefined, all: boolean): DeadLetterFilter {
   const given = [ids.length > 0, error !== undefined, all].filter(Boolean).length;
-  if (given !== 1) throw new UsageError('give dead-letter ids, or --error <name>, or --all (exactly one of them)');
+  if (given !== 1)
+    throw new UsageError('give dead-letter ids, or --error <name>, or --all (exactly one of them)');
   if (ids.length) return { ids };
   if (error !== undefined) return { errorName: error };
   return { all: true };

@@ -74,10 +74,15 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       const v = (values as Record<string, unknown>)[flag];
       if (v === undefined) return undefined;
       const n = Number(v);
-      if (!Number.isInteger(n) || n < min) throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${String(v)}`);
+      if (!Number.isInteger(n) || n < min)
+        throw new UsageError(`--${flag} must be an integer ≥ ${min}, got ${String(v)}`);
       return n;
     };
-    const list = (v: string | undefined): string[] | undefined => v?.split(',').map((s) => s.trim()).filter(Boolean);
+    const list = (v: string | undefined): string[] | undefined =>
+      v
+        ?.split(',')
+        .map((s) => s.trim())
+        .filter(Boolean);
     const concurrency = num('concurrency', 1);
     const batchSize = num('batch-size', 1);
     const pollIntervalMs = num('poll-interval-ms', 1);
@@ -98,14 +103,24 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       return EXIT.failure;
     }
     const found = collectTasks(mod);
-    if (found.size === 0) throw new UsageError(`${positionals[0]} exports no tasks (define them with defineTask from pgferry/tasks)`);
+    if (found.size === 0)
+      throw new UsageError(
+        `${positionals[0]} exports no tasks (define them with defineTask from pgferry/tasks)`,
+      );
     for (const name of [...(include ?? []), ...(exclude ?? [])]) {
-      if (!found.has(name)) throw new UsageError(`no task named "${name}" in ${positionals[0]}; it has: ${[...found.keys()].join(', ')}`);
+      if (!found.has(name))
+        throw new UsageError(
+          `no task named "${name}" in ${positionals[0]}; it has: ${[...found.keys()].join(', ')}`,
+        );
     }
-    const tasks = [...found.values()].filter((t) => (!include || include.includes(t.name)) && !exclude?.includes(t.name));
+    const tasks = [...found.values()].filter(
+      (t) => (!include || include.includes(t.name)) && !exclude?.includes(t.name),
+    );
     if (tasks.length === 0) throw new UsageError('--include/--exclude leave no task to run');
 
-    const logger = values.quiet ? { ...consoleLogger, info: () => undefined, warn: () => undefined } : consoleLogger;
+    const logger = values.quiet
+      ? { ...consoleLogger, info: () => undefined, warn: () => undefined }
+      : consoleLogger;
     const client = new TaskClient({
       ...(values.url ? { connectionString: values.url } : {}),
       ...(values['queue-schema'] ? { queueSchema: values['queue-schema'] } : {}),
@@ -114,11 +129,14 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       logger,
     });
     try {
-      const installed = await client.driver.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-        `${quoteIdent(client.tasksSchema)}._pgferry_migrations`,
-      ]);
+      const installed = await client.driver.query<{ ok: boolean }>(
+        `SELECT to_regclass($1) IS NOT NULL AS ok`,
+        [`${quoteIdent(client.tasksSchema)}._pgferry_migrations`],
+      );
       if (!installed.rows[0]!.ok) {
-        console.error(`pgferry worker: the tasks engine is not installed in schema "${client.tasksSchema}"; run \`pgferry migrate\` first`);
+        console.error(
+          `pgferry worker: the tasks engine is not installed in schema "${client.tasksSchema}"; run \`pgferry migrate\` first`,
+        );
         return EXIT.incompatible;
       }
       const worker = new Worker({
@@ -140,17 +158,34 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
             : {
                 ...(pruneMinutes !== undefined ? { intervalMs: pruneMinutes * 60_000 } : {}),
                 ...(pruneBatch !== undefined ? { batchSize: pruneBatch } : {}),
-                ...(retentionHours !== undefined ? { retentionMs: retentionHours * 3_600_000 } : {}),
+                ...(retentionHours !== undefined
+                  ? { retentionMs: retentionHours * 3_600_000 }
+                  : {}),
               },
       });
       worker.on('job:dead', (job, err) =>
-        logger.warn({ task: job.task, id: job.id, attempt: job.attempt, error: (err as Error)?.message }, 'job moved to the dead-letter queue'),
+        logger.warn(
+          { task: job.task, id: job.id, attempt: job.attempt, error: (err as Error)?.message },
+          'job moved to the dead-letter queue',
+        ),
       );
       worker.on('job:retry', (job, err, delayMs) =>
-        logger.info({ task: job.task, id: job.id, attempt: job.attempt, delayMs, error: (err as Error)?.message }, 'job failed, will retry'),
+        logger.info(
+          {
+            task: job.task,
+            id: job.id,
+            attempt: job.attempt,
+            delayMs,
+            error: (err as Error)?.message,
+          },
+          'job failed, will retry',
+        ),
       );
       worker.once('worker:ready', () =>
-        logger.info({ tasks: tasks.map((t) => t.name).join(','), concurrency: concurrency ?? 10 }, 'pgferry worker started'),
+        logger.info(
+          { tasks: tasks.map((t) => t.name).join(','), concurrency: concurrency ?? 10 },
+          'pgferry worker started',
+        ),
       );
       await worker.run();
       logger.info({}, 'pgferry worker stopped');
@@ -166,13 +201,15 @@ export function collectTasks(mod: Record<string, unknown>): Map<string, AnyTask>
   const out = new Map<string, AnyTask>();
   const add = (v: unknown): void => {
     if (isTask(v)) {
-      if (out.has(v.name) && out.get(v.name) !== v) throw new UsageError(`two different tasks are named "${v.name}"`);
+      if (out.has(v.name) && out.get(v.name) !== v)
+        throw new UsageError(`two different tasks are named "${v.name}"`);
       out.set(v.name, v);
     } else if (Array.isArray(v)) v.forEach((x) => isTask(x) && add(x));
   };
   for (const v of Object.values(mod)) {
     add(v);
-    if (v && typeof v === 'object' && !Array.isArray(v) && !isTask(v)) Object.values(v as Record<string, unknown>).forEach(add);
+    if (v && typeof v === 'object' && !Array.isArray(v) && !isTask(v))
+      Object.values(v as Record<string, unknown>).forEach(add);
   }
   return out;
 }
