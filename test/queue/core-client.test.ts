@@ -1,10 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import {
   InvalidArgumentError,
   InvalidQueueNameError,
-  QueueClient,
   QueueNotFoundError,
   PgferryError,
   type Delivery,
@@ -70,15 +68,6 @@ describe('QueueClient', () => {
     const at = new Date('2040-01-01T00:00:00Z');
     const [set] = await q.setVisibilityTimeout(3, at);
     expect(set!.visibleAt.toISOString()).toBe(at.toISOString());
-  });
-
-  it('readWithPoll waits in the database for a message', async () => {
-    const client = db.queueClient();
-    await client.createQueue('polled');
-    const waiting = client.readWithPoll<Order>('polled', { maxPollSeconds: 5, pollIntervalMs: 20 });
-    setTimeout(() => void client.send('polled', { orderId: 9 }), 200);
-    const got = await waiting;
-    expect(got.map((m) => m.message.orderId)).toEqual([9]);
   });
 
   it('reports metrics', async () => {
@@ -149,54 +138,6 @@ describe('QueueClient', () => {
     expect((await client.metrics('txq')).queueLength).toBe(1);
   });
 
-  it("runs in the caller's own node-postgres transaction, atomically with the business write", async () => {
-    const client = db.queueClient();
-    await client.createQueue('outbox');
-    await db.sql(`CREATE TABLE orders_biz (id int PRIMARY KEY)`);
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    db.track({ close: () => pool.end() });
-    const conn = await pool.connect();
-    try {
-      await conn.query('BEGIN');
-      await conn.query('INSERT INTO orders_biz VALUES (1)');
-      await client.send('outbox', { orderId: 1 }, { tx: conn });
-      // Not visible outside the transaction yet.
-      expect((await client.metrics('outbox')).queueLength).toBe(0);
-      await conn.query('ROLLBACK');
-      await conn.query('BEGIN');
-      await conn.query('INSERT INTO orders_biz VALUES (2)');
-      await client.send('outbox', { orderId: 2 }, { tx: conn });
-      await conn.query('COMMIT');
-    } finally {
-      conn.release();
-    }
-    const msgs = await client.read<Order>('outbox', { qty: 10 });
-    expect(msgs.map((m) => m.message.orderId)).toEqual([2]);
-    expect(await db.sql(`SELECT id FROM orders_biz`)).toEqual([{ id: 2 }]);
-  });
-
-  it('connects from DATABASE_URL and from PG* variables', async () => {
-    const saved = { ...process.env };
-    const u = new URL(db.url);
-    try {
-      process.env.DATABASE_URL = db.url;
-      const fromUrl = db.track(new QueueClient({ schema: db.queueSchema }));
-      expect((await fromUrl.listQueues()).length).toBeGreaterThanOrEqual(0);
-      delete process.env.DATABASE_URL;
-      Object.assign(process.env, {
-        PGHOST: u.hostname,
-        PGPORT: u.port,
-        PGUSER: decodeURIComponent(u.username),
-        PGPASSWORD: decodeURIComponent(u.password),
-        PGDATABASE: u.pathname.slice(1),
-      });
-      const fromPg = db.track(new QueueClient({ schema: db.queueSchema }));
-      const [row] = (await fromPg.driver.query<{ d: string }>('SELECT current_database() AS d')).rows;
-      expect(row!.d).toBe(u.pathname.slice(1));
-    } finally {
-      process.env = saved;
-    }
-  });
 });
 
 describe('Consumer (async iterator)', () => {

@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { InvalidArgumentError } from '../../src/index.js';
 
@@ -7,26 +6,22 @@ const db = useTestDatabase();
 const S = db.queueSchema;
 
 describe('read_locked (SQL)', () => {
-  it('locks visible messages without updating them; other readers skip them until commit', async () => {
-    await db.sql(`SELECT ${S}.create('rl')`);
-    await db.sql(`SELECT ${S}.send_batch('rl', ARRAY['{"k":1}','{"k":2}','{"k":3}']::jsonb[])`);
-    await db.sql(`SELECT ${S}.send('rl', '{"k":4}'::jsonb, 3600)`);
-    const a = new pg.Client({ connectionString: db.url });
-    const b = new pg.Client({ connectionString: db.url });
-    await a.connect();
-    await b.connect();
-    db.track({ close: async () => void (await Promise.all([a.end(), b.end()])) });
-    await a.query('BEGIN');
-    const locked = await a.query(`SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl', 2)`);
-    expect(locked.rows).toEqual([
+  it('returns the visible messages read would pick, filtered, without updating them', async () => {
+    await db.sql(`SELECT ${S}.create('rl1')`);
+    await db.sql(`SELECT ${S}.send_batch('rl1', ARRAY['{"k":1}','{"k":2}','{"k":3}']::jsonb[])`);
+    await db.sql(`SELECT ${S}.send('rl1', '{"k":4}'::jsonb, 3600)`);
+    const rows = await db.driver().transaction(async (tx) => {
+      const all = await tx.query(`SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl1', 2)`);
+      const only = await tx.query(`SELECT msg_id FROM ${S}.read_locked('rl1', 10, '{"k":3}')`);
+      return [...all.rows, ...only.rows];
+    });
+    expect(rows).toEqual([
       { msg_id: '1', read_ct: 0, last_read_at: null },
       { msg_id: '2', read_ct: 0, last_read_at: null },
+      { msg_id: '3' },
     ]);
-    const other = await b.query(`SELECT msg_id FROM ${S}.read('rl', 30, 10)`);
-    expect(other.rows).toEqual([{ msg_id: '3' }]);
-    await a.query('ROLLBACK');
-    const again = await b.query(`SELECT msg_id FROM ${S}.read_locked('rl', 10, '{"k":2}')`);
-    expect(again.rows).toEqual([{ msg_id: '2' }]);
+    const after = await db.sql(`SELECT sum(read_ct)::int AS n FROM ${S}.q_rl1`);
+    expect(after).toEqual([{ n: 0 }]);
   });
 });
 
