@@ -70,6 +70,26 @@ describe('QueueClient', () => {
     expect(set!.visibleAt.toISOString()).toBe(at.toISOString());
   });
 
+  it('sendBatch numbers a large batch in array order, pairing each message with its headers', async () => {
+    const client = db.queueClient();
+    await client.createQueue('big_batch');
+    const n = 1000;
+    const ids = await client.sendBatch(
+      'big_batch',
+      Array.from({ length: n }, (_, i) => ({ i })),
+      { headers: Array.from({ length: n }, (_, i) => (i % 3 === 0 ? null : { h: i })) },
+    );
+    expect(ids).toEqual(Array.from({ length: n }, (_, i) => ids[0]! + i));
+    const rows = await db.sql<{ msg_id: string; message: { i: number }; headers: { h: number } | null }>(
+      `SELECT msg_id, message, headers FROM ${db.queueSchema}.q_big_batch ORDER BY msg_id`,
+    );
+    rows.forEach((r, k) => {
+      expect(Number(r.msg_id)).toBe(ids[k]);
+      expect(r.message.i).toBe(k);
+      expect(r.headers).toEqual(k % 3 === 0 ? null : { h: k });
+    });
+  });
+
   it('reports metrics', async () => {
     const client = db.queueClient();
     await client.createQueue('measured');
