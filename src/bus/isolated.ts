@@ -1,5 +1,5 @@
 import type { Driver } from '../driver/types.js';
-import { PgDriver } from '../driver/pg.js';
+import { resolveDriver } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -59,13 +59,7 @@ export class IsolatedBackend implements BusBackend {
 
   constructor(options: IsolatedBackendOptions = {}) {
     this.logger = options.logger ?? silentLogger;
-    this.ownsDriver = !options.driver;
-    this.driver =
-      options.driver ??
-      new PgDriver({
-        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
-        logger: this.logger,
-      });
+    ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
     const s = quoteIdent(checkSchemaName(options.schema ?? 'public'));
     this.sql = {
       join: `SELECT ${s}.bus_join($1::text) AS q`,

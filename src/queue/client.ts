@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { PgDriver } from '../driver/pg.js';
+import { resolveDriver } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -68,14 +68,7 @@ export class QueueClient {
     this.schema = checkSchemaName(options.schema ?? 'pgmq');
     this.s = quoteIdent(this.schema);
     this.logger = options.logger ?? silentLogger;
-    this.ownsDriver = !options.driver;
-    this.driver =
-      options.driver ??
-      new PgDriver({
-        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
-        ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
-        logger: this.logger,
-      });
+    ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
     this.statements = new QueueStatements(this.schema);
   }
 

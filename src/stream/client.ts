@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { PgDriver } from '../driver/pg.js';
+import { resolveDriver } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -52,14 +52,7 @@ export class StreamClient {
     this.s = quoteIdent(this.schema);
     this.logger = options.logger ?? silentLogger;
     this.connectionString = options.connectionString;
-    this.ownsDriver = !options.driver;
-    this.driver =
-      options.driver ??
-      new PgDriver({
-        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
-        ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
-        logger: this.logger,
-      });
+    ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
   }
 
   /** Installs or upgrades the stream engine in this client's schema. */

@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { PgDriver } from '../driver/pg.js';
+import { resolveDriver } from '../driver/resolve.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -71,14 +71,7 @@ export class TaskClient {
     this.queueSchema = checkSchemaName(options.queueSchema ?? 'pgmq');
     this.tasksSchema = checkSchemaName(options.tasksSchema ?? 'pgferry_tasks');
     this.logger = options.logger ?? silentLogger;
-    this.ownsDriver = !options.driver;
-    this.driver =
-      options.driver ??
-      new PgDriver({
-        ...(options.connectionString ? { connectionString: options.connectionString } : {}),
-        ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
-        logger: this.logger,
-      });
+    ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
     this.statements = new TaskStatements(this.queueSchema, this.tasksSchema);
   }
 
