@@ -9,7 +9,7 @@ import type {
   Subscription,
 } from './types.js';
 import { markNative } from './types.js';
-import { quoteIdent } from './quote.js';
+import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { mapError } from '../errors.js';
@@ -139,125 +139,37 @@ export class PgDriver implements Driver {
   }
 }
 
-/**
- * One dedicated connection carrying every LISTEN of a driver. It reconnects
- * with backoff when the connection drops and re-issues the LISTENs; handlers
- * are called with the payload (undefined for an empty payload).
- */
-class PgListener {
-  private client: pg.Client | undefined;
-  private connecting: Promise<pg.Client> | undefined;
-  private readonly handlers = new Map<string, Set<NotificationHandler>>();
-  private closed = false;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-
+/** The LISTEN connection of the pg driver: a plain `pg.Client` outside the pool. */
+class PgListener extends DedicatedListener<pg.Client> {
   constructor(
     private readonly config: pg.ClientConfig,
-    private readonly logger: Logger,
-    private readonly reconnectDelayMs: number,
-  ) {}
-
-  async listen(channel: string, handler: NotificationHandler): Promise<Subscription> {
-    if (this.closed) throw new Error('driver is closed');
-    let set = this.handlers.get(channel);
-    const first = !set;
-    if (!set) {
-      set = new Set();
-      this.handlers.set(channel, set);
-    }
-    set.add(handler);
-    if (first) {
-      try {
-        const client = await this.connection();
-        await client.query(`LISTEN ${quoteIdent(channel)}`);
-      } catch (err) {
-        set.delete(handler);
-        if (set.size === 0) this.handlers.delete(channel);
-        throw mapError(err);
-      }
-    }
-    return {
-      close: async () => {
-        const s = this.handlers.get(channel);
-        if (!s || !s.delete(handler) || s.size > 0) return;
-        this.handlers.delete(channel);
-        if (this.client && !this.closed) {
-          await this.client.query(`UNLISTEN ${quoteIdent(channel)}`).catch(() => undefined);
-        }
-      },
-    };
+    logger: Logger,
+    reconnectDelayMs: number,
+  ) {
+    super(logger, reconnectDelayMs);
   }
 
-  private connection(): Promise<pg.Client> {
-    if (this.client) return Promise.resolve(this.client);
-    if (!this.connecting) {
-      this.connecting = this.open().finally(() => {
-        this.connecting = undefined;
-      });
-    }
-    return this.connecting;
-  }
-
-  private async open(): Promise<pg.Client> {
+  protected async openConnection(): Promise<pg.Client> {
     const client = new pg.Client(this.config);
-    client.on('notification', (msg) => {
-      const set = this.handlers.get(msg.channel);
-      if (!set) return;
-      for (const h of set) {
-        try {
-          h(msg.payload === '' ? undefined : msg.payload);
-        } catch (err) {
-          this.logger.error({ err }, 'pgferry: notification handler threw');
-        }
-      }
-    });
+    client.on('notification', (msg) => this.dispatch(msg.channel, msg.payload === '' ? undefined : msg.payload));
     client.on('error', (err) => {
-      this.logger.warn({ err }, 'pgferry: LISTEN connection lost');
-      this.dropClient(client);
+      this.logger.debug({ err }, 'pgferry: LISTEN connection error');
+      this.lost(client, true);
     });
-    client.on('end', () => this.dropClient(client));
+    client.on('end', () => this.lost(client, true));
     await client.connect();
-    if (this.closed) {
-      await client.end();
-      throw new Error('driver is closed');
-    }
-    this.client = client;
     return client;
   }
 
-  private dropClient(client: pg.Client): void {
-    if (this.client !== client) return;
-    this.client = undefined;
-    client.end().catch(() => undefined);
-    if (!this.closed && this.handlers.size > 0) this.scheduleReconnect(this.reconnectDelayMs);
+  protected run(client: pg.Client, sql: string): Promise<unknown> {
+    return client.query(sql);
   }
 
-  private scheduleReconnect(delay: number): void {
-    if (this.reconnectTimer || this.closed) return;
-    this.reconnectTimer = setTimeout(async () => {
-      this.reconnectTimer = undefined;
-      try {
-        const client = await this.connection();
-        for (const channel of this.handlers.keys()) {
-          await client.query(`LISTEN ${quoteIdent(channel)}`);
-        }
-        // Whatever was sent while we were away is lost: wake every handler once
-        // so consumers re-check instead of waiting for the next notification.
-        for (const set of this.handlers.values()) for (const h of set) h(undefined);
-      } catch (err) {
-        this.logger.warn({ err }, 'pgferry: LISTEN reconnect failed, retrying');
-        this.scheduleReconnect(Math.min(delay * 2, 5000));
-      }
-    }, delay);
-    this.reconnectTimer.unref();
+  protected end(client: pg.Client): Promise<void> {
+    return client.end();
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.handlers.clear();
-    const client = this.client ?? (await this.connecting?.catch(() => undefined));
-    this.client = undefined;
-    if (client) await client.end().catch(() => undefined);
+  protected mapErr(err: unknown): unknown {
+    return mapError(err);
   }
 }

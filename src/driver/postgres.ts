@@ -1,6 +1,6 @@
 import type { Driver, NotificationHandler, QueryOptions, QueryResult, Queryable, Subscription } from './types.js';
 import { markNative } from './types.js';
-import { quoteIdent } from './quote.js';
+import { DedicatedListener } from './listener.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
 import { ConnectionError, InvalidArgumentError, mapError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -217,66 +217,19 @@ function preparesAllowed(sql: PostgresJsSql): boolean {
   return (sql.options as { prepare?: unknown }).prepare !== false;
 }
 
-/**
- * One postgres.js instance of a single connection carrying every LISTEN of a
- * driver, separate from the query pool. postgres.js's own `sql.listen` also
- * uses a separate connection, but after a reconnect it re-registers callbacks
- * so that an earlier `unlisten` no longer removes them; owning the connection
- * keeps subscribe/unsubscribe exact.
- */
-class PostgresJsListener {
-  private sql: PostgresJsSql | undefined;
-  private opening: Promise<PostgresJsSql> | undefined;
-  private readonly handlers = new Map<string, Set<NotificationHandler>>();
-  private closed = false;
-  private reconnectTimer: NodeJS.Timeout | undefined;
-
+/** The LISTEN connection of the postgres.js driver: its own one-connection instance. */
+class PostgresJsListener extends DedicatedListener<PostgresJsSql> {
   constructor(
     private readonly base: () => Promise<{ postgres: PostgresFactory; options: object }>,
-    private readonly logger: Logger,
-    private readonly reconnectDelayMs: number,
-  ) {}
-
-  async listen(channel: string, handler: NotificationHandler): Promise<Subscription> {
-    if (this.closed) throw new ConnectionError('driver is closed');
-    let set = this.handlers.get(channel);
-    const first = !set;
-    if (!set) {
-      set = new Set();
-      this.handlers.set(channel, set);
-    }
-    set.add(handler);
-    if (first) {
-      try {
-        const sql = await this.connection();
-        await sql.unsafe(`LISTEN ${quoteIdent(channel)}`);
-      } catch (err) {
-        set.delete(handler);
-        if (set.size === 0) this.handlers.delete(channel);
-        throw mapPostgresJsError(err);
-      }
-    }
-    return {
-      close: async () => {
-        const s = this.handlers.get(channel);
-        if (!s || !s.delete(handler) || s.size > 0) return;
-        this.handlers.delete(channel);
-        if (this.sql && !this.closed) await this.sql.unsafe(`UNLISTEN ${quoteIdent(channel)}`).then(undefined, () => undefined);
-      },
-    };
+    logger: Logger,
+    reconnectDelayMs: number,
+  ) {
+    super(logger, reconnectDelayMs);
   }
 
-  private connection(): Promise<PostgresJsSql> {
-    if (this.sql) return Promise.resolve(this.sql);
-    this.opening ??= this.open().finally(() => {
-      this.opening = undefined;
-    });
-    return this.opening;
-  }
-
-  private async open(): Promise<PostgresJsSql> {
+  protected async openConnection(): Promise<PostgresJsSql> {
     const { postgres, options } = await this.base();
-    const sql = postgres({
+    const sql: PostgresJsSql = postgres({
       ...(options as Record<string, unknown>),
       max: 1,
       idle_timeout: null,
@@ -284,55 +237,21 @@ class PostgresJsListener {
       fetch_types: false,
       onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
       onnotify: (channel: string, payload: string) => this.dispatch(channel, payload === '' ? undefined : payload),
-      // postgres.js reconnects on the next query; re-issue the LISTENs then.
-      onclose: () => {
-        if (!this.closed && this.handlers.size > 0) this.scheduleReconnect(this.reconnectDelayMs);
-      },
+      // postgres.js reconnects on the next statement: only re-issue the LISTENs.
+      onclose: () => this.lost(sql, false),
     });
-    if (this.closed) {
-      await sql.end({ timeout: 0 });
-      throw new ConnectionError('driver is closed');
-    }
-    this.sql = sql;
     return sql;
   }
 
-  private dispatch(channel: string, payload: string | undefined): void {
-    const set = this.handlers.get(channel);
-    if (!set) return;
-    for (const h of set) {
-      try {
-        h(payload);
-      } catch (err) {
-        this.logger.error({ err }, 'pgferry: notification handler threw');
-      }
-    }
+  protected async run(sql: PostgresJsSql, text: string): Promise<unknown> {
+    return await sql.unsafe(text);
   }
 
-  private scheduleReconnect(delay: number): void {
-    if (this.reconnectTimer || this.closed) return;
-    this.reconnectTimer = setTimeout(async () => {
-      this.reconnectTimer = undefined;
-      try {
-        const sql = await this.connection();
-        for (const channel of this.handlers.keys()) await sql.unsafe(`LISTEN ${quoteIdent(channel)}`);
-        // Whatever was sent while we were away is lost: wake every handler
-        // once so consumers re-check instead of waiting for the next one.
-        for (const channel of this.handlers.keys()) this.dispatch(channel, undefined);
-      } catch (err) {
-        this.logger.warn({ err }, 'pgferry: LISTEN reconnect failed, retrying');
-        this.scheduleReconnect(Math.min(delay * 2, 5000));
-      }
-    }, delay);
-    this.reconnectTimer.unref();
+  protected end(sql: PostgresJsSql): Promise<void> {
+    return sql.end({ timeout: 5 });
   }
 
-  async close(): Promise<void> {
-    this.closed = true;
-    if (this.reconnectTimer) clearTimeout(this.reconnectTimer);
-    this.handlers.clear();
-    const sql = this.sql ?? (await this.opening?.catch(() => undefined));
-    this.sql = undefined;
-    await sql?.end({ timeout: 5 });
+  protected mapErr(err: unknown): unknown {
+    return mapPostgresJsError(err);
   }
 }
