@@ -283,6 +283,7 @@ DECLARE
   n_new bigint;
   lag   interval;
   gap   interval;
+  late  boolean;
 BEGIN
   SELECT * INTO last FROM @schema@.tick WHERE tick_queue = q.queue_id ORDER BY tick_id DESC LIMIT 1;
   IF NOT FOUND THEN
@@ -292,6 +293,21 @@ BEGIN
   lag := now() - last.tick_time;
   IF n_new > 0 THEN
     RETURN i_any_new OR n_new >= q.queue_ticker_max_count OR lag >= q.queue_ticker_max_lag;
+  END IF;
+  -- Adaptive ticking: an event whose id was drawn before the last tick read
+  -- the sequence, but whose transaction was in progress (or had not yet
+  -- taken its xid) when the tick took its snapshot, is counted in
+  -- tick_event_seq yet is not in that tick's batch. Nothing would tick for it
+  -- until the idle tick, so tick as soon as such an event is visible. (With
+  -- n_new = 0 no event was drawn after the tick, so any event outside the
+  -- tick's snapshot is one of these; the ev_txid index finds them.)
+  IF i_any_new THEN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE ev_txid >= $1 OR ev_txid = ANY ($2))',
+                   @schema@._event_table(q.queue_id))
+      INTO late USING pg_snapshot_xmax(last.tick_snapshot), ARRAY(SELECT pg_snapshot_xip(last.tick_snapshot));
+    IF late THEN
+      RETURN true;
+    END IF;
   END IF;
   SELECT tick_time INTO prev FROM @schema@.tick
    WHERE tick_queue = q.queue_id AND tick_id < last.tick_id ORDER BY tick_id DESC LIMIT 1;
