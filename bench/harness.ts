@@ -70,6 +70,14 @@ export async function createDatabase(adminUrl: string): Promise<{ url: string; d
     drop: async () => {
       const c = new pg.Client({ connectionString: adminUrl });
       await c.connect();
+      // A section's pools resolve end() before their sockets are gone; give
+      // them a moment, so FORCE does not kill a connection that is closing
+      // (an unhandled 'error' on a pool client that has no listener).
+      for (let i = 0; i < 100; i++) {
+        const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name]);
+        if (r.rows[0]!.n === 0) break;
+        await new Promise((res) => setTimeout(res, 20));
+      }
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
       await c.end();
     },
