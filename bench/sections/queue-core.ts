@@ -46,6 +46,7 @@ export const queueCoreSection: BenchSection = {
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const plain = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const client = new QueueClient({ connectionString: ctx.url, maxConnections: 4 });
+    for (const p of [admin, plain]) p.on('error', () => undefined); // idle clients dropped with the database
     let round = 0;
     const fresh = async (): Promise<{ q: string; t: string }> => {
       round++;
