@@ -88,6 +88,12 @@ export function markNative<T extends object>(q: T): T {
   return q;
 }
 
+/**
+ * One of ours: a marked transaction handle, or any Driver (its `query` takes
+ * QueryOptions by contract). Without the Driver case, every statement a
+ * client sent through its own driver lost `prepare` and was planned afresh.
+ */
 function isNativeQueryable(x: Executor): x is Queryable {
-  return (x as unknown as Record<symbol, unknown>)[NATIVE] === true;
+  const r = x as unknown as Record<string | symbol, unknown>;
+  return r[NATIVE] === true || (typeof r.transaction === 'function' && typeof r.listen === 'function');
 }

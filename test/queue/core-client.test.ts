@@ -3,6 +3,7 @@ import { eventually, useTestDatabase } from '../support/db.js';
 import {
   InvalidArgumentError,
   InvalidQueueNameError,
+  QueueClient,
   QueueNotFoundError,
   PgferryError,
   type Delivery,
@@ -88,6 +89,24 @@ describe('QueueClient', () => {
       expect(r.message.i).toBe(k);
       expect(r.headers).toEqual(k % 3 === 0 ? null : { h: k });
     });
+  });
+
+  it('runs its hot-path statements as server-side prepared statements on its own driver', async () => {
+    const client = db.track(new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 1 }));
+    await client.createQueue('prep');
+    await client.send('prep', { a: 1 });
+    await client.sendBatch('prep', [1, 2]);
+    const [m] = await client.read('prep');
+    await client.delete('prep', m!.msgId);
+    // One pooled connection: this query runs in the session that prepared them.
+    const rows = (
+      await client.driver.query<{ statement: string }>(
+        `SELECT statement FROM pg_prepared_statements WHERE statement LIKE '%q_prep%' ORDER BY statement`,
+      )
+    ).rows;
+    const kinds = rows.map((r) => r.statement.trim().split(/\s+/)[0]);
+    expect(kinds).toEqual(expect.arrayContaining(['INSERT', 'DELETE']));
+    expect(rows.length).toBeGreaterThanOrEqual(3);
   });
 
   it('reports metrics', async () => {
