@@ -35,11 +35,11 @@ export class QueueStatements {
   }
 
   async send(exec: Executor, queue: string, message: string, headers: string | null, vt: VtSpec): Promise<number> {
-    const t = await this.table(exec, queue);
+    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
       `INSERT INTO ${t} (vt, message, headers) VALUES (${vtSql(vt, 3)}, $1::jsonb, $2::jsonb) RETURNING msg_id`,
-      [message, headers, vt.value],
+      vtParams([message, headers], vt),
       { prepare: true },
     );
     return Number(res.rows[0]!.msg_id);
@@ -52,7 +52,7 @@ export class QueueStatements {
     headers: (string | null)[] | null,
     vt: VtSpec,
   ): Promise<number[]> {
-    const t = await this.table(exec, queue);
+    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     // The vt is computed once for the whole batch (an InitPlan), as
     // _send_batch does. Unlike _send_batch there is no ORDER BY here: a scan
     // of unnest() yields the array in order and identity values are drawn
@@ -65,14 +65,14 @@ export class QueueStatements {
        SELECT (SELECT ${vtSql(vt, 3)}), m.msg, m.hdr
          FROM unnest($1::jsonb[], $2::jsonb[]) AS m(msg, hdr)
        RETURNING msg_id`,
-      [messages, headers, vt.value],
+      vtParams([messages, headers], vt),
       { prepare: true },
     );
     return res.rows.map((r) => Number(r.msg_id)).sort((a, b) => a - b);
   }
 
   async delete(exec: Executor, queue: string, ids: number[]): Promise<number[]> {
-    const t = await this.table(exec, queue);
+    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
       `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[]) RETURNING msg_id`,
@@ -83,8 +83,8 @@ export class QueueStatements {
   }
 
   async archive(exec: Executor, queue: string, ids: number[]): Promise<number[]> {
-    const q = await this.table(exec, queue);
-    const a = await this.table(exec, queue, 'a');
+    const q = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
+    const a = this.tables.get('a:' + queue) ?? (await this.table(exec, queue, 'a'));
     const res = await execute<{ msg_id: string }>(
       exec,
       `WITH moved AS (
@@ -101,7 +101,7 @@ export class QueueStatements {
 
   /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
   async readLocked(exec: Executor, queue: string, qty: number, conditional: string): Promise<MessageRow[]> {
-    const t = await this.table(exec, queue);
+    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     const res = await execute<MessageRow>(
       exec,
       `SELECT ${MESSAGE_COLUMNS} FROM ${t}
@@ -123,8 +123,16 @@ export class QueueStatements {
 /** A visibility time: seconds from the clock, or an absolute time. */
 export type VtSpec = { kind: 'seconds'; value: number } | { kind: 'at'; value: Date };
 
+/** No delay is the common case: plain clock_timestamp(), one parameter fewer. */
+const isNow = (vt: VtSpec): boolean => vt.kind === 'seconds' && vt.value === 0;
+
 function vtSql(vt: VtSpec, param: number): string {
+  if (isNow(vt)) return 'clock_timestamp()';
   return vt.kind === 'seconds'
     ? `clock_timestamp() + make_interval(secs => $${param}::integer)`
     : `$${param}::timestamptz`;
+}
+
+function vtParams(params: unknown[], vt: VtSpec): unknown[] {
+  return isNow(vt) ? params : [...params, vt.value];
 }
