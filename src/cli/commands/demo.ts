@@ -80,6 +80,8 @@ async function runDemo(
   const queue = client.queue<Order>('pgferry_demo_orders');
   await queue.drop();
   await queue.create();
+  // Consumers wake on LISTEN/NOTIFY instead of waiting out their poll interval.
+  await client.enableNotifyInsert('pgferry_demo_orders', { throttleIntervalMs: 0 });
   const producing = new AbortController();
   const consuming = new AbortController();
   let sent = 0;
