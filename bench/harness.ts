@@ -45,7 +45,8 @@ export interface Server {
 
 /** DATABASE_URL if set, else an embedded server (durable settings: benchmarks measure real commits). */
 export async function startServer(): Promise<Server> {
-  if (process.env.DATABASE_URL) return { adminUrl: process.env.DATABASE_URL, stop: async () => undefined };
+  if (process.env.DATABASE_URL)
+    return { adminUrl: process.env.DATABASE_URL, stop: async () => undefined };
   const dataDir = join(tmpdir(), `pgferry-bench-${process.pid}`);
   const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir, persistent: false });
   return {
@@ -57,7 +58,9 @@ export async function startServer(): Promise<Server> {
   };
 }
 
-export async function createDatabase(adminUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
+export async function createDatabase(
+  adminUrl: string,
+): Promise<{ url: string; drop(): Promise<void> }> {
   const name = `pgferry_bench_${randomBytes(4).toString('hex')}`;
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
@@ -74,7 +77,10 @@ export async function createDatabase(adminUrl: string): Promise<{ url: string; d
       // them a moment, so FORCE does not kill a connection that is closing
       // (an unhandled 'error' on a pool client that has no listener).
       for (let i = 0; i < 100; i++) {
-        const r = await c.query<{ n: number }>(`SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`, [name]);
+        const r = await c.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE datname = $1`,
+          [name],
+        );
         if (r.rows[0]!.n === 0) break;
         await new Promise((res) => setTimeout(res, 20));
       }

@@ -20,7 +20,9 @@ const server = await startServer();
 let failed = false;
 try {
   for (const section of selected) {
-    console.log(`\n## ${section.name}: ${section.description}${smoke ? ' (smoke run: figures mean nothing)' : ''}`);
+    console.log(
+      `\n## ${section.name}: ${section.description}${smoke ? ' (smoke run: figures mean nothing)' : ''}`,
+    );
     const db = await createDatabase(server.adminUrl);
     const ctx: BenchContext = {
       url: db.url,
@@ -33,7 +35,8 @@ try {
         if (row.baseline) {
           const ratio = row.value / row.baseline.value;
           line += `   vs ${row.baseline.name} ${fmt(row.baseline.value)} → ${ratio.toFixed(2)}×`;
-          if (row.target?.ratio !== undefined) line += ` (target ≥ ${row.target.ratio}×${ratio >= row.target.ratio ? ', met' : ', MISSED'})`;
+          if (row.target?.ratio !== undefined)
+            line += ` (target ≥ ${row.target.ratio}×${ratio >= row.target.ratio ? ', met' : ', MISSED'})`;
         } else if (row.target?.max !== undefined) {
           line += ` (target ≤ ${row.target.max} ${row.unit}${row.value <= row.target.max ? ', met' : ', MISSED'})`;
         }
@@ -53,5 +56,7 @@ try {
 } finally {
   await server.stop();
 }
-console.log(`\nbench: ${rows.length} figures from ${selected.length} section(s)${smoke ? ' (smoke)' : ''}`);
+console.log(
+  `\nbench: ${rows.length} figures from ${selected.length} section(s)${smoke ? ' (smoke)' : ''}`,
+);
 process.exit(failed ? 1 : 0);

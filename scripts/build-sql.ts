@@ -23,7 +23,9 @@ function render(component: string): string {
     if (!m) throw new Error(`sql/${component}/${file}: name must look like 0001_some_name.sql`);
     const version = Number(m[1]);
     if (version !== i + 1) {
-      throw new Error(`sql/${component}/${file}: expected version ${i + 1} (no gaps, no duplicates)`);
+      throw new Error(
+        `sql/${component}/${file}: expected version ${i + 1} (no gaps, no duplicates)`,
+      );
     }
     const sql = readFileSync(join(sqlDir, component, file), 'utf8');
     return `  { version: ${version}, name: ${JSON.stringify(m[2])}, sql: ${JSON.stringify(sql)} },`;
@@ -56,7 +58,9 @@ for (const component of components) {
   const text = render(component);
   if (check) {
     if (!existsSync(out) || readFileSync(out, 'utf8') !== text) {
-      console.error(`drift: ${out} is not what sql/${component}/ compiles to; run npm run build:sql`);
+      console.error(
+        `drift: ${out} is not what sql/${component}/ compiles to; run npm run build:sql`,
+      );
       drift = true;
     }
   } else {

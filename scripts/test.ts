@@ -1,6 +1,6 @@
 // `npm test`: everything CI checks, in order, stopping at the first failure.
 //   1. the generated SQL modules match sql/ (drift check)
-//   2. strict typecheck of src, test, bench and scripts, then eslint
+//   2. strict typecheck of src, test, bench and scripts, then eslint and prettier --check
 //   3. the whole vitest suite (embedded Postgres unless DATABASE_URL is set)
 //   4. the queue suite again under a non-default schema
 //   5. the queue and driver suites again on postgres.js and on PGlite
@@ -23,6 +23,7 @@ const steps: Step[] = [
   { name: 'sql drift check', cmd: ['tsx', 'scripts/build-sql.ts', '--check'] },
   { name: 'typecheck', cmd: ['tsc', '-p', 'tsconfig.json', '--noEmit'] },
   { name: 'lint', cmd: ['eslint', '.'] },
+  { name: 'format check', cmd: ['prettier', '--check', '.'] },
   { name: 'test suite', cmd: ['vitest', 'run'] },
   {
     name: 'queue suite under schema "ferry_alt"',
@@ -91,5 +92,7 @@ for (const step of steps) {
 }
 rmSync(reports, { recursive: true, force: true });
 console.log(`\nsteps: ${passed} of ${passed + failed} ran ok`);
-console.log(`tests: ${tests.passed} passed, ${tests.failed} failed${tests.skipped ? `, ${tests.skipped} skipped` : ''}`);
+console.log(
+  `tests: ${tests.passed} passed, ${tests.failed} failed${tests.skipped ? `, ${tests.skipped} skipped` : ''}`,
+);
 process.exit(failed ? 1 : 0);

@@ -75,7 +75,10 @@ export class AbortedError extends PgferryError {
   }
 }
 
-type ErrorFactory = (message: string, options: { cause: unknown; sqlState: string }) => PgferryError;
+type ErrorFactory = (
+  message: string,
+  options: { cause: unknown; sqlState: string },
+) => PgferryError;
 
 /**
  * pgferry's own SQLSTATEs (class `PF`), registered by the layers that raise
@@ -91,7 +94,14 @@ interface DriverErrorShape {
   message?: unknown;
 }
 
-const CONNECTION_CODES = new Set(['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EPIPE', 'EHOSTUNREACH']);
+const CONNECTION_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ENOTFOUND',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+]);
 
 /** Translates a driver error into a PgferryError (idempotent). */
 export function mapError(err: unknown): unknown {
@@ -99,7 +109,11 @@ export function mapError(err: unknown): unknown {
   const { code, message } = err as DriverErrorShape;
   const text = typeof message === 'string' ? message : String(err);
   if (typeof code !== 'string') {
-    if (/Connection terminated|connection timeout|Client has encountered a connection error/i.test(text)) {
+    if (
+      /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+        text,
+      )
+    ) {
       return new ConnectionError(text, { cause: err });
     }
     return err;

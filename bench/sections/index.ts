@@ -10,4 +10,14 @@ import { tasksSection } from './tasks.js';
 import { streamSection } from './stream.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
-export const sections: BenchSection[] = [queueCoreSection, queueFifoSection, queueTopicsSection, queueWakeupSection, queueMetricsSection, queueReliabilitySection, busSection, tasksSection, streamSection];
+export const sections: BenchSection[] = [
+  queueCoreSection,
+  queueFifoSection,
+  queueTopicsSection,
+  queueWakeupSection,
+  queueMetricsSection,
+  queueReliabilitySection,
+  busSection,
+  tasksSection,
+  streamSection,
+];

@@ -20,14 +20,22 @@ const PLAIN_DDL = (t: string): string => `
   CREATE TABLE ${t}_archive (LIKE ${t});
 `;
 
-const BODY = JSON.stringify({ orderId: 12345, customer: 'c-42', items: [1, 2, 3], note: 'benchmark payload' });
+const BODY = JSON.stringify({
+  orderId: 12345,
+  customer: 'c-42',
+  items: [1, 2, 3],
+  note: 'benchmark payload',
+});
 
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s[Math.floor(s.length / 2)]!;
 }
 
-async function rounds(ctx: BenchContext, fn: () => Promise<[number, number]>): Promise<[number, number]> {
+async function rounds(
+  ctx: BenchContext,
+  fn: () => Promise<[number, number]>,
+): Promise<[number, number]> {
   const ours: number[] = [];
   const base: number[] = [];
   for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
@@ -40,7 +48,8 @@ async function rounds(ctx: BenchContext, fn: () => Promise<[number, number]>): P
 
 export const queueCoreSection: BenchSection = {
   name: 'queue-core',
-  description: 'send, read + delete, read + archive: pgferry client vs plain SQL on an equivalent table',
+  description:
+    'send, read + delete, read + archive: pgferry client vs plain SQL on an equivalent table',
   async run(ctx) {
     await migrate({ connectionString: ctx.url, components: ['queue'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
@@ -67,13 +76,24 @@ export const queueCoreSection: BenchSection = {
         const { q, t } = await fresh();
         const body = JSON.parse(BODY) as unknown;
         const base = await throughput(singles, 4, 1, () =>
-          plain.query({ name: `ins_${t}`, text: `INSERT INTO ${t} (vt, message, headers) VALUES (clock_timestamp(), $1::jsonb, NULL) RETURNING msg_id`, values: [JSON.stringify(body)] }),
+          plain.query({
+            name: `ins_${t}`,
+            text: `INSERT INTO ${t} (vt, message, headers) VALUES (clock_timestamp(), $1::jsonb, NULL) RETURNING msg_id`,
+            values: [JSON.stringify(body)],
+          }),
         );
         const ours = await throughput(singles, 4, 1, async () => void (await client.send(q, body)));
         await drop(q, t);
         return [ours, base];
       });
-      ctx.report({ section: 'queue-core', operation: 'send, 1 per transaction, 4 clients', value: sendOurs, unit: 'msg/s', baseline: { name: 'INSERT', value: sendBase }, target: { ratio: 0.85 } });
+      ctx.report({
+        section: 'queue-core',
+        operation: 'send, 1 per transaction, 4 clients',
+        value: sendOurs,
+        unit: 'msg/s',
+        baseline: { name: 'INSERT', value: sendBase },
+        target: { ratio: 0.85 },
+      });
 
       // --- send_batch of 100, 4 clients
       const batched = ctx.size(100_000, 400);
@@ -88,11 +108,23 @@ export const queueCoreSection: BenchSection = {
             values: [bodies.map((b) => JSON.stringify(b))],
           }),
         );
-        const ours = await throughput(batched, 4, 100, async () => (await client.sendBatch(q, bodies)).length);
+        const ours = await throughput(
+          batched,
+          4,
+          100,
+          async () => (await client.sendBatch(q, bodies)).length,
+        );
         await drop(q, t);
         return [ours, base];
       });
-      ctx.report({ section: 'queue-core', operation: 'send_batch of 100, 4 clients', value: batchOurs, unit: 'msg/s', baseline: { name: 'multi-row INSERT', value: batchBase }, target: { ratio: 0.85 } });
+      ctx.report({
+        section: 'queue-core',
+        operation: 'send_batch of 100, 4 clients',
+        value: batchOurs,
+        unit: 'msg/s',
+        baseline: { name: 'multi-row INSERT', value: batchBase },
+        target: { ratio: 0.85 },
+      });
 
       // --- reading 100 at a time and finishing them, 1 and 4 consumers.
       // "read" is PGMQ's visibility-timeout read: an UPDATE of vt/read_ct,
@@ -111,7 +143,11 @@ export const queueCoreSection: BenchSection = {
       type Mode = 'read+delete' | 'read+archive' | 'processBatch+delete';
       const modes: { mode: Mode; baseline: string; target?: number }[] = [
         { mode: 'read+delete', baseline: 'UPDATE … SKIP LOCKED RETURNING + DELETE', target: 0.9 },
-        { mode: 'processBatch+delete', baseline: 'BEGIN; SELECT … FOR UPDATE SKIP LOCKED; DELETE; COMMIT', target: 0.9 },
+        {
+          mode: 'processBatch+delete',
+          baseline: 'BEGIN; SELECT … FOR UPDATE SKIP LOCKED; DELETE; COMMIT',
+          target: 0.9,
+        },
         { mode: 'read+archive', baseline: 'UPDATE … SKIP LOCKED RETURNING + move to archive' },
       ];
       for (const { mode, baseline, target } of modes) {
@@ -120,8 +156,14 @@ export const queueCoreSection: BenchSection = {
             const { q, t } = await fresh();
             for (let i = 0; i < prefill; i += 1000) {
               const n = Math.min(1000, prefill - i);
-              await client.sendBatch(q, Array.from({ length: n }, () => bodies[0]));
-              await admin.query(`INSERT INTO ${t} (vt, message) SELECT clock_timestamp(), $1::jsonb FROM generate_series(1, $2)`, [BODY, n]);
+              await client.sendBatch(
+                q,
+                Array.from({ length: n }, () => bodies[0]),
+              );
+              await admin.query(
+                `INSERT INTO ${t} (vt, message) SELECT clock_timestamp(), $1::jsonb FROM generate_series(1, $2)`,
+                [BODY, n],
+              );
             }
             await admin.query(`VACUUM ANALYZE ${t}`);
             await admin.query(`VACUUM ANALYZE ${client.schema}.q_${q}`);
@@ -134,26 +176,38 @@ export const queueCoreSection: BenchSection = {
                     name: `sel_${t}`,
                     text: `SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM ${t} WHERE vt <= clock_timestamp() ORDER BY msg_id LIMIT 100 FOR UPDATE SKIP LOCKED`,
                   });
-                  await conn.query({ name: `del_${t}`, text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`, values: [got.rows.map((r) => r.msg_id)] });
+                  await conn.query({
+                    name: `del_${t}`,
+                    text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
+                    values: [got.rows.map((r) => r.msg_id)],
+                  });
                   await conn.query('COMMIT');
                   return got.rows.length;
                 } finally {
                   conn.release();
                 }
               }
-              const got = await plain.query<{ msg_id: string }>({ name: `read_${t}`, text: readSql(t) });
+              const got = await plain.query<{ msg_id: string }>({
+                name: `read_${t}`,
+                text: readSql(t),
+              });
               const ids = got.rows.map((r) => r.msg_id);
               if (ids.length) {
                 await plain.query(
                   mode === 'read+delete'
-                    ? { name: `del_${t}`, text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`, values: [ids] }
+                    ? {
+                        name: `del_${t}`,
+                        text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
+                        values: [ids],
+                      }
                     : { name: `arch_${t}`, text: archiveSql(t), values: [ids] },
                 );
               }
               return ids.length;
             });
             const ours = await throughput(prefill, consumers, 100, async () => {
-              if (mode === 'processBatch+delete') return client.processBatch(q, async () => undefined, { qty: 100 });
+              if (mode === 'processBatch+delete')
+                return client.processBatch(q, async () => undefined, { qty: 100 });
               const msgs = await client.read(q, { qty: 100, visibilityTimeoutSeconds: 30 });
               const ids = msgs.map((m) => m.msgId);
               if (ids.length) {

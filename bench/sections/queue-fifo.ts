@@ -13,7 +13,8 @@ const BODY = JSON.stringify({ orderId: 12345, note: 'fifo benchmark payload' });
 
 export const queueFifoSection: BenchSection = {
   name: 'queue-fifo',
-  description: 'read_grouped / _rr / _head over 10,000 messages in 1,000 groups vs plain read of the same batch',
+  description:
+    'read_grouped / _rr / _head over 10,000 messages in 1,000 groups vs plain read of the same batch',
   async run(ctx) {
     await migrate({ connectionString: ctx.url, components: ['queue'] });
     const pool = new pg.Pool({ connectionString: ctx.url, max: 4 });
@@ -62,15 +63,23 @@ export const queueFifoSection: BenchSection = {
           unit: 'reads/s',
           baseline: { name: `read qty ${qty}`, value: plain },
         });
-        ctx.log(`${fn}: ${(1000 / ours).toFixed(2)} ms per read (plain read ${(1000 / plain).toFixed(2)} ms)`);
+        ctx.log(
+          `${fn}: ${(1000 / ours).toFixed(2)} ms per read (plain read ${(1000 / plain).toFixed(2)} ms)`,
+        );
       }
 
       // --- drain both queues: read qty 100 + delete, 4 clients (grouped: read_grouped keeps groups in order)
       const drain = async (q: string, fn: 'read' | 'readGrouped'): Promise<number> =>
         throughput(total, 4, 100, async () => {
           const msgs =
-            fn === 'read' ? await client.read(q, { qty: 100 }) : await client.readGrouped(q, { qty: 100 });
-          if (msgs.length) await client.delete(q, msgs.map((m) => m.msgId));
+            fn === 'read'
+              ? await client.read(q, { qty: 100 })
+              : await client.readGrouped(q, { qty: 100 });
+          if (msgs.length)
+            await client.delete(
+              q,
+              msgs.map((m) => m.msgId),
+            );
           return msgs.length;
         });
       const drainPlain = await drain('fifo_plain', 'read');

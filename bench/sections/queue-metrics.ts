@@ -47,7 +47,10 @@ async function nestedPlans(url: string, sql: string): Promise<string[]> {
 }
 
 /** Median over rounds; `fn` gets the round number to alternate which side runs first (no order bias). */
-async function rounds(ctx: BenchContext, fn: (round: number) => Promise<[number, number]>): Promise<[number, number]> {
+async function rounds(
+  ctx: BenchContext,
+  fn: (round: number) => Promise<[number, number]>,
+): Promise<[number, number]> {
   const a: number[] = [];
   const b: number[] = [];
   for (let i = 0; i < (ctx.smoke ? 1 : 4); i++) {
@@ -60,7 +63,8 @@ async function rounds(ctx: BenchContext, fn: (round: number) => Promise<[number,
 
 export const queueMetricsSection: BenchSection = {
   name: SECTION,
-  description: 'metrics() on a 1,000,000-message queue (exact scan vs fast counters, plan) and the hot-path cost of fast metrics',
+  description:
+    'metrics() on a 1,000,000-message queue (exact scan vs fast counters, plan) and the hot-path cost of fast metrics',
   async run(ctx) {
     await migrate({ connectionString: ctx.url, components: ['queue'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 2 });
@@ -83,9 +87,14 @@ export const queueMetricsSection: BenchSection = {
       const exact = await callsPerSecond(admin, metricsSql, ctx.smoke ? 1 : 5);
       const t0 = Date.now();
       await client.enableFastMetrics('big');
-      ctx.log(`enable_fast_metrics on ${size.toLocaleString('en-US')} messages: ${Date.now() - t0} ms (one count, one index build)`);
+      ctx.log(
+        `enable_fast_metrics on ${size.toLocaleString('en-US')} messages: ${Date.now() - t0} ms (one count, one index build)`,
+      );
       const fast = await callsPerSecond(admin, metricsSql, ctx.smoke ? 1 : 200);
-      const m = (await admin.query(metricsSql)).rows[0] as { queue_length: string; queue_visible_length: string };
+      const m = (await admin.query(metricsSql)).rows[0] as {
+        queue_length: string;
+        queue_visible_length: string;
+      };
       if (Number(m.queue_length) !== size || Number(m.queue_visible_length) !== size - 50) {
         throw new Error(`fast metrics not exact: ${JSON.stringify(m)}`);
       }
@@ -102,7 +111,8 @@ export const queueMetricsSection: BenchSection = {
       const plans = await nestedPlans(ctx.url, metricsSql);
       const relevant = plans.filter((p) => p.includes('q_big'));
       for (const p of relevant) for (const line of p.split('\n')) ctx.log(`plan | ${line}`);
-      if (relevant.some((p) => /Seq Scan on q_big\b/.test(p))) throw new Error('fast metrics scanned the queue table');
+      if (relevant.some((p) => /Seq Scan on q_big\b/.test(p)))
+        throw new Error('fast metrics scanned the queue table');
 
       // --- hot-path cost: the same client operations with and without fast metrics
       let n = 0;
@@ -111,7 +121,11 @@ export const queueMetricsSection: BenchSection = {
         await client.dropQueue(q.fast);
       };
       // Runs both sides, in alternating order; returns [fast, plain].
-      const both = async (round: number, side: (name: string) => Promise<number>, q: { plain: string; fast: string }): Promise<[number, number]> => {
+      const both = async (
+        round: number,
+        side: (name: string) => Promise<number>,
+        q: { plain: string; fast: string },
+      ): Promise<[number, number]> => {
         if (round % 2 === 0) {
           const p = await side(q.plain);
           return [await side(q.fast), p];
@@ -132,39 +146,77 @@ export const queueMetricsSection: BenchSection = {
       const singles = ctx.size(4000, 40);
       const [sendFast, sendPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
-        const r = await both(round, (name) => throughput(singles, 4, 1, async () => void (await client.send(name, body))), q);
+        const r = await both(
+          round,
+          (name) => throughput(singles, 4, 1, async () => void (await client.send(name, body))),
+          q,
+        );
         await drop(q);
         return r;
       });
-      ctx.report({ section: SECTION, operation: 'send, 1 per transaction, 4 clients, fast metrics on', value: sendFast, unit: 'msg/s', baseline: { name: 'same queue without', value: sendPlain }, target: { ratio: 0.85 } });
+      ctx.report({
+        section: SECTION,
+        operation: 'send, 1 per transaction, 4 clients, fast metrics on',
+        value: sendFast,
+        unit: 'msg/s',
+        baseline: { name: 'same queue without', value: sendPlain },
+        target: { ratio: 0.85 },
+      });
 
       const bodies = Array.from({ length: 100 }, () => body);
       const batched = ctx.size(60_000, 400);
       const [batchFast, batchPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
-        const r = await both(round, (name) => throughput(batched, 4, 100, async () => (await client.sendBatch(name, bodies)).length), q);
+        const r = await both(
+          round,
+          (name) =>
+            throughput(batched, 4, 100, async () => (await client.sendBatch(name, bodies)).length),
+          q,
+        );
         await drop(q);
         return r;
       });
-      ctx.report({ section: SECTION, operation: 'send_batch of 100, 4 clients, fast metrics on', value: batchFast, unit: 'msg/s', baseline: { name: 'same queue without', value: batchPlain }, target: { ratio: 0.9 } });
+      ctx.report({
+        section: SECTION,
+        operation: 'send_batch of 100, 4 clients, fast metrics on',
+        value: batchFast,
+        unit: 'msg/s',
+        baseline: { name: 'same queue without', value: batchPlain },
+        target: { ratio: 0.9 },
+      });
 
       const prefill = ctx.size(40_000, 400);
       const [readFast, readPlain] = await rounds(ctx, async (round) => {
         const q = await pair();
         for (const name of [q.plain, q.fast]) {
-          for (let i = 0; i < prefill; i += 1000) await client.sendBatch(name, Array.from({ length: Math.min(1000, prefill - i) }, () => body));
+          for (let i = 0; i < prefill; i += 1000)
+            await client.sendBatch(
+              name,
+              Array.from({ length: Math.min(1000, prefill - i) }, () => body),
+            );
           await admin.query(`VACUUM ANALYZE ${s}.q_${name}`);
         }
         const consume = (name: string) => async () => {
           const got = await client.read(name, { qty: 100 });
-          if (got.length) await client.delete(name, got.map((x) => x.msgId));
+          if (got.length)
+            await client.delete(
+              name,
+              got.map((x) => x.msgId),
+            );
           return got.length || 100;
         };
         const r = await both(round, (name) => throughput(prefill, 4, 100, consume(name)), q);
         await drop(q);
         return r;
       });
-      ctx.report({ section: SECTION, operation: 'read 100 + delete, 4 consumers, fast metrics on', value: readFast, unit: 'msg/s', baseline: { name: 'same queue without', value: readPlain }, target: { ratio: 0.85 } });
+      ctx.report({
+        section: SECTION,
+        operation: 'read 100 + delete, 4 consumers, fast metrics on',
+        value: readFast,
+        unit: 'msg/s',
+        baseline: { name: 'same queue without', value: readPlain },
+        target: { ratio: 0.85 },
+      });
     } finally {
       await client.close();
       await admin.end();

@@ -23,7 +23,8 @@ type Variant = 'partitioned' | 'dead-letter policy';
 
 export const queueReliabilitySection: BenchSection = {
   name: SECTION,
-  description: 'send_batch and read + delete on a partitioned queue and on a queue with a dead-letter policy, vs a plain queue',
+  description:
+    'send_batch and read + delete on a partitioned queue and on a queue with a dead-letter policy, vs a plain queue',
   async run(ctx: BenchContext) {
     await migrate({ connectionString: ctx.url, components: ['queue'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 2 });
@@ -33,7 +34,11 @@ export const queueReliabilitySection: BenchSection = {
     const make = async (variant: Variant | 'plain'): Promise<string> => {
       const q = `rel_${++n}`;
       if (variant === 'partitioned') {
-        await client.createPartitionedQueue(q, { partitionInterval: 10_000, retentionInterval: 100_000, premake: 4 });
+        await client.createPartitionedQueue(q, {
+          partitionInterval: 10_000,
+          retentionInterval: 100_000,
+          premake: 4,
+        });
       } else {
         await client.createQueue(q);
         if (variant === 'dead-letter policy') {
@@ -58,12 +63,22 @@ export const queueReliabilitySection: BenchSection = {
           if (variant === 'partitioned') scheduler.start();
           const order = round % 2 === 0 ? [plain, other] : [other, plain];
           const send: Record<string, number> = {};
-          for (const q of order) send[q] = await throughput(batched, 4, 100, async () => (await client.sendBatch(q, bodies)).length);
+          for (const q of order)
+            send[q] = await throughput(
+              batched,
+              4,
+              100,
+              async () => (await client.sendBatch(q, bodies)).length,
+            );
           sendRuns.push([send[other]!, send[plain]!]);
           // Same backlog size for the read phase.
           for (const q of [plain, other]) {
             await client.purgeQueue(q);
-            for (let i = 0; i < prefill; i += 1000) await client.sendBatch(q, Array.from({ length: 1000 }, () => BODY));
+            for (let i = 0; i < prefill; i += 1000)
+              await client.sendBatch(
+                q,
+                Array.from({ length: 1000 }, () => BODY),
+              );
             await client.runMaintenance(q);
             await admin.query(`VACUUM ANALYZE ${s}.q_${q}`);
           }
@@ -71,7 +86,11 @@ export const queueReliabilitySection: BenchSection = {
           for (const q of order) {
             read[q] = await throughput(prefill, 4, 100, async () => {
               const got = await client.read(q, { qty: 100 });
-              if (got.length) await client.delete(q, got.map((m) => m.msgId));
+              if (got.length)
+                await client.delete(
+                  q,
+                  got.map((m) => m.msgId),
+                );
               return got.length || 100;
             });
           }
@@ -79,8 +98,22 @@ export const queueReliabilitySection: BenchSection = {
           await scheduler.stop();
         }
         const med = (runs: [number, number][], i: 0 | 1) => median(runs.map((r) => r[i]));
-        ctx.report({ section: SECTION, operation: `send_batch of 100, 4 clients, ${variant}`, value: med(sendRuns, 0), unit: 'msg/s', baseline: { name: 'plain queue', value: med(sendRuns, 1) }, target: { ratio: 0.85 } });
-        ctx.report({ section: SECTION, operation: `read 100 + delete, 4 consumers, ${variant}`, value: med(readRuns, 0), unit: 'msg/s', baseline: { name: 'plain queue', value: med(readRuns, 1) }, target: { ratio: 0.85 } });
+        ctx.report({
+          section: SECTION,
+          operation: `send_batch of 100, 4 clients, ${variant}`,
+          value: med(sendRuns, 0),
+          unit: 'msg/s',
+          baseline: { name: 'plain queue', value: med(sendRuns, 1) },
+          target: { ratio: 0.85 },
+        });
+        ctx.report({
+          section: SECTION,
+          operation: `read 100 + delete, 4 consumers, ${variant}`,
+          value: med(readRuns, 0),
+          unit: 'msg/s',
+          baseline: { name: 'plain queue', value: med(readRuns, 1) },
+          target: { ratio: 0.85 },
+        });
       }
     } finally {
       await client.close();

@@ -34,7 +34,8 @@ export const queueTopicsSection: BenchSection = {
       );
       const ours = await throughput(n, 4, 1, async () => {
         const sent = await client.sendTopic('orders.eu.created', BODY);
-        if (sent !== FANOUT) throw new Error(`send_topic reached ${sent} queues, expected ${FANOUT}`);
+        if (sent !== FANOUT)
+          throw new Error(`send_topic reached ${sent} queues, expected ${FANOUT}`);
       });
       ctx.report({
         section: 'queue-topics',
@@ -60,9 +61,9 @@ export const queueTopicsSection: BenchSection = {
         unit: 'msgs/s (per queue)',
         baseline: { name: `${FANOUT} send_batch in 1 tx`, value: baseBatch },
       });
-      const [{ n: rows }] = (await pool.query<{ n: string }>(`SELECT count(*) AS n FROM pgmq.q_topic_q0`)).rows as [
-        { n: string },
-      ];
+      const [{ n: rows }] = (
+        await pool.query<{ n: string }>(`SELECT count(*) AS n FROM pgmq.q_topic_q0`)
+      ).rows as [{ n: string }];
       ctx.log(`queue topic_q0 holds ${rows} messages after the run`);
     } finally {
       await client.close();

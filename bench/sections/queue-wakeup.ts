@@ -19,7 +19,11 @@ async function measure(
   const sentAt = new Map<number, number>();
   const latencies: number[] = [];
   const sends: number[] = [];
-  const consumer = receiver.consume<{ i: number }>(queue, { listen, pollIntervalMs: 100, batchSize: 10 });
+  const consumer = receiver.consume<{ i: number }>(queue, {
+    listen,
+    pollIntervalMs: 100,
+    batchSize: 10,
+  });
   let resolveAll!: () => void;
   const all = new Promise<void>((r) => (resolveAll = r));
   const loop = (async () => {
@@ -66,7 +70,9 @@ export const queueWakeupSection: BenchSection = {
       const { latencies: poll } = await measure(ctx.url, 'wake_poll', false, n);
       const { latencies: listen, sends } = await measure(ctx.url, 'wake_listen', true, n);
       // The floor: the send itself (INSERT + commit, with the NOTIFY) is part of every figure.
-      ctx.log(`send() alone (with NOTIFY): p50 ${percentile(sends, 50).toFixed(2)} ms, p99 ${percentile(sends, 99).toFixed(2)} ms`);
+      ctx.log(
+        `send() alone (with NOTIFY): p50 ${percentile(sends, 50).toFixed(2)} ms, p99 ${percentile(sends, 99).toFixed(2)} ms`,
+      );
       for (const p of [50, 99]) {
         ctx.report({
           section: 'queue-wakeup',

@@ -18,17 +18,33 @@ const PLAIN = `CREATE TABLE IF NOT EXISTS bench_plain_events (
 /** Fills `stream` with `n` events in ticked windows of `window` events (SQL side, fast). */
 async function prefill(admin: pg.Pool, stream: string, n: number, window = 1000): Promise<void> {
   for (let i = 0; i < n; i += window) {
-    await admin.query(`SELECT pgque.send_batch($1, 'bench', array_agg($2::jsonb)) FROM generate_series(1, $3)`, [stream, JSON.stringify(BODY), Math.min(window, n - i)]);
+    await admin.query(
+      `SELECT pgque.send_batch($1, 'bench', array_agg($2::jsonb)) FROM generate_series(1, $3)`,
+      [stream, JSON.stringify(BODY), Math.min(window, n - i)],
+    );
     await admin.query(`SELECT pgque.force_next_tick($1), pgque.ticker($1)`, [stream]);
   }
 }
 
-async function consumeAll(ctx: BenchContext, stream: string, names: string[], perConsumer: number): Promise<number> {
+async function consumeAll(
+  ctx: BenchContext,
+  stream: string,
+  names: string[],
+  perConsumer: number,
+): Promise<number> {
   const counts = new Map(names.map((n) => [n, 0]));
   let resolveDone: () => void = () => undefined;
   const done = new Promise<void>((r) => (resolveDone = r));
   const consumers = names.map((name) =>
-    new Consumer({ connectionString: ctx.url, stream, name, subscribe: false, handleSignals: false, ticker: false, maxConnections: 2 }).on('*', () => {
+    new Consumer({
+      connectionString: ctx.url,
+      stream,
+      name,
+      subscribe: false,
+      handleSignals: false,
+      ticker: false,
+      maxConnections: 2,
+    }).on('*', () => {
       counts.set(name, counts.get(name)! + 1);
       if ([...counts.values()].every((c) => c >= perConsumer)) resolveDone();
     }),
@@ -41,7 +57,11 @@ async function consumeAll(ctx: BenchContext, stream: string, names: string[], pe
   return (perConsumer * names.length) / secs;
 }
 
-async function queueReadDelete(admin: pg.Pool, queues: string[], perQueue: number): Promise<number> {
+async function queueReadDelete(
+  admin: pg.Pool,
+  queues: string[],
+  perQueue: number,
+): Promise<number> {
   const started = process.hrtime.bigint();
   await Promise.all(
     queues.map(async (q) => {
@@ -61,7 +81,8 @@ async function queueReadDelete(admin: pg.Pool, queues: string[], perQueue: numbe
 
 export const streamSection: BenchSection = {
   name: 'stream',
-  description: 'streams: send/send_batch vs INSERT, fan-out consumers vs queue read+delete, end-to-end latency, dead tuples under a held snapshot',
+  description:
+    'streams: send/send_batch vs INSERT, fan-out consumers vs queue read+delete, end-to-end latency, dead tuples under a held snapshot',
   async run(ctx) {
     await migrate({ connectionString: ctx.url, components: ['queue', 'stream'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 6 });
@@ -73,19 +94,51 @@ export const streamSection: BenchSection = {
       // --- send, one per transaction, 4 clients
       const singles = ctx.size(6000, 40);
       const base1 = await throughput(singles, 4, 1, () =>
-        admin.query({ name: 'plain_ins', text: `INSERT INTO bench_plain_events (ev_type, ev_data) VALUES ('bench', $1::jsonb::text) RETURNING ev_id`, values: [JSON.stringify(BODY)] }),
+        admin.query({
+          name: 'plain_ins',
+          text: `INSERT INTO bench_plain_events (ev_type, ev_data) VALUES ('bench', $1::jsonb::text) RETURNING ev_id`,
+          values: [JSON.stringify(BODY)],
+        }),
       );
-      const ours1 = await throughput(singles, 4, 1, async () => void (await client.send('bench_send', BODY, { type: 'bench' })));
-      ctx.report({ section: 'stream', operation: 'send, 1 per transaction, 4 clients', value: ours1, unit: 'ev/s', baseline: { name: 'INSERT', value: base1 }, target: { ratio: 0.7 } });
+      const ours1 = await throughput(
+        singles,
+        4,
+        1,
+        async () => void (await client.send('bench_send', BODY, { type: 'bench' })),
+      );
+      ctx.report({
+        section: 'stream',
+        operation: 'send, 1 per transaction, 4 clients',
+        value: ours1,
+        unit: 'ev/s',
+        baseline: { name: 'INSERT', value: base1 },
+        target: { ratio: 0.7 },
+      });
 
       // --- send_batch of 100, 4 clients
       const batched = ctx.size(100_000, 400);
       const bodies = Array.from({ length: 100 }, () => BODY);
       const baseB = await throughput(batched, 4, 100, () =>
-        admin.query({ name: 'plain_insb', text: `INSERT INTO bench_plain_events (ev_type, ev_data) SELECT 'bench', m::text FROM unnest($1::jsonb[]) m RETURNING ev_id`, values: [bodies.map((b) => JSON.stringify(b))] }),
+        admin.query({
+          name: 'plain_insb',
+          text: `INSERT INTO bench_plain_events (ev_type, ev_data) SELECT 'bench', m::text FROM unnest($1::jsonb[]) m RETURNING ev_id`,
+          values: [bodies.map((b) => JSON.stringify(b))],
+        }),
       );
-      const oursB = await throughput(batched, 4, 100, async () => (await client.sendBatch('bench_send', bodies, { type: 'bench' })).length);
-      ctx.report({ section: 'stream', operation: 'send_batch of 100, 4 clients', value: oursB, unit: 'ev/s', baseline: { name: 'multi-row INSERT', value: baseB }, target: { ratio: 0.85 } });
+      const oursB = await throughput(
+        batched,
+        4,
+        100,
+        async () => (await client.sendBatch('bench_send', bodies, { type: 'bench' })).length,
+      );
+      ctx.report({
+        section: 'stream',
+        operation: 'send_batch of 100, 4 clients',
+        value: oursB,
+        unit: 'ev/s',
+        baseline: { name: 'multi-row INSERT', value: baseB },
+        target: { ratio: 0.85 },
+      });
 
       // --- consumers: 1 and 3 (fan-out: each gets every event) vs queue read+delete of the same count
       const events = ctx.size(50_000, 300);
@@ -99,12 +152,21 @@ export const streamSection: BenchSection = {
         for (const q of queues) {
           await admin.query(`SELECT pgmq.create($1)`, [q]);
           for (let i = 0; i < events; i += 1000) {
-            await admin.query(`SELECT pgmq.send_batch($1, array_agg($2::jsonb)) FROM generate_series(1, $3)`, [q, JSON.stringify(BODY), Math.min(1000, events - i)]);
+            await admin.query(
+              `SELECT pgmq.send_batch($1, array_agg($2::jsonb)) FROM generate_series(1, $3)`,
+              [q, JSON.stringify(BODY), Math.min(1000, events - i)],
+            );
           }
         }
         const base = await queueReadDelete(admin, queues, events);
         const ours = await consumeAll(ctx, stream, names, events);
-        ctx.report({ section: 'stream', operation: `consume, ${n} consumer${n > 1 ? 's (fan-out)' : ''}, no-op handlers`, value: ours, unit: 'ev/s', baseline: { name: `queue read 100 + delete, ${n} queue(s)`, value: base } });
+        ctx.report({
+          section: 'stream',
+          operation: `consume, ${n} consumer${n > 1 ? 's (fan-out)' : ''}, no-op handlers`,
+          value: ours,
+          unit: 'ev/s',
+          baseline: { name: `queue read 100 + delete, ${n} queue(s)`, value: base },
+        });
       }
 
       // --- end-to-end latency: send committed → handler called, default ticker
@@ -117,12 +179,18 @@ export const streamSection: BenchSection = {
       // before the send's own promise resolves in this process.
       const committedAt = new Map<number, bigint>();
       const handledAt = new Map<number, bigint>();
-      const consumer = new Consumer<number>({ connectionString: ctx.url, stream: 'bench_lat', name: 'lat', handleSignals: false }).on('*', (m) => {
+      const consumer = new Consumer<number>({
+        connectionString: ctx.url,
+        stream: 'bench_lat',
+        name: 'lat',
+        handleSignals: false,
+      }).on('*', (m) => {
         handledAt.set(m.payload, process.hrtime.bigint());
         if (handledAt.size >= total) resolveAll();
       });
       void consumer.start();
-      while ((await client.consumerInfo('bench_lat')).length === 0) await new Promise((r) => setTimeout(r, 10));
+      while ((await client.consumerInfo('bench_lat')).length === 0)
+        await new Promise((r) => setTimeout(r, 10));
       await new Promise((r) => setTimeout(r, 1500)); // the ticker is elected and idle
       for (let i = 0; i < total; i++) {
         await client.send('bench_lat', i);
@@ -133,8 +201,19 @@ export const streamSection: BenchSection = {
       await consumer.stop();
       for (const [i, t] of committedAt) lat.push(Math.max(0, Number(handledAt.get(i)! - t) / 1e6));
       lat.sort((a, b) => a - b);
-      ctx.report({ section: 'stream', operation: 'end-to-end latency p50 (send → handler, default ticker)', value: percentile(lat, 50), unit: 'ms', target: { max: 10 } });
-      ctx.report({ section: 'stream', operation: 'end-to-end latency p99', value: percentile(lat, 99), unit: 'ms' });
+      ctx.report({
+        section: 'stream',
+        operation: 'end-to-end latency p50 (send → handler, default ticker)',
+        value: percentile(lat, 50),
+        unit: 'ms',
+        target: { max: 10 },
+      });
+      ctx.report({
+        section: 'stream',
+        operation: 'end-to-end latency p99',
+        value: percentile(lat, 99),
+        unit: 'ms',
+      });
 
       // --- dead tuples after a long workload with a snapshot held open
       const big = ctx.size(1_000_000, 2000);
@@ -149,24 +228,42 @@ export const streamSection: BenchSection = {
       const drain = await admin.connect();
       try {
         for (let i = 0; i < big; i += step) {
-          await admin.query(`SELECT pgque.send_batch('bench_dead', array_agg($1::jsonb)) FROM generate_series(1, $2)`, [JSON.stringify(BODY), step]);
-          await admin.query(`SELECT pgque.force_next_tick('bench_dead'), pgque.ticker('bench_dead')`);
+          await admin.query(
+            `SELECT pgque.send_batch('bench_dead', array_agg($1::jsonb)) FROM generate_series(1, $2)`,
+            [JSON.stringify(BODY), step],
+          );
+          await admin.query(
+            `SELECT pgque.force_next_tick('bench_dead'), pgque.ticker('bench_dead')`,
+          );
           for (;;) {
-            const r = await drain.query<{ b: string | null }>(`SELECT max(batch_id) AS b FROM pgque.receive('bench_dead', 'd', 2147483647)`);
+            const r = await drain.query<{ b: string | null }>(
+              `SELECT max(batch_id) AS b FROM pgque.receive('bench_dead', 'd', 2147483647)`,
+            );
             if (r.rows[0]!.b === null) {
-              const more = await drain.query<{ m: boolean }>(`SELECT EXISTS (SELECT 1 FROM pgque.subscription s JOIN pgque.tick t ON t.tick_queue = s.sub_queue AND t.tick_id > s.sub_last_tick JOIN pgque.queue q ON q.queue_id = s.sub_queue WHERE q.queue_name = 'bench_dead') AS m`);
+              const more = await drain.query<{ m: boolean }>(
+                `SELECT EXISTS (SELECT 1 FROM pgque.subscription s JOIN pgque.tick t ON t.tick_queue = s.sub_queue AND t.tick_id > s.sub_last_tick JOIN pgque.queue q ON q.queue_id = s.sub_queue WHERE q.queue_name = 'bench_dead') AS m`,
+              );
               if (!more.rows[0]!.m) break;
               continue;
             }
             await drain.query(`SELECT pgque.ack($1)`, [r.rows[0]!.b]);
           }
           await admin.query(`SELECT pgque.maint()`);
-          await admin.query(`SELECT pgmq.send_batch('bench_dead_q', array_agg($1::jsonb)) FROM generate_series(1, $2)`, [JSON.stringify(BODY), step]);
+          await admin.query(
+            `SELECT pgmq.send_batch('bench_dead_q', array_agg($1::jsonb)) FROM generate_series(1, $2)`,
+            [JSON.stringify(BODY), step],
+          );
           for (let left = step; left > 0; left -= 1000) {
-            await admin.query(`SELECT pgmq.delete('bench_dead_q', array_agg(msg_id)) FROM pgmq.read('bench_dead_q', 30, 1000)`);
+            await admin.query(
+              `SELECT pgmq.delete('bench_dead_q', array_agg(msg_id)) FROM pgmq.read('bench_dead_q', 30, 1000)`,
+            );
           }
         }
-        const qid = (await admin.query<{ id: number }>(`SELECT queue_id AS id FROM pgque.queue WHERE queue_name = 'bench_dead'`)).rows[0]!.id;
+        const qid = (
+          await admin.query<{ id: number }>(
+            `SELECT queue_id AS id FROM pgque.queue WHERE queue_name = 'bench_dead'`,
+          )
+        ).rows[0]!.id;
         const tables = [0, 1, 2].map((i) => `event_${qid}_${i}`);
         for (const t of tables) await admin.query(`VACUUM pgque.${t}`);
         await admin.query(`VACUUM pgmq.q_bench_dead_q`);
@@ -183,10 +280,28 @@ export const streamSection: BenchSection = {
         };
         const streamDead = await dead('pgque', tables);
         const queueDead = await dead('pgmq', ['q_bench_dead_q']);
-        const rotations = (await admin.query<{ t: number }>(`SELECT queue_cur_table AS t FROM pgque.queue WHERE queue_id = $1`, [qid])).rows[0]!.t;
-        ctx.log(`stream: ${big} events consumed with a snapshot held open; event table now ${rotations}; queue engine dead tuples ${queueDead}`);
-        ctx.report({ section: 'stream', operation: `dead tuples on event tables after ${big} events, snapshot held`, value: streamDead, unit: 'tuples', target: { max: 0 } });
-        ctx.report({ section: 'stream', operation: `dead tuples, queue engine read + delete, same workload`, value: queueDead, unit: 'tuples' });
+        const rotations = (
+          await admin.query<{ t: number }>(
+            `SELECT queue_cur_table AS t FROM pgque.queue WHERE queue_id = $1`,
+            [qid],
+          )
+        ).rows[0]!.t;
+        ctx.log(
+          `stream: ${big} events consumed with a snapshot held open; event table now ${rotations}; queue engine dead tuples ${queueDead}`,
+        );
+        ctx.report({
+          section: 'stream',
+          operation: `dead tuples on event tables after ${big} events, snapshot held`,
+          value: streamDead,
+          unit: 'tuples',
+          target: { max: 0 },
+        });
+        ctx.report({
+          section: 'stream',
+          operation: `dead tuples, queue engine read + delete, same workload`,
+          value: queueDead,
+          unit: 'tuples',
+        });
       } finally {
         await holder.query('COMMIT');
         holder.release();

@@ -13,7 +13,7 @@ function help(): string {
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
-    'Run `pgferry <command> --help` for a command\'s options.',
+    "Run `pgferry <command> --help` for a command's options.",
     'Exit codes: 0 ok, 1 failure, 2 bad usage, 3 database unreachable, 4 incompatible schema or server.',
   ].join('\n');
 }
@@ -36,13 +36,17 @@ export async function main(argv: string[]): Promise<number> {
   try {
     return await command.run(rest);
   } catch (err) {
-    if (err instanceof UsageError || (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+    if (
+      err instanceof UsageError ||
+      (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
+    ) {
       console.error(`pgferry ${name}: ${(err as Error).message}\n\n${command.usage}`);
       return EXIT.usage;
     }
     console.error(`pgferry ${name}: ${err instanceof Error ? err.message : String(err)}`);
     if (err instanceof ConnectionError) return EXIT.connection;
-    if (err instanceof MigrationError && err.code !== 'PGFERRY_MIGRATION_FAILED') return EXIT.incompatible;
+    if (err instanceof MigrationError && err.code !== 'PGFERRY_MIGRATION_FAILED')
+      return EXIT.incompatible;
     if (err instanceof PgferryError) return EXIT.failure;
     if (process.env.PGFERRY_DEBUG) console.error(err);
     return EXIT.failure;

@@ -17,7 +17,9 @@ let nextQueryId = 0;
 
 /** The part of a Kysely `Transaction` (or `Kysely`) used here. */
 export interface KyselyLike {
-  executeQuery(query: never): Promise<{ rows: unknown[]; numAffectedRows?: bigint; numChangedRows?: bigint }>;
+  executeQuery(
+    query: never,
+  ): Promise<{ rows: unknown[]; numAffectedRows?: bigint; numChangedRows?: bigint }>;
   withoutPlugins?(): KyselyLike;
 }
 
@@ -41,7 +43,10 @@ export function kyselyExecutor(trx: KyselyLike): ForeignQueryable {
       };
       const res = await target.executeQuery(compiled as never);
       const affected = res.numAffectedRows ?? res.numChangedRows;
-      return { rows: res.rows, rowCount: affected === undefined ? res.rows.length : Number(affected) };
+      return {
+        rows: res.rows,
+        rowCount: affected === undefined ? res.rows.length : Number(affected),
+      };
     },
   };
 }
@@ -101,7 +106,9 @@ function normaliseResult(res: unknown): { rows: unknown[]; rowCount: number | nu
 export function postgresJsExecutor(tx: PostgresJsQueryable): ForeignQueryable {
   return {
     async query(text, values = []) {
-      const params = toTextParams(values).map((v) => (v === null ? null : tx.typed(v as never, 705)));
+      const params = toTextParams(values).map((v) =>
+        v === null ? null : tx.typed(v as never, 705),
+      );
       const res = await tx.unsafe(text, params as never[]);
       return { rows: Array.from(res), rowCount: res.count ?? null };
     },

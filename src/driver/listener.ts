@@ -56,7 +56,10 @@ export abstract class DedicatedListener<C> {
         if (!s || !s.delete(handler) || s.size > 0) return;
         this.handlers.delete(channel);
         if (this.conn && !this.closed) {
-          await this.run(this.conn, `UNLISTEN ${quoteIdent(channel)}`).then(undefined, () => undefined);
+          await this.run(this.conn, `UNLISTEN ${quoteIdent(channel)}`).then(
+            undefined,
+            () => undefined,
+          );
         }
       },
     };
@@ -114,7 +117,8 @@ export abstract class DedicatedListener<C> {
       this.reconnectTimer = undefined;
       try {
         const conn = await this.connection();
-        for (const channel of this.handlers.keys()) await this.run(conn, `LISTEN ${quoteIdent(channel)}`);
+        for (const channel of this.handlers.keys())
+          await this.run(conn, `LISTEN ${quoteIdent(channel)}`);
         for (const channel of this.handlers.keys()) this.dispatch(channel, undefined);
       } catch (err) {
         this.logger.warn({ err }, 'pgferry: LISTEN reconnect failed, retrying');

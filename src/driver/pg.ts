@@ -91,7 +91,11 @@ export class PgDriver implements Driver {
     const clientConfig: pg.ClientConfig = options.pool
       ? { ...(options.pool.options as pg.ClientConfig) }
       : { ...(connectionString ? { connectionString } : {}), ...options.poolConfig };
-    this.listener = new PgListener(clientConfig, this.logger, options.listenReconnectDelayMs ?? 100);
+    this.listener = new PgListener(
+      clientConfig,
+      this.logger,
+      options.listenReconnectDelayMs ?? 100,
+    );
   }
 
   query<R = Record<string, unknown>>(
@@ -151,7 +155,9 @@ class PgListener extends DedicatedListener<pg.Client> {
 
   protected async openConnection(): Promise<pg.Client> {
     const client = new pg.Client(this.config);
-    client.on('notification', (msg) => this.dispatch(msg.channel, msg.payload === '' ? undefined : msg.payload));
+    client.on('notification', (msg) =>
+      this.dispatch(msg.channel, msg.payload === '' ? undefined : msg.payload),
+    );
     client.on('error', (err) => {
       this.logger.debug({ err }, 'pgferry: LISTEN connection error');
       this.lost(client, true);

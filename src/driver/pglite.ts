@@ -1,4 +1,11 @@
-import type { Driver, NotificationHandler, QueryOptions, QueryResult, Queryable, Subscription } from './types.js';
+import type {
+  Driver,
+  NotificationHandler,
+  QueryOptions,
+  QueryResult,
+  Queryable,
+  Subscription,
+} from './types.js';
 import { markNative } from './types.js';
 import { quoteIdent } from './quote.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
@@ -36,7 +43,11 @@ export interface PGliteQueryOptionsLike {
 
 /** A PGlite transaction (`db.transaction(async (tx) => …)`). */
 export interface PGliteTransactionLike {
-  query(query: string, params?: unknown[], options?: PGliteQueryOptionsLike): Promise<PGliteResults>;
+  query(
+    query: string,
+    params?: unknown[],
+    options?: PGliteQueryOptionsLike,
+  ): Promise<PGliteResults>;
   exec(query: string, options?: PGliteQueryOptionsLike): Promise<PGliteResults[]>;
 }
 
@@ -78,7 +89,10 @@ const SERIALIZERS = new Proxy({} as Record<number, (value: unknown) => string>, 
   get: () => (value: unknown) => String(value),
 });
 /** Query options giving node-postgres's parameter and result conventions on any PGlite. */
-export const PGLITE_QUERY_OPTIONS: PGliteQueryOptionsLike = { parsers: PARSERS, serializers: SERIALIZERS };
+export const PGLITE_QUERY_OPTIONS: PGliteQueryOptionsLike = {
+  parsers: PARSERS,
+  serializers: SERIALIZERS,
+};
 const OPTIONS = PGLITE_QUERY_OPTIONS;
 
 function shape<R>(res: PGliteResults): QueryResult<R> {
@@ -96,7 +110,11 @@ function mapPGliteError(err: unknown): unknown {
 
 function runner(target: PGliteTransactionLike): Queryable {
   return markNative({
-    async query<R>(text: string, params: readonly unknown[] = [], options?: QueryOptions): Promise<QueryResult<R>> {
+    async query<R>(
+      text: string,
+      params: readonly unknown[] = [],
+      options?: QueryOptions,
+    ): Promise<QueryResult<R>> {
       try {
         // Like node-postgres: no parameters and no prepare → the simple
         // protocol, which also runs multi-statement scripts (migrations).
@@ -113,7 +131,10 @@ function runner(target: PGliteTransactionLike): Queryable {
   });
 }
 
-async function createPGlite(dataDir: string | undefined, options: Record<string, unknown>): Promise<PGliteLike> {
+async function createPGlite(
+  dataDir: string | undefined,
+  options: Record<string, unknown>,
+): Promise<PGliteLike> {
   let mod: typeof import('@electric-sql/pglite');
   try {
     mod = await import('@electric-sql/pglite');

@@ -1,4 +1,11 @@
-import type { Driver, NotificationHandler, QueryOptions, QueryResult, Queryable, Subscription } from './types.js';
+import type {
+  Driver,
+  NotificationHandler,
+  QueryOptions,
+  QueryResult,
+  Queryable,
+  Subscription,
+} from './types.js';
 import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
@@ -21,7 +28,11 @@ export interface PostgresJsRowList extends ReadonlyArray<object> {
 
 /** The part of a postgres.js `Sql` or `TransactionSql` pgferry uses. */
 export interface PostgresJsQueryable {
-  unsafe(query: string, parameters?: never[], options?: { prepare?: boolean }): PromiseLike<PostgresJsRowList>;
+  unsafe(
+    query: string,
+    parameters?: never[],
+    options?: { prepare?: boolean },
+  ): PromiseLike<PostgresJsRowList>;
   typed(value: never, oid: number): unknown;
 }
 
@@ -46,12 +57,20 @@ export interface PostgresJsDriverOptions {
   listenReconnectDelayMs?: number;
 }
 
-type PostgresFactory = (url?: string | Record<string, unknown>, options?: Record<string, unknown>) => PostgresJsSql;
+type PostgresFactory = (
+  url?: string | Record<string, unknown>,
+  options?: Record<string, unknown>,
+) => PostgresJsSql;
 
 /** OID of Postgres's `unknown` pseudo-type: the server infers the real type, as for node-postgres's untyped text. */
 const UNKNOWN_OID = 705;
 /** postgres.js's own (non-SQLSTATE) codes for a lost or closed connection. */
-const CONNECTION_CODES = new Set(['CONNECTION_CLOSED', 'CONNECTION_ENDED', 'CONNECTION_DESTROYED', 'CONNECT_TIMEOUT']);
+const CONNECTION_CODES = new Set([
+  'CONNECTION_CLOSED',
+  'CONNECTION_ENDED',
+  'CONNECTION_DESTROYED',
+  'CONNECT_TIMEOUT',
+]);
 
 function mapPostgresJsError(err: unknown): unknown {
   const code = (err as { code?: unknown } | null)?.code;
@@ -88,11 +107,19 @@ function checkNoTransforms(sql: PostgresJsSql): void {
 
 function runner(target: PostgresJsQueryable, allowPrepare: boolean): Queryable {
   return markNative({
-    async query<R>(text: string, params: readonly unknown[] = [], options?: QueryOptions): Promise<QueryResult<R>> {
+    async query<R>(
+      text: string,
+      params: readonly unknown[] = [],
+      options?: QueryOptions,
+    ): Promise<QueryResult<R>> {
       // Text sent as `unknown`: the server infers each type (see text-params.ts).
-      const values = toTextParams(params).map((v) => (v === null ? null : target.typed(v as never, UNKNOWN_OID)));
+      const values = toTextParams(params).map((v) =>
+        v === null ? null : target.typed(v as never, UNKNOWN_OID),
+      );
       try {
-        const res = await target.unsafe(text, values as never[], { prepare: allowPrepare && options?.prepare === true });
+        const res = await target.unsafe(text, values as never[], {
+          prepare: allowPrepare && options?.prepare === true,
+        });
         return { rows: Array.from(res) as R[], rowCount: res.count ?? null };
       } catch (err) {
         throw mapPostgresJsError(err);
@@ -126,7 +153,9 @@ export class PostgresJsDriver implements Driver {
         ...options.postgresOptions,
         types: { ...ARRAY_TYPES, ...(options.postgresOptions?.types as object | undefined) },
       };
-      this.sqlReady = getFactory().then((postgres) => (url ? postgres(url, config) : postgres(config)));
+      this.sqlReady = getFactory().then((postgres) =>
+        url ? postgres(url, config) : postgres(config),
+      );
     }
     // Swallow here; every caller awaits sqlReady and sees the error itself.
     this.sqlReady.catch(() => undefined);
@@ -208,7 +237,12 @@ const ARRAY_ELEMENTS: [string, number, (s: string) => unknown][] = [
 const ARRAY_TYPES = Object.fromEntries(
   ARRAY_ELEMENTS.map(([name, oid, element]) => [
     `pgferry_${name}_array`,
-    { to: oid, from: [oid], parse: (s: string) => parseArrayLiteral(s, element), serialize: (x: unknown) => x },
+    {
+      to: oid,
+      from: [oid],
+      parse: (s: string) => parseArrayLiteral(s, element),
+      serialize: (x: unknown) => x,
+    },
   ]),
 );
 
@@ -236,7 +270,8 @@ class PostgresJsListener extends DedicatedListener<PostgresJsSql> {
       max_lifetime: null,
       fetch_types: false,
       onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
-      onnotify: (channel: string, payload: string) => this.dispatch(channel, payload === '' ? undefined : payload),
+      onnotify: (channel: string, payload: string) =>
+        this.dispatch(channel, payload === '' ? undefined : payload),
       // postgres.js reconnects on the next statement: only re-issue the LISTENs.
       onclose: () => this.lost(sql, false),
     });

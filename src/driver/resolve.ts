@@ -16,7 +16,10 @@ export interface ConnectionOptions {
  * The caller's driver, or a new `pg` pool from the connection options.
  * `owned` says whether the client made it (and so must close it).
  */
-export function resolveDriver(options: ConnectionOptions, logger: Logger): { driver: Driver; owned: boolean } {
+export function resolveDriver(
+  options: ConnectionOptions,
+  logger: Logger,
+): { driver: Driver; owned: boolean } {
   if (options.driver) return { driver: options.driver, owned: false };
   return {
     driver: new PgDriver({

@@ -15,7 +15,8 @@
 export function toTextParam(value: unknown): string | null {
   if (value === null || value === undefined) return null;
   if (typeof value === 'string') return value;
-  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean') return String(value);
+  if (typeof value === 'number' || typeof value === 'bigint' || typeof value === 'boolean')
+    return String(value);
   if (value instanceof Date) return value.toISOString();
   if (ArrayBuffer.isView(value)) return '\\x' + bytesHex(value);
   if (Array.isArray(value)) return arrayLiteral(value);

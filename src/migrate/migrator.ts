@@ -74,10 +74,9 @@ function expand(sql: string, own: string, schemas: Record<ComponentName, string>
 }
 
 async function currentVersion(db: Queryable, schema: string): Promise<number> {
-  const exists = await db.query<{ ok: boolean }>(
-    `SELECT to_regclass($1) IS NOT NULL AS ok`,
-    [`${quoteIdent(schema)}._pgferry_migrations`],
-  );
+  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
+    `${quoteIdent(schema)}._pgferry_migrations`,
+  ]);
   if (!exists.rows[0]?.ok) return 0;
   const res = await db.query<{ v: number | null }>(
     `SELECT max(version)::int AS v FROM ${quoteIdent(schema)}._pgferry_migrations`,
@@ -95,7 +94,11 @@ export async function migrate(options: MigrateOptions = {}): Promise<MigrateResu
   const logger = options.logger ?? silentLogger;
   const driver =
     options.driver ??
-    new PgDriver({ ...(options.connectionString ? { connectionString: options.connectionString } : {}), logger, maxConnections: 1 });
+    new PgDriver({
+      ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+      logger,
+      maxConnections: 1,
+    });
   try {
     return await run(driver, options, logger);
   } finally {
@@ -103,7 +106,11 @@ export async function migrate(options: MigrateOptions = {}): Promise<MigrateResu
   }
 }
 
-async function run(driver: Driver, options: MigrateOptions, logger: Logger): Promise<MigrateResult> {
+async function run(
+  driver: Driver,
+  options: MigrateOptions,
+  logger: Logger,
+): Promise<MigrateResult> {
   const schemas = resolveSchemas(options.schemas);
   const wanted = new Set<ComponentName>();
   const add = (name: ComponentName): void => {
@@ -112,7 +119,9 @@ async function run(driver: Driver, options: MigrateOptions, logger: Logger): Pro
   };
   for (const name of options.components ?? componentOrder) add(name);
 
-  const ver = await driver.query<{ v: number }>(`SELECT current_setting('server_version_num')::int AS v`);
+  const ver = await driver.query<{ v: number }>(
+    `SELECT current_setting('server_version_num')::int AS v`,
+  );
   checkServerVersion(Number(ver.rows[0]!.v));
 
   const result: MigrateResult = { applied: [], versions: {} };
@@ -163,8 +172,16 @@ async function run(driver: Driver, options: MigrateOptions, logger: Logger): Pro
       });
       if (applied) {
         version = migration.version;
-        logger.info({ component: name, schema, version: migration.version }, `applied ${name} migration ${migration.name}`);
-        result.applied.push({ component: name, schema, version: migration.version, name: migration.name });
+        logger.info(
+          { component: name, schema, version: migration.version },
+          `applied ${name} migration ${migration.name}`,
+        );
+        result.applied.push({
+          component: name,
+          schema,
+          version: migration.version,
+          name: migration.name,
+        });
       }
     }
     if (component.migrations.length === 0) version = await currentVersion(driver, schema);

@@ -12,11 +12,20 @@ export async function setArchiveRetention(
   queue: string,
   retentionSeconds: number | null,
 ): Promise<void> {
-  const secs = retentionSeconds === null ? null : checkInt('retentionSeconds', retentionSeconds, { min: 1 });
-  await execute(exec, `SELECT ${s}.set_archive_retention($1::text, make_interval(secs => $2::bigint))`, [queue, secs]);
+  const secs =
+    retentionSeconds === null ? null : checkInt('retentionSeconds', retentionSeconds, { min: 1 });
+  await execute(
+    exec,
+    `SELECT ${s}.set_archive_retention($1::text, make_interval(secs => $2::bigint))`,
+    [queue, secs],
+  );
 }
 
-export async function getArchiveRetention(exec: Executor, s: string, queue: string): Promise<number | null> {
+export async function getArchiveRetention(
+  exec: Executor,
+  s: string,
+  queue: string,
+): Promise<number | null> {
   const res = await execute<{ secs: string | number | null }>(
     exec,
     `SELECT extract(epoch FROM ${s}.get_archive_retention($1::text)) AS secs`,

@@ -8,7 +8,15 @@ import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
 import { Consumer, type ConsumeOptions } from './consumer.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
-import { MESSAGE_COLUMNS, toMessage, toMetrics, toQueueInfo, type MessageRow, type MetricsRow, type QueueRow } from './rows.js';
+import {
+  MESSAGE_COLUMNS,
+  toMessage,
+  toMetrics,
+  toQueueInfo,
+  type MessageRow,
+  type MetricsRow,
+  type QueueRow,
+} from './rows.js';
 import { QueueStatements, type VtSpec } from './statements.js';
 import type {
   CreateQueueOptions,
@@ -22,13 +30,33 @@ import type {
   SendOptions,
   TxOption,
 } from './types.js';
-import { checkDate, checkInt, checkMsgId, checkMsgIds, checkQueueName, toJson } from './validate.js';
+import {
+  checkDate,
+  checkInt,
+  checkMsgId,
+  checkMsgIds,
+  checkQueueName,
+  toJson,
+} from './validate.js';
 // FIFO groups, topics, notifications, held-only finishing (issue 4 part A).
 import type { Subscription } from '../driver/types.js';
-import { createFifoIndexSql, readGroupedRows, type GroupedReadMode, type GroupedReadOptions, type GroupedReadWithPollOptions } from './grouped.js';
+import {
+  createFifoIndexSql,
+  readGroupedRows,
+  type GroupedReadMode,
+  type GroupedReadOptions,
+  type GroupedReadWithPollOptions,
+} from './grouped.js';
 import { HeldStatements } from './held.js';
 import { NotifySql, type NotifyEvent, type NotifyThrottle } from './notify.js';
-import { TopicSql, type SendBatchTopicOptions, type SendTopicOptions, type TopicBinding, type TopicRoute, type TopicSendResult } from './topics.js';
+import {
+  TopicSql,
+  type SendBatchTopicOptions,
+  type SendTopicOptions,
+  type TopicBinding,
+  type TopicRoute,
+  type TopicSendResult,
+} from './topics.js';
 // Partitions, dead letters, archive retention, fast metrics, maintenance (issue 4 part B).
 import { getArchiveRetention, setArchiveRetention } from './archive-retention.js';
 import * as dl from './dead-letters.js';
@@ -74,7 +102,12 @@ export class QueueClient {
 
   /** Installs or upgrades the queue engine in this client's schema. */
   migrate(): Promise<MigrateResult> {
-    return migrate({ driver: this.driver, components: ['queue'], schemas: { queue: this.schema }, logger: this.logger });
+    return migrate({
+      driver: this.driver,
+      components: ['queue'],
+      schemas: { queue: this.schema },
+      logger: this.logger,
+    });
   }
 
   /** Runs `fn` in a transaction; pass the `tx` it gets to any method as `{ tx }`. */
@@ -98,7 +131,11 @@ export class QueueClient {
   /** Drops the queue and its archive; false when it did not exist. */
   async dropQueue(queue: string, options: TxOption = {}): Promise<boolean> {
     checkQueueName(queue);
-    const res = await this.sql<{ dropped: boolean }>(options, `SELECT ${this.s}.drop_queue($1::text) AS dropped`, [queue]);
+    const res = await this.sql<{ dropped: boolean }>(
+      options,
+      `SELECT ${this.s}.drop_queue($1::text) AS dropped`,
+      [queue],
+    );
     this.statements.forget(queue);
     return res[0]!.dropped;
   }
@@ -106,7 +143,11 @@ export class QueueClient {
   /** Deletes every message (not the archive); returns how many there were. */
   async purgeQueue(queue: string, options: TxOption = {}): Promise<number> {
     checkQueueName(queue);
-    const res = await this.sql<{ n: string }>(options, `SELECT ${this.s}.purge_queue($1::text) AS n`, [queue]);
+    const res = await this.sql<{ n: string }>(
+      options,
+      `SELECT ${this.s}.purge_queue($1::text) AS n`,
+      [queue],
+    );
     return Number(res[0]!.n);
   }
 
@@ -118,7 +159,11 @@ export class QueueClient {
   /** Asks the database whether `queue` is an acceptable name to create (throws when not). */
   async validateQueueName(queue: string, options: TxOption = {}): Promise<void> {
     checkQueueName(queue, { forCreate: true });
-    await this.sql(options, `SELECT ${this.s}.validate_queue_name($1::text), ${this.s}.format_table_name($1::text, 'q')`, [queue]);
+    await this.sql(
+      options,
+      `SELECT ${this.s}.validate_queue_name($1::text), ${this.s}.format_table_name($1::text, 'q')`,
+      [queue],
+    );
   }
 
   // --- sending -----------------------------------------------------------
@@ -130,7 +175,11 @@ export class QueueClient {
     return this.statements.send(this.exec(options), queue, body, headers, vtOf(options));
   }
 
-  async sendBatch<T>(queue: string, messages: readonly T[], options: SendBatchOptions = {}): Promise<number[]> {
+  async sendBatch<T>(
+    queue: string,
+    messages: readonly T[],
+    options: SendBatchOptions = {},
+  ): Promise<number[]> {
     checkQueueName(queue);
     if (!Array.isArray(messages) || messages.length === 0) {
       throw new InvalidArgumentError('msgs cannot be NULL or empty');
@@ -164,7 +213,10 @@ export class QueueClient {
   }
 
   /** Like read, but the database waits up to `maxPollSeconds` for messages. */
-  async readWithPoll<T = unknown>(queue: string, options: ReadWithPollOptions = {}): Promise<Message<T>[]> {
+  async readWithPoll<T = unknown>(
+    queue: string,
+    options: ReadWithPollOptions = {},
+  ): Promise<Message<T>[]> {
     checkQueueName(queue);
     const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
     const maxPoll = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0 });
@@ -196,9 +248,14 @@ export class QueueClient {
   /** Moves messages to the archive; returns whether it (or which of them) existed. */
   archive(queue: string, msgId: number, options?: TxOption): Promise<boolean>;
   archive(queue: string, msgIds: readonly number[], options?: TxOption): Promise<number[]>;
-  async archive(queue: string, ids: number | readonly number[], options: TxOption = {}): Promise<boolean | number[]> {
+  async archive(
+    queue: string,
+    ids: number | readonly number[],
+    options: TxOption = {},
+  ): Promise<boolean | number[]> {
     checkQueueName(queue);
-    if (Array.isArray(ids)) return this.statements.archive(this.exec(options), queue, checkMsgIds(ids));
+    if (Array.isArray(ids))
+      return this.statements.archive(this.exec(options), queue, checkMsgIds(ids));
     const done = await this.statements.archive(this.exec(options), queue, [checkMsgId(ids)]);
     return done.length > 0;
   }
@@ -206,9 +263,14 @@ export class QueueClient {
   /** Deletes messages for good; returns whether it (or which of them) existed. */
   delete(queue: string, msgId: number, options?: TxOption): Promise<boolean>;
   delete(queue: string, msgIds: readonly number[], options?: TxOption): Promise<number[]>;
-  async delete(queue: string, ids: number | readonly number[], options: TxOption = {}): Promise<boolean | number[]> {
+  async delete(
+    queue: string,
+    ids: number | readonly number[],
+    options: TxOption = {},
+  ): Promise<boolean | number[]> {
     checkQueueName(queue);
-    if (Array.isArray(ids)) return this.statements.delete(this.exec(options), queue, checkMsgIds(ids));
+    if (Array.isArray(ids))
+      return this.statements.delete(this.exec(options), queue, checkMsgIds(ids));
     const done = await this.statements.delete(this.exec(options), queue, [checkMsgId(ids)]);
     return done.length > 0;
   }
@@ -226,7 +288,9 @@ export class QueueClient {
     checkQueueName(queue);
     const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
     const [expr, value] =
-      vt instanceof Date ? ['$3::timestamptz', checkDate('vt', vt)] : ['$3::integer', checkInt('vt', vt)];
+      vt instanceof Date
+        ? ['$3::timestamptz', checkDate('vt', vt)]
+        : ['$3::integer', checkInt('vt', vt)];
     const rows = await this.sql<MessageRow>(
       options,
       `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.set_vt($1::text, $2::bigint[], ${expr})`,
@@ -240,7 +304,9 @@ export class QueueClient {
 
   async metrics(queue: string, options: TxOption = {}): Promise<QueueMetrics> {
     checkQueueName(queue);
-    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics($1::text)`, [queue]);
+    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics($1::text)`, [
+      queue,
+    ]);
     return toMetrics(rows[0]!);
   }
 
@@ -257,20 +323,35 @@ export class QueueClient {
     return this.readGroupedBy<T>(queue, 'grouped', options);
   }
   /** `read_grouped_rr`: one message of every group, then the second of every group… (in that order). */
-  readGroupedRoundRobin<T = unknown>(queue: string, options: GroupedReadOptions = {}): Promise<Message<T>[]> {
+  readGroupedRoundRobin<T = unknown>(
+    queue: string,
+    options: GroupedReadOptions = {},
+  ): Promise<Message<T>[]> {
     return this.readGroupedBy<T>(queue, 'roundRobin', options);
   }
   /** `read_grouped_head`: at most one message (the head) per group. */
-  readGroupedHead<T = unknown>(queue: string, options: GroupedReadOptions = {}): Promise<Message<T>[]> {
+  readGroupedHead<T = unknown>(
+    queue: string,
+    options: GroupedReadOptions = {},
+  ): Promise<Message<T>[]> {
     return this.readGroupedBy<T>(queue, 'head', options);
   }
-  readGroupedWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+  readGroupedWithPoll<T = unknown>(
+    queue: string,
+    options: GroupedReadWithPollOptions = {},
+  ): Promise<Message<T>[]> {
     return this.readGroupedBy<T>(queue, 'grouped', options, true);
   }
-  readGroupedRoundRobinWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+  readGroupedRoundRobinWithPoll<T = unknown>(
+    queue: string,
+    options: GroupedReadWithPollOptions = {},
+  ): Promise<Message<T>[]> {
     return this.readGroupedBy<T>(queue, 'roundRobin', options, true);
   }
-  readGroupedHeadWithPoll<T = unknown>(queue: string, options: GroupedReadWithPollOptions = {}): Promise<Message<T>[]> {
+  readGroupedHeadWithPoll<T = unknown>(
+    queue: string,
+    options: GroupedReadWithPollOptions = {},
+  ): Promise<Message<T>[]> {
     return this.readGroupedBy<T>(queue, 'head', options, true);
   }
   /** Any group read by mode (what the FIFO consumer calls). */
@@ -316,7 +397,11 @@ export class QueueClient {
     await this.topics.validate(this.exec(options), 'topic_pattern', pattern);
   }
   /** Sends to every queue bound to a matching pattern; returns how many queues got it. */
-  async sendTopic<T>(routingKey: string, message: T, options: SendTopicOptions = {}): Promise<number> {
+  async sendTopic<T>(
+    routingKey: string,
+    message: T,
+    options: SendTopicOptions = {},
+  ): Promise<number> {
     return this.topics.send(this.exec(options), routingKey, message, options);
   }
   async sendBatchTopic<T>(
@@ -328,7 +413,10 @@ export class QueueClient {
   }
 
   /** Makes inserts into `queue` NOTIFY (throttled; default 250 ms between notifications). */
-  async enableNotifyInsert(queue: string, options: TxOption & { throttleIntervalMs?: number } = {}): Promise<void> {
+  async enableNotifyInsert(
+    queue: string,
+    options: TxOption & { throttleIntervalMs?: number } = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await this.notify.enable(this.exec(options), queue, 'insert', options.throttleIntervalMs);
   }
@@ -336,7 +424,11 @@ export class QueueClient {
     checkQueueName(queue);
     await this.notify.disable(this.exec(options), queue, 'insert');
   }
-  async updateNotifyInsert(queue: string, throttleIntervalMs: number, options: TxOption = {}): Promise<void> {
+  async updateNotifyInsert(
+    queue: string,
+    throttleIntervalMs: number,
+    options: TxOption = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await this.notify.update(this.exec(options), queue, 'insert', throttleIntervalMs);
   }
@@ -344,7 +436,10 @@ export class QueueClient {
     return this.notify.list(this.exec(options), 'insert');
   }
   /** Makes deletes from `queue` NOTIFY (PGMQ 1.11.3); wakes FIFO consumers when a group head is finished. */
-  async enableNotifyDelete(queue: string, options: TxOption & { throttleIntervalMs?: number } = {}): Promise<void> {
+  async enableNotifyDelete(
+    queue: string,
+    options: TxOption & { throttleIntervalMs?: number } = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await this.notify.enable(this.exec(options), queue, 'delete', options.throttleIntervalMs);
   }
@@ -352,7 +447,11 @@ export class QueueClient {
     checkQueueName(queue);
     await this.notify.disable(this.exec(options), queue, 'delete');
   }
-  async updateNotifyDelete(queue: string, throttleIntervalMs: number, options: TxOption = {}): Promise<void> {
+  async updateNotifyDelete(
+    queue: string,
+    throttleIntervalMs: number,
+    options: TxOption = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await this.notify.update(this.exec(options), queue, 'delete', throttleIntervalMs);
   }
@@ -373,14 +472,34 @@ export class QueueClient {
    * Deletes the message only if the read with this `readCount` still holds it
    * (nobody has read it since). False, and nothing changes, otherwise.
    */
-  async deleteIfHeld(queue: string, msgId: number, readCount: number, options: TxOption = {}): Promise<boolean> {
+  async deleteIfHeld(
+    queue: string,
+    msgId: number,
+    readCount: number,
+    options: TxOption = {},
+  ): Promise<boolean> {
     checkQueueName(queue);
-    return this.held.delete(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount));
+    return this.held.delete(
+      this.exec(options),
+      queue,
+      checkMsgId(msgId),
+      checkInt('readCount', readCount),
+    );
   }
   /** Archives the message only if the read with this `readCount` still holds it. */
-  async archiveIfHeld(queue: string, msgId: number, readCount: number, options: TxOption = {}): Promise<boolean> {
+  async archiveIfHeld(
+    queue: string,
+    msgId: number,
+    readCount: number,
+    options: TxOption = {},
+  ): Promise<boolean> {
     checkQueueName(queue);
-    return this.held.archive(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount));
+    return this.held.archive(
+      this.exec(options),
+      queue,
+      checkMsgId(msgId),
+      checkInt('readCount', readCount),
+    );
   }
   /** Sets vt (seconds from now, or a Date) only if the read still holds it; null otherwise. */
   async setVisibilityTimeoutIfHeld<T = unknown>(
@@ -392,7 +511,13 @@ export class QueueClient {
   ): Promise<Message<T> | null> {
     checkQueueName(queue);
     const value = vt instanceof Date ? checkDate('vt', vt) : checkInt('vt', vt);
-    return this.held.setVt<T>(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount), value);
+    return this.held.setVt<T>(
+      this.exec(options),
+      queue,
+      checkMsgId(msgId),
+      checkInt('readCount', readCount),
+      value,
+    );
   }
   /** Milliseconds (database clock) until the queue's earliest future vt; null when none. */
   async msUntilNextVisible(queue: string, options: TxOption = {}): Promise<number | null> {
@@ -471,19 +596,28 @@ export class QueueClient {
   // --- partitions, dead letters, retention, fast metrics, maintenance (issue 4 part B) ---
 
   /** PGMQ's `create_partitioned`: a queue on native range partitions (no pg_partman). Idempotent. */
-  async createPartitionedQueue(queue: string, options: parts.CreatePartitionedQueueOptions = {}): Promise<void> {
+  async createPartitionedQueue(
+    queue: string,
+    options: parts.CreatePartitionedQueueOptions = {},
+  ): Promise<void> {
     checkQueueName(queue, { forCreate: true });
     await parts.createPartitioned(this.exec(options), this.s, queue, options);
   }
 
   /** PGMQ's `convert_archive_partitioned`: the queue's archive becomes partitioned (its rows are moved over). */
-  async convertArchivePartitioned(queue: string, options: parts.ConvertArchiveOptions = {}): Promise<void> {
+  async convertArchivePartitioned(
+    queue: string,
+    options: parts.ConvertArchiveOptions = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await parts.convertArchivePartitioned(this.exec(options), this.s, queue, options);
   }
 
   /** One call of `run_maintenance(queue)`; see {@link MaintenanceScheduler} for the periodic form. */
-  runMaintenance(queue: string, options: TxOption & { batchSize?: number } = {}): Promise<parts.MaintenanceResult> {
+  runMaintenance(
+    queue: string,
+    options: TxOption & { batchSize?: number } = {},
+  ): Promise<parts.MaintenanceResult> {
     checkQueueName(queue);
     return parts.runMaintenance(this.exec(options), this.s, queue, options.batchSize ?? 10_000);
   }
@@ -516,31 +650,48 @@ export class QueueClient {
   }
 
   /** Dead letters in msg_id order, without reading them (nothing changes). */
-  listDeadLetters<T = unknown>(deadLetterQueue: string, options: dl.ListDeadLettersOptions = {}): Promise<dl.DeadLetter<T>[]> {
+  listDeadLetters<T = unknown>(
+    deadLetterQueue: string,
+    options: dl.ListDeadLettersOptions = {},
+  ): Promise<dl.DeadLetter<T>[]> {
     checkQueueName(deadLetterQueue);
     return dl.listDeadLetters<T>(this.exec(options), this.s, deadLetterQueue, options);
   }
 
   /** Moves one dead letter back to its queue (read count 0, original headers); its new msg_id, or null. */
-  requeueDeadLetter(deadLetterQueue: string, msgId: number, options: TxOption = {}): Promise<number | null> {
+  requeueDeadLetter(
+    deadLetterQueue: string,
+    msgId: number,
+    options: TxOption = {},
+  ): Promise<number | null> {
     checkQueueName(deadLetterQueue);
     return dl.requeueDeadLetter(this.exec(options), this.s, deadLetterQueue, msgId);
   }
 
   /** Moves every dead letter (or those from `sourceQueue`) back; how many moved. */
-  requeueDeadLetters(deadLetterQueue: string, options: dl.DeadLetterFilterOptions = {}): Promise<number> {
+  requeueDeadLetters(
+    deadLetterQueue: string,
+    options: dl.DeadLetterFilterOptions = {},
+  ): Promise<number> {
     checkQueueName(deadLetterQueue);
     return dl.requeueDeadLetters(this.exec(options), this.s, deadLetterQueue, options);
   }
 
   /** Deletes every dead letter (or those from `sourceQueue`); how many. */
-  purgeDeadLetters(deadLetterQueue: string, options: dl.DeadLetterFilterOptions = {}): Promise<number> {
+  purgeDeadLetters(
+    deadLetterQueue: string,
+    options: dl.DeadLetterFilterOptions = {},
+  ): Promise<number> {
     checkQueueName(deadLetterQueue);
     return dl.purgeDeadLetters(this.exec(options), this.s, deadLetterQueue, options);
   }
 
   /** Archived messages older than `retentionSeconds` are deleted by maintenance; null clears. */
-  async setArchiveRetention(queue: string, retentionSeconds: number | null, options: TxOption = {}): Promise<void> {
+  async setArchiveRetention(
+    queue: string,
+    retentionSeconds: number | null,
+    options: TxOption = {},
+  ): Promise<void> {
     checkQueueName(queue);
     await setArchiveRetention(this.exec(options), this.s, queue, retentionSeconds);
   }
@@ -573,7 +724,12 @@ export class QueueClient {
     return options.tx ?? this.driver;
   }
 
-  private async sql<R>(options: TxOption, text: string, params: unknown[] = [], prepare = false): Promise<R[]> {
+  private async sql<R>(
+    options: TxOption,
+    text: string,
+    params: unknown[] = [],
+    prepare = false,
+  ): Promise<R[]> {
     const res = await execute<R>(this.exec(options), text, params, { prepare });
     return res.rows;
   }
@@ -585,20 +741,26 @@ export class QueueClient {
       }
       return ['$2::timestamptz', checkDate('visibleUntil', options.visibleUntil)];
     }
-    return ['$2::integer', checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? DEFAULT_VT_SECONDS)];
+    return [
+      '$2::integer',
+      checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? DEFAULT_VT_SECONDS),
+    ];
   }
 }
 
 function vtOf(options: { delaySeconds?: number; deliverAt?: Date }): VtSpec {
   if (options.deliverAt !== undefined) {
-    if (options.delaySeconds !== undefined) throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
+    if (options.delaySeconds !== undefined)
+      throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
     return { kind: 'at', value: checkDate('deliverAt', options.deliverAt) };
   }
   return { kind: 'seconds', value: checkInt('delaySeconds', options.delaySeconds ?? 0) };
 }
 
 function conditionalJson(conditional: unknown): string {
-  return conditional === undefined || conditional === null ? '{}' : toJson('conditional', conditional);
+  return conditional === undefined || conditional === null
+    ? '{}'
+    : toJson('conditional', conditional);
 }
 
 const byMsgId = (a: Message<unknown>, b: Message<unknown>): number => a.msgId - b.msgId;
@@ -636,14 +798,22 @@ export class TypedQueue<T> {
   archive(msgId: number, options?: TxOption): Promise<boolean>;
   archive(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
   archive(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
-    return typeof ids === 'number' ? this.client.archive(this.name, ids, options) : this.client.archive(this.name, ids, options);
+    return typeof ids === 'number'
+      ? this.client.archive(this.name, ids, options)
+      : this.client.archive(this.name, ids, options);
   }
   delete(msgId: number, options?: TxOption): Promise<boolean>;
   delete(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
   delete(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
-    return typeof ids === 'number' ? this.client.delete(this.name, ids, options) : this.client.delete(this.name, ids, options);
+    return typeof ids === 'number'
+      ? this.client.delete(this.name, ids, options)
+      : this.client.delete(this.name, ids, options);
   }
-  setVisibilityTimeout(ids: number | readonly number[], vt: number | Date, options?: TxOption): Promise<Message<T>[]> {
+  setVisibilityTimeout(
+    ids: number | readonly number[],
+    vt: number | Date,
+    options?: TxOption,
+  ): Promise<Message<T>[]> {
     return this.client.setVisibilityTimeout<T>(this.name, ids, vt, options);
   }
   metrics(options?: TxOption): Promise<QueueMetrics> {

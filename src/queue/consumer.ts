@@ -90,13 +90,23 @@ export class Delivery<T> implements Message<T> {
   }
   /** Keeps the message invisible for `seconds` more from now. False when no longer held. */
   async extend(seconds: number): Promise<boolean> {
-    const m = await this.client.setVisibilityTimeoutIfHeld(this.queue, this.msgId, this.readCount, seconds);
+    const m = await this.client.setVisibilityTimeoutIfHeld(
+      this.queue,
+      this.msgId,
+      this.readCount,
+      seconds,
+    );
     if (m) this.visibleAt = m.visibleAt;
     return m !== null;
   }
   /** Makes the message visible again at once (or after `delaySeconds`). False when no longer held. */
   async release(delaySeconds = 0): Promise<boolean> {
-    const m = await this.client.setVisibilityTimeoutIfHeld(this.queue, this.msgId, this.readCount, delaySeconds);
+    const m = await this.client.setVisibilityTimeoutIfHeld(
+      this.queue,
+      this.msgId,
+      this.readCount,
+      delaySeconds,
+    );
     return m !== null;
   }
 }
@@ -131,16 +141,22 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     readonly queue: string,
     private readonly options: ConsumeOptions,
   ) {
-    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, { min: 0 });
+    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, {
+      min: 0,
+    });
     this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
     this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 250, { min: 1 });
     this.retryDelayMs = checkInt('retryDelayMs', options.retryDelayMs ?? 1000, { min: 1 });
     this.mode = options.mode ?? 'read';
     if (!['read', 'grouped', 'roundRobin', 'head'].includes(this.mode)) {
-      throw new InvalidArgumentError(`mode must be read, grouped, roundRobin or head, got ${String(this.mode)}`);
+      throw new InvalidArgumentError(
+        `mode must be read, grouped, roundRobin or head, got ${String(this.mode)}`,
+      );
     }
     if (this.mode !== 'read' && options.conditional != null) {
-      throw new InvalidArgumentError('conditional works only with mode "read" (PGMQ group reads have no filter)');
+      throw new InvalidArgumentError(
+        'conditional works only with mode "read" (PGMQ group reads have no filter)',
+      );
     }
     if (options.signal?.aborted) this.stopped = true;
     options.signal?.addEventListener('abort', () => this.stop(), { once: true });
@@ -188,7 +204,10 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
             }
           } catch (err) {
             if (!(err instanceof ConnectionError)) throw err;
-            this.client.logger.warn({ err, queue: this.queue }, 'pgferry: consumer lost its connection; retrying');
+            this.client.logger.warn(
+              { err, queue: this.queue },
+              'pgferry: consumer lost its connection; retrying',
+            );
             await this.wait(this.retryDelayMs);
             continue;
           }
@@ -224,7 +243,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     const onNotify = (): void => this.wake();
     try {
       this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'insert'));
-      if (this.mode !== 'read') this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'delete'));
+      if (this.mode !== 'read')
+        this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'delete'));
       this.listening = true;
     } catch (err) {
       this.client.logger.warn(
@@ -246,9 +266,14 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   private async handBack(buffer: Message<T>[]): Promise<void> {
     await Promise.all(
       buffer.map((m) =>
-        this.client.setVisibilityTimeoutIfHeld(this.queue, m.msgId, m.readCount, 0).catch((err: unknown) => {
-          this.client.logger.warn({ err, queue: this.queue, msgId: m.msgId }, 'pgferry: could not hand back a message');
-        }),
+        this.client
+          .setVisibilityTimeoutIfHeld(this.queue, m.msgId, m.readCount, 0)
+          .catch((err: unknown) => {
+            this.client.logger.warn(
+              { err, queue: this.queue, msgId: m.msgId },
+              'pgferry: could not hand back a message',
+            );
+          }),
       ),
     );
   }

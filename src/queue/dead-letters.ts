@@ -82,14 +82,36 @@ export async function setDeadLetterPolicy(
   ]);
 }
 
-export async function getDeadLetterPolicy(exec: Executor, s: string, queue: string): Promise<DeadLetterPolicy | null> {
-  const res = await execute<PolicyRow>(exec, `SELECT * FROM ${s}.get_dead_letter_policy($1::text)`, [queue]);
+export async function getDeadLetterPolicy(
+  exec: Executor,
+  s: string,
+  queue: string,
+): Promise<DeadLetterPolicy | null> {
+  const res = await execute<PolicyRow>(
+    exec,
+    `SELECT * FROM ${s}.get_dead_letter_policy($1::text)`,
+    [queue],
+  );
   const r = res.rows[0];
-  return r ? { queueName: r.queue_name, deadLetterQueue: r.dead_letter_queue, maxReadCount: Number(r.max_read_count) } : null;
+  return r
+    ? {
+        queueName: r.queue_name,
+        deadLetterQueue: r.dead_letter_queue,
+        maxReadCount: Number(r.max_read_count),
+      }
+    : null;
 }
 
-export async function clearDeadLetterPolicy(exec: Executor, s: string, queue: string): Promise<boolean> {
-  const res = await execute<{ done: boolean }>(exec, `SELECT ${s}.clear_dead_letter_policy($1::text) AS done`, [queue]);
+export async function clearDeadLetterPolicy(
+  exec: Executor,
+  s: string,
+  queue: string,
+): Promise<boolean> {
+  const res = await execute<{ done: boolean }>(
+    exec,
+    `SELECT ${s}.clear_dead_letter_policy($1::text) AS done`,
+    [queue],
+  );
   return res.rows[0]!.done;
 }
 
@@ -114,11 +136,17 @@ export async function listDeadLetters<T>(
 }
 
 /** Moves one dead letter back to its queue; the new msg_id there, or null when there is no such dead letter. */
-export async function requeueDeadLetter(exec: Executor, s: string, deadLetterQueue: string, msgId: number): Promise<number | null> {
-  const res = await execute<{ id: string | null }>(exec, `SELECT ${s}.requeue_dead_letter($1::text, $2::bigint) AS id`, [
-    deadLetterQueue,
-    checkMsgId(msgId),
-  ]);
+export async function requeueDeadLetter(
+  exec: Executor,
+  s: string,
+  deadLetterQueue: string,
+  msgId: number,
+): Promise<number | null> {
+  const res = await execute<{ id: string | null }>(
+    exec,
+    `SELECT ${s}.requeue_dead_letter($1::text, $2::bigint) AS id`,
+    [deadLetterQueue, checkMsgId(msgId)],
+  );
   const id = res.rows[0]?.id;
   return id == null ? null : Number(id);
 }
@@ -130,10 +158,11 @@ export async function requeueDeadLetters(
   options: DeadLetterFilterOptions,
 ): Promise<number> {
   if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
-  const res = await execute<{ n: string }>(exec, `SELECT ${s}.requeue_dead_letters($1::text, $2::text) AS n`, [
-    deadLetterQueue,
-    options.sourceQueue ?? null,
-  ]);
+  const res = await execute<{ n: string }>(
+    exec,
+    `SELECT ${s}.requeue_dead_letters($1::text, $2::text) AS n`,
+    [deadLetterQueue, options.sourceQueue ?? null],
+  );
   return Number(res.rows[0]!.n);
 }
 
@@ -144,10 +173,11 @@ export async function purgeDeadLetters(
   options: DeadLetterFilterOptions,
 ): Promise<number> {
   if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
-  const res = await execute<{ n: string }>(exec, `SELECT ${s}.purge_dead_letters($1::text, $2::text) AS n`, [
-    deadLetterQueue,
-    options.sourceQueue ?? null,
-  ]);
+  const res = await execute<{ n: string }>(
+    exec,
+    `SELECT ${s}.purge_dead_letters($1::text, $2::text) AS n`,
+    [deadLetterQueue, options.sourceQueue ?? null],
+  );
   return Number(res.rows[0]!.n);
 }
 

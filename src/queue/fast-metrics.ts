@@ -11,12 +11,28 @@ export async function enableFastMetrics(exec: Executor, s: string, queue: string
   await execute(exec, `SELECT ${s}.enable_fast_metrics($1::text)`, [queue]);
 }
 
-export async function disableFastMetrics(exec: Executor, s: string, queue: string): Promise<boolean> {
-  const res = await execute<{ done: boolean }>(exec, `SELECT ${s}.disable_fast_metrics($1::text) AS done`, [queue]);
+export async function disableFastMetrics(
+  exec: Executor,
+  s: string,
+  queue: string,
+): Promise<boolean> {
+  const res = await execute<{ done: boolean }>(
+    exec,
+    `SELECT ${s}.disable_fast_metrics($1::text) AS done`,
+    [queue],
+  );
   return res.rows[0]!.done;
 }
 
-export async function fastMetricsEnabled(exec: Executor, s: string, queue: string): Promise<boolean> {
-  const res = await execute<{ on: boolean }>(exec, `SELECT ${s}.fast_metrics_enabled($1::text) AS on`, [queue]);
+export async function fastMetricsEnabled(
+  exec: Executor,
+  s: string,
+  queue: string,
+): Promise<boolean> {
+  const res = await execute<{ on: boolean }>(
+    exec,
+    `SELECT ${s}.fast_metrics_enabled($1::text) AS on`,
+    [queue],
+  );
   return res.rows[0]!.on;
 }

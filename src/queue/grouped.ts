@@ -76,11 +76,18 @@ function groupedVt(options: GroupedReadOptions): [string, number | Date] {
     }
     return ['$2::timestamptz', checkDate('visibleUntil', options.visibleUntil)];
   }
-  return ['$2::integer', checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30)];
+  return [
+    '$2::integer',
+    checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30),
+  ];
 }
 
 /** `create_fifo_index(queue)`, or `create_fifo_indexes_all()` when queue is undefined. */
-export async function createFifoIndexSql(exec: Executor, schemaSql: string, queue: string | undefined): Promise<void> {
+export async function createFifoIndexSql(
+  exec: Executor,
+  schemaSql: string,
+  queue: string | undefined,
+): Promise<void> {
   if (queue === undefined) await execute(exec, `SELECT ${schemaSql}.create_fifo_indexes_all()`);
   else await execute(exec, `SELECT ${schemaSql}.create_fifo_index($1::text)`, [queue]);
 }

@@ -26,9 +26,14 @@ export class HeldStatements {
     const key = prefix + ':' + queue;
     let t = this.tables.get(key);
     if (!t) {
-      const res = await execute<{ t: string }>(exec, `SELECT ${this.s}.format_table_name($1, $2) AS t`, [queue, prefix], {
-        prepare: true,
-      });
+      const res = await execute<{ t: string }>(
+        exec,
+        `SELECT ${this.s}.format_table_name($1, $2) AS t`,
+        [queue, prefix],
+        {
+          prepare: true,
+        },
+      );
       t = `${this.s}.${quoteIdent(res.rows[0]!.t)}`;
       if (this.tables.size > 10000) this.tables.clear();
       this.tables.set(key, t);
@@ -74,7 +79,10 @@ export class HeldStatements {
     vt: number | Date,
   ): Promise<Message<T> | null> {
     const t = await this.table(exec, queue, 'q');
-    const vtSql = vt instanceof Date ? '$3::timestamptz' : 'clock_timestamp() + make_interval(secs => $3::integer)';
+    const vtSql =
+      vt instanceof Date
+        ? '$3::timestamptz'
+        : 'clock_timestamp() + make_interval(secs => $3::integer)';
     const res = await execute<MessageRow>(
       exec,
       `UPDATE ${t} SET vt = ${vtSql} WHERE msg_id = $1::bigint AND read_ct = $2::integer RETURNING ${MESSAGE_COLUMNS}`,

@@ -20,7 +20,11 @@ export const DEFAULT_THROTTLE_INTERVAL_MS = 250;
  * (PGMQ 1.13.1's `pgmq.q_<name>.INSERT` in the default schema; the queue
  * name keeps its case). See sql/queue/0002_fifo_topics_notify.sql.
  */
-export function notifyChannel(schema: string, queue: string, event: NotifyEvent = 'insert'): string {
+export function notifyChannel(
+  schema: string,
+  queue: string,
+  event: NotifyEvent = 'insert',
+): string {
   return `${schema}.q_${queue}.${event.toUpperCase()}`;
 }
 
@@ -31,34 +35,59 @@ export class NotifySql {
     private readonly schema: string,
   ) {}
 
-  async enable(exec: Executor, queue: string, event: NotifyEvent, throttleIntervalMs: number | undefined): Promise<void> {
-    const ms = checkInt('throttleIntervalMs', throttleIntervalMs ?? DEFAULT_THROTTLE_INTERVAL_MS, { min: 0 });
-    await execute(exec, `SELECT ${this.s}.enable_notify_${event}($1::text, $2::integer)`, [queue, ms]);
+  async enable(
+    exec: Executor,
+    queue: string,
+    event: NotifyEvent,
+    throttleIntervalMs: number | undefined,
+  ): Promise<void> {
+    const ms = checkInt('throttleIntervalMs', throttleIntervalMs ?? DEFAULT_THROTTLE_INTERVAL_MS, {
+      min: 0,
+    });
+    await execute(exec, `SELECT ${this.s}.enable_notify_${event}($1::text, $2::integer)`, [
+      queue,
+      ms,
+    ]);
   }
 
   async disable(exec: Executor, queue: string, event: NotifyEvent): Promise<void> {
     await execute(exec, `SELECT ${this.s}.disable_notify_${event}($1::text)`, [queue]);
   }
 
-  async update(exec: Executor, queue: string, event: NotifyEvent, throttleIntervalMs: number): Promise<void> {
+  async update(
+    exec: Executor,
+    queue: string,
+    event: NotifyEvent,
+    throttleIntervalMs: number,
+  ): Promise<void> {
     const ms = checkInt('throttleIntervalMs', throttleIntervalMs, { min: 0 });
-    await execute(exec, `SELECT ${this.s}.update_notify_${event}($1::text, $2::integer)`, [queue, ms]);
+    await execute(exec, `SELECT ${this.s}.update_notify_${event}($1::text, $2::integer)`, [
+      queue,
+      ms,
+    ]);
   }
 
   async list(exec: Executor, event: NotifyEvent): Promise<NotifyThrottle[]> {
-    const res = await execute<{ queue_name: string; throttle_interval_ms: number; last_notified_at: Date | string }>(
-      exec,
-      `SELECT * FROM ${this.s}.list_notify_${event}_throttles()`,
-    );
+    const res = await execute<{
+      queue_name: string;
+      throttle_interval_ms: number;
+      last_notified_at: Date | string;
+    }>(exec, `SELECT * FROM ${this.s}.list_notify_${event}_throttles()`);
     return res.rows.map((r) => ({
       queueName: r.queue_name,
       throttleIntervalMs: Number(r.throttle_interval_ms),
-      lastNotifiedAt: r.last_notified_at instanceof Date ? r.last_notified_at : new Date(r.last_notified_at),
+      lastNotifiedAt:
+        r.last_notified_at instanceof Date ? r.last_notified_at : new Date(r.last_notified_at),
     }));
   }
 
   /** LISTENs (on the driver's dedicated connection) for the queue's notifications. */
-  listen(driver: Driver, queue: string, event: NotifyEvent, handler: () => void): Promise<Subscription> {
+  listen(
+    driver: Driver,
+    queue: string,
+    event: NotifyEvent,
+    handler: () => void,
+  ): Promise<Subscription> {
     return driver.listen(notifyChannel(this.schema, queue, event), () => handler());
   }
 }

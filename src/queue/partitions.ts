@@ -33,12 +33,19 @@ export interface ConvertArchiveOptions extends TxOption {
 }
 
 /** Text form of an interval option, checked for type only (the SQL checks meaning). */
-export function intervalText(what: string, value: number | string | null | undefined, fallback: string | null): string | null {
+export function intervalText(
+  what: string,
+  value: number | string | null | undefined,
+  fallback: string | null,
+): string | null {
   if (value === undefined) return fallback;
   if (value === null) return null;
-  if (typeof value === 'number') return String(checkInt(what, value, { min: 1, max: Number.MAX_SAFE_INTEGER }));
+  if (typeof value === 'number')
+    return String(checkInt(what, value, { min: 1, max: Number.MAX_SAFE_INTEGER }));
   if (typeof value === 'string' && value.trim() !== '') return value;
-  throw new InvalidArgumentError(`${what} must be a positive integer or an interval string, got ${describe(value)}`);
+  throw new InvalidArgumentError(
+    `${what} must be a positive integer or an interval string, got ${describe(value)}`,
+  );
 }
 
 export async function createPartitioned(
@@ -63,12 +70,16 @@ export async function convertArchivePartitioned(
   options: ConvertArchiveOptions,
 ): Promise<void> {
   const leading = checkInt('leadingPartitions', options.leadingPartitions ?? 10, { min: 1 });
-  await execute(exec, `SELECT ${s}.convert_archive_partitioned($1::text, $2::text, $3::text, $4::integer)`, [
-    queue,
-    intervalText('partitionInterval', options.partitionInterval, '10000'),
-    intervalText('retentionInterval', options.retentionInterval, '100000'),
-    leading,
-  ]);
+  await execute(
+    exec,
+    `SELECT ${s}.convert_archive_partitioned($1::text, $2::text, $3::text, $4::integer)`,
+    [
+      queue,
+      intervalText('partitionInterval', options.partitionInterval, '10000'),
+      intervalText('retentionInterval', options.retentionInterval, '100000'),
+      leading,
+    ],
+  );
 }
 
 /** What one `run_maintenance(queue)` call did. */
@@ -96,11 +107,17 @@ interface MaintenanceRow {
   more_pending: boolean;
 }
 
-export async function runMaintenance(exec: Executor, s: string, queue: string, batchSize: number): Promise<MaintenanceResult> {
-  const res = await execute<MaintenanceRow>(exec, `SELECT * FROM ${s}.run_maintenance($1::text, $2::integer)`, [
-    queue,
-    checkInt('batchSize', batchSize, { min: 1 }),
-  ]);
+export async function runMaintenance(
+  exec: Executor,
+  s: string,
+  queue: string,
+  batchSize: number,
+): Promise<MaintenanceResult> {
+  const res = await execute<MaintenanceRow>(
+    exec,
+    `SELECT * FROM ${s}.run_maintenance($1::text, $2::integer)`,
+    [queue, checkInt('batchSize', batchSize, { min: 1 })],
+  );
   const r = res.rows[0]!;
   return {
     queueName: r.queue_name,
@@ -114,6 +131,9 @@ export async function runMaintenance(exec: Executor, s: string, queue: string, b
 }
 
 export async function listMaintainedQueues(exec: Executor, s: string): Promise<string[]> {
-  const res = await execute<{ q: string }>(exec, `SELECT q FROM ${s}.list_maintained_queues() AS q`);
+  const res = await execute<{ q: string }>(
+    exec,
+    `SELECT q FROM ${s}.list_maintained_queues() AS q`,
+  );
   return res.rows.map((r) => r.q);
 }

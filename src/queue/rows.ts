@@ -13,7 +13,8 @@ export interface MessageRow {
 
 const toDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v));
 const toNum = (v: string | number | bigint): number => Number(v);
-const toNullableNum = (v: string | number | bigint | null): number | null => (v == null ? null : Number(v));
+const toNullableNum = (v: string | number | bigint | null): number | null =>
+  v == null ? null : Number(v);
 
 export function toMessage<T>(row: MessageRow): Message<T> {
   return {

@@ -34,7 +34,13 @@ export class QueueStatements {
     return t;
   }
 
-  async send(exec: Executor, queue: string, message: string, headers: string | null, vt: VtSpec): Promise<number> {
+  async send(
+    exec: Executor,
+    queue: string,
+    message: string,
+    headers: string | null,
+    vt: VtSpec,
+  ): Promise<number> {
     const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
@@ -100,7 +106,12 @@ export class QueueStatements {
   }
 
   /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
-  async readLocked(exec: Executor, queue: string, qty: number, conditional: string): Promise<MessageRow[]> {
+  async readLocked(
+    exec: Executor,
+    queue: string,
+    qty: number,
+    conditional: string,
+  ): Promise<MessageRow[]> {
     const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
     const res = await execute<MessageRow>(
       exec,

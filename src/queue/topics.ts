@@ -58,10 +58,11 @@ export class TopicSql {
   }
 
   async unbind(exec: Executor, pattern: string, queue: string): Promise<boolean> {
-    const res = await execute<{ ok: boolean }>(exec, `SELECT ${this.s}.unbind_topic($1::text, $2::text) AS ok`, [
-      pattern,
-      queue,
-    ]);
+    const res = await execute<{ ok: boolean }>(
+      exec,
+      `SELECT ${this.s}.unbind_topic($1::text, $2::text) AS ok`,
+      [pattern, queue],
+    );
     return res.rows[0]!.ok;
   }
 
@@ -69,7 +70,9 @@ export class TopicSql {
     const res =
       queue === undefined
         ? await execute<BindingRow>(exec, `SELECT * FROM ${this.s}.list_topic_bindings()`)
-        : await execute<BindingRow>(exec, `SELECT * FROM ${this.s}.list_topic_bindings($1::text)`, [queue]);
+        : await execute<BindingRow>(exec, `SELECT * FROM ${this.s}.list_topic_bindings($1::text)`, [
+            queue,
+          ]);
     return res.rows.map((r) => ({
       pattern: r.pattern,
       queueName: r.queue_name,
@@ -79,17 +82,32 @@ export class TopicSql {
   }
 
   async testRouting(exec: Executor, routingKey: string): Promise<TopicRoute[]> {
-    const res = await execute<Omit<BindingRow, 'bound_at'>>(exec, `SELECT * FROM ${this.s}.test_routing($1::text)`, [
-      routingKey,
-    ]);
-    return res.rows.map((r) => ({ pattern: r.pattern, queueName: r.queue_name, compiledRegex: r.compiled_regex }));
+    const res = await execute<Omit<BindingRow, 'bound_at'>>(
+      exec,
+      `SELECT * FROM ${this.s}.test_routing($1::text)`,
+      [routingKey],
+    );
+    return res.rows.map((r) => ({
+      pattern: r.pattern,
+      queueName: r.queue_name,
+      compiledRegex: r.compiled_regex,
+    }));
   }
 
-  async validate(exec: Executor, what: 'routing_key' | 'topic_pattern', value: string): Promise<void> {
+  async validate(
+    exec: Executor,
+    what: 'routing_key' | 'topic_pattern',
+    value: string,
+  ): Promise<void> {
     await execute(exec, `SELECT ${this.s}.validate_${what}($1::text)`, [value]);
   }
 
-  async send(exec: Executor, routingKey: string, message: unknown, options: SendTopicOptions): Promise<number> {
+  async send(
+    exec: Executor,
+    routingKey: string,
+    message: unknown,
+    options: SendTopicOptions,
+  ): Promise<number> {
     const headers = options.headers == null ? null : toJson('headers', options.headers);
     const delay = checkInt('delaySeconds', options.delaySeconds ?? 0);
     const res = await execute<{ n: number }>(
@@ -107,7 +125,8 @@ export class TopicSql {
     messages: readonly unknown[],
     options: SendBatchTopicOptions,
   ): Promise<TopicSendResult[]> {
-    if (!Array.isArray(messages) || messages.length === 0) throw new InvalidArgumentError('msgs cannot be NULL or empty');
+    if (!Array.isArray(messages) || messages.length === 0)
+      throw new InvalidArgumentError('msgs cannot be NULL or empty');
     const bodies = messages.map((m, i) => toJson(`messages[${i}]`, m));
     let headers: (string | null)[] | null = null;
     if (options.headers) {
@@ -121,7 +140,8 @@ export class TopicSql {
     let vtExpr: string;
     let vt: number | Date;
     if (options.deliverAt !== undefined) {
-      if (options.delaySeconds !== undefined) throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
+      if (options.delaySeconds !== undefined)
+        throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
       vtExpr = '$4::timestamptz';
       vt = checkDate('deliverAt', options.deliverAt);
     } else {

@@ -31,7 +31,9 @@ export function checkInt(
   { min = -INT4_MAX - 1, max = INT4_MAX }: { min?: number; max?: number } = {},
 ): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
-    throw new InvalidArgumentError(`${what} must be an integer between ${min} and ${max}, got ${describe(value)}`);
+    throw new InvalidArgumentError(
+      `${what} must be an integer between ${min} and ${max}, got ${describe(value)}`,
+    );
   }
   return value;
 }
@@ -44,7 +46,8 @@ export function checkDate(what: string, value: unknown): Date {
 }
 
 export function checkMsgIds(ids: unknown): number[] {
-  if (!Array.isArray(ids)) throw new InvalidArgumentError(`message ids must be an array, got ${describe(ids)}`);
+  if (!Array.isArray(ids))
+    throw new InvalidArgumentError(`message ids must be an array, got ${describe(ids)}`);
   return ids.map((id) => checkMsgId(id));
 }
 
@@ -57,19 +60,25 @@ export function checkMsgId(id: unknown): number {
 
 /** Serialises a message or headers object to JSON text for a jsonb parameter. */
 export function toJson(what: string, value: unknown): string {
-  if (value === undefined) throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
+  if (value === undefined)
+    throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
   let text: string | undefined;
   try {
     text = JSON.stringify(value);
   } catch (err) {
-    throw new InvalidArgumentError(`${what} is not JSON-serialisable: ${(err as Error).message}`, { cause: err });
+    throw new InvalidArgumentError(`${what} is not JSON-serialisable: ${(err as Error).message}`, {
+      cause: err,
+    });
   }
-  if (text === undefined) throw new InvalidArgumentError(`${what} is not JSON-serialisable (${typeof value})`);
+  if (text === undefined)
+    throw new InvalidArgumentError(`${what} is not JSON-serialisable (${typeof value})`);
   return text;
 }
 
 export function describe(value: unknown): string {
-  if (typeof value === 'string') return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value);
-  if (typeof value === 'number' || typeof value === 'boolean' || value == null) return String(value);
+  if (typeof value === 'string')
+    return JSON.stringify(value.length > 60 ? value.slice(0, 60) + '…' : value);
+  if (typeof value === 'number' || typeof value === 'boolean' || value == null)
+    return String(value);
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }

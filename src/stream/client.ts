@@ -7,7 +7,14 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
 import { mapStreamError } from './errors.js';
-import { messageParams, toConsumerInfo, toDeadLetter, toMessage, toStreamInfo, type MessageRow } from './rows.js';
+import {
+  messageParams,
+  toConsumerInfo,
+  toDeadLetter,
+  toMessage,
+  toStreamInfo,
+  type MessageRow,
+} from './rows.js';
 import type {
   ConsumerInfo,
   DeadLetter,
@@ -20,7 +27,13 @@ import type {
   StreamSendOptions,
   TxOption,
 } from './types.js';
-import { checkConsumerName, checkNonNegative, checkPositiveInt, checkStreamName, toJsonText } from './validate.js';
+import {
+  checkConsumerName,
+  checkNonNegative,
+  checkPositiveInt,
+  checkStreamName,
+  toJsonText,
+} from './validate.js';
 
 export interface StreamClientOptions {
   /** A driver to use; otherwise a `pg` pool is made. */
@@ -57,7 +70,12 @@ export class StreamClient {
 
   /** Installs or upgrades the stream engine in this client's schema. */
   migrate(): Promise<MigrateResult> {
-    return migrate({ driver: this.driver, components: ['stream'], schemas: { stream: this.schema }, logger: this.logger });
+    return migrate({
+      driver: this.driver,
+      components: ['stream'],
+      schemas: { stream: this.schema },
+      logger: this.logger,
+    });
   }
 
   /** Runs `fn` in a transaction; pass the `tx` it gets to any method as `{ tx }`. */
@@ -66,9 +84,16 @@ export class StreamClient {
   }
 
   /** @internal Runs one statement of this client's SQL, mapping errors. */
-  async q<R>(text: string, params: readonly unknown[] = [], tx?: Executor, prepare = false): Promise<R[]> {
+  async q<R>(
+    text: string,
+    params: readonly unknown[] = [],
+    tx?: Executor,
+    prepare = false,
+  ): Promise<R[]> {
     try {
-      const res = await execute<R>(tx ?? this.driver, text.replaceAll('@s@', this.s), params, { prepare });
+      const res = await execute<R>(tx ?? this.driver, text.replaceAll('@s@', this.s), params, {
+        prepare,
+      });
       return res.rows;
     } catch (err) {
       throw mapStreamError(err);
@@ -79,13 +104,21 @@ export class StreamClient {
 
   /** Creates a stream; false when it already exists. */
   async createStream(name: string, options: TxOption = {}): Promise<boolean> {
-    const rows = await this.q<{ r: number }>(`SELECT @s@.create_queue($1) AS r`, [checkStreamName(name)], options.tx);
+    const rows = await this.q<{ r: number }>(
+      `SELECT @s@.create_queue($1) AS r`,
+      [checkStreamName(name)],
+      options.tx,
+    );
     return rows[0]!.r === 1;
   }
 
   /** Drops a stream; with `force`, unsubscribes its consumers first. */
   async dropStream(name: string, options: TxOption & { force?: boolean } = {}): Promise<void> {
-    await this.q(`SELECT @s@.drop_queue($1, $2)`, [checkStreamName(name), options.force ?? false], options.tx);
+    await this.q(
+      `SELECT @s@.drop_queue($1, $2)`,
+      [checkStreamName(name), options.force ?? false],
+      options.tx,
+    );
   }
 
   /** `set_queue_config`; `null` resets the parameter to its default. */
@@ -95,7 +128,11 @@ export class StreamClient {
     value: StreamConfig[K] | null,
     options: TxOption = {},
   ): Promise<void> {
-    await this.q(`SELECT @s@.set_queue_config($1, $2, $3)`, [name, param, value === null ? null : String(value)], options.tx);
+    await this.q(
+      `SELECT @s@.set_queue_config($1, $2, $3)`,
+      [name, param, value === null ? null : String(value)],
+      options.tx,
+    );
   }
 
   // Producing ----------------------------------------------------------------
@@ -113,7 +150,11 @@ export class StreamClient {
   }
 
   /** Publishes several events of one type in one statement; ids line up with `payloads`. */
-  async sendBatch(stream: string, payloads: readonly unknown[], options: StreamSendOptions = {}): Promise<number[]> {
+  async sendBatch(
+    stream: string,
+    payloads: readonly unknown[],
+    options: StreamSendOptions = {},
+  ): Promise<number[]> {
     if (!Array.isArray(payloads)) throw new InvalidArgumentError('payloads must be an array');
     const data = payloads.map((p, i) => (p === null ? null : toJsonText(`payloads[${i}]`, p)));
     const rows = await this.q<{ ids: string[] }>(
@@ -137,25 +178,47 @@ export class StreamClient {
   }
 
   async unsubscribe(stream: string, consumer: string, options: TxOption = {}): Promise<boolean> {
-    const rows = await this.q<{ r: number }>(`SELECT @s@.unsubscribe($1, $2) AS r`, [stream, consumer], options.tx);
+    const rows = await this.q<{ r: number }>(
+      `SELECT @s@.unsubscribe($1, $2) AS r`,
+      [stream, consumer],
+      options.tx,
+    );
     return rows[0]!.r === 1;
   }
 
   /** The consumer's current batch (opening the next one if none is active); [] when nothing is ready. */
-  async receive<T = unknown>(stream: string, consumer: string, options: ReceiveOptions = {}): Promise<StreamMessage<T>[]> {
+  async receive<T = unknown>(
+    stream: string,
+    consumer: string,
+    options: ReceiveOptions = {},
+  ): Promise<StreamMessage<T>[]> {
     const max = checkPositiveInt('maxMessages', options.maxMessages ?? 100);
-    const rows = await this.q<MessageRow>(`SELECT * FROM @s@.receive($1, $2, $3)`, [stream, consumer, max], options.tx, true);
+    const rows = await this.q<MessageRow>(
+      `SELECT * FROM @s@.receive($1, $2, $3)`,
+      [stream, consumer, max],
+      options.tx,
+      true,
+    );
     return rows.map((r) => toMessage<T>(r));
   }
 
   /** Finishes a batch: true, or false when it was unknown or already finished (stale). */
   async ack(batchId: number, options: TxOption = {}): Promise<boolean> {
-    const rows = await this.q<{ r: number }>(`SELECT @s@.ack($1) AS r`, [batchId], options.tx, true);
+    const rows = await this.q<{ r: number }>(
+      `SELECT @s@.ack($1) AS r`,
+      [batchId],
+      options.tx,
+      true,
+    );
     return rows[0]!.r === 1;
   }
 
   /** Schedules one event of an active batch for redelivery, or dead-letters it at max_retries. */
-  async nack(batchId: number, msg: StreamMessage<unknown>, options: NackOptions = {}): Promise<void> {
+  async nack(
+    batchId: number,
+    msg: StreamMessage<unknown>,
+    options: NackOptions = {},
+  ): Promise<void> {
     const retry = checkNonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 60);
     await this.q(
       `SELECT @s@.nack($1, ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)::@s@.message, make_interval(secs => $12), $13)`,
@@ -167,7 +230,12 @@ export class StreamClient {
 
   // Cooperative consumers -----------------------------------------------------------
 
-  async subscribeSubconsumer(stream: string, consumer: string, subconsumer: string, options: TxOption & { convertNormal?: boolean } = {}): Promise<boolean> {
+  async subscribeSubconsumer(
+    stream: string,
+    consumer: string,
+    subconsumer: string,
+    options: TxOption & { convertNormal?: boolean } = {},
+  ): Promise<boolean> {
     const rows = await this.q<{ r: number }>(
       `SELECT @s@.subscribe_subconsumer($1, $2, $3, $4) AS r`,
       [stream, consumer, subconsumer, options.convertNormal ?? false],
@@ -177,7 +245,12 @@ export class StreamClient {
   }
 
   /** `batchHandling: 1` nacks the member's active batch for the group before leaving. */
-  async unsubscribeSubconsumer(stream: string, consumer: string, subconsumer: string, options: TxOption & { batchHandling?: 0 | 1 } = {}): Promise<boolean> {
+  async unsubscribeSubconsumer(
+    stream: string,
+    consumer: string,
+    subconsumer: string,
+    options: TxOption & { batchHandling?: 0 | 1 } = {},
+  ): Promise<boolean> {
     const rows = await this.q<{ r: number }>(
       `SELECT @s@.unsubscribe_subconsumer($1, $2, $3, $4) AS r`,
       [stream, consumer, subconsumer, options.batchHandling ?? 0],
@@ -186,9 +259,17 @@ export class StreamClient {
     return rows[0]!.r === 1;
   }
 
-  async receiveCoop<T = unknown>(stream: string, consumer: string, subconsumer: string, options: ReceiveCoopOptions = {}): Promise<StreamMessage<T>[]> {
+  async receiveCoop<T = unknown>(
+    stream: string,
+    consumer: string,
+    subconsumer: string,
+    options: ReceiveCoopOptions = {},
+  ): Promise<StreamMessage<T>[]> {
     const max = checkPositiveInt('maxMessages', options.maxMessages ?? 100);
-    const dead = options.deadIntervalSeconds === undefined ? null : checkNonNegative('deadIntervalSeconds', options.deadIntervalSeconds);
+    const dead =
+      options.deadIntervalSeconds === undefined
+        ? null
+        : checkNonNegative('deadIntervalSeconds', options.deadIntervalSeconds);
     const rows = await this.q<MessageRow>(
       `SELECT * FROM @s@.receive_coop($1, $2, $3, $4, make_interval(secs => $5))`,
       [stream, consumer, subconsumer, max, dead],
@@ -199,8 +280,18 @@ export class StreamClient {
   }
 
   /** Heartbeat of a cooperative member: true if it exists. */
-  async touchSubconsumer(stream: string, consumer: string, subconsumer: string, options: TxOption = {}): Promise<boolean> {
-    const rows = await this.q<{ r: number }>(`SELECT @s@.touch_subconsumer($1, $2, $3) AS r`, [stream, consumer, subconsumer], options.tx, true);
+  async touchSubconsumer(
+    stream: string,
+    consumer: string,
+    subconsumer: string,
+    options: TxOption = {},
+  ): Promise<boolean> {
+    const rows = await this.q<{ r: number }>(
+      `SELECT @s@.touch_subconsumer($1, $2, $3) AS r`,
+      [stream, consumer, subconsumer],
+      options.tx,
+      true,
+    );
     return rows[0]!.r === 1;
   }
 
@@ -208,9 +299,10 @@ export class StreamClient {
 
   /** `ticker(stream)`: the new tick id, or null when none was due. Without a stream: ticks every due stream, returns the count. */
   async tick(stream?: string, options: TxOption = {}): Promise<number | null> {
-    const rows = stream === undefined
-      ? await this.q<{ r: string | null }>(`SELECT @s@.ticker() AS r`, [], options.tx)
-      : await this.q<{ r: string | null }>(`SELECT @s@.ticker($1) AS r`, [stream], options.tx);
+    const rows =
+      stream === undefined
+        ? await this.q<{ r: string | null }>(`SELECT @s@.ticker() AS r`, [], options.tx)
+        : await this.q<{ r: string | null }>(`SELECT @s@.ticker($1) AS r`, [stream], options.tx);
     return rows[0]!.r === null ? null : Number(rows[0]!.r);
   }
 
@@ -223,7 +315,11 @@ export class StreamClient {
   async maintRetryEvents(options: TxOption = {}): Promise<number> {
     let total = 0;
     for (;;) {
-      const rows = await this.q<{ r: number }>(`SELECT @s@.maint_retry_events() AS r`, [], options.tx);
+      const rows = await this.q<{ r: number }>(
+        `SELECT @s@.maint_retry_events() AS r`,
+        [],
+        options.tx,
+      );
       total += rows[0]!.r;
       if (rows[0]!.r === 0) return total;
     }
@@ -237,8 +333,15 @@ export class StreamClient {
 
   // Dead letters ----------------------------------------------------------------
 
-  async dlqInspect(stream: string, options: TxOption & { limit?: number } = {}): Promise<DeadLetter[]> {
-    const rows = await this.q<Record<string, unknown>>(`SELECT * FROM @s@.dlq_inspect($1, $2)`, [stream, options.limit ?? 100], options.tx);
+  async dlqInspect(
+    stream: string,
+    options: TxOption & { limit?: number } = {},
+  ): Promise<DeadLetter[]> {
+    const rows = await this.q<Record<string, unknown>>(
+      `SELECT * FROM @s@.dlq_inspect($1, $2)`,
+      [stream, options.limit ?? 100],
+      options.tx,
+    );
     return rows.map(toDeadLetter);
   }
 
@@ -248,7 +351,10 @@ export class StreamClient {
     return Number(rows[0]!.r);
   }
 
-  async dlqReplayAll(stream: string, options: TxOption = {}): Promise<{ replayed: number; failed: number; firstError: string | null }> {
+  async dlqReplayAll(
+    stream: string,
+    options: TxOption = {},
+  ): Promise<{ replayed: number; failed: number; firstError: string | null }> {
     const rows = await this.q<{ replayed: string; failed: string; first_error: string | null }>(
       `SELECT * FROM @s@.dlq_replay_all($1)`,
       [stream],
@@ -258,7 +364,10 @@ export class StreamClient {
     return { replayed: Number(r.replayed), failed: Number(r.failed), firstError: r.first_error };
   }
 
-  async dlqPurge(stream: string, options: TxOption & { olderThanSeconds?: number } = {}): Promise<number> {
+  async dlqPurge(
+    stream: string,
+    options: TxOption & { olderThanSeconds?: number } = {},
+  ): Promise<number> {
     const rows = await this.q<{ r: number }>(
       `SELECT @s@.dlq_purge($1, make_interval(secs => $2)) AS r`,
       [stream, checkNonNegative('olderThanSeconds', options.olderThanSeconds ?? 30 * 86400)],
@@ -278,7 +387,11 @@ export class StreamClient {
     return rows.map(toStreamInfo);
   }
 
-  async consumerInfo(stream?: string, consumer?: string, options: TxOption = {}): Promise<ConsumerInfo[]> {
+  async consumerInfo(
+    stream?: string,
+    consumer?: string,
+    options: TxOption = {},
+  ): Promise<ConsumerInfo[]> {
     const rows = await this.q<Record<string, unknown>>(
       `SELECT *, extract(epoch FROM lag)::float8 AS lag_s, extract(epoch FROM last_seen)::float8 AS last_seen_s
          FROM @s@.get_consumer_info($1::text, $2::text)`,

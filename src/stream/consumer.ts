@@ -7,7 +7,12 @@ import { StaleBatchError, mapStreamError } from './errors.js';
 import { messageParams, toMessage, type MessageRow } from './rows.js';
 import { acquireSharedTicker, type TickerOptions } from './ticker.js';
 import type { Handler, StreamMessage } from './types.js';
-import { checkConsumerName, checkNonNegative, checkPositiveInt, checkStreamName } from './validate.js';
+import {
+  checkConsumerName,
+  checkNonNegative,
+  checkPositiveInt,
+  checkStreamName,
+} from './validate.js';
 
 export interface StreamConsumerOptions extends StreamClientOptions {
   /** A client to use (its driver and schema); otherwise one is made from the connection options. */
@@ -66,7 +71,11 @@ class HandlerTx implements Queryable {
   constructor(private readonly tx: Queryable) {
     markNative(this);
   }
-  async query<R = Record<string, unknown>>(text: string, params?: readonly unknown[], options?: QueryOptions): Promise<QueryResult<R>> {
+  async query<R = Record<string, unknown>>(
+    text: string,
+    params?: readonly unknown[],
+    options?: QueryOptions,
+  ): Promise<QueryResult<R>> {
     if (!this.used) {
       this.used = true;
       await this.tx.query(`SAVEPOINT ${SAVEPOINT}`);
@@ -103,18 +112,32 @@ export class Consumer<T = unknown> {
 
   constructor(private readonly options: StreamConsumerOptions) {
     this.stream = checkStreamName(options.stream);
-    this.name = checkConsumerName('consumer name', options.name, { noDot: options.subconsumer !== undefined });
-    if (options.subconsumer !== undefined) checkConsumerName('subconsumer name', options.subconsumer, { noDot: true });
-    if (options.unknownHandlerPolicy !== undefined && !['nack', 'ack'].includes(options.unknownHandlerPolicy)) {
-      throw new InvalidArgumentError(`unknownHandlerPolicy must be 'nack' or 'ack', got ${String(options.unknownHandlerPolicy)}`);
+    this.name = checkConsumerName('consumer name', options.name, {
+      noDot: options.subconsumer !== undefined,
+    });
+    if (options.subconsumer !== undefined)
+      checkConsumerName('subconsumer name', options.subconsumer, { noDot: true });
+    if (
+      options.unknownHandlerPolicy !== undefined &&
+      !['nack', 'ack'].includes(options.unknownHandlerPolicy)
+    ) {
+      throw new InvalidArgumentError(
+        `unknownHandlerPolicy must be 'nack' or 'ack', got ${String(options.unknownHandlerPolicy)}`,
+      );
     }
-    const dead = options.deadIntervalSeconds === undefined ? null : checkNonNegative('deadIntervalSeconds', options.deadIntervalSeconds);
+    const dead =
+      options.deadIntervalSeconds === undefined
+        ? null
+        : checkNonNegative('deadIntervalSeconds', options.deadIntervalSeconds);
     this.opts = {
       maxMessages: checkPositiveInt('maxMessages', options.maxMessages ?? INT4_MAX),
       unknownHandlerPolicy: options.unknownHandlerPolicy ?? 'nack',
       retryAfterSeconds: checkNonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 60),
       deadIntervalSeconds: dead,
-      heartbeatIntervalMs: checkPositiveInt('heartbeatIntervalMs', options.heartbeatIntervalMs ?? (dead ? Math.max(1, Math.floor((dead * 1000) / 3)) : 10_000)),
+      heartbeatIntervalMs: checkPositiveInt(
+        'heartbeatIntervalMs',
+        options.heartbeatIntervalMs ?? (dead ? Math.max(1, Math.floor((dead * 1000) / 3)) : 10_000),
+      ),
       pollIntervalMs: checkPositiveInt('pollIntervalMs', options.pollIntervalMs ?? 1000),
     };
     this.ownsClient = !options.client;
@@ -176,7 +199,9 @@ export class Consumer<T = unknown> {
       if (t) {
         ticker = acquireSharedTicker({
           ...(typeof t === 'object' ? t : {}),
-          ...(this.client.connectionString ? { connectionString: this.client.connectionString } : {}),
+          ...(this.client.connectionString
+            ? { connectionString: this.client.connectionString }
+            : {}),
           schema: this.client.schema,
           logger: this.logger,
         });
@@ -190,7 +215,10 @@ export class Consumer<T = unknown> {
           if (!this.notified) await this.sleep(this.opts.pollIntervalMs);
         } catch (err) {
           if (this.abort.signal.aborted) break;
-          this.logger.error({ err, stream: this.stream, consumer: this.name }, 'pgferry stream consumer: batch failed');
+          this.logger.error(
+            { err, stream: this.stream, consumer: this.name },
+            'pgferry stream consumer: batch failed',
+          );
           this.options.onError?.(err);
           await this.sleep(this.opts.pollIntervalMs);
         }
@@ -249,7 +277,8 @@ export class Consumer<T = unknown> {
    */
   async processNext(): Promise<BatchResult | null> {
     for (;;) {
-      const r = this.options.subconsumer === undefined ? await this.roundNormal() : await this.roundCoop();
+      const r =
+        this.options.subconsumer === undefined ? await this.roundNormal() : await this.roundCoop();
       if (r !== 'empty') return r;
       if (!(await this.windowsPending())) return null;
     }
@@ -257,9 +286,16 @@ export class Consumer<T = unknown> {
 
   private roundNormal(): Promise<BatchResult | 'empty'> {
     return this.client.transaction(async (tx) => {
-      const rows = await this.query<MessageRow>(tx, `SELECT * FROM @s@.receive($1, $2, $3)`, [this.stream, this.name, this.opts.maxMessages]);
+      const rows = await this.query<MessageRow>(tx, `SELECT * FROM @s@.receive($1, $2, $3)`, [
+        this.stream,
+        this.name,
+        this.opts.maxMessages,
+      ]);
       if (rows.length === 0) return 'empty';
-      return this.handleBatch(tx, rows.map((r) => toMessage<T>(r)));
+      return this.handleBatch(
+        tx,
+        rows.map((r) => toMessage<T>(r)),
+      );
     });
   }
 
@@ -269,18 +305,31 @@ export class Consumer<T = unknown> {
     // deadIntervalSeconds), and the heartbeat below is visible to them.
     const rows = await this.client.q<MessageRow>(
       `SELECT * FROM @s@.receive_coop($1, $2, $3, $4, make_interval(secs => $5))`,
-      [this.stream, this.name, this.options.subconsumer, this.opts.maxMessages, this.opts.deadIntervalSeconds],
+      [
+        this.stream,
+        this.name,
+        this.options.subconsumer,
+        this.opts.maxMessages,
+        this.opts.deadIntervalSeconds,
+      ],
       undefined,
       true,
     );
     if (rows.length === 0) return 'empty';
     const heartbeat = setInterval(() => {
-      this.client.touchSubconsumer(this.stream, this.name, this.options.subconsumer!).catch((err: unknown) => {
-        this.logger.warn({ err }, 'pgferry stream consumer: heartbeat failed');
-      });
+      this.client
+        .touchSubconsumer(this.stream, this.name, this.options.subconsumer!)
+        .catch((err: unknown) => {
+          this.logger.warn({ err }, 'pgferry stream consumer: heartbeat failed');
+        });
     }, this.opts.heartbeatIntervalMs);
     try {
-      return await this.client.transaction((tx) => this.handleBatch(tx, rows.map((r) => toMessage<T>(r))));
+      return await this.client.transaction((tx) =>
+        this.handleBatch(
+          tx,
+          rows.map((r) => toMessage<T>(r)),
+        ),
+      );
     } finally {
       clearInterval(heartbeat);
     }
@@ -290,10 +339,14 @@ export class Consumer<T = unknown> {
     const batchId = messages[0]!.batchId;
     let nacked = 0;
     for (const msg of messages) {
-      const handler = (msg.type !== null ? this.handlers.get(msg.type) : undefined) ?? this.handlers.get('*');
+      const handler =
+        (msg.type !== null ? this.handlers.get(msg.type) : undefined) ?? this.handlers.get('*');
       if (!handler) {
         if (this.opts.unknownHandlerPolicy === 'ack') {
-          this.logger.warn({ stream: this.stream, type: msg.type, msgId: msg.msgId }, 'pgferry stream consumer: no handler, skipped');
+          this.logger.warn(
+            { stream: this.stream, type: msg.type, msgId: msg.msgId },
+            'pgferry stream consumer: no handler, skipped',
+          );
           continue;
         }
         await this.nack(tx, msg, `no handler for event type ${JSON.stringify(msg.type)}`);
@@ -306,7 +359,10 @@ export class Consumer<T = unknown> {
         if (htx.used) await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
       } catch (err) {
         if (htx.used) await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-        this.logger.warn({ err, stream: this.stream, msgId: msg.msgId, type: msg.type }, 'pgferry stream consumer: handler failed, nacked');
+        this.logger.warn(
+          { err, stream: this.stream, msgId: msg.msgId, type: msg.type },
+          'pgferry stream consumer: handler failed, nacked',
+        );
         await this.nack(tx, msg, err instanceof Error ? err.message : String(err));
         nacked++;
       }
@@ -345,7 +401,9 @@ export class Consumer<T = unknown> {
 
   private async query<R>(tx: Queryable, text: string, params: unknown[]): Promise<R[]> {
     try {
-      const res = await tx.query<R>(text.replaceAll('@s@', this.schemaIdent), params, { prepare: true });
+      const res = await tx.query<R>(text.replaceAll('@s@', this.schemaIdent), params, {
+        prepare: true,
+      });
       return res.rows;
     } catch (err) {
       throw mapStreamError(err);

@@ -46,7 +46,10 @@ export class CooperativeConsumerError extends PgferryError {
 /** `ack` returned 0: the batch is no longer this consumer's (finished elsewhere or taken over). */
 export class StaleBatchError extends PgferryError {
   constructor(readonly batchId: number) {
-    super('PGFERRY_STALE_BATCH', `batch ${batchId} was already finished or taken over; its handlers' writes were rolled back`);
+    super(
+      'PGFERRY_STALE_BATCH',
+      `batch ${batchId} was already finished or taken over; its handlers' writes were rolled back`,
+    );
   }
 }
 
@@ -54,10 +57,16 @@ export class StaleBatchError extends PgferryError {
 registerSqlState('PF401', (message, options) => new StreamNotFoundError(message, options));
 
 const RULES: [RegExp, new (message: string, options: ErrorOptions) => PgferryError][] = [
-  [/^(queue not found: |No such event queue$|no such queue$|Event queue not created yet$)/, StreamNotFoundError],
+  [
+    /^(queue not found: |No such event queue$|no such queue$|Event queue not created yet$)/,
+    StreamNotFoundError,
+  ],
   [/^Not subscriber to queue: /, NotSubscribedError],
   [/^(batch not found|batch_retry: batch \d+ not found)/, BatchNotFoundError],
-  [/cooperative (main consumer|subconsumer)|already a normal consumer|cannot convert active normal consumer/, CooperativeConsumerError],
+  [
+    /cooperative (main consumer|subconsumer)|already a normal consumer|cannot convert active normal consumer/,
+    CooperativeConsumerError,
+  ],
 ];
 
 /** Maps a driver or database error to the stream layer's classes (idempotent). */
@@ -69,7 +78,8 @@ export function mapStreamError(err: unknown): unknown {
   }
   if (mapped.sqlState !== 'P0001') return mapped;
   for (const [re, Class] of RULES) {
-    if (re.test(mapped.message)) return new Class(mapped.message, { cause: mapped, sqlState: 'P0001' });
+    if (re.test(mapped.message))
+      return new Class(mapped.message, { cause: mapped, sqlState: 'P0001' });
   }
   return mapped;
 }

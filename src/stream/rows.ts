@@ -40,7 +40,18 @@ export function toMessage<T>(row: MessageRow): StreamMessage<T> {
 
 /** The 10 parameters of `ROW(...)::pgque.message`, in field order. */
 export function messageParams(m: StreamMessage<unknown>): unknown[] {
-  return [m.msgId, m.batchId, m.type, m.data, m.retryCount, m.createdAt, m.extra1, m.extra2, m.extra3, m.extra4];
+  return [
+    m.msgId,
+    m.batchId,
+    m.type,
+    m.data,
+    m.retryCount,
+    m.createdAt,
+    m.extra1,
+    m.extra2,
+    m.extra3,
+    m.extra4,
+  ];
 }
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));

@@ -41,7 +41,9 @@ const LOCK_SQL = `hashtext('pgferry.stream.ticker'), hashtext($1)`;
  */
 export class Ticker {
   readonly schema: string;
-  private readonly options: Required<Omit<TickerOptions, 'connectionString' | 'logger' | 'onLeaderChange' | 'schema'>>;
+  private readonly options: Required<
+    Omit<TickerOptions, 'connectionString' | 'logger' | 'onLeaderChange' | 'schema'>
+  >;
   private readonly logger: Logger;
   private readonly s: string;
   private client: pg.Client | undefined;
@@ -108,12 +110,18 @@ export class Ticker {
           if (!may.rows[0]!.ok) {
             if (!this.warnedPrivilege) {
               this.warnedPrivilege = true;
-              this.logger.warn({ schema: this.schema }, 'pgferry ticker: this role may not tick (needs the admin role); leaving ticking to others');
+              this.logger.warn(
+                { schema: this.schema },
+                'pgferry ticker: this role may not tick (needs the admin role); leaving ticking to others',
+              );
             }
             await this.pause(Math.max(this.options.electionIntervalMs, 30_000));
             continue;
           }
-          const r = await client.query<{ ok: boolean }>(`SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`, [this.schema]);
+          const r = await client.query<{ ok: boolean }>(
+            `SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`,
+            [this.schema],
+          );
           if (!r.rows[0]!.ok) {
             await this.pause(this.options.electionIntervalMs);
             continue;
@@ -123,7 +131,10 @@ export class Ticker {
           interval = this.options.minIntervalMs;
         }
         const ticked = await this.step(client);
-        interval = ticked > 0 ? this.options.minIntervalMs : Math.min(interval * 2, this.options.maxIntervalMs);
+        interval =
+          ticked > 0
+            ? this.options.minIntervalMs
+            : Math.min(interval * 2, this.options.maxIntervalMs);
         await this.pause(interval);
       } catch (err) {
         if (this.stopped) break;
@@ -156,7 +167,9 @@ export class Ticker {
 
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client(this.config.connectionString ? { connectionString: this.config.connectionString } : {});
+    const client = new pg.Client(
+      this.config.connectionString ? { connectionString: this.config.connectionString } : {},
+    );
     client.on('error', (err) => {
       this.logger.warn({ err }, 'pgferry ticker: connection error');
       if (this.client === client) {
@@ -188,7 +201,10 @@ export class Ticker {
   private setLeader(leader: boolean): void {
     if (this.leader === leader) return;
     this.leader = leader;
-    this.logger.info({ schema: this.schema, leader }, leader ? 'pgferry ticker: elected leader' : 'pgferry ticker: not leader');
+    this.logger.info(
+      { schema: this.schema, leader },
+      leader ? 'pgferry ticker: elected leader' : 'pgferry ticker: not leader',
+    );
     this.config.onLeaderChange?.(leader);
   }
 
@@ -220,7 +236,10 @@ const shared = new Map<string, SharedEntry>();
  * One ticker per process for a connection string and schema, shared by every
  * consumer that asks for one; released when the last of them stops.
  */
-export function acquireSharedTicker(options: TickerOptions): { ticker: Ticker; release(): Promise<void> } {
+export function acquireSharedTicker(options: TickerOptions): {
+  ticker: Ticker;
+  release(): Promise<void>;
+} {
   const key = `${options.connectionString ?? process.env.DATABASE_URL ?? ''}|${options.schema ?? 'pgque'}`;
   let entry = shared.get(key);
   if (!entry) {

@@ -26,14 +26,18 @@ export function checkConsumerName(what: string, name: unknown, { noDot = false }
     throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(name)}`);
   }
   if (noDot && name.includes('.')) {
-    throw new InvalidArgumentError(`${what} must not contain a dot in cooperative mode, got ${describe(name)}`);
+    throw new InvalidArgumentError(
+      `${what} must not contain a dot in cooperative mode, got ${describe(name)}`,
+    );
   }
   return name;
 }
 
 export function checkPositiveInt(what: string, v: unknown, max = 2147483647): number {
   if (typeof v !== 'number' || !Number.isInteger(v) || v < 1 || v > max) {
-    throw new InvalidArgumentError(`${what} must be an integer between 1 and ${max}, got ${describe(v)}`);
+    throw new InvalidArgumentError(
+      `${what} must be an integer between 1 and ${max}, got ${describe(v)}`,
+    );
   }
   return v;
 }
@@ -46,7 +50,8 @@ export function checkNonNegative(what: string, v: unknown): number {
 }
 
 export function toJsonText(what: string, value: unknown): string {
-  if (value === undefined) throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
+  if (value === undefined)
+    throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
   const text = JSON.stringify(value);
   if (text === undefined) throw new InvalidArgumentError(`${what} is not JSON-serialisable`);
   return text;

@@ -40,9 +40,22 @@ describe('pgferry dev', () => {
   it('starts an embedded PostgreSQL, migrates it, prints its URL and stops on SIGINT', async () => {
     const dataDir = mkdtempSync(join(tmpdir(), 'pgferry-dev-test-'));
     const port = await freePort();
-    const child = spawn(process.execPath, ['--import', 'tsx/esm', 'src/cli/main.ts', 'dev', '--data-dir', dataDir, '--port', String(port)], {
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx/esm',
+        'src/cli/main.ts',
+        'dev',
+        '--data-dir',
+        dataDir,
+        '--port',
+        String(port),
+      ],
+      {
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (out += d.toString()));

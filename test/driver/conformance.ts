@@ -137,7 +137,11 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
 
       it('round-trips a 1 MB jsonb value', async () => {
         const d = await driver();
-        const big = { blob: 'x'.repeat(1 << 20), unicode: 'ü🚀', list: Array.from({ length: 1000 }, (_, i) => i) };
+        const big = {
+          blob: 'x'.repeat(1 << 20),
+          unicode: 'ü🚀',
+          list: Array.from({ length: 1000 }, (_, i) => i),
+        };
         const res = await d.query<{ doc: unknown; bytes: number }>(
           `SELECT $1::jsonb AS doc, octet_length($1::jsonb::text) AS bytes`,
           [JSON.stringify(big)],
@@ -149,7 +153,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
       it('reports rowCount for INSERT, UPDATE, DELETE and SELECT; runs parameterless scripts', async () => {
         const d = await driver();
         const t = await table(d);
-        const ins = await d.query(`INSERT INTO ${t} (id, v) SELECT g, 'v' || g FROM generate_series(1, 3) g`);
+        const ins = await d.query(
+          `INSERT INTO ${t} (id, v) SELECT g, 'v' || g FROM generate_series(1, 3) g`,
+        );
         expect(ins.rowCount).toBe(3);
         expect(ins.rows).toEqual([]);
         expect((await d.query(`UPDATE ${t} SET v = $1 WHERE id <= $2`, ['u', 2])).rowCount).toBe(2);
@@ -160,7 +166,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
           { id: '2', v: 'u' },
           { id: '3', v: 'v3' },
         ]);
-        expect((await d.query(`DELETE FROM ${t} WHERE id = $1 RETURNING id`, [3])).rows).toEqual([{ id: '3' }]);
+        expect((await d.query(`DELETE FROM ${t} WHERE id = $1 RETURNING id`, [3])).rows).toEqual([
+          { id: '3' },
+        ]);
         // Migrations are multi-statement scripts without parameters.
         await d.query(`INSERT INTO ${t} VALUES (10, 'a'); INSERT INTO ${t} VALUES (11, 'b');`);
         expect(await count(d, t)).toBe(4);
@@ -169,7 +177,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
       it('answers many concurrent queries each with its own result', async () => {
         const d = await driver();
         const results = await Promise.all(
-          Array.from({ length: 40 }, (_, i) => d.query<{ n: number; s: string }>(`SELECT $1::int AS n, $2::text AS s`, [i, `s${i}`])),
+          Array.from({ length: 40 }, (_, i) =>
+            d.query<{ n: number; s: string }>(`SELECT $1::int AS n, $2::text AS s`, [i, `s${i}`]),
+          ),
         );
         results.forEach((r, i) => expect(r.rows).toEqual([{ n: i, s: `s${i}` }]));
       });
@@ -191,7 +201,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
         // The same text unprepared, and a prepared statement that fails and is then reused.
         expect((await d.query<{ n: number }>(a, [100])).rows[0]!.n).toBe(101);
         const div = `SELECT 10 / $1::int AS q`;
-        await expect(d.query(div, [0], { prepare: true })).rejects.toMatchObject({ sqlState: '22012' });
+        await expect(d.query(div, [0], { prepare: true })).rejects.toMatchObject({
+          sqlState: '22012',
+        });
         expect((await d.query<{ q: number }>(div, [5], { prepare: true })).rows[0]!.q).toBe(2);
       });
 
@@ -202,7 +214,10 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
           const r1 = await tx.query<{ twice: string }>(text, [21], { prepare: true });
           const r2 = await tx.query<{ twice: string }>(text, [50], { prepare: true });
           expect([r1.rows[0]!.twice, r2.rows[0]!.twice]).toEqual(['42', '100']);
-          const ps = await tx.query<{ n: string }>(`SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1`, [text]);
+          const ps = await tx.query<{ n: string }>(
+            `SELECT count(*) AS n FROM pg_prepared_statements WHERE statement = $1`,
+            [text],
+          );
           return Number(ps.rows[0]!.n);
         });
         expect(found).toBe(caps().serverPreparedStatements ? 1 : 0);
@@ -221,7 +236,11 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
           [() => d.query(`SELECT * FROM q_no_such_queue_${uid()}`), QueueNotFoundError, '42P01'],
           [() => d.query(`SELEC 1`), DatabaseError, '42601'],
           [() => d.query(`SELECT 1 / $1::int`, [0], { prepare: true }), DatabaseError, '22012'],
-          [() => d.query(`DO $$ BEGIN RAISE EXCEPTION 'custom' USING ERRCODE = 'P0001'; END $$`), InvalidArgumentError, 'P0001'],
+          [
+            () => d.query(`DO $$ BEGIN RAISE EXCEPTION 'custom' USING ERRCODE = 'P0001'; END $$`),
+            InvalidArgumentError,
+            'P0001',
+          ],
         ];
         for (const [run, cls, state] of cases) {
           const err = await run().then(
@@ -324,7 +343,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
             }),
           ),
         );
-        expect((await d.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE v = 'b'`)).rows[0]!.n).toBe('8');
+        expect(
+          (await d.query<{ n: string }>(`SELECT count(*) AS n FROM ${t} WHERE v = 'b'`)).rows[0]!.n,
+        ).toBe('8');
       });
     });
 
@@ -335,7 +356,11 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
         const target = getTarget();
         const seen = await target.foreignTransaction(async (tx) => {
           await execute(tx, `INSERT INTO ${t} VALUES ($1, $2)`, [1, 'committed']);
-          const r = await execute<{ doc: unknown; id: string }>(tx, `SELECT $1::jsonb AS doc, id FROM ${t}`, ['{"a":[1]}']);
+          const r = await execute<{ doc: unknown; id: string }>(
+            tx,
+            `SELECT $1::jsonb AS doc, id FROM ${t}`,
+            ['{"a":[1]}'],
+          );
           return r.rows;
         });
         expect(seen).toEqual([{ doc: { a: [1] }, id: '1' }]);
@@ -381,7 +406,9 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
           const pids: number[] = [];
           const holding = Array.from({ length: maxConnections }, () =>
             d.transaction(async (tx) => {
-              pids.push((await tx.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!.pid);
+              pids.push(
+                (await tx.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!.pid,
+              );
               await gate;
             }),
           );
@@ -462,17 +489,23 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
           const killed = await admin(`SELECT pg_terminate_backend($1) AS ok`, [before]);
           expect(killed[0]!.ok).toBe(true);
           // Keep notifying until one gets through the re-established LISTEN.
-          await eventually(async () => {
-            await admin(`SELECT pg_notify($1, 'after reconnect')`, [channel]);
-            return got.includes('after reconnect');
-          }, 10_000, 50);
+          await eventually(
+            async () => {
+              await admin(`SELECT pg_notify($1, 'after reconnect')`, [channel]);
+              return got.includes('after reconnect');
+            },
+            10_000,
+            50,
+          );
           const after = await findListener();
           expect(after).toBeDefined();
           expect(after).not.toBe(before);
         } else {
           // PGlite: there is no other backend; its own cannot be terminated,
           // and the subscription keeps working.
-          const r = await d.query<{ ok: boolean }>(`SELECT pg_terminate_backend(pg_backend_pid()) AS ok`);
+          const r = await d.query<{ ok: boolean }>(
+            `SELECT pg_terminate_backend(pg_backend_pid()) AS ok`,
+          );
           expect(r.rows[0]!.ok).toBe(false);
           await d.query(`SELECT pg_notify($1, 'still here')`, [channel]);
           await eventually(() => got.includes('still here'));
@@ -491,7 +524,12 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
         const admin = getTarget().admin;
         const connections = async (): Promise<number> =>
           Number(
-            (await admin!(`SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`, [applicationName]))[0]!.n,
+            (
+              await admin!(
+                `SELECT count(*) AS n FROM pg_stat_activity WHERE application_name = $1`,
+                [applicationName],
+              )
+            )[0]!.n,
           );
         if (admin) expect(await connections()).toBeGreaterThanOrEqual(2);
         await Promise.all([d.close(), d.close()]);

@@ -8,11 +8,20 @@ describe('optional peer dependencies', () => {
   it('pgferry loads without postgres, @electric-sql/pglite, kysely and drizzle-orm', () => {
     const res = spawnSync(
       process.execPath,
-      ['--import', here('./fixtures/block-optional-peers.mjs'), '--import', 'tsx', here('./fixtures/import-without-peers.ts')],
+      [
+        '--import',
+        here('./fixtures/block-optional-peers.mjs'),
+        '--import',
+        'tsx',
+        here('./fixtures/import-without-peers.ts'),
+      ],
       { encoding: 'utf8', timeout: 60_000 },
     );
     expect(res.stderr).toBe('');
-    const { blocked, out } = JSON.parse(res.stdout.trim().split('\n').pop()!) as { blocked: boolean; out: string[] };
+    const { blocked, out } = JSON.parse(res.stdout.trim().split('\n').pop()!) as {
+      blocked: boolean;
+      out: string[];
+    };
     expect(blocked).toBe(true);
     expect(out).toEqual([
       expect.stringMatching(/^postgres:PGFERRY_INVALID_ARGUMENT:.*npm install postgres/),

@@ -33,7 +33,9 @@ beforeAll(async () => {
   // Always the server database (db.url), whatever PGFERRY_TEST_DRIVER says:
   // the ORMs below connect there.
   client = new QueueClient({ connectionString: db.url, schema: db.queueSchema });
-  kysely = new Kysely<Tables>({ dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 2 }) }) });
+  kysely = new Kysely<Tables>({
+    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 2 }) }),
+  });
   await pool.query(`CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)`);
 });
 
@@ -52,7 +54,10 @@ afterAll(async () => {
  */
 async function scenario(
   name: string,
-  inTx: (work: (write: (item: string) => Promise<void>, tx: Executor) => Promise<void>, fail: boolean) => Promise<void>,
+  inTx: (
+    work: (write: (item: string) => Promise<void>, tx: Executor) => Promise<void>,
+    fail: boolean,
+  ) => Promise<void>,
 ): Promise<void> {
   const queue = `orm_${name}`;
   await client.createQueue(queue);
@@ -60,16 +65,26 @@ async function scenario(
 
   await inTx(async (write, tx) => {
     await write(`${name}-committed`);
-    const id = await client.send(queue, { item: `${name}-committed` }, { tx, headers: { via: name } });
+    const id = await client.send(
+      queue,
+      { item: `${name}-committed` },
+      { tx, headers: { via: name } },
+    );
     const [batchA, batchB] = await client.sendBatch(queue, [{ extra: 1 }, { extra: 2 }], { tx });
     expect([batchA, batchB]).toEqual([id + 1, id + 2]);
     // Not committed yet: a reader outside the transaction sees nothing.
     expect(await client.read(queue, { qty: 10 })).toEqual([]);
   }, false);
   const committed = await client.read(queue, { qty: 10, visibilityTimeoutSeconds: 0 });
-  expect(committed.map((m) => m.message)).toEqual([{ item: `${name}-committed` }, { extra: 1 }, { extra: 2 }]);
+  expect(committed.map((m) => m.message)).toEqual([
+    { item: `${name}-committed` },
+    { extra: 1 },
+    { extra: 2 },
+  ]);
   expect(committed[0]!.headers).toEqual({ via: name });
-  expect((await pool.query(`SELECT item FROM orders WHERE item = $1`, [`${name}-committed`])).rowCount).toBe(1);
+  expect(
+    (await pool.query(`SELECT item FROM orders WHERE item = $1`, [`${name}-committed`])).rowCount,
+  ).toBe(1);
 
   await expect(
     inTx(async (write, tx) => {
@@ -78,9 +93,13 @@ async function scenario(
       throw boom;
     }, true),
   ).rejects.toBe(boom);
-  expect((await pool.query(`SELECT item FROM orders WHERE item = $1`, [`${name}-rolled-back`])).rowCount).toBe(0);
+  expect(
+    (await pool.query(`SELECT item FROM orders WHERE item = $1`, [`${name}-rolled-back`])).rowCount,
+  ).toBe(0);
   expect((await client.metrics(queue)).queueLength).toBe(3);
-  expect((await client.read(queue, { qty: 10 })).map((m) => m.message)).not.toContainEqual({ item: `${name}-rolled-back` });
+  expect((await client.read(queue, { qty: 10 })).map((m) => m.message)).not.toContainEqual({
+    item: `${name}-rolled-back`,
+  });
 }
 
 describe('transactional send in the caller’s ORM transaction', () => {
@@ -95,7 +114,11 @@ describe('transactional send in the caller’s ORM transaction', () => {
     // The adapter also reports rows and affected counts through execute().
     const n = await kysely.transaction().execute(async (trx) => {
       await ksql`SELECT 1`.execute(trx);
-      return (await kyselyExecutor(trx).query(`UPDATE orders SET item = item WHERE item LIKE $1`, ['kysely%'])).rowCount;
+      return (
+        await kyselyExecutor(trx).query(`UPDATE orders SET item = item WHERE item LIKE $1`, [
+          'kysely%',
+        ])
+      ).rowCount;
     });
     expect(n).toBe(1);
   });
@@ -104,9 +127,12 @@ describe('transactional send in the caller’s ORM transaction', () => {
     const orm = drizzlePg(pool);
     await scenario('drizzle_pg', (work) =>
       orm.transaction(async (tx) => {
-        await work(async (item) => {
-          await tx.execute(sql`INSERT INTO orders (item) VALUES (${item})`);
-        }, drizzleExecutor(tx, sql));
+        await work(
+          async (item) => {
+            await tx.execute(sql`INSERT INTO orders (item) VALUES (${item})`);
+          },
+          drizzleExecutor(tx, sql),
+        );
       }),
     );
   });
@@ -115,9 +141,12 @@ describe('transactional send in the caller’s ORM transaction', () => {
     const orm = drizzlePostgresJs(pgjs);
     await scenario('drizzle_pgjs', (work) =>
       orm.transaction(async (tx) => {
-        await work(async (item) => {
-          await tx.execute(sql`INSERT INTO orders (item) VALUES (${item})`);
-        }, drizzleExecutor(tx, sql));
+        await work(
+          async (item) => {
+            await tx.execute(sql`INSERT INTO orders (item) VALUES (${item})`);
+          },
+          drizzleExecutor(tx, sql),
+        );
       }),
     );
   });
@@ -126,7 +155,9 @@ describe('transactional send in the caller’s ORM transaction', () => {
     await scenario('prisma_style', async (work) => {
       const c = await pool.connect();
       // Prisma's interactive-transaction client exposes exactly this method.
-      const tx = { $queryRawUnsafe: async (q: string, ...values: unknown[]) => (await c.query(q, values)).rows };
+      const tx = {
+        $queryRawUnsafe: async (q: string, ...values: unknown[]) => (await c.query(q, values)).rows,
+      };
       try {
         await c.query('BEGIN');
         await work(async (item) => {

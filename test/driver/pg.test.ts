@@ -15,7 +15,11 @@ afterAll(() => admin.end());
 exerciseDriver('pg', () =>
   serverTarget(admin, {
     makeDriver: ({ applicationName, maxConnections }) =>
-      new PgDriver({ connectionString: db.url, maxConnections, poolConfig: { application_name: applicationName } }),
+      new PgDriver({
+        connectionString: db.url,
+        maxConnections,
+        poolConfig: { application_name: applicationName },
+      }),
     async foreignTransaction(fn) {
       // A node-postgres PoolClient is a foreign executor as it is.
       const client = await admin.connect();

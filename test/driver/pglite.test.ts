@@ -15,7 +15,11 @@ afterAll(() => db.close());
 exerciseDriver('pglite', () => ({
   // One in-process session: no second connection, no backend to terminate,
   // and nothing is kept prepared between calls.
-  capabilities: { separateSessions: false, terminateBackend: false, serverPreparedStatements: false },
+  capabilities: {
+    separateSessions: false,
+    terminateBackend: false,
+    serverPreparedStatements: false,
+  },
   admin: null,
   makeDriver: () => new PGliteDriver({ db }),
   foreignTransaction: (fn) => db.transaction((tx) => fn(pgliteExecutor(tx))),
@@ -24,7 +28,10 @@ exerciseDriver('pglite', () => ({
 describe('PGliteDriver ownership', () => {
   it('creates, and closes, its own instance from a data dir; leaves a passed-in one open', async () => {
     const own = new PGliteDriver({ dataDir: 'memory://' });
-    expect((await own.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!.v).toMatch(/^\d+$/);
+    expect(
+      (await own.query<{ v: string }>(`SELECT current_setting('server_version_num') AS v`)).rows[0]!
+        .v,
+    ).toMatch(/^\d+$/);
     const instance = await own.db();
     await own.close();
     expect(instance.closed).toBe(true);

@@ -28,6 +28,7 @@ exerciseDriver('postgres (postgres.js)', () =>
         postgresOptions: { connection: { application_name: applicationName } },
       }),
     // The caller's own postgres.js transaction, through the one-line adapter.
-    foreignTransaction: async (fn) => (await foreign.begin((tx) => fn(postgresJsExecutor(tx)))) as Awaited<ReturnType<typeof fn>>,
+    foreignTransaction: async (fn) =>
+      (await foreign.begin((tx) => fn(postgresJsExecutor(tx)))) as Awaited<ReturnType<typeof fn>>,
   }),
 );

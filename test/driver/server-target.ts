@@ -7,7 +7,11 @@ export function serverTarget(
   parts: Pick<DriverTarget, 'makeDriver' | 'foreignTransaction'>,
 ): DriverTarget {
   return {
-    capabilities: { separateSessions: true, terminateBackend: true, serverPreparedStatements: true },
+    capabilities: {
+      separateSessions: true,
+      terminateBackend: true,
+      serverPreparedStatements: true,
+    },
     admin: async (text, params) => (await admin.query(text, params)).rows,
     ...parts,
   };

@@ -13,13 +13,25 @@ const latestQueue = components.queue.migrations.length;
 
 describe('migrate()', () => {
   it('installs into a fresh schema once; a second run applies nothing', async () => {
-    const first = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'mig_a' } });
-    expect(first.applied.map((a) => a.version)).toEqual(components.queue.migrations.map((m) => m.version));
+    const first = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'mig_a' },
+    });
+    expect(first.applied.map((a) => a.version)).toEqual(
+      components.queue.migrations.map((m) => m.version),
+    );
     expect(first.versions.queue).toBe(latestQueue);
-    const second = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'mig_a' } });
+    const second = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'mig_a' },
+    });
     expect(second.applied).toEqual([]);
     expect(second.versions.queue).toBe(latestQueue);
-    const rows = await db.sql(`SELECT version, component FROM mig_a._pgferry_migrations ORDER BY version`);
+    const rows = await db.sql(
+      `SELECT version, component FROM mig_a._pgferry_migrations ORDER BY version`,
+    );
     expect(rows).toHaveLength(latestQueue);
     await db.sql(`SELECT mig_a.create('works')`);
     expect(await db.sql(`SELECT * FROM mig_a.send('works', '{}'::jsonb)`)).toEqual([{ send: '1' }]);
@@ -27,43 +39,80 @@ describe('migrate()', () => {
 
   it('applies each migration exactly once when several processes migrate at the same time', async () => {
     const runs = await Promise.all(
-      Array.from({ length: 4 }, () => migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'mig_race' } })),
+      Array.from({ length: 4 }, () =>
+        migrate({
+          connectionString: db.url,
+          components: ['queue'],
+          schemas: { queue: 'mig_race' },
+        }),
+      ),
     );
     const applied = runs.flatMap((r) => r.applied.map((a) => a.version)).sort();
     expect(applied).toEqual(components.queue.migrations.map((m) => m.version));
-    expect(await db.sql(`SELECT count(*)::int AS n FROM mig_race._pgferry_migrations`)).toEqual([{ n: latestQueue }]);
+    expect(await db.sql(`SELECT count(*)::int AS n FROM mig_race._pgferry_migrations`)).toEqual([
+      { n: latestQueue },
+    ]);
   });
 
   it('refuses a database whose schema is newer than this code', async () => {
-    await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'mig_new' } });
-    await db.sql(`INSERT INTO mig_new._pgferry_migrations (version, name, component) VALUES ($1, 'future', 'queue')`, [latestQueue + 1]);
-    const err = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'mig_new' } }).catch((e: unknown) => e);
+    await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'mig_new' },
+    });
+    await db.sql(
+      `INSERT INTO mig_new._pgferry_migrations (version, name, component) VALUES ($1, 'future', 'queue')`,
+      [latestQueue + 1],
+    );
+    const err = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'mig_new' },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationError);
     expect(err).toMatchObject({ code: 'PGFERRY_SCHEMA_TOO_NEW' });
   });
 
   it('refuses a schema holding a PGMQ it did not install', async () => {
     await db.sql(`CREATE SCHEMA foreign_pgmq; CREATE TABLE foreign_pgmq.meta (queue_name varchar)`);
-    const err = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'foreign_pgmq' } }).catch((e: unknown) => e);
+    const err = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'foreign_pgmq' },
+    }).catch((e: unknown) => e);
     expect(err).toMatchObject({ code: 'PGFERRY_FOREIGN_SCHEMA' });
-    expect(await db.sql(`SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'foreign_pgmq'`)).toEqual([{ n: 0 }]);
+    expect(
+      await db.sql(
+        `SELECT count(*)::int AS n FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'foreign_pgmq'`,
+      ),
+    ).toEqual([{ n: 0 }]);
   });
 
   it('rolls a failing migration back whole and says which one failed', async () => {
     await db.sql(`CREATE SCHEMA half; CREATE TYPE half.metrics_result AS (x int)`);
-    const err = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'half' } }).catch((e: unknown) => e);
+    const err = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'half' },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationError);
     expect(err).toMatchObject({ code: 'PGFERRY_MIGRATION_FAILED' });
     expect((err as Error).message).toMatch(/queue migration 1 \(core\) failed in schema "half"/);
-    const left = await db.sql(`SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'half'`);
+    const left = await db.sql(
+      `SELECT count(*)::int AS n FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = 'half'`,
+    );
     // Only the composite type's own pg_class row that existed before remains.
     expect(left).toEqual([{ n: 1 }]);
-    expect(await db.sql(`SELECT to_regclass('half._pgferry_migrations') AS r`)).toEqual([{ r: null }]);
+    expect(await db.sql(`SELECT to_regclass('half._pgferry_migrations') AS r`)).toEqual([
+      { r: null },
+    ]);
   });
 
   it('rejects schema names it cannot guarantee are safe', async () => {
     for (const bad of ['Upper', 'x-y', 'a"b', '', '1abc', 'a'.repeat(64)]) {
-      await expect(migrate({ connectionString: db.url, schemas: { queue: bad } })).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(
+        migrate({ connectionString: db.url, schemas: { queue: bad } }),
+      ).rejects.toBeInstanceOf(InvalidArgumentError);
     }
   });
 
@@ -84,21 +133,32 @@ describe('the real pgmq extension', () => {
   });
 
   it('stops with a clear error that says what to do', async () => {
-    const [{ setting } = { setting: '' }] = await db.sql<{ setting: string }>(`SELECT setting FROM pg_config WHERE name = 'SHAREDIR'`);
+    const [{ setting } = { setting: '' }] = await db.sql<{ setting: string }>(
+      `SELECT setting FROM pg_config WHERE name = 'SHAREDIR'`,
+    );
     const dir = join(setting, 'extension');
     const control = join(dir, 'pgmq.control');
-    if (existsSync(control)) throw new Error(`a real pgmq extension is installed at ${control}; run this suite elsewhere`);
+    if (existsSync(control))
+      throw new Error(`a real pgmq extension is installed at ${control}; run this suite elsewhere`);
     files = [control, join(dir, 'pgmq--0.0.1.sql')];
     writeFileSync(control, "default_version = '0.0.1'\nrelocatable = false\nschema = pgmq_ext\n");
     writeFileSync(files[1]!, 'CREATE TABLE meta (queue_name varchar);\n');
     await db.sql(`CREATE SCHEMA pgmq_ext`);
     await db.sql(`CREATE EXTENSION pgmq SCHEMA pgmq_ext`);
-    const err = await migrate({ connectionString: db.url, components: ['queue'], schemas: { queue: 'pgmq_ext' } }).catch((e: unknown) => e);
+    const err = await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'pgmq_ext' },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(MigrationError);
     expect(err).toMatchObject({ code: 'PGFERRY_EXTENSION_CONFLICT' });
-    expect((err as Error).message).toMatch(/belongs to the pgmq extension.*another schema.*--queue-schema/s);
+    expect((err as Error).message).toMatch(
+      /belongs to the pgmq extension.*another schema.*--queue-schema/s,
+    );
     // Nothing was half-installed next to the extension.
-    expect(await db.sql(`SELECT to_regclass('pgmq_ext._pgferry_migrations') AS r`)).toEqual([{ r: null }]);
+    expect(await db.sql(`SELECT to_regclass('pgmq_ext._pgferry_migrations') AS r`)).toEqual([
+      { r: null },
+    ]);
     await db.sql(`DROP EXTENSION pgmq`);
   });
 });
@@ -107,15 +167,21 @@ describe('pgferry migrate (CLI)', () => {
   it('migrates the database given by --url and exits 0', async () => {
     const code = await main(['migrate', '--url', db.url, '--queue-schema', 'cli_q', '--quiet']);
     expect(code).toBe(0);
-    expect(await db.sql(`SELECT count(*)::int AS n FROM cli_q._pgferry_migrations`)).toEqual([{ n: latestQueue }]);
+    expect(await db.sql(`SELECT count(*)::int AS n FROM cli_q._pgferry_migrations`)).toEqual([
+      { n: latestQueue },
+    ]);
   });
 
   it('exits 2 on bad usage, 3 when the database is unreachable, 4 when the schema is too new', async () => {
     expect(await main(['migrate', '--bogus'])).toBe(2);
     expect(await main(['migrate', '--only', 'nonsense', '--url', db.url])).toBe(2);
     expect(await main(['nonsense'])).toBe(2);
-    expect(await main(['migrate', '--url', 'postgres://nobody@127.0.0.1:1/none', '--quiet'])).toBe(3);
-    await db.sql(`INSERT INTO cli_q._pgferry_migrations (version, name, component) VALUES (999, 'x', 'queue')`);
+    expect(await main(['migrate', '--url', 'postgres://nobody@127.0.0.1:1/none', '--quiet'])).toBe(
+      3,
+    );
+    await db.sql(
+      `INSERT INTO cli_q._pgferry_migrations (version, name, component) VALUES (999, 'x', 'queue')`,
+    );
     expect(await main(['migrate', '--url', db.url, '--queue-schema', 'cli_q', '--quiet'])).toBe(4);
   });
 

@@ -15,7 +15,10 @@ interface Got {
 }
 
 /** Iterates a consumer in the background, deleting each delivery; `stop()` ends it and waits. */
-function run<T>(consumer: Consumer<T>, { finish = true } = {}): { got: Got[]; stop(): Promise<void> } {
+function run<T>(
+  consumer: Consumer<T>,
+  { finish = true } = {},
+): { got: Got[]; stop(): Promise<void> } {
   const got: Got[] = [];
   const done = (async () => {
     for await (const d of consumer) {
@@ -56,7 +59,10 @@ describe('consumer wake-ups', () => {
     const real = db.driver();
     // The real driver for every query; only LISTEN is refused, as a pooler would.
     const noListen: Driver = Object.create(real, {
-      listen: { value: () => Promise.reject(new ConnectionError('LISTEN is not supported through this pooler')) },
+      listen: {
+        value: () =>
+          Promise.reject(new ConnectionError('LISTEN is not supported through this pooler')),
+      },
       close: { value: () => Promise.resolve() },
     }) as Driver;
     const warnings: string[] = [];
@@ -130,7 +136,11 @@ describe('FIFO consumer modes', () => {
     // Another worker holds A1 for a minute.
     const [a1] = await client.readGrouped('wk_fifo', { visibilityTimeoutSeconds: 60 });
     expect(a1!.message).toBe('A1');
-    const consumer = client.consume('wk_fifo', { mode: 'grouped', pollIntervalMs: 60_000, batchSize: 5 });
+    const consumer = client.consume('wk_fifo', {
+      mode: 'grouped',
+      pollIntervalMs: 60_000,
+      batchSize: 5,
+    });
     const r = run(consumer);
     await eventually(() => consumer.isListening);
     await client.send('wk_fifo', 'B1', group('B'));
@@ -147,21 +157,40 @@ describe('FIFO consumer modes', () => {
   it('modes roundRobin and head', async () => {
     const client = db.queueClient();
     await client.createQueue('wk_rr');
-    for (const [g, n] of [['A', 1], ['A', 2], ['B', 1], ['B', 2]] as const) {
+    for (const [g, n] of [
+      ['A', 1],
+      ['A', 2],
+      ['B', 1],
+      ['B', 2],
+    ] as const) {
       await client.send('wk_rr', `${g}${n}`, { headers: { 'x-pgmq-group': g } });
     }
-    const rr = run(client.consume('wk_rr', { mode: 'roundRobin', batchSize: 4, listen: false, pollIntervalMs: 20 }));
+    const rr = run(
+      client.consume('wk_rr', {
+        mode: 'roundRobin',
+        batchSize: 4,
+        listen: false,
+        pollIntervalMs: 20,
+      }),
+    );
     await eventually(() => rr.got.length === 4);
     await rr.stop();
     expect(rr.got.map((g) => g.message)).toEqual(['A1', 'B1', 'A2', 'B2']);
 
-    for (const [g, n] of [['A', 1], ['A', 2], ['B', 1]] as const) {
+    for (const [g, n] of [
+      ['A', 1],
+      ['A', 2],
+      ['B', 1],
+    ] as const) {
       await client.send('wk_rr', `${g}${n}`, { headers: { 'x-pgmq-group': g } });
     }
     // head, without finishing: one message per group, the rest stay blocked behind the heads.
-    const head = run(client.consume('wk_rr', { mode: 'head', batchSize: 10, listen: false, pollIntervalMs: 20 }), {
-      finish: false,
-    });
+    const head = run(
+      client.consume('wk_rr', { mode: 'head', batchSize: 10, listen: false, pollIntervalMs: 20 }),
+      {
+        finish: false,
+      },
+    );
     await eventually(() => head.got.length === 2);
     await head.stop();
     expect(head.got.map((g) => g.message).sort()).toEqual(['A1', 'B1']);
@@ -171,6 +200,8 @@ describe('FIFO consumer modes', () => {
     const client = db.queueClient();
     // @ts-expect-error: not a mode
     expect(() => client.consume('x', { mode: 'lifo' })).toThrow(InvalidArgumentError);
-    expect(() => client.consume('x', { mode: 'grouped', conditional: { a: 1 } })).toThrow(InvalidArgumentError);
+    expect(() => client.consume('x', { mode: 'grouped', conditional: { a: 1 } })).toThrow(
+      InvalidArgumentError,
+    );
   });
 });

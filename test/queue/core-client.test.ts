@@ -22,13 +22,20 @@ describe('QueueClient', () => {
     await client.createQueue('orders');
     await client.createQueue('orders_fast', { unlogged: true });
     const queues = await client.listQueues();
-    expect(queues.map((q) => q.queueName)).toEqual(expect.arrayContaining(['orders', 'orders_fast']));
-    expect(queues.find((q) => q.queueName === 'orders_fast')).toMatchObject({ isUnlogged: true, isPartitioned: false });
+    expect(queues.map((q) => q.queueName)).toEqual(
+      expect.arrayContaining(['orders', 'orders_fast']),
+    );
+    expect(queues.find((q) => q.queueName === 'orders_fast')).toMatchObject({
+      isUnlogged: true,
+      isPartitioned: false,
+    });
     expect(queues[0]!.createdAt).toBeInstanceOf(Date);
 
     const orders = client.queue<Order>('orders');
     const id = await orders.send({ orderId: 1 }, { headers: { trace: 'abc' } });
-    const ids = await orders.sendBatch([{ orderId: 2 }, { orderId: 3 }], { headers: [{ n: 2 }, null] });
+    const ids = await orders.sendBatch([{ orderId: 2 }, { orderId: 3 }], {
+      headers: [{ n: 2 }, null],
+    });
     expect(ids).toEqual([id + 1, id + 2]);
     const read = await orders.read({ qty: 10, visibilityTimeoutSeconds: 60 });
     expect(read.map((m) => m.message.orderId)).toEqual([1, 2, 3]);
@@ -57,7 +64,9 @@ describe('QueueClient', () => {
     await q.send({ orderId: 2 }, { deliverAt: new Date(Date.now() + 3_600_000) });
     await q.send({ orderId: 3, note: 'vip' });
     await q.send({ orderId: 4 });
-    expect((await q.read({ qty: 10, conditional: { note: 'vip' } })).map((m) => m.message.orderId)).toEqual([3]);
+    expect(
+      (await q.read({ qty: 10, conditional: { note: 'vip' } })).map((m) => m.message.orderId),
+    ).toEqual([3]);
     const until = new Date(Date.now() + 120_000);
     const [m] = await q.read({ visibleUntil: until });
     expect(m!.message.orderId).toBe(4);
@@ -81,9 +90,11 @@ describe('QueueClient', () => {
       { headers: Array.from({ length: n }, (_, i) => (i % 3 === 0 ? null : { h: i })) },
     );
     expect(ids).toEqual(Array.from({ length: n }, (_, i) => ids[0]! + i));
-    const rows = await db.sql<{ msg_id: string; message: { i: number }; headers: { h: number } | null }>(
-      `SELECT msg_id, message, headers FROM ${db.queueSchema}.q_big_batch ORDER BY msg_id`,
-    );
+    const rows = await db.sql<{
+      msg_id: string;
+      message: { i: number };
+      headers: { h: number } | null;
+    }>(`SELECT msg_id, message, headers FROM ${db.queueSchema}.q_big_batch ORDER BY msg_id`);
     rows.forEach((r, k) => {
       expect(Number(r.msg_id)).toBe(ids[k]);
       expect(r.message.i).toBe(k);
@@ -92,7 +103,9 @@ describe('QueueClient', () => {
   });
 
   it('runs its hot-path statements as server-side prepared statements on its own driver', async () => {
-    const client = db.track(new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 1 }));
+    const client = db.track(
+      new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 1 }),
+    );
     await client.createQueue('prep');
     await client.send('prep', { a: 1 });
     await client.sendBatch('prep', [1, 2]);
@@ -115,7 +128,12 @@ describe('QueueClient', () => {
     await client.sendBatch('measured', [1, 2, 3]);
     await client.read('measured', { qty: 1 });
     const m = await client.metrics('measured');
-    expect(m).toMatchObject({ queueName: 'measured', queueLength: 3, queueVisibleLength: 2, totalMessages: 3 });
+    expect(m).toMatchObject({
+      queueName: 'measured',
+      queueLength: 3,
+      queueVisibleLength: 2,
+      totalMessages: 3,
+    });
     expect((await client.metricsAll()).map((x) => x.queueName)).toContain('measured');
   });
 
@@ -124,37 +142,66 @@ describe('QueueClient', () => {
     await client.createQueue('safe');
     await client.send('safe', { keep: true });
     const before = await db.sql(`SELECT * FROM ${db.queueSchema}.q_safe ORDER BY msg_id`);
-    const tablesBefore = await db.sql(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1`, [db.queueSchema]);
+    const tablesBefore = await db.sql(
+      `SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1`,
+      [db.queueSchema],
+    );
 
-    await expect(client.createQueue("evil'); DROP TABLE x; --")).rejects.toBeInstanceOf(InvalidQueueNameError);
-    await expect(client.createQueue('x'.repeat(48))).rejects.toMatchObject({ code: 'PGFERRY_INVALID_QUEUE_NAME' });
+    await expect(client.createQueue("evil'); DROP TABLE x; --")).rejects.toBeInstanceOf(
+      InvalidQueueNameError,
+    );
+    await expect(client.createQueue('x'.repeat(48))).rejects.toMatchObject({
+      code: 'PGFERRY_INVALID_QUEUE_NAME',
+    });
     await expect(client.send('a;b', {})).rejects.toBeInstanceOf(InvalidQueueNameError);
     await expect(client.send('', {})).rejects.toBeInstanceOf(InvalidQueueNameError);
-    await expect(client.send(42 as unknown as string, {})).rejects.toBeInstanceOf(InvalidQueueNameError);
+    await expect(client.send(42 as unknown as string, {})).rejects.toBeInstanceOf(
+      InvalidQueueNameError,
+    );
     await expect(client.send('missing', {})).rejects.toBeInstanceOf(QueueNotFoundError);
-    await expect(client.read('missing')).rejects.toMatchObject({ code: 'PGFERRY_QUEUE_NOT_FOUND', sqlState: '42P01' });
+    await expect(client.read('missing')).rejects.toMatchObject({
+      code: 'PGFERRY_QUEUE_NOT_FOUND',
+      sqlState: '42P01',
+    });
     await expect(client.send('safe', undefined)).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(client.send('safe', { n: 1n })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.send('safe', {}, { delaySeconds: 1.5 })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.send('safe', {}, { delaySeconds: 1, deliverAt: new Date() })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.send('safe', {}, { deliverAt: new Date('nope') })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.send('safe', {}, { delaySeconds: 1.5 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
+    await expect(
+      client.send('safe', {}, { delaySeconds: 1, deliverAt: new Date() }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.send('safe', {}, { deliverAt: new Date('nope') })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(client.sendBatch('safe', [])).rejects.toThrow('msgs cannot be NULL or empty');
     await expect(client.sendBatch('safe', [1, 2], { headers: [{}] })).rejects.toThrow(
       'headers array length (1) must match msgs array length (2)',
     );
     await expect(client.read('safe', { qty: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.read('safe', { visibilityTimeoutSeconds: 2 ** 31 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.read('safe', { visibilityTimeoutSeconds: 2 ** 31 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(client.delete('safe', [1.5])).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.archive('safe', 'x' as unknown as number)).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.archive('safe', 'x' as unknown as number)).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
 
     // Errors raised by the SQL itself are mapped too (bypassing the TypeScript checks).
-    const err = await db.queueClient().driver.query(`SELECT ${db.queueSchema}.create($1)`, ['a$b']).catch((e: unknown) => e);
+    const err = await db
+      .queueClient()
+      .driver.query(`SELECT ${db.queueSchema}.create($1)`, ['a$b'])
+      .catch((e: unknown) => e);
     expect(err).toBeInstanceOf(InvalidQueueNameError);
     expect(err).toBeInstanceOf(PgferryError);
     expect((err as PgferryError).sqlState).toBe('P0001');
 
     expect(await db.sql(`SELECT * FROM ${db.queueSchema}.q_safe ORDER BY msg_id`)).toEqual(before);
-    expect(await db.sql(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1`, [db.queueSchema])).toEqual(tablesBefore);
+    expect(
+      await db.sql(`SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1`, [
+        db.queueSchema,
+      ]),
+    ).toEqual(tablesBefore);
   });
 
   it('runs in its own transaction: a rollback sends nothing', async () => {
@@ -176,7 +223,6 @@ describe('QueueClient', () => {
     });
     expect((await client.metrics('txq')).queueLength).toBe(1);
   });
-
 });
 
 describe('Consumer (async iterator)', () => {
@@ -187,7 +233,11 @@ describe('Consumer (async iterator)', () => {
     const ac = new AbortController();
     const got: number[] = [];
     const loop = (async () => {
-      for await (const d of client.consume<number>('feed', { batchSize: 2, pollIntervalMs: 20, signal: ac.signal })) {
+      for await (const d of client.consume<number>('feed', {
+        batchSize: 2,
+        pollIntervalMs: 20,
+        signal: ac.signal,
+      })) {
         got.push(d.message);
         await d.delete();
         if (got.length === 4) ac.abort();
@@ -204,7 +254,10 @@ describe('Consumer (async iterator)', () => {
     const client = db.queueClient();
     await client.createQueue('handback');
     await client.sendBatch('handback', [1, 2, 3, 4, 5]);
-    for await (const d of client.consume<number>('handback', { batchSize: 5, visibilityTimeoutSeconds: 300 })) {
+    for await (const d of client.consume<number>('handback', {
+      batchSize: 5,
+      visibilityTimeoutSeconds: 300,
+    })) {
       await d.archive();
       break;
     }
@@ -234,12 +287,19 @@ describe('Consumer (async iterator)', () => {
     const producer = db.queueClient();
     await producer.createQueue('shared');
     const total = 300;
-    await producer.sendBatch('shared', Array.from({ length: total }, (_, i) => i));
+    await producer.sendBatch(
+      'shared',
+      Array.from({ length: total }, (_, i) => i),
+    );
     const seen: number[] = [];
     const ac = new AbortController();
     const workers = [0, 1, 2].map(async () => {
       const c = db.queueClient();
-      for await (const d of c.consume<number>('shared', { batchSize: 7, pollIntervalMs: 10, signal: ac.signal })) {
+      for await (const d of c.consume<number>('shared', {
+        batchSize: 7,
+        pollIntervalMs: 10,
+        signal: ac.signal,
+      })) {
         seen.push(d.message);
         await d.delete();
         if (seen.length >= total) ac.abort();

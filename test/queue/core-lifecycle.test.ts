@@ -7,7 +7,10 @@ const S = db.queueSchema;
 const INVALID = "queue name contains invalid characters: $, ;, --, or \\'";
 
 async function tables(): Promise<string[]> {
-  const rows = await db.sql<{ t: string }>(`SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1`, [S]);
+  const rows = await db.sql<{ t: string }>(
+    `SELECT tablename AS t FROM pg_tables WHERE schemaname = $1 ORDER BY 1`,
+    [S],
+  );
   return rows.map((r) => r.t);
 }
 
@@ -18,7 +21,12 @@ describe('queue lifecycle (PGMQ §6)', () => {
     const t = await tables();
     expect(t).toContain('q_life_one');
     expect(t).toContain('a_life_one');
-    const cols = await db.sql<{ column_name: string; data_type: string; is_nullable: string; is_identity: string }>(
+    const cols = await db.sql<{
+      column_name: string;
+      data_type: string;
+      is_nullable: string;
+      is_identity: string;
+    }>(
       `SELECT column_name, data_type, is_nullable, is_identity FROM information_schema.columns
         WHERE table_schema = $1 AND table_name = 'q_life_one' ORDER BY ordinal_position`,
       [S],
@@ -38,12 +46,31 @@ describe('queue lifecycle (PGMQ §6)', () => {
       [S],
     );
     expect(acols.map((c) => c.column_name)).toEqual([
-      'msg_id', 'read_ct', 'enqueued_at', 'last_read_at', 'archived_at', 'vt', 'message', 'headers',
+      'msg_id',
+      'read_ct',
+      'enqueued_at',
+      'last_read_at',
+      'archived_at',
+      'vt',
+      'message',
+      'headers',
     ]);
-    const idx = await db.sql<{ indexname: string }>(`SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`, [S]);
+    const idx = await db.sql<{ indexname: string }>(
+      `SELECT indexname FROM pg_indexes WHERE schemaname = $1 ORDER BY 1`,
+      [S],
+    );
     const names = idx.map((i) => i.indexname);
-    expect(names).toEqual(expect.arrayContaining(['q_life_one_pkey', 'q_life_one_vt_idx', 'a_life_one_pkey', 'archived_at_idx_Life_One']));
-    const meta = await db.sql(`SELECT queue_name, is_partitioned, is_unlogged FROM ${S}.meta WHERE queue_name = 'Life_One'`);
+    expect(names).toEqual(
+      expect.arrayContaining([
+        'q_life_one_pkey',
+        'q_life_one_vt_idx',
+        'a_life_one_pkey',
+        'archived_at_idx_Life_One',
+      ]),
+    );
+    const meta = await db.sql(
+      `SELECT queue_name, is_partitioned, is_unlogged FROM ${S}.meta WHERE queue_name = 'Life_One'`,
+    );
     expect(meta).toEqual([{ queue_name: 'Life_One', is_partitioned: false, is_unlogged: false }]);
   });
 
@@ -62,7 +89,14 @@ describe('queue lifecycle (PGMQ §6)', () => {
     const [m] = await db.sql(`SELECT is_unlogged FROM ${S}.meta WHERE queue_name = 'fast'`);
     expect(m).toEqual({ is_unlogged: true });
     const listed = await db.sql(`SELECT * FROM ${S}.list_queues() WHERE queue_name = 'fast'`);
-    expect(listed).toEqual([{ queue_name: 'fast', is_partitioned: false, is_unlogged: true, created_at: expect.any(Date) }]);
+    expect(listed).toEqual([
+      {
+        queue_name: 'fast',
+        is_partitioned: false,
+        is_unlogged: true,
+        created_at: expect.any(Date),
+      },
+    ]);
     await db.sql(`SELECT ${S}.create_non_partitioned('plain_np')`);
     expect(await tables()).toContain('q_plain_np');
   });
@@ -75,7 +109,12 @@ describe('queue lifecycle (PGMQ §6)', () => {
         WHERE n.nspname = $1 AND t.typname = 'queue_record' AND a.attnum > 0 ORDER BY a.attnum`,
       [S],
     );
-    expect(attrs.map((a) => a.attname)).toEqual(['queue_name', 'is_partitioned', 'is_unlogged', 'created_at']);
+    expect(attrs.map((a) => a.attname)).toEqual([
+      'queue_name',
+      'is_partitioned',
+      'is_unlogged',
+      'created_at',
+    ]);
   });
 
   it('drop_queue drops both tables and the meta row; false with a NOTICE for a missing queue', async () => {
@@ -102,8 +141,12 @@ describe('queue lifecycle (PGMQ §6)', () => {
     const notices: string[] = [];
     client.on('notice', (n) => notices.push(`${n.severity}: ${n.message}`));
     try {
-      expect((await client.query(`SELECT ${S}.drop_queue('old_drop', false) AS d`)).rows[0]).toEqual({ d: true });
-      expect((await client.query(`SELECT ${S}.drop_queue('never_was', true) AS d`)).rows[0]).toEqual({ d: true });
+      expect(
+        (await client.query(`SELECT ${S}.drop_queue('old_drop', false) AS d`)).rows[0],
+      ).toEqual({ d: true });
+      expect(
+        (await client.query(`SELECT ${S}.drop_queue('never_was', true) AS d`)).rows[0],
+      ).toEqual({ d: true });
       await client.query(`SELECT ${S}.detach_archive('whatever')`);
     } finally {
       client.release();
@@ -131,20 +174,26 @@ describe('queue lifecycle (PGMQ §6)', () => {
   it('names are case-insensitive for tables but exact for meta (PGMQ quirk)', async () => {
     await db.sql(`SELECT ${S}.create('MyQ')`);
     await db.sql(`SELECT ${S}.create('myq')`);
-    const metas = await db.sql<{ queue_name: string }>(`SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq' ORDER BY 1`);
+    const metas = await db.sql<{ queue_name: string }>(
+      `SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq' ORDER BY 1`,
+    );
     expect(metas.map((m) => m.queue_name)).toEqual(['MyQ', 'myq']);
     await db.sql(`SELECT ${S}.send('MYQ', '{"x":1}')`);
     const [r] = await db.sql(`SELECT msg_id FROM ${S}.read('myq', 30, 1)`);
     expect(r).toEqual({ msg_id: '1' });
     await db.sql(`SELECT ${S}.drop_queue('myq')`);
-    expect(await db.sql(`SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq'`)).toEqual([{ queue_name: 'MyQ' }]);
+    expect(
+      await db.sql(`SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq'`),
+    ).toEqual([{ queue_name: 'MyQ' }]);
     await db.sql(`DELETE FROM ${S}.meta WHERE queue_name = 'MyQ'`);
   });
 
   it('accepts what PGMQ accepts: spaces, dots, double quotes, unicode', async () => {
     for (const name of ['with space', 'dot.ted', 'say "hi"', 'ünïcødé_队列']) {
       await db.sql(`SELECT ${S}.create($1)`, [name]);
-      const [s] = await db.sql<{ send: string }>(`SELECT * FROM ${S}.send($1, '{"n":1}'::jsonb)`, [name]);
+      const [s] = await db.sql<{ send: string }>(`SELECT * FROM ${S}.send($1, '{"n":1}'::jsonb)`, [
+        name,
+      ]);
       const rows = await db.sql(`SELECT msg_id, message FROM ${S}.read($1, 30, 1)`, [name]);
       expect(rows).toEqual([{ msg_id: s!.send, message: { n: 1 } }]);
       expect(await db.sql(`SELECT ${S}.drop_queue($1) AS d`, [name])).toEqual([{ d: true }]);
@@ -154,9 +203,15 @@ describe('queue lifecycle (PGMQ §6)', () => {
 
 describe('queue names (PGMQ §4)', () => {
   it('format_table_name lowers and prefixes, refusing $ ; -- and quotes', async () => {
-    expect(await db.sql(`SELECT ${S}.format_table_name('AbC', 'q') AS t`)).toEqual([{ t: 'q_abc' }]);
+    expect(await db.sql(`SELECT ${S}.format_table_name('AbC', 'q') AS t`)).toEqual([
+      { t: 'q_abc' },
+    ]);
     for (const bad of ['a$b', 'a;b', 'a--b', "a'b"]) {
-      await expectSqlError(db.sql(`SELECT ${S}.format_table_name($1, 'q')`, [bad]), 'P0001', INVALID);
+      await expectSqlError(
+        db.sql(`SELECT ${S}.format_table_name($1, 'q')`, [bad]),
+        'P0001',
+        INVALID,
+      );
     }
   });
 
@@ -206,7 +261,11 @@ describe('queue names (PGMQ §4)', () => {
   });
 
   it('a NULL queue name fails with 22004', async () => {
-    await expectSqlError(db.sql(`SELECT ${S}.create(NULL)`), '22004', 'null values cannot be formatted as an SQL identifier');
+    await expectSqlError(
+      db.sql(`SELECT ${S}.create(NULL)`),
+      '22004',
+      'null values cannot be formatted as an SQL identifier',
+    );
     await expectSqlError(db.sql(`SELECT * FROM ${S}.send(NULL, '{}'::jsonb)`), '22004');
   });
 
@@ -225,6 +284,7 @@ describe('queue names (PGMQ §4)', () => {
       `SELECT ${S}.purge_queue('nope')`,
       `SELECT * FROM ${S}.metrics('nope')`,
     ];
-    for (const c of calls) await expectSqlError(db.sql(c), '42P01', `relation "${S}.q_nope" does not exist`);
+    for (const c of calls)
+      await expectSqlError(db.sql(c), '42P01', `relation "${S}.q_nope" does not exist`);
   });
 });

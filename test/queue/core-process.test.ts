@@ -11,7 +11,9 @@ describe('read_locked (SQL)', () => {
     await db.sql(`SELECT ${S}.send_batch('rl1', ARRAY['{"k":1}','{"k":2}','{"k":3}']::jsonb[])`);
     await db.sql(`SELECT ${S}.send('rl1', '{"k":4}'::jsonb, 3600)`);
     const rows = await db.driver().transaction(async (tx) => {
-      const all = await tx.query(`SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl1', 2)`);
+      const all = await tx.query(
+        `SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl1', 2)`,
+      );
       const only = await tx.query(`SELECT msg_id FROM ${S}.read_locked('rl1', 10, '{"k":3}')`);
       return [...all.rows, ...only.rows];
     });
@@ -40,10 +42,19 @@ describe('QueueClient.processBatch', () => {
       { qty: 3 },
     );
     expect(n).toBe(3);
-    expect(await db.sql(`SELECT n FROM pb_results ORDER BY n`)).toEqual([{ n: 1 }, { n: 2 }, { n: 3 }]);
+    expect(await db.sql(`SELECT n FROM pb_results ORDER BY n`)).toEqual([
+      { n: 1 },
+      { n: 2 },
+      { n: 3 },
+    ]);
     expect((await client.metrics('pb')).queueLength).toBe(2);
-    expect(await client.processBatch('pb', async () => undefined, { qty: 10, finish: 'archive' })).toBe(2);
-    expect(await db.sql(`SELECT msg_id FROM ${S}.a_pb ORDER BY msg_id`)).toEqual([{ msg_id: '4' }, { msg_id: '5' }]);
+    expect(
+      await client.processBatch('pb', async () => undefined, { qty: 10, finish: 'archive' }),
+    ).toBe(2);
+    expect(await db.sql(`SELECT msg_id FROM ${S}.a_pb ORDER BY msg_id`)).toEqual([
+      { msg_id: '4' },
+      { msg_id: '5' },
+    ]);
     let called = false;
     expect(await client.processBatch('pb', async () => void (called = true))).toBe(0);
     expect(called).toBe(false);
@@ -62,19 +73,31 @@ describe('QueueClient.processBatch', () => {
     ).rejects.toThrow('handler failed');
     expect(await db.sql(`SELECT * FROM pb_fail_results`)).toEqual([]);
     const visible = await client.read<number>('pb_fail', { qty: 10 });
-    expect(visible.map((m) => [m.message, m.readCount])).toEqual([[1, 1], [2, 1]]);
+    expect(visible.map((m) => [m.message, m.readCount])).toEqual([
+      [1, 1],
+      [2, 1],
+    ]);
   });
 
   it('concurrent processors on separate pools never share a message', async () => {
     const producer = db.queueClient();
     await producer.createQueue('pb_race');
     const total = 400;
-    await producer.sendBatch('pb_race', Array.from({ length: total }, (_, i) => i));
+    await producer.sendBatch(
+      'pb_race',
+      Array.from({ length: total }, (_, i) => i),
+    );
     const seen: number[] = [];
     await Promise.all(
       [0, 1, 2, 3].map(async () => {
         const c = db.queueClient();
-        while ((await c.processBatch<number>('pb_race', async (msgs) => void seen.push(...msgs.map((m) => m.message)), { qty: 9 })) > 0);
+        while (
+          (await c.processBatch<number>(
+            'pb_race',
+            async (msgs) => void seen.push(...msgs.map((m) => m.message)),
+            { qty: 9 },
+          )) > 0
+        );
       }),
     );
     expect(seen.length).toBe(total);
@@ -83,7 +106,9 @@ describe('QueueClient.processBatch', () => {
 
   it('validates its options', async () => {
     const client = db.queueClient();
-    await expect(client.processBatch('pb', async () => undefined, { qty: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      client.processBatch('pb', async () => undefined, { qty: 0 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(
       client.processBatch('pb', async () => undefined, { finish: 'keep' as 'delete' }),
     ).rejects.toBeInstanceOf(InvalidArgumentError);

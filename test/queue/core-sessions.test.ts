@@ -91,7 +91,8 @@ describe('QueueClient', () => {
         PGDATABASE: u.pathname.slice(1),
       });
       const fromPg = db.track(new QueueClient({ schema: db.queueSchema }));
-      const [row] = (await fromPg.driver.query<{ d: string }>('SELECT current_database() AS d')).rows;
+      const [row] = (await fromPg.driver.query<{ d: string }>('SELECT current_database() AS d'))
+        .rows;
       expect(row!.d).toBe(u.pathname.slice(1));
     } finally {
       process.env = saved;
@@ -110,7 +111,9 @@ describe('read_locked (SQL)', () => {
     await b.connect();
     db.track({ close: async () => void (await Promise.all([a.end(), b.end()])) });
     await a.query('BEGIN');
-    const locked = await a.query(`SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl', 2)`);
+    const locked = await a.query(
+      `SELECT msg_id, read_ct, last_read_at FROM ${S}.read_locked('rl', 2)`,
+    );
     expect(locked.rows).toEqual([
       { msg_id: '1', read_ct: 0, last_read_at: null },
       { msg_id: '2', read_ct: 0, last_read_at: null },

@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { DEAD_LETTER_HEADERS, InvalidArgumentError, QueueClient, QueueNotFoundError } from '../../src/index.js';
+import {
+  DEAD_LETTER_HEADERS,
+  InvalidArgumentError,
+  QueueClient,
+  QueueNotFoundError,
+} from '../../src/index.js';
 
 const db = useTestDatabase();
 const S = () => db.queueSchema;
@@ -15,24 +20,30 @@ describe('dead-letter policies', () => {
     await queues(client, 'p_src', 'p_dlq');
     expect(await client.getDeadLetterPolicy('p_src')).toBeNull();
     await client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_dlq', maxReadCount: 3 });
-    expect(await client.getDeadLetterPolicy('p_src')).toEqual({ queueName: 'p_src', deadLetterQueue: 'p_dlq', maxReadCount: 3 });
+    expect(await client.getDeadLetterPolicy('p_src')).toEqual({
+      queueName: 'p_src',
+      deadLetterQueue: 'p_dlq',
+      maxReadCount: 3,
+    });
     await client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_dlq', maxReadCount: 5 });
     expect((await client.getDeadLetterPolicy('p_src'))!.maxReadCount).toBe(5);
 
-    await expect(client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'nope', maxReadCount: 1 })).rejects.toBeInstanceOf(
-      QueueNotFoundError,
-    );
-    await expect(client.setDeadLetterPolicy('nope', { deadLetterQueue: 'p_dlq', maxReadCount: 1 })).rejects.toBeInstanceOf(
-      QueueNotFoundError,
-    );
-    await expect(client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_src', maxReadCount: 1 })).rejects.toBeInstanceOf(
-      InvalidArgumentError,
-    );
-    await expect(client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_dlq', maxReadCount: 0 })).rejects.toBeInstanceOf(
-      InvalidArgumentError,
-    );
+    await expect(
+      client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'nope', maxReadCount: 1 }),
+    ).rejects.toBeInstanceOf(QueueNotFoundError);
+    await expect(
+      client.setDeadLetterPolicy('nope', { deadLetterQueue: 'p_dlq', maxReadCount: 1 }),
+    ).rejects.toBeInstanceOf(QueueNotFoundError);
+    await expect(
+      client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_src', maxReadCount: 1 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      client.setDeadLetterPolicy('p_src', { deadLetterQueue: 'p_dlq', maxReadCount: 0 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
     // The SQL refuses it too, with pgferry's own SQLSTATE.
-    await expect(db.sql(`SELECT ${S()}.set_dead_letter_policy('p_src', 'p_dlq', 0)`)).rejects.toMatchObject({ code: 'PF201' });
+    await expect(
+      db.sql(`SELECT ${S()}.set_dead_letter_policy('p_src', 'p_dlq', 0)`),
+    ).rejects.toMatchObject({ code: 'PF201' });
     expect((await client.getDeadLetterPolicy('p_src'))!.maxReadCount).toBe(5); // left intact
 
     expect(await client.clearDeadLetterPolicy('p_src')).toBe(true);
@@ -51,8 +62,16 @@ describe('dead-letter policies', () => {
     const a = await client.send('m_src', { job: 'a' }, { headers: { trace: 't1' } });
     const b = await client.send('m_src', { job: 'b' }); // NULL headers
     // vt 0: visible again at once, as after a consumer that failed.
-    expect((await client.read('m_src', { qty: 10, visibilityTimeoutSeconds: 0 })).map((m) => m.readCount)).toEqual([1, 1]);
-    expect((await client.read('m_src', { qty: 10, visibilityTimeoutSeconds: 0 })).map((m) => m.readCount)).toEqual([2, 2]);
+    expect(
+      (await client.read('m_src', { qty: 10, visibilityTimeoutSeconds: 0 })).map(
+        (m) => m.readCount,
+      ),
+    ).toEqual([1, 1]);
+    expect(
+      (await client.read('m_src', { qty: 10, visibilityTimeoutSeconds: 0 })).map(
+        (m) => m.readCount,
+      ),
+    ).toEqual([2, 2]);
     expect(await client.read('m_src', { qty: 10, visibilityTimeoutSeconds: 0 })).toEqual([]);
     expect((await client.metrics('m_src')).queueLength).toBe(0);
 
@@ -60,11 +79,18 @@ describe('dead-letter policies', () => {
     expect(dead.map((d) => d.message.job)).toEqual(['a', 'b']);
     expect(dead[0]!.origin).toMatchObject({ sourceQueue: 'm_src', sourceMsgId: a, readCount: 2 });
     expect(dead[1]!.origin).toMatchObject({ sourceQueue: 'm_src', sourceMsgId: b, readCount: 2 });
-    expect(dead[0]!.origin!.movedAt.getTime()).toBeGreaterThanOrEqual(dead[0]!.origin!.enqueuedAt.getTime());
-    expect(dead[0]!.headers).toMatchObject({ trace: 't1', [DEAD_LETTER_HEADERS.sourceQueue]: 'm_src' });
+    expect(dead[0]!.origin!.movedAt.getTime()).toBeGreaterThanOrEqual(
+      dead[0]!.origin!.enqueuedAt.getTime(),
+    );
+    expect(dead[0]!.headers).toMatchObject({
+      trace: 't1',
+      [DEAD_LETTER_HEADERS.sourceQueue]: 'm_src',
+    });
     expect(dead[1]!.headers).toMatchObject({ [DEAD_LETTER_HEADERS.originalHeaders]: null });
     // Listing changes nothing; the DLQ is an ordinary queue.
-    expect((await client.listDeadLetters('m_dlq', { qty: 1 })).map((d) => d.msgId)).toEqual([dead[0]!.msgId]);
+    expect((await client.listDeadLetters('m_dlq', { qty: 1 })).map((d) => d.msgId)).toEqual([
+      dead[0]!.msgId,
+    ]);
     expect(await client.listDeadLetters('m_dlq', { afterMsgId: dead[0]!.msgId })).toHaveLength(1);
     expect((await client.metrics('m_dlq')).queueVisibleLength).toBe(2);
   });
@@ -103,7 +129,9 @@ describe('dead-letter policies', () => {
     const id2 = await client.send('e_src', { e: 2 });
     await client.transaction(async (tx) => {
       await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
-      expect((await client.read('e_src', { visibilityTimeoutSeconds: 0, tx })).map((m) => m.msgId)).toEqual([id2]);
+      expect(
+        (await client.read('e_src', { visibilityTimeoutSeconds: 0, tx })).map((m) => m.msgId),
+      ).toEqual([id2]);
     });
     await client.transaction(async (tx) => {
       await tx.query('SET TRANSACTION ISOLATION LEVEL REPEATABLE READ');
@@ -117,7 +145,9 @@ describe('dead-letter policies', () => {
     await queues(client, 'r_a', 'r_b', 'r_dlq');
     await client.setDeadLetterPolicy('r_a', { deadLetterQueue: 'r_dlq', maxReadCount: 1 });
     await client.setDeadLetterPolicy('r_b', { deadLetterQueue: 'r_dlq', maxReadCount: 1 });
-    await client.sendBatch('r_a', [{ n: 1 }, { n: 2 }, { n: 3 }], { headers: [{ h: 1 }, null, { h: 3 }] });
+    await client.sendBatch('r_a', [{ n: 1 }, { n: 2 }, { n: 3 }], {
+      headers: [{ h: 1 }, null, { h: 3 }],
+    });
     await client.sendBatch('r_b', [{ n: 4 }, { n: 5 }]);
     for (const q of ['r_a', 'r_b']) {
       await client.read(q, { qty: 10, visibilityTimeoutSeconds: 0 });
@@ -150,9 +180,15 @@ describe('dead-letter policies', () => {
     const max = 3;
     await client.setDeadLetterPolicy('c_src', { deadLetterQueue: 'c_dlq', maxReadCount: max });
     const total = 200;
-    await client.sendBatch('c_src', Array.from({ length: total }, (_, i) => ({ i })));
+    await client.sendBatch(
+      'c_src',
+      Array.from({ length: total }, (_, i) => ({ i })),
+    );
     const deliveries = new Map<number, number[]>();
-    const consumers = Array.from({ length: 4 }, () => new QueueClient({ connectionString: db.url, schema: S() }));
+    const consumers = Array.from(
+      { length: 4 },
+      () => new QueueClient({ connectionString: db.url, schema: S() }),
+    );
     consumers.forEach((c) => db.track(c));
     await Promise.all(
       consumers.map(async (c) => {
@@ -161,13 +197,19 @@ describe('dead-letter policies', () => {
           // i % 5 == 0 succeed on their 2nd delivery (deleted in the read's
           // transaction, which holds their row locks meanwhile).
           const got = await c.transaction(async (tx) => {
-            const rows = await c.read<{ i: number }>('c_src', { qty: 10, visibilityTimeoutSeconds: 0, tx });
+            const rows = await c.read<{ i: number }>('c_src', {
+              qty: 10,
+              visibilityTimeoutSeconds: 0,
+              tx,
+            });
             for (const m of rows) {
-              if (m.message.i % 5 === 0 && m.readCount === 2) await c.delete('c_src', m.msgId, { tx });
+              if (m.message.i % 5 === 0 && m.readCount === 2)
+                await c.delete('c_src', m.msgId, { tx });
             }
             return rows;
           });
-          for (const m of got) deliveries.set(m.msgId, [...(deliveries.get(m.msgId) ?? []), m.readCount]);
+          for (const m of got)
+            deliveries.set(m.msgId, [...(deliveries.get(m.msgId) ?? []), m.readCount]);
           if (got.length === 0 && (await c.metrics('c_src')).queueLength === 0) return;
         }
       }),
@@ -189,9 +231,13 @@ describe('dead-letter policies', () => {
     await client.createPartitionedQueue('g_src', { partitionInterval: 5, premake: 1 });
     await client.createQueue('g_dlq');
     await client.setDeadLetterPolicy('g_src', { deadLetterQueue: 'g_dlq', maxReadCount: 1 });
-    await client.sendBatch('g_src', Array.from({ length: 12 }, (_, i) => i), {
-      headers: Array.from({ length: 12 }, (_, i) => ({ 'x-pgmq-group': `g${i % 3}` })),
-    });
+    await client.sendBatch(
+      'g_src',
+      Array.from({ length: 12 }, (_, i) => i),
+      {
+        headers: Array.from({ length: 12 }, (_, i) => ({ 'x-pgmq-group': `g${i % 3}` })),
+      },
+    );
     const first = await db.sql(`SELECT * FROM ${S()}.read_grouped('g_src', 0, 20)`);
     expect(first).toHaveLength(12);
     expect(await db.sql(`SELECT * FROM ${S()}.read_grouped('g_src', 0, 20)`)).toEqual([]);
@@ -207,12 +253,16 @@ describe('dead-letter policies', () => {
     await client.dropQueue('d_dlq');
     expect(await client.getDeadLetterPolicy('d_src')).toBeNull();
     // Without a policy the message is simply read again.
-    expect((await client.read('d_src', { visibilityTimeoutSeconds: 0 })).map((m) => m.readCount)).toEqual([2]);
+    expect(
+      (await client.read('d_src', { visibilityTimeoutSeconds: 0 })).map((m) => m.readCount),
+    ).toEqual([2]);
     // And dropping the source queue removes its policy row.
     await client.createQueue('d_dlq');
     await client.setDeadLetterPolicy('d_src', { deadLetterQueue: 'd_dlq', maxReadCount: 1 });
     await client.dropQueue('d_src');
-    const [n] = await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${S()}._dead_letter_policy WHERE queue_name = 'd_src'`);
+    const [n] = await db.sql<{ n: string }>(
+      `SELECT count(*) AS n FROM ${S()}._dead_letter_policy WHERE queue_name = 'd_src'`,
+    );
     expect(n!.n).toBe('0');
   });
 });

@@ -23,7 +23,12 @@ interface Row {
 }
 
 /** Sends `perGroup` messages to each of `groups` groups, interleaved (g0#0, g1#0, …, g0#1, …). */
-async function fill(q: string, groups: number, perGroup: number, order: 'interleaved' | 'blocks' = 'interleaved'): Promise<void> {
+async function fill(
+  q: string,
+  groups: number,
+  perGroup: number,
+  order: 'interleaved' | 'blocks' = 'interleaved',
+): Promise<void> {
   await db.sql(`SELECT ${S}.create($1)`, [q]);
   const outer = order === 'interleaved' ? 'seq, grp' : 'grp, seq';
   await db.sql(
@@ -53,7 +58,9 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
         conns.map(async (c, worker) => {
           let idle = 0;
           while (delivered < groups * perGroup && idle < 200) {
-            const res = await c.query<Row>(`SELECT msg_id, message FROM ${S}.${fn}($1, 60, 3)`, [q]);
+            const res = await c.query<Row>(`SELECT msg_id, message FROM ${S}.${fn}($1, 60, 3)`, [
+              q,
+            ]);
             if (res.rows.length === 0) {
               idle++;
               continue;
@@ -66,7 +73,8 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
               if (seq !== want) violations.push(`${g}: got #${seq}, expected #${want}`);
               expected.set(g, seq + 1);
               const h = holders.get(g);
-              if (h && h.worker !== worker) violations.push(`${g}#${seq} handed to ${worker} while ${h.worker} holds ${g}`);
+              if (h && h.worker !== worker)
+                violations.push(`${g}#${seq} handed to ${worker} while ${h.worker} holds ${g}`);
               holders.set(g, { worker, n: (h && h.worker === worker ? h.n : 0) + 1 });
             }
             maxGroupsHeld = Math.max(maxGroupsHeld, holders.size);
@@ -92,18 +100,27 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
   it('a reader mid-transaction on group A does not block another reader: it gets group B at once', async () => {
     await db.sql(`SELECT ${S}.create('par')`);
     for (const g of ['A', 'A', 'B', 'B']) {
-      await db.sql(`SELECT ${S}.send('par', '{}'::jsonb, jsonb_build_object('x-pgmq-group', $1::text))`, [g]);
+      await db.sql(
+        `SELECT ${S}.send('par', '{}'::jsonb, jsonb_build_object('x-pgmq-group', $1::text))`,
+        [g],
+      );
     }
     const [c1, c2] = await connections(2);
     await c1!.query('BEGIN');
-    const r1 = await c1!.query<{ msg_id: string }>(`SELECT msg_id FROM ${S}.read_grouped('par', 60, 1)`);
+    const r1 = await c1!.query<{ msg_id: string }>(
+      `SELECT msg_id FROM ${S}.read_grouped('par', 60, 1)`,
+    );
     expect(r1.rows.map((r) => Number(r.msg_id))).toEqual([1]);
     // c1 has not committed: c2 must neither wait nor take A's message 2.
-    const r2 = await c2!.query<{ msg_id: string }>(`SELECT msg_id FROM ${S}.read_grouped('par', 60, 10)`);
+    const r2 = await c2!.query<{ msg_id: string }>(
+      `SELECT msg_id FROM ${S}.read_grouped('par', 60, 10)`,
+    );
     expect(r2.rows.map((r) => Number(r.msg_id)).sort()).toEqual([3, 4]);
     await c1!.query('COMMIT');
     // After the commit A is blocked by its in-flight head.
-    expect((await c2!.query(`SELECT msg_id FROM ${S}.read_grouped('par', 60, 10)`)).rows).toEqual([]);
+    expect((await c2!.query(`SELECT msg_id FROM ${S}.read_grouped('par', 60, 10)`)).rows).toEqual(
+      [],
+    );
   });
 
   it('read_grouped_rr is fair: every batch takes one message from each group with work', async () => {
@@ -112,7 +129,9 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
     const [c] = await connections(1);
     const counts = new Map<string, number>();
     for (let i = 0; i < 10; i++) {
-      const res = await c!.query<Row>(`SELECT msg_id, message FROM ${S}.read_grouped_rr('fair', 60, 3)`);
+      const res = await c!.query<Row>(
+        `SELECT msg_id, message FROM ${S}.read_grouped_rr('fair', 60, 3)`,
+      );
       expect(res.rows.map((r) => r.message.g)).toEqual(['g0', 'g1', 'g2']);
       for (const r of res.rows) counts.set(r.message.g, (counts.get(r.message.g) ?? 0) + 1);
       await c!.query(`SELECT ${S}.delete('fair', $1::bigint[])`, [res.rows.map((r) => r.msg_id)]);
@@ -128,14 +147,18 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
     const conns = await connections(4);
     const perReader = await Promise.all(
       conns.map(async (c) => {
-        const res = await c.query<Row>(`SELECT msg_id, message FROM ${S}.read_grouped_rr('fair2', 60, 4)`);
+        const res = await c.query<Row>(
+          `SELECT msg_id, message FROM ${S}.read_grouped_rr('fair2', 60, 4)`,
+        );
         return res.rows.map((r) => r.message.g);
       }),
     );
     // No group went to two readers (a reader that could lock few groups takes
     // their second messages: rr's next round).
     const readersOf = new Map<string, Set<number>>();
-    perReader.forEach((gs, reader) => gs.forEach((g) => readersOf.set(g, (readersOf.get(g) ?? new Set()).add(reader))));
+    perReader.forEach((gs, reader) =>
+      gs.forEach((g) => readersOf.set(g, (readersOf.get(g) ?? new Set()).add(reader))),
+    );
     expect([...readersOf.values()].every((r) => r.size === 1)).toBe(true);
     expect(perReader.flat().length).toBeGreaterThan(0);
     // Within each reader's batch the order is round robin: a group repeats only after every group it got.
@@ -150,7 +173,9 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
     const conns = await connections(4);
     const results = await Promise.all(
       conns.map(async (c) => {
-        const res = await c.query<Row>(`SELECT msg_id, message FROM ${S}.read_grouped_head('heads', 60, 10)`);
+        const res = await c.query<Row>(
+          `SELECT msg_id, message FROM ${S}.read_grouped_head('heads', 60, 10)`,
+        );
         return res.rows.map((r) => r.message);
       }),
     );

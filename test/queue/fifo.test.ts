@@ -14,7 +14,11 @@ async function workedExample(q: string): Promise<void> {
   await db.sql(`SELECT ${S}.create($1)`, [q]);
   const groups = ['A', 'A', 'B', null, 'A', 'B'];
   for (const g of groups) {
-    if (g) await db.sql(`SELECT ${S}.send($1, '{}'::jsonb, jsonb_build_object('x-pgmq-group', $2::text))`, [q, g]);
+    if (g)
+      await db.sql(
+        `SELECT ${S}.send($1, '{}'::jsonb, jsonb_build_object('x-pgmq-group', $2::text))`,
+        [q, g],
+      );
     else await db.sql(`SELECT ${S}.send($1, '{}'::jsonb)`, [q]);
   }
 }
@@ -49,7 +53,8 @@ describe('FIFO group reads: the reference worked example', () => {
   it('blocks group A while message 1 is invisible, and a group whose head is delayed', async () => {
     await workedExample('blk');
     await db.sql(`SELECT ${S}.set_vt('blk', 1::bigint, 3600)`);
-    const g = (fn: string): Promise<number[]> => peek(`SELECT msg_id FROM ${S}.${fn}('blk', 30, 10)`, []);
+    const g = (fn: string): Promise<number[]> =>
+      peek(`SELECT msg_id FROM ${S}.${fn}('blk', 30, 10)`, []);
     expect(sorted(await g('read_grouped'))).toEqual([3, 4, 6]);
     expect(sorted(await g('read_grouped_rr'))).toEqual([3, 4, 6]);
     expect(sorted(await g('read_grouped_head'))).toEqual([3, 4]);
@@ -64,7 +69,9 @@ describe('FIFO group reads: the reference worked example', () => {
   it('quirk: read_grouped takes visible messages after a later in-flight one (1 visible, 2 in flight, 5 visible)', async () => {
     await workedExample('qk');
     await db.sql(`SELECT ${S}.set_vt('qk', 2::bigint, 3600)`);
-    expect(sorted(await peek(`SELECT msg_id FROM ${S}.read_grouped('qk', 30, 2)`, []))).toEqual([1, 5]);
+    expect(sorted(await peek(`SELECT msg_id FROM ${S}.read_grouped('qk', 30, 2)`, []))).toEqual([
+      1, 5,
+    ]);
   });
 
   it('a number 5 and a string "5" are the same group; NULL headers are the default group', async () => {
@@ -73,7 +80,9 @@ describe('FIFO group reads: the reference worked example', () => {
     await db.sql(`SELECT ${S}.send('num', '{}'::jsonb, '{"x-pgmq-group":"5"}'::jsonb)`);
     await db.sql(`SELECT ${S}.send('num', '{}'::jsonb, '{"other":1}'::jsonb)`);
     await db.sql(`SELECT ${S}.send('num', '{}'::jsonb)`);
-    expect(sorted(await peek(`SELECT msg_id FROM ${S}.read_grouped_head('num', 30, 10)`, []))).toEqual([1, 3]);
+    expect(
+      sorted(await peek(`SELECT msg_id FROM ${S}.read_grouped_head('num', 30, 10)`, [])),
+    ).toEqual([1, 3]);
   });
 });
 
@@ -91,7 +100,10 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
     const at = '2030-01-02T03:04:05.678Z';
     for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
       await db.sql(`SELECT ${S}.set_vt('upd', ARRAY[1,2]::bigint[], 0)`);
-      const rows = await db.sql<{ vt: Date }>(`SELECT vt FROM ${S}.${fn}('upd', $1::timestamptz, 1)`, [at]);
+      const rows = await db.sql<{ vt: Date }>(
+        `SELECT vt FROM ${S}.${fn}('upd', $1::timestamptz, 1)`,
+        [at],
+      );
       expect(rows.map((x) => x.vt.toISOString())).toEqual([at]);
     }
   });
@@ -99,11 +111,19 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
   it('_with_poll forms: max_poll_seconds 0 returns empty at once; they wait for a message that becomes visible', async () => {
     await db.sql(`SELECT ${S}.create('poll')`);
     await db.sql(`SELECT ${S}.send('poll', '{}'::jsonb)`);
-    for (const fn of ['read_grouped_with_poll', 'read_grouped_rr_with_poll', 'read_grouped_head_with_poll']) {
+    for (const fn of [
+      'read_grouped_with_poll',
+      'read_grouped_rr_with_poll',
+      'read_grouped_head_with_poll',
+    ]) {
       expect(await db.sql(`SELECT * FROM ${S}.${fn}('poll', 30, 1, 0)`)).toHaveLength(0);
     }
     // Message 2 becomes visible after ~0.3 s; each poll form must pick it up within its 5 s window.
-    for (const fn of ['read_grouped_with_poll', 'read_grouped_rr_with_poll', 'read_grouped_head_with_poll']) {
+    for (const fn of [
+      'read_grouped_with_poll',
+      'read_grouped_rr_with_poll',
+      'read_grouped_head_with_poll',
+    ]) {
       await db.sql(`SELECT ${S}.purge_queue('poll')`);
       await db.sql(`SELECT ${S}.send('poll', '{}'::jsonb, clock_timestamp() + interval '300 ms')`);
       const rows = await db.sql(`SELECT * FROM ${S}.${fn}('poll', 30, 1, 5, 20)`);
@@ -117,7 +137,9 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
     await db.sql(`SELECT ${S}.create('err')`);
     await db.sql(`SELECT ${S}.send('err', '{}'::jsonb)`);
     for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
-      await expect(db.sql(`SELECT * FROM ${S}.${fn}('nope', 30, 1)`)).rejects.toMatchObject({ code: '42P01' });
+      await expect(db.sql(`SELECT * FROM ${S}.${fn}('nope', 30, 1)`)).rejects.toMatchObject({
+        code: '42P01',
+      });
       await expect(db.sql(`SELECT * FROM ${S}.${fn}('err', 30, -1)`)).rejects.toMatchObject({
         code: '2201W',
         message: 'LIMIT must not be negative',
@@ -141,12 +163,26 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
         const r = await c.query(`SELECT * FROM ${S}.${fn}($1, $2, $3)`, ['untyped', 30, 1]);
         expect(r.rows).toHaveLength(1);
       }
-      for (const fn of ['read_grouped_with_poll', 'read_grouped_rr_with_poll', 'read_grouped_head_with_poll']) {
-        const r = await c.query(`SELECT * FROM ${S}.${fn}($1, $2, $3, $4, $5)`, ['untyped', 30, 1, 1, 10]);
+      for (const fn of [
+        'read_grouped_with_poll',
+        'read_grouped_rr_with_poll',
+        'read_grouped_head_with_poll',
+      ]) {
+        const r = await c.query(`SELECT * FROM ${S}.${fn}($1, $2, $3, $4, $5)`, [
+          'untyped',
+          30,
+          1,
+          1,
+          10,
+        ]);
         expect(r.rows).toHaveLength(1);
       }
       const at = '2031-05-06T07:08:09.000Z';
-      const r = await c.query<{ vt: Date }>(`SELECT vt FROM ${S}.read_grouped($1, $2, $3)`, ['untyped', at, 1]);
+      const r = await c.query<{ vt: Date }>(`SELECT vt FROM ${S}.read_grouped($1, $2, $3)`, [
+        'untyped',
+        at,
+        1,
+      ]);
       expect(r.rows[0]!.vt.toISOString()).toBe(at);
     } finally {
       await c.end();
@@ -163,9 +199,13 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
       `SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = $1 AND indexname LIKE '%fifo_idx' ORDER BY 1`,
       [S],
     );
-    expect(rows.map((r) => r.indexname)).toEqual(expect.arrayContaining(['q_fidx_fifo_idx', 'q_fidx2_fifo_idx']));
+    expect(rows.map((r) => r.indexname)).toEqual(
+      expect.arrayContaining(['q_fidx_fifo_idx', 'q_fidx2_fifo_idx']),
+    );
     expect(rows[0]!.indexdef).toMatch(/USING gin \(headers\)/);
-    await expect(db.sql(`SELECT ${S}.create_fifo_index('missing')`)).rejects.toMatchObject({ code: '42P01' });
+    await expect(db.sql(`SELECT ${S}.create_fifo_index('missing')`)).rejects.toMatchObject({
+      code: '42P01',
+    });
   });
 });
 
@@ -182,9 +222,13 @@ describe('FIFO group reads: extension point and vt timing', () => {
       await db.sql(`SELECT ${S}.send('hook', '{}'::jsonb)`);
       for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
         expect(await db.sql(`SELECT * FROM ${S}.${fn}('hook', 0, 1)`)).toHaveLength(1);
-        expect(await db.sql(`SELECT * FROM ${S}.${fn}_with_poll('hook', 0, 1, 1, 10)`)).toHaveLength(1);
+        expect(
+          await db.sql(`SELECT * FROM ${S}.${fn}_with_poll('hook', 0, 1, 1, 10)`),
+        ).toHaveLength(1);
       }
-      expect(await db.sql(`SELECT count(*)::int AS n FROM hook_log WHERE queue_name = 'hook'`)).toEqual([{ n: 6 }]);
+      expect(
+        await db.sql(`SELECT count(*)::int AS n FROM hook_log WHERE queue_name = 'hook'`),
+      ).toEqual([{ n: 6 }]);
     } finally {
       await db.sql(`CREATE OR REPLACE FUNCTION ${S}._before_read(queue_name text) RETURNS void LANGUAGE plpgsql AS
                     $f$ BEGIN RETURN; END; $f$`);
@@ -209,10 +253,14 @@ describe('FIFO through the client', () => {
   it('readGrouped / RoundRobin / Head (+ poll forms) map to the SQL and keep rr order', async () => {
     const client = db.queueClient();
     await workedExample('cli');
-    const rr = await client.transaction((tx) => client.readGroupedRoundRobin('cli', { qty: 5, tx }).then(async (m) => {
-      await tx.query('SELECT 1');
-      throw Object.assign(new Error('rollback'), { result: m });
-    })).catch((e: { result: { msgId: number }[] }) => e.result);
+    const rr = await client
+      .transaction((tx) =>
+        client.readGroupedRoundRobin('cli', { qty: 5, tx }).then(async (m) => {
+          await tx.query('SELECT 1');
+          throw Object.assign(new Error('rollback'), { result: m });
+        }),
+      )
+      .catch((e: { result: { msgId: number }[] }) => e.result);
     expect(rr.map((m) => m.msgId)).toEqual([1, 3, 4, 2, 6]);
     const head = await client.readGroupedHead('cli', { qty: 10 });
     expect(sorted(head.map((m) => m.msgId))).toEqual([1, 3, 4]);
@@ -222,17 +270,23 @@ describe('FIFO through the client', () => {
     expect(await client.readGroupedWithPoll('cli', { qty: 10, maxPollSeconds: 0 })).toEqual([]);
     await client.delete('cli', [1, 3, 4]);
     const until = new Date(Date.now() + 3_600_000);
-    const next = await client.readGroupedWithPoll('cli', { qty: 10, visibleUntil: until, maxPollSeconds: 1 });
+    const next = await client.readGroupedWithPoll('cli', {
+      qty: 10,
+      visibleUntil: until,
+      maxPollSeconds: 1,
+    });
     expect(sorted(next.map((m) => m.msgId))).toEqual([2, 5, 6]);
     expect(Math.abs(next[0]!.visibleAt.getTime() - until.getTime())).toBeLessThan(2);
     expect(await client.readGroupedRoundRobinWithPoll('cli', { maxPollSeconds: 0 })).toEqual([]);
     expect(await client.readGroupedHeadWithPoll('cli', { maxPollSeconds: 0 })).toEqual([]);
     await client.createFifoIndex('cli');
     await client.createFifoIndexesAll();
-    await expect(client.readGrouped('cli', { qty: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.readGrouped('nope_q')).rejects.toBeInstanceOf(QueueNotFoundError);
-    await expect(client.readGrouped('cli', { visibleUntil: until, visibilityTimeoutSeconds: 3 })).rejects.toBeInstanceOf(
+    await expect(client.readGrouped('cli', { qty: -1 })).rejects.toBeInstanceOf(
       InvalidArgumentError,
     );
+    await expect(client.readGrouped('nope_q')).rejects.toBeInstanceOf(QueueNotFoundError);
+    await expect(
+      client.readGrouped('cli', { visibleUntil: until, visibilityTimeoutSeconds: 3 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
   });
 });

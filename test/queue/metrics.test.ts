@@ -18,7 +18,10 @@ async function both(queue: string): Promise<{ metrics: Record<string, unknown>; 
   const c = await db.pool.connect();
   try {
     await c.query('BEGIN');
-    const metrics = (await c.query(`SELECT * FROM ${S()}.metrics($1)`, [queue])).rows[0] as Record<string, unknown>;
+    const metrics = (await c.query(`SELECT * FROM ${S()}.metrics($1)`, [queue])).rows[0] as Record<
+      string,
+      unknown
+    >;
     const exact = (
       await c.query<Exact>(
         `SELECT count(*) AS queue_length, count(*) FILTER (WHERE vt <= now()) AS queue_visible_length,
@@ -45,7 +48,10 @@ async function expectExact(queue: string): Promise<void> {
 }
 
 /** What one metrics() call read from the queue's tables, from this transaction's own statistics. */
-async function tuplesRead(c: pg.PoolClient, queue: string): Promise<{ seqScans: number; seqTuples: number; indexTuples: number }> {
+async function tuplesRead(
+  c: pg.PoolClient,
+  queue: string,
+): Promise<{ seqScans: number; seqTuples: number; indexTuples: number }> {
   const [t] = (
     await c.query<{ seq_scan: string; seq_tup_read: string }>(
       `SELECT coalesce(sum(seq_scan), 0) AS seq_scan, coalesce(sum(seq_tup_read), 0) AS seq_tup_read
@@ -62,14 +68,21 @@ async function tuplesRead(c: pg.PoolClient, queue: string): Promise<{ seqScans: 
       [`${S()}.q_${queue}`],
     )
   ).rows;
-  return { seqScans: Number(t!.seq_scan), seqTuples: Number(t!.seq_tup_read), indexTuples: Number(i!.idx_tup_read) };
+  return {
+    seqScans: Number(t!.seq_scan),
+    seqTuples: Number(t!.seq_tup_read),
+    indexTuples: Number(i!.idx_tup_read),
+  };
 }
 
 describe('fast metrics', () => {
   it('stay exact through every operation', async () => {
     const client = db.queueClient();
     await client.createQueue('fm');
-    await client.sendBatch('fm', Array.from({ length: 20 }, (_, i) => i));
+    await client.sendBatch(
+      'fm',
+      Array.from({ length: 20 }, (_, i) => i),
+    );
     await client.enableFastMetrics('fm'); // counts the 20 already there
     expect(await client.fastMetricsEnabled('fm')).toBe(true);
     await client.enableFastMetrics('fm'); // idempotent
@@ -114,7 +127,9 @@ describe('fast metrics', () => {
     const client = db.queueClient();
     await client.createQueue('fmc');
     await client.enableFastMetrics('fmc');
-    const workers = Array.from({ length: 4 }, () => db.track(new QueueClient({ connectionString: db.url, schema: S() })));
+    const workers = Array.from({ length: 4 }, () =>
+      db.track(new QueueClient({ connectionString: db.url, schema: S() })),
+    );
     let stop = false;
     const maintenance = (async () => {
       while (!stop) await client.runMaintenance('fmc');
@@ -144,16 +159,25 @@ describe('fast metrics', () => {
 
   it('partitioned queues: retention drops are counted', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('fmp', { partitionInterval: 10, retentionInterval: 20, premake: 1 });
+    await client.createPartitionedQueue('fmp', {
+      partitionInterval: 10,
+      retentionInterval: 20,
+      premake: 1,
+    });
     await client.enableFastMetrics('fmp');
-    await client.sendBatch('fmp', Array.from({ length: 55 }, (_, i) => i));
+    await client.sendBatch(
+      'fmp',
+      Array.from({ length: 55 }, (_, i) => i),
+    );
     await expectExact('fmp');
     const res = await client.runMaintenance('fmp');
     expect(res.rowsDropped).toBeGreaterThan(0);
     await expectExact('fmp');
     expect((await client.metrics('fmp')).defaultPartitionLength).toBe(0);
     // The all-queues form, as pg_cron would call it.
-    const all = await db.sql<{ queue_name: string; skipped: boolean }>(`SELECT * FROM ${S()}.run_maintenance()`);
+    const all = await db.sql<{ queue_name: string; skipped: boolean }>(
+      `SELECT * FROM ${S()}.run_maintenance()`,
+    );
     expect(all.find((r) => r.queue_name === 'fmp')).toMatchObject({ skipped: false });
     expect(await client.purgeQueue('fmp')).toBeGreaterThan(0);
     await expectExact('fmp');

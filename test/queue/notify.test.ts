@@ -41,19 +41,24 @@ describe('insert notifications', () => {
     await db.sql(`SELECT ${S}.create('n1')`);
     await db.sql(`SELECT ${S}.enable_notify_insert('n1')`);
     const rows = await db.sql(`SELECT * FROM ${S}.list_notify_insert_throttles()`);
-    expect(rows).toEqual([{ queue_name: 'n1', throttle_interval_ms: 250, last_notified_at: new Date(0) }]);
+    expect(rows).toEqual([
+      { queue_name: 'n1', throttle_interval_ms: 250, last_notified_at: new Date(0) },
+    ]);
     const [trg] = await db.sql<{ tgname: string; tgdeferrable: boolean; args: string; fn: string }>(
       `SELECT tgname, tgdeferrable, encode(tgargs, 'escape') AS args, tgfoid::regproc::text AS fn
          FROM pg_trigger WHERE tgrelid = $1::regclass`,
       [`${S}.q_n1`],
     );
-    expect(trg).toMatchObject({ tgname: 'trigger_notify_queue_insert_listeners', tgdeferrable: true });
+    expect(trg).toMatchObject({
+      tgname: 'trigger_notify_queue_insert_listeners',
+      tgdeferrable: true,
+    });
     expect(trg!.args).toBe('n1\\000');
     expect(trg!.fn).toMatch(/notify_queue_listeners$/);
-    const [{ persistence }] = await db.sql<{ persistence: string }>(
+    const [{ persistence }] = (await db.sql<{ persistence: string }>(
       `SELECT relpersistence AS persistence FROM pg_class WHERE oid = $1::regclass`,
       [`${S}.notify_insert_throttle`],
-    ) as [{ persistence: string }];
+    )) as [{ persistence: string }];
     expect(persistence).toBe('u'); // UNLOGGED
     expect(notifyChannel(S, 'n1')).toBe(ch('n1'));
 
@@ -73,7 +78,9 @@ describe('insert notifications', () => {
     await db.sql(`SELECT ${S}.create('n0')`);
     await db.sql(`SELECT ${S}.enable_notify_insert('n0', 0)`);
     const l = await listener(ch('n0'));
-    await db.sql(`SELECT ${S}.send_batch('n0', array_agg('{}'::jsonb)) FROM generate_series(1, 100)`);
+    await db.sql(
+      `SELECT ${S}.send_batch('n0', array_agg('{}'::jsonb)) FROM generate_series(1, 100)`,
+    );
     expect(await l.settle()).toBe(1);
     const c = await db.pool.connect();
     try {
@@ -92,7 +99,9 @@ describe('insert notifications', () => {
     await db.sql(`SELECT ${S}.send('n0', '{}')`);
     expect(await l.settle()).toBe(4);
     // The throttle row records the last notification.
-    const [row] = await db.sql<{ last_notified_at: Date }>(`SELECT * FROM ${S}.list_notify_insert_throttles() WHERE queue_name = 'n0'`);
+    const [row] = await db.sql<{ last_notified_at: Date }>(
+      `SELECT * FROM ${S}.list_notify_insert_throttles() WHERE queue_name = 'n0'`,
+    );
     expect(row!.last_notified_at.getTime()).toBeGreaterThan(0);
   });
 
@@ -108,9 +117,18 @@ describe('insert notifications', () => {
     await db.sql(`SELECT ${S}.create('ne')`);
     const fails = (sql: string, message: string): Promise<void> =>
       expect(db.sql(sql)).rejects.toMatchObject({ code: 'P0001', message });
-    await fails(`SELECT ${S}.enable_notify_insert('ne', -1)`, 'throttle_interval_ms must be non-negative');
-    await fails(`SELECT ${S}.enable_notify_insert('nx')`, `Queue "nx" does not exist. Create it first using ${S}.create()`);
-    await fails(`SELECT ${S}.update_notify_insert('ne', -5)`, 'throttle_interval_ms must be non-negative, got: -5');
+    await fails(
+      `SELECT ${S}.enable_notify_insert('ne', -1)`,
+      'throttle_interval_ms must be non-negative',
+    );
+    await fails(
+      `SELECT ${S}.enable_notify_insert('nx')`,
+      `Queue "nx" does not exist. Create it first using ${S}.create()`,
+    );
+    await fails(
+      `SELECT ${S}.update_notify_insert('ne', -5)`,
+      'throttle_interval_ms must be non-negative, got: -5',
+    );
     await fails(
       `SELECT ${S}.update_notify_insert('nx', 5)`,
       `Queue "nx" does not exist. Create the queue first using ${S}.create()`,
@@ -124,15 +142,23 @@ describe('insert notifications', () => {
     // Enabling twice replaces the setup (one trigger, one row).
     await db.sql(`SELECT ${S}.enable_notify_insert('ne', 10)`);
     await db.sql(`SELECT ${S}.enable_notify_insert('ne', 20)`);
-    expect(await db.sql(`SELECT throttle_interval_ms FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`)).toEqual([
-      { throttle_interval_ms: 20 },
-    ]);
+    expect(
+      await db.sql(
+        `SELECT throttle_interval_ms FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`,
+      ),
+    ).toEqual([{ throttle_interval_ms: 20 }]);
     await db.sql(`SELECT ${S}.disable_notify_insert('ne')`);
-    expect(await db.sql(`SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass`, [`${S}.q_ne`])).toHaveLength(0);
-    expect(await db.sql(`SELECT 1 FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`)).toHaveLength(0);
+    expect(
+      await db.sql(`SELECT 1 FROM pg_trigger WHERE tgrelid = $1::regclass`, [`${S}.q_ne`]),
+    ).toHaveLength(0);
+    expect(
+      await db.sql(`SELECT 1 FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`),
+    ).toHaveLength(0);
     await db.sql(`SELECT ${S}.enable_notify_insert('ne')`);
     await db.sql(`SELECT ${S}.drop_queue('ne')`);
-    expect(await db.sql(`SELECT 1 FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`)).toHaveLength(0);
+    expect(
+      await db.sql(`SELECT 1 FROM ${S}.notify_insert_throttle WHERE queue_name = 'ne'`),
+    ).toHaveLength(0);
   });
 });
 
@@ -141,7 +167,9 @@ describe('delete notifications (1.11.3)', () => {
     await db.sql(`SELECT ${S}.create('nd')`);
     await db.sql(`SELECT ${S}.send_batch('nd', array['{}','{}','{}','{}']::jsonb[])`);
     await db.sql(`SELECT ${S}.enable_notify_delete('nd', 0)`);
-    expect((await db.sql(`SELECT * FROM ${S}.list_notify_delete_throttles()`)).map((r) => r.queue_name)).toEqual(['nd']);
+    expect(
+      (await db.sql(`SELECT * FROM ${S}.list_notify_delete_throttles()`)).map((r) => r.queue_name),
+    ).toEqual(['nd']);
     const l = await listener(ch('nd', 'DELETE'));
     await db.sql(`SELECT ${S}.delete('nd', 1::bigint)`);
     expect(await l.settle()).toBe(1);
@@ -172,7 +200,10 @@ describe('notifications through the client', () => {
       lastNotifiedAt: new Date(0),
     });
     await client.updateNotifyDelete('cn', 0);
-    expect((await client.listNotifyDeleteThrottles()).find((t) => t.queueName === 'cn')!.throttleIntervalMs).toBe(0);
+    expect(
+      (await client.listNotifyDeleteThrottles()).find((t) => t.queueName === 'cn')!
+        .throttleIntervalMs,
+    ).toBe(0);
     let inserts = 0;
     let deletes = 0;
     const sub = await client.onInsert('cn', () => inserts++);
@@ -186,8 +217,12 @@ describe('notifications through the client', () => {
     await client.updateNotifyInsert('cn', 10);
     await client.disableNotifyInsert('cn');
     await client.disableNotifyDelete('cn');
-    expect((await client.listNotifyInsertThrottles()).find((t) => t.queueName === 'cn')).toBeUndefined();
-    await expect(client.enableNotifyInsert('cn', { throttleIntervalMs: -1 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    expect(
+      (await client.listNotifyInsertThrottles()).find((t) => t.queueName === 'cn'),
+    ).toBeUndefined();
+    await expect(
+      client.enableNotifyInsert('cn', { throttleIntervalMs: -1 }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
     await expect(client.enableNotifyInsert('nope_cn')).rejects.toBeInstanceOf(QueueNotFoundError);
     await expect(client.updateNotifyInsert('cn', 5)).rejects.toBeInstanceOf(InvalidArgumentError);
   });

@@ -16,7 +16,8 @@ async function makeQueue(kind: Kind): Promise<string> {
   const name = `b${++seq}_${kind.replace(/\W+/g, '_')}`.slice(0, 40);
   if (kind === 'plain') await db.sql(`SELECT ${S()}.create($1)`, [name]);
   // premake 1 with 5 ids per partition: ids >= 10 land in the default partition.
-  else if (kind === 'partitioned by msg_id') await db.sql(`SELECT ${S()}.create_partitioned($1, '5', NULL, 1)`, [name]);
+  else if (kind === 'partitioned by msg_id')
+    await db.sql(`SELECT ${S()}.create_partitioned($1, '5', NULL, 1)`, [name]);
   else await db.sql(`SELECT ${S()}.create_partitioned($1, '1 hour', '1 day', 1)`, [name]);
   return name;
 }
@@ -31,32 +32,52 @@ describe.each(KINDS)('PGMQ operations on a %s queue', (kind) => {
       [q],
     );
     expect(sent.map((r) => Number(r.send_batch))).toEqual([1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
-    const [one] = await db.sql<{ send: string }>(`SELECT * FROM ${S()}.send($1, '{"n":2}'::jsonb, '{"h":true}'::jsonb)`, [q]);
+    const [one] = await db.sql<{ send: string }>(
+      `SELECT * FROM ${S()}.send($1, '{"n":2}'::jsonb, '{"h":true}'::jsonb)`,
+      [q],
+    );
     expect(Number(one!.send)).toBe(13);
 
-    const r1 = await db.sql<{ msg_id: string; read_ct: number }>(`SELECT * FROM ${S()}.read($1, 30, 5)`, [q]);
+    const r1 = await db.sql<{ msg_id: string; read_ct: number }>(
+      `SELECT * FROM ${S()}.read($1, 30, 5)`,
+      [q],
+    );
     expect(ids(r1)).toEqual([1, 2, 3, 4, 5]);
     expect(r1.every((r) => r.read_ct === 1)).toBe(true);
     const r2 = await db.sql<{ msg_id: string }>(`SELECT * FROM ${S()}.read($1, 30, 5)`, [q]);
     expect(ids(r2)).toEqual([6, 7, 8, 9, 10]);
 
     // set_vt makes 3 visible again; the next read takes it first.
-    const vt = await db.sql<{ msg_id: string; read_ct: number }>(`SELECT * FROM ${S()}.set_vt($1, 3::bigint, 0)`, [q]);
+    const vt = await db.sql<{ msg_id: string; read_ct: number }>(
+      `SELECT * FROM ${S()}.set_vt($1, 3::bigint, 0)`,
+      [q],
+    );
     expect(vt).toMatchObject([{ msg_id: '3', read_ct: 1 }]);
-    const r3 = await db.sql<{ msg_id: string; read_ct: number }>(`SELECT * FROM ${S()}.read($1, 30, 2)`, [q]);
+    const r3 = await db.sql<{ msg_id: string; read_ct: number }>(
+      `SELECT * FROM ${S()}.read($1, 30, 2)`,
+      [q],
+    );
     expect(ids(r3)).toEqual([3, 11]);
     expect(r3.find((r) => r.msg_id === '3')!.read_ct).toBe(2);
 
-    const archived = await db.sql<{ archive: string }>(`SELECT * FROM ${S()}.archive($1, ARRAY[1, 2, 12, 99]::bigint[])`, [q]);
+    const archived = await db.sql<{ archive: string }>(
+      `SELECT * FROM ${S()}.archive($1, ARRAY[1, 2, 12, 99]::bigint[])`,
+      [q],
+    );
     expect(archived.map((r) => Number(r.archive)).sort((a, b) => a - b)).toEqual([1, 2, 12]);
-    const [single] = await db.sql<{ archive: boolean }>(`SELECT ${S()}.archive($1, 4::bigint)`, [q]);
+    const [single] = await db.sql<{ archive: boolean }>(`SELECT ${S()}.archive($1, 4::bigint)`, [
+      q,
+    ]);
     expect(single!.archive).toBe(true);
     const [del] = await db.sql<{ delete: boolean }>(`SELECT ${S()}.delete($1, 5::bigint)`, [q]);
     expect(del!.delete).toBe(true);
     const [gone] = await db.sql<{ delete: boolean }>(`SELECT ${S()}.delete($1, 5::bigint)`, [q]);
     expect(gone!.delete).toBe(false);
 
-    const popped = await db.sql<{ msg_id: string; headers: unknown }>(`SELECT * FROM ${S()}.pop($1, 5)`, [q]);
+    const popped = await db.sql<{ msg_id: string; headers: unknown }>(
+      `SELECT * FROM ${S()}.pop($1, 5)`,
+      [q],
+    );
     expect(ids(popped)).toEqual([13]);
     expect(popped[0]!.headers).toEqual({ h: true });
 
@@ -77,7 +98,10 @@ describe.each(KINDS)('PGMQ operations on a %s queue', (kind) => {
     const client = db.queueClient();
     const q = await makeQueue(kind);
     const first = await client.send(q, { a: 1 }, { headers: { k: 'v' } });
-    const batch = await client.sendBatch(q, Array.from({ length: 14 }, (_, i) => ({ i })));
+    const batch = await client.sendBatch(
+      q,
+      Array.from({ length: 14 }, (_, i) => ({ i })),
+    );
     expect([first, ...batch]).toEqual(Array.from({ length: 15 }, (_, i) => i + 1));
     await client.send(q, { later: true }, { delaySeconds: 3600 });
     const read = await client.read(q, { qty: 3, visibilityTimeoutSeconds: 60 });
@@ -93,7 +117,8 @@ describe.each(KINDS)('PGMQ operations on a %s queue', (kind) => {
     // In flight: 1; delayed: 16.
     expect(m.queueVisibleLength).toBe(9);
     expect(m.oldestMsgAgeSec).toBeGreaterThanOrEqual(0);
-    if (kind === 'partitioned by msg_id') expect(m.defaultPartitionLength).toBe(5); // ids 10-13 and 16
+    if (kind === 'partitioned by msg_id')
+      expect(m.defaultPartitionLength).toBe(5); // ids 10-13 and 16
     else if (kind === 'partitioned by time') expect(m.defaultPartitionLength).toBe(0);
     else expect(m.defaultPartitionLength).toBeNull();
 
@@ -113,7 +138,10 @@ describe.each(KINDS)('PGMQ operations on a %s queue', (kind) => {
   it('concurrent readers never share a message', async () => {
     const client = db.queueClient();
     const q = await makeQueue(kind);
-    await client.sendBatch(q, Array.from({ length: 120 }, (_, i) => i));
+    await client.sendBatch(
+      q,
+      Array.from({ length: 120 }, (_, i) => i),
+    );
     const seen: number[] = [];
     await Promise.all(
       Array.from({ length: 4 }, async () => {

@@ -1,7 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
-import { InvalidArgumentError, QueueClient, QueueNotFoundError, type Logger } from '../../src/index.js';
+import {
+  InvalidArgumentError,
+  QueueClient,
+  QueueNotFoundError,
+  type Logger,
+} from '../../src/index.js';
 
 const db = useTestDatabase();
 const S = () => db.queueSchema;
@@ -23,10 +28,21 @@ async function count(sql: string, params: unknown[] = []): Promise<number> {
 describe('partitioned queues', () => {
   it('create_partitioned makes native partitions ahead, a default partition, and a partitioned archive', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('orders', { partitionInterval: 100, retentionInterval: 1000, premake: 2 });
+    await client.createPartitionedQueue('orders', {
+      partitionInterval: 100,
+      retentionInterval: 1000,
+      premake: 2,
+    });
     const q = await partitions('q_orders');
-    expect(q.map((p) => p.name)).toEqual(['q_orders_default', 'q_orders_p0', 'q_orders_p100', 'q_orders_p200']);
-    expect(q.find((p) => p.name === 'q_orders_p100')!.bound).toMatch(/FROM \('?100'?\) TO \('?200'?\)/);
+    expect(q.map((p) => p.name)).toEqual([
+      'q_orders_default',
+      'q_orders_p0',
+      'q_orders_p100',
+      'q_orders_p200',
+    ]);
+    expect(q.find((p) => p.name === 'q_orders_p100')!.bound).toMatch(
+      /FROM \('?100'?\) TO \('?200'?\)/,
+    );
     expect((await partitions('a_orders')).length).toBe(4);
     const [meta] = await db.sql(`SELECT * FROM ${S()}.meta WHERE queue_name = 'orders'`);
     expect(meta).toMatchObject({ is_partitioned: true, is_unlogged: false });
@@ -43,8 +59,15 @@ describe('partitioned queues', () => {
 
   it('a burst larger than the premade partitions goes to the default partition; maintenance moves it out', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('burst', { partitionInterval: 10, retentionInterval: null, premake: 1 });
-    await client.sendBatch('burst', Array.from({ length: 100 }, (_, i) => ({ i })));
+    await client.createPartitionedQueue('burst', {
+      partitionInterval: 10,
+      retentionInterval: null,
+      premake: 1,
+    });
+    await client.sendBatch(
+      'burst',
+      Array.from({ length: 100 }, (_, i) => ({ i })),
+    );
     let m = await client.metrics('burst');
     expect(m).toMatchObject({ queueLength: 100, defaultPartitionLength: 81 }); // ids 20..100
     const res = await client.runMaintenance('burst');
@@ -59,13 +82,23 @@ describe('partitioned queues', () => {
     expect(read.map((x) => x.msgId)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
     expect(read.map((x) => x.message)).toEqual(Array.from({ length: 100 }, (_, i) => ({ i })));
     // A second pass has nothing to do.
-    expect(await client.runMaintenance('burst')).toMatchObject({ partitionsCreated: 0, partitionsDropped: 0 });
+    expect(await client.runMaintenance('burst')).toMatchObject({
+      partitionsCreated: 0,
+      partitionsDropped: 0,
+    });
   });
 
   it('retention by msg_id drops old partitions of queue and archive', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('ret', { partitionInterval: 10, retentionInterval: 30, premake: 1 });
-    await client.sendBatch('ret', Array.from({ length: 75 }, (_, i) => i));
+    await client.createPartitionedQueue('ret', {
+      partitionInterval: 10,
+      retentionInterval: 30,
+      premake: 1,
+    });
+    await client.sendBatch(
+      'ret',
+      Array.from({ length: 75 }, (_, i) => i),
+    );
     await client.archive('ret', [1, 2, 3, 55]);
     const res = await client.runMaintenance('ret');
     // Position 75, cutoff 45: partitions below 40 go (queue and archive).
@@ -79,8 +112,14 @@ describe('partitioned queues', () => {
 
   it('maintenance runs safely while senders and readers work (no lost message, no deadlock)', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('busy', { partitionInterval: 50, retentionInterval: null, premake: 1 });
-    const workers = Array.from({ length: 4 }, () => db.track(new QueueClient({ connectionString: db.url, schema: S() })));
+    await client.createPartitionedQueue('busy', {
+      partitionInterval: 50,
+      retentionInterval: null,
+      premake: 1,
+    });
+    const workers = Array.from({ length: 4 }, () =>
+      db.track(new QueueClient({ connectionString: db.url, schema: S() })),
+    );
     let sending = 4;
     let maintained = 0;
     const consumed: number[] = [];
@@ -88,7 +127,11 @@ describe('partitioned queues', () => {
       // try/finally: a failing sender must not leave the loops below running.
       ...workers.slice(0, 2).map(async (w) => {
         try {
-          for (let i = 0; i < 30; i++) await w.sendBatch('busy', Array.from({ length: 20 }, (_, j) => j));
+          for (let i = 0; i < 30; i++)
+            await w.sendBatch(
+              'busy',
+              Array.from({ length: 20 }, (_, j) => j),
+            );
         } finally {
           sending--;
         }
@@ -104,7 +147,13 @@ describe('partitioned queues', () => {
         const reader = db.track(new QueueClient({ connectionString: db.url, schema: S() }));
         while (sending > 0) {
           const got = await reader.read('busy', { qty: 15, visibilityTimeoutSeconds: 60 });
-          if (got.length) consumed.push(...(await reader.delete('busy', got.map((m) => m.msgId))));
+          if (got.length)
+            consumed.push(
+              ...(await reader.delete(
+                'busy',
+                got.map((m) => m.msgId),
+              )),
+            );
         }
       })(),
       (async () => {
@@ -124,15 +173,25 @@ describe('partitioned queues', () => {
 
   it('time partitions: rows of a missing range are moved into a new partition, expired rows are dropped', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('tp', { partitionInterval: '1 hour', retentionInterval: '1 day', premake: 2 });
+    await client.createPartitionedQueue('tp', {
+      partitionInterval: '1 hour',
+      retentionInterval: '1 day',
+      premake: 2,
+    });
     const names = (await partitions('q_tp')).map((p) => p.name);
     expect(names).toHaveLength(4);
     expect(names.every((n) => /^q_tp_(default|p\d{8}t\d{6})$/.test(n))).toBe(true);
     const [a, b, c] = await client.sendBatch('tp', [{ n: 1 }, { n: 2 }, { n: 3 }]);
     // Back-date two messages: the partition key update moves them to the
     // default partition (no partition covers those hours).
-    await db.sql(`UPDATE ${S()}.q_tp SET enqueued_at = now() - interval '5 hours' WHERE msg_id = $1`, [a]);
-    await db.sql(`UPDATE ${S()}.q_tp SET enqueued_at = now() - interval '3 days' WHERE msg_id = $1`, [b]);
+    await db.sql(
+      `UPDATE ${S()}.q_tp SET enqueued_at = now() - interval '5 hours' WHERE msg_id = $1`,
+      [a],
+    );
+    await db.sql(
+      `UPDATE ${S()}.q_tp SET enqueued_at = now() - interval '3 days' WHERE msg_id = $1`,
+      [b],
+    );
     expect((await client.metrics('tp')).defaultPartitionLength).toBe(2);
     const res = await client.runMaintenance('tp');
     expect(res.rowsDropped).toBe(1); // the 3-day-old one, past retention
@@ -154,15 +213,26 @@ describe('partitioned queues', () => {
 
   it('month intervals align to calendar months', async () => {
     await db.sql(`SELECT ${S()}.create_partitioned('monthly', '1 month', '6 months', 1)`);
-    const bounds = (await partitions('q_monthly')).map((p) => p.bound).filter((b) => b !== 'DEFAULT');
+    const bounds = (await partitions('q_monthly'))
+      .map((p) => p.bound)
+      .filter((b) => b !== 'DEFAULT');
     expect(bounds).toHaveLength(2);
-    for (const b of bounds) expect(b).toMatch(/FROM \('\d{4}-\d{2}-01 00:00:00\+00'\) TO \('\d{4}-\d{2}-01 00:00:00\+00'\)/);
+    for (const b of bounds)
+      expect(b).toMatch(
+        /FROM \('\d{4}-\d{2}-01 00:00:00\+00'\) TO \('\d{4}-\d{2}-01 00:00:00\+00'\)/,
+      );
   });
 
   it("accepts pg_partman 4's keywords (daily, monthly, …) as intervals", async () => {
     await db.sql(`SELECT ${S()}.create_partitioned('kw', 'daily', 'weekly', 1)`);
-    const [cfg] = await db.sql(`SELECT kind, partition_interval, retention_interval FROM ${S()}._partition_config WHERE queue_name = 'kw' AND prefix = 'q'`);
-    expect(cfg).toEqual({ kind: 'time', partition_interval: '1 day', retention_interval: '1 week' });
+    const [cfg] = await db.sql(
+      `SELECT kind, partition_interval, retention_interval FROM ${S()}._partition_config WHERE queue_name = 'kw' AND prefix = 'q'`,
+    );
+    expect(cfg).toEqual({
+      kind: 'time',
+      partition_interval: '1 day',
+      retention_interval: '1 week',
+    });
   });
 
   it('long queue names get partition names within 63 bytes', async () => {
@@ -179,29 +249,44 @@ describe('partitioned queues', () => {
 
   it('refuses bad arguments with typed errors and changes nothing', async () => {
     const client = db.queueClient();
-    await expect(client.createPartitionedQueue('bad', { premake: 0 })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(client.createPartitionedQueue('bad', { premake: 0 })).rejects.toBeInstanceOf(
+      InvalidArgumentError,
+    );
     await expect(db.sql(`SELECT ${S()}.create_partitioned('bad', '10', '10', 0)`)).rejects.toThrow(
       'premake must be at least 1, got 0',
     );
     await expect(
       client.createPartitionedQueue('bad', { partitionInterval: 10, retentionInterval: '1 day' }),
     ).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.createPartitionedQueue('bad', { partitionInterval: 'soon' })).rejects.toBeInstanceOf(
-      InvalidArgumentError,
-    );
+    await expect(
+      client.createPartitionedQueue('bad', { partitionInterval: 'soon' }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
     expect((await client.listQueues()).some((q) => q.queueName === 'bad')).toBe(false);
-    await expect(client.convertArchivePartitioned('nope')).rejects.toBeInstanceOf(QueueNotFoundError);
+    await expect(client.convertArchivePartitioned('nope')).rejects.toBeInstanceOf(
+      QueueNotFoundError,
+    );
   });
 
   it('convert_archive_partitioned moves an existing archive onto partitions', async () => {
     const client = db.queueClient();
     await client.createQueue('conv');
-    await client.sendBatch('conv', Array.from({ length: 30 }, (_, i) => i));
-    await client.archive('conv', Array.from({ length: 25 }, (_, i) => i + 1));
-    await client.convertArchivePartitioned('conv', { partitionInterval: 10, retentionInterval: 1000, leadingPartitions: 2 });
-    const [kind] = await db.sql<{ relkind: string }>(`SELECT relkind FROM pg_class WHERE oid = $1::regclass`, [
-      `${S()}.a_conv`,
-    ]);
+    await client.sendBatch(
+      'conv',
+      Array.from({ length: 30 }, (_, i) => i),
+    );
+    await client.archive(
+      'conv',
+      Array.from({ length: 25 }, (_, i) => i + 1),
+    );
+    await client.convertArchivePartitioned('conv', {
+      partitionInterval: 10,
+      retentionInterval: 1000,
+      leadingPartitions: 2,
+    });
+    const [kind] = await db.sql<{ relkind: string }>(
+      `SELECT relkind FROM pg_class WHERE oid = $1::regclass`,
+      [`${S()}.a_conv`],
+    );
     expect(kind!.relkind).toBe('p');
     expect(await count(`SELECT count(*) AS n FROM ${S()}.a_conv`)).toBe(25);
     expect(await count(`SELECT count(*) AS n FROM ONLY ${S()}.a_conv_default`)).toBe(0);
@@ -211,7 +296,9 @@ describe('partitioned queues', () => {
     // Converting again is a no-op.
     await client.convertArchivePartitioned('conv', { partitionInterval: 10 });
     expect(await count(`SELECT count(*) AS n FROM ${S()}.a_conv`)).toBe(27);
-    expect(await count(`SELECT count(*) AS n FROM pg_class WHERE relname LIKE 'a_conv_old%'`)).toBe(0);
+    expect(await count(`SELECT count(*) AS n FROM pg_class WHERE relname LIKE 'a_conv_old%'`)).toBe(
+      0,
+    );
   });
 
   it('drop_queue removes the partitions and the bookkeeping', async () => {
@@ -219,7 +306,9 @@ describe('partitioned queues', () => {
     await client.createPartitionedQueue('dropme', { partitionInterval: 10 });
     expect(await client.dropQueue('dropme')).toBe(true);
     expect(await count(`SELECT count(*) AS n FROM pg_class WHERE relname LIKE '%dropme%'`)).toBe(0);
-    expect(await count(`SELECT count(*) AS n FROM ${S()}._partition_config WHERE queue_name = 'dropme'`)).toBe(0);
+    expect(
+      await count(`SELECT count(*) AS n FROM ${S()}._partition_config WHERE queue_name = 'dropme'`),
+    ).toBe(0);
     expect(await client.listMaintainedQueues()).not.toContain('dropme');
   });
 
@@ -232,7 +321,10 @@ describe('partitioned queues', () => {
       await holder.query('BEGIN');
       const [mine] = (await holder.query(`SELECT * FROM ${S()}.run_maintenance('locked')`)).rows;
       expect(mine.skipped).toBe(false);
-      expect(await client.runMaintenance('locked')).toMatchObject({ skipped: true, partitionsCreated: 0 });
+      expect(await client.runMaintenance('locked')).toMatchObject({
+        skipped: true,
+        partitionsCreated: 0,
+      });
       await holder.query('COMMIT');
       expect(await client.runMaintenance('locked')).toMatchObject({ skipped: false });
     } finally {
@@ -244,20 +336,41 @@ describe('partitioned queues', () => {
 describe('MaintenanceScheduler', () => {
   it('runs maintenance periodically, logs a failing queue without stopping, and stops cleanly', async () => {
     const client = db.queueClient();
-    await client.createPartitionedQueue('sched_a', { partitionInterval: 10, retentionInterval: null, premake: 1 });
-    await client.createPartitionedQueue('sched_b', { partitionInterval: 10, retentionInterval: null, premake: 1 });
+    await client.createPartitionedQueue('sched_a', {
+      partitionInterval: 10,
+      retentionInterval: null,
+      premake: 1,
+    });
+    await client.createPartitionedQueue('sched_b', {
+      partitionInterval: 10,
+      retentionInterval: null,
+      premake: 1,
+    });
     // Sabotage sched_a: the next partition's name is taken.
     await db.sql(`CREATE TABLE ${S()}.q_sched_a_p20 (x int)`);
-    await client.sendBatch('sched_a', Array.from({ length: 30 }, (_, i) => i));
-    await client.sendBatch('sched_b', Array.from({ length: 30 }, (_, i) => i));
+    await client.sendBatch(
+      'sched_a',
+      Array.from({ length: 30 }, (_, i) => i),
+    );
+    await client.sendBatch(
+      'sched_b',
+      Array.from({ length: 30 }, (_, i) => i),
+    );
 
     const errors: object[] = [];
-    const logger: Logger = { debug() {}, info() {}, warn() {}, error: (obj) => void errors.push(obj) };
+    const logger: Logger = {
+      debug() {},
+      info() {},
+      warn() {},
+      error: (obj) => void errors.push(obj),
+    };
     let passes = 0;
     const scheduler = client.maintenance({ intervalMs: 20, logger, onPass: () => void passes++ });
     scheduler.start();
     expect(scheduler.isRunning).toBe(true);
-    await eventually(async () => (await client.metrics('sched_b')).defaultPartitionLength === 0 && passes >= 2);
+    await eventually(
+      async () => (await client.metrics('sched_b')).defaultPartitionLength === 0 && passes >= 2,
+    );
     await scheduler.stop();
     expect(scheduler.isRunning).toBe(false);
     expect(errors.length).toBeGreaterThanOrEqual(1);

@@ -14,7 +14,9 @@ beforeAll(async () => {
 
 describe('pgmq-js (npm) against pgferry', () => {
   it('creates a queue, sends, reads, sets vt, archives, deletes and pops', async () => {
-    const pgmq = await Pgmq.new({ connectionString: db.url, ssl: false } as never, { skipExtensionCreation: true });
+    const pgmq = await Pgmq.new({ connectionString: db.url, ssl: false } as never, {
+      skipExtensionCreation: true,
+    });
     db.track({ close: () => pgmq.close() });
 
     await pgmq.queue.create('js_q');

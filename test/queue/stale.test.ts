@@ -26,11 +26,17 @@ describe('stale-read protection in SQL (*_if_held, receipt = read_ct)', () => {
       { read_ct: 2, later: true },
     ]);
     // The current holder succeeds.
-    expect(await db.sql(`SELECT read_ct FROM ${S}.set_vt_if_held('held', 3, 2, 120)`)).toEqual([{ read_ct: 2 }]);
+    expect(await db.sql(`SELECT read_ct FROM ${S}.set_vt_if_held('held', 3, 2, 120)`)).toEqual([
+      { read_ct: 2 },
+    ]);
     expect(await one(`SELECT ${S}.delete_if_held('held', 1, 2)`)).toBe(true);
     expect(await one(`SELECT ${S}.archive_if_held('held', 2, 2)`)).toBe(true);
-    expect(await db.sql(`SELECT msg_id, read_ct FROM ${S}.a_held`)).toEqual([{ msg_id: '2', read_ct: 2 }]);
-    await expect(db.sql(`SELECT ${S}.delete_if_held('nope', 1, 1)`)).rejects.toMatchObject({ code: '42P01' });
+    expect(await db.sql(`SELECT msg_id, read_ct FROM ${S}.a_held`)).toEqual([
+      { msg_id: '2', read_ct: 2 },
+    ]);
+    await expect(db.sql(`SELECT ${S}.delete_if_held('nope', 1, 1)`)).rejects.toMatchObject({
+      code: '42P01',
+    });
   });
 });
 
@@ -43,7 +49,12 @@ describe('stale-read protection in the consumer', () => {
 
     const first = async (client: typeof c1, vt: number): Promise<Delivery<unknown>> => {
       // Each consumer on its own client (own pool): really separate connections.
-      for await (const d of client.consume('stale', { visibilityTimeoutSeconds: vt, listen: false, batchSize: 1 })) return d;
+      for await (const d of client.consume('stale', {
+        visibilityTimeoutSeconds: vt,
+        listen: false,
+        batchSize: 1,
+      }))
+        return d;
       throw new Error('no delivery');
     };
     // vt 0: consumer 1's visibility timeout has run out as soon as it has the message.
@@ -57,7 +68,9 @@ describe('stale-read protection in the consumer', () => {
     expect(await d1.archive()).toBe(false);
     expect(await d1.extend(300)).toBe(false);
     expect(await d1.release()).toBe(false);
-    const [row] = await db.sql<{ read_ct: number; vt: Date }>(`SELECT read_ct, vt FROM ${S}.q_stale`);
+    const [row] = await db.sql<{ read_ct: number; vt: Date }>(
+      `SELECT read_ct, vt FROM ${S}.q_stale`,
+    );
     expect(row!.read_ct).toBe(2);
     expect(row!.vt.getTime()).toBe(d2.visibleAt.getTime()); // consumer 2's vt, untouched
     expect(await db.sql(`SELECT 1 FROM ${S}.a_stale`)).toHaveLength(0);
@@ -76,7 +89,9 @@ describe('stale-read protection in the consumer', () => {
     const [m] = await client.read('heldc', { visibilityTimeoutSeconds: 30 });
     expect(await client.setVisibilityTimeoutIfHeld('heldc', id, m!.readCount + 1, 0)).toBeNull();
     const at = new Date(Date.now() + 3_600_000);
-    expect((await client.setVisibilityTimeoutIfHeld('heldc', id, m!.readCount, at))!.visibleAt.getTime()).toBe(at.getTime());
+    expect(
+      (await client.setVisibilityTimeoutIfHeld('heldc', id, m!.readCount, at))!.visibleAt.getTime(),
+    ).toBe(at.getTime());
     expect(await client.deleteIfHeld('heldc', id, 0)).toBe(false);
     expect(await client.archiveIfHeld('heldc', id, 0)).toBe(false);
     expect(await client.deleteIfHeld('heldc', id, m!.readCount)).toBe(true);

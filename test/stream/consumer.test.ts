@@ -9,14 +9,27 @@ import { eventually, useTestDatabase } from '../support/db.js';
 import { S } from './helpers.js';
 
 const db = useTestDatabase();
-const fastTicker = { minIntervalMs: 2, maxIntervalMs: 50, electionIntervalMs: 100, retryIntervalMs: 50 };
+const fastTicker = {
+  minIntervalMs: 2,
+  maxIntervalMs: 50,
+  electionIntervalMs: 100,
+  retryIntervalMs: 50,
+};
 
 function client(): StreamClient {
   return db.track(new StreamClient({ connectionString: db.url }));
 }
 
-function consumer<T>(opts: Partial<ConstructorParameters<typeof Consumer<T>>[0]> & { stream: string; name: string }): Consumer<T> {
-  const c = new Consumer<T>({ connectionString: db.url, ticker: fastTicker, handleSignals: false, pollIntervalMs: 200, ...opts });
+function consumer<T>(
+  opts: Partial<ConstructorParameters<typeof Consumer<T>>[0]> & { stream: string; name: string },
+): Consumer<T> {
+  const c = new Consumer<T>({
+    connectionString: db.url,
+    ticker: fastTicker,
+    handleSignals: false,
+    pollIntervalMs: 200,
+    ...opts,
+  });
   db.track({ close: () => c.stop() });
   return c;
 }
@@ -27,7 +40,10 @@ describe('Consumer', () => {
     await sc.createStream('fan');
     const seen: Record<string, number[]> = { a: [], b: [], c: [] };
     const consumers = Object.keys(seen).map((name) =>
-      consumer<{ i: number }>({ stream: 'fan', name }).on('*', (m) => void seen[name]!.push(m.payload.i)),
+      consumer<{ i: number }>({ stream: 'fan', name }).on(
+        '*',
+        (m) => void seen[name]!.push(m.payload.i),
+      ),
     );
     // subscribe first (start() subscribes), then produce
     consumers.forEach((c) => void c.start());
@@ -53,16 +69,28 @@ describe('Consumer', () => {
     await sc.createStream('fail');
     await db.sql(`CREATE TABLE handled (id int, retry int)`);
     const calls: [number, number | null][] = [];
-    const c = consumer<{ id: number }>({ stream: 'fail', name: 'w', retryAfterSeconds: 0 }).on('job', async (m, ctx) => {
-      calls.push([m.payload.id, m.retryCount]);
-      await ctx.tx.query(`INSERT INTO handled VALUES ($1, $2)`, [m.payload.id, m.retryCount]);
-      if (m.payload.id === 2 && m.retryCount === null) throw new Error('transient');
-    });
+    const c = consumer<{ id: number }>({ stream: 'fail', name: 'w', retryAfterSeconds: 0 }).on(
+      'job',
+      async (m, ctx) => {
+        calls.push([m.payload.id, m.retryCount]);
+        await ctx.tx.query(`INSERT INTO handled VALUES ($1, $2)`, [m.payload.id, m.retryCount]);
+        if (m.payload.id === 2 && m.retryCount === null) throw new Error('transient');
+      },
+    );
     void c.start();
     await eventually(async () => (await sc.consumerInfo('fail', 'w')).length === 1);
     await sc.sendBatch('fail', [{ id: 1 }, { id: 2 }, { id: 3 }], { type: 'job' });
-    await eventually(async () => calls.length === 4 && (await db.sql(`select count(*)::int as n from handled`))[0]!.n === 3, 10_000);
-    expect(calls).toEqual([[1, null], [2, null], [3, null], [2, 1]]);
+    await eventually(
+      async () =>
+        calls.length === 4 && (await db.sql(`select count(*)::int as n from handled`))[0]!.n === 3,
+      10_000,
+    );
+    expect(calls).toEqual([
+      [1, null],
+      [2, null],
+      [3, null],
+      [2, 1],
+    ]);
     expect(await db.sql(`select id, retry from handled order by id, retry nulls first`)).toEqual([
       { id: 1, retry: null },
       { id: 2, retry: 1 },
@@ -77,20 +105,34 @@ describe('Consumer', () => {
     await sc.setConfig('unknown', 'max_retries', 0);
     const skipped: string[] = [];
     const nacker = consumer({ stream: 'unknown', name: 'nacker' }).on('known', () => undefined);
-    const acker = consumer({ stream: 'unknown', name: 'acker', unknownHandlerPolicy: 'ack' }).on('known', () => undefined);
+    const acker = consumer({ stream: 'unknown', name: 'acker', unknownHandlerPolicy: 'ack' }).on(
+      'known',
+      () => undefined,
+    );
     const star: (string | null)[] = [];
-    const catcher = consumer({ stream: 'unknown', name: 'catcher' }).on('known', () => undefined).on('*', (m) => void star.push(m.type));
+    const catcher = consumer({ stream: 'unknown', name: 'catcher' })
+      .on('known', () => undefined)
+      .on('*', (m) => void star.push(m.type));
     for (const c of [nacker, acker, catcher]) void c.start();
     await eventually(async () => (await sc.consumerInfo('unknown')).length === 3);
     await sc.send('unknown', 1, { type: 'known' });
     await sc.send('unknown', 2, { type: 'mystery' });
-    await eventually(async () => (await sc.dlqInspect('unknown')).length === 1 && star.length === 1, 10_000);
+    await eventually(
+      async () => (await sc.dlqInspect('unknown')).length === 1 && star.length === 1,
+      10_000,
+    );
     const [dl] = await sc.dlqInspect('unknown');
     expect(dl).toMatchObject({ evType: 'mystery', reason: 'no handler for event type "mystery"' });
     expect(star).toEqual(['mystery']);
     expect(skipped).toEqual([]);
-    await eventually(async () => (await sc.consumerInfo('unknown', 'acker'))[0]!.currentBatch === null);
-    expect(await db.sql(`select count(*)::int as n from ${S}.dead_letter d join ${S}.consumer c on c.co_id = d.dl_consumer_id where c.co_name = 'acker'`)).toEqual([{ n: 0 }]);
+    await eventually(
+      async () => (await sc.consumerInfo('unknown', 'acker'))[0]!.currentBatch === null,
+    );
+    expect(
+      await db.sql(
+        `select count(*)::int as n from ${S}.dead_letter d join ${S}.consumer c on c.co_id = d.dl_consumer_id where c.co_name = 'acker'`,
+      ),
+    ).toEqual([{ n: 0 }]);
     await Promise.all([nacker.stop(), acker.stop(), catcher.stop()]);
   });
 
@@ -99,7 +141,12 @@ describe('Consumer', () => {
     await sc.createStream('coopts');
     const byWorker: Record<string, number[]> = { w1: [], w2: [] };
     const workers = Object.keys(byWorker).map((w) =>
-      consumer<number>({ stream: 'coopts', name: 'grp', subconsumer: w, deadIntervalSeconds: 30 }).on('*', async (m) => {
+      consumer<number>({
+        stream: 'coopts',
+        name: 'grp',
+        subconsumer: w,
+        deadIntervalSeconds: 30,
+      }).on('*', async (m) => {
         byWorker[w]!.push(m.payload);
         await new Promise((r) => setTimeout(r, 5));
       }),
@@ -117,7 +164,13 @@ describe('Consumer', () => {
     const sc = client();
     await sc.createStream('heartbeat');
     const handled: string[] = [];
-    const slow = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'slow', deadIntervalSeconds: 1, heartbeatIntervalMs: 150 }).on('*', async (m) => {
+    const slow = consumer<string>({
+      stream: 'heartbeat',
+      name: 'g',
+      subconsumer: 'slow',
+      deadIntervalSeconds: 1,
+      heartbeatIntervalMs: 150,
+    }).on('*', async (m) => {
       handled.push(`slow:${m.payload}`);
       await new Promise((r) => setTimeout(r, 2500)); // longer than deadInterval, but heartbeating
     });
@@ -125,7 +178,13 @@ describe('Consumer', () => {
     await eventually(async () => (await sc.consumerInfo('heartbeat')).length === 2);
     await sc.send('heartbeat', 'a');
     await eventually(() => handled.length === 1, 5000);
-    const other = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'other', deadIntervalSeconds: 1, pollIntervalMs: 100 }).on('*', (m) => void handled.push(`other:${m.payload}`));
+    const other = consumer<string>({
+      stream: 'heartbeat',
+      name: 'g',
+      subconsumer: 'other',
+      deadIntervalSeconds: 1,
+      pollIntervalMs: 100,
+    }).on('*', (m) => void handled.push(`other:${m.payload}`));
     void other.start();
     await new Promise((r) => setTimeout(r, 2000));
     expect(handled).toEqual(['slow:a']); // no takeover while the heartbeat runs
@@ -138,7 +197,13 @@ describe('Consumer', () => {
     await sc.tick('heartbeat');
     const got = await sc.receiveCoop<string>('heartbeat', 'g', 'silent');
     expect(got.map((m) => m.payload)).toEqual(['b']);
-    const rescuer = consumer<string>({ stream: 'heartbeat', name: 'g', subconsumer: 'rescuer', deadIntervalSeconds: 1, pollIntervalMs: 100 }).on('*', (m) => void handled.push(`rescuer:${m.payload}`));
+    const rescuer = consumer<string>({
+      stream: 'heartbeat',
+      name: 'g',
+      subconsumer: 'rescuer',
+      deadIntervalSeconds: 1,
+      pollIntervalMs: 100,
+    }).on('*', (m) => void handled.push(`rescuer:${m.payload}`));
     void rescuer.start();
     await eventually(() => handled.includes('rescuer:b'), 10_000);
     expect(await sc.ack(got[0]!.batchId)).toBe(false); // the silent member's batch id is void
@@ -151,7 +216,10 @@ describe('Consumer', () => {
     await sc.createStream('abort');
     const ac = new AbortController();
     const got: StreamMessage[] = [];
-    const c = consumer({ stream: 'abort', name: 'x', signal: ac.signal }).on('*', (m) => void got.push(m));
+    const c = consumer({ stream: 'abort', name: 'x', signal: ac.signal }).on(
+      '*',
+      (m) => void got.push(m),
+    );
     const done = c.start();
     await eventually(async () => (await sc.consumerInfo('abort')).length === 1);
     await sc.send('abort', 'hello');
@@ -162,23 +230,34 @@ describe('Consumer', () => {
     expect(() => new Consumer({ stream: '', name: 'x' })).toThrow(/stream name/);
     expect(() => new Consumer({ stream: 's', name: 'x', maxMessages: 0 })).toThrow(/maxMessages/);
     expect(() => new Consumer({ stream: 's', name: 'a.b', subconsumer: 'w' })).toThrow(/dot/);
-    expect(() => new Consumer({ stream: 's', name: 'x', unknownHandlerPolicy: 'drop' as 'ack' })).toThrow(/unknownHandlerPolicy/);
+    expect(
+      () => new Consumer({ stream: 's', name: 'x', unknownHandlerPolicy: 'drop' as 'ack' }),
+    ).toThrow(/unknownHandlerPolicy/);
   });
 });
 
 describe('a non-default schema', () => {
   it('client, consumer and ticker work end to end in schema pgque_alt', async () => {
-    await migrate({ connectionString: db.url, components: ['stream'], schemas: { stream: 'pgque_alt' } });
+    await migrate({
+      connectionString: db.url,
+      components: ['stream'],
+      schemas: { stream: 'pgque_alt' },
+    });
     const sc = db.track(new StreamClient({ connectionString: db.url, schema: 'pgque_alt' }));
     await sc.createStream('alt');
     const got: number[] = [];
-    const c = consumer<number>({ stream: 'alt', name: 'a', schema: 'pgque_alt' }).on('*', (m) => void got.push(m.payload));
+    const c = consumer<number>({ stream: 'alt', name: 'a', schema: 'pgque_alt' }).on(
+      '*',
+      (m) => void got.push(m.payload),
+    );
     void c.start();
     await eventually(async () => (await sc.consumerInfo('alt')).length === 1);
     await sc.sendBatch('alt', [1, 2, 3]);
     await eventually(() => got.length === 3, 10_000);
     expect(got).toEqual([1, 2, 3]);
-    expect(await db.sql(`select count(*)::int as n from ${S}.queue where queue_name = 'alt'`)).toEqual([{ n: 0 }]);
+    expect(
+      await db.sql(`select count(*)::int as n from ${S}.queue where queue_name = 'alt'`),
+    ).toEqual([{ n: 0 }]);
     await c.stop();
   });
 });
@@ -188,11 +267,23 @@ describe('StreamClient errors', () => {
     const sc = client();
     await expect(sc.send('missing', 1)).rejects.toMatchObject({ code: 'PGFERRY_STREAM_NOT_FOUND' });
     await sc.createStream('errs');
-    await expect(sc.receive('errs', 'nobody')).rejects.toMatchObject({ code: 'PGFERRY_NOT_SUBSCRIBED' });
-    await expect(sc.setConfig('errs', 'bogus' as 'max_retries', 1)).rejects.toMatchObject({ code: 'PGFERRY_INVALID_ARGUMENT', message: 'cannot change parameter "boguss"' });
-    await expect(sc.nack(424242, { msgId: 1 } as StreamMessage)).rejects.toMatchObject({ code: 'PGFERRY_BATCH_NOT_FOUND' });
-    await expect(sc.createStream('x'.repeat(58))).rejects.toMatchObject({ code: 'PGFERRY_INVALID_ARGUMENT' });
+    await expect(sc.receive('errs', 'nobody')).rejects.toMatchObject({
+      code: 'PGFERRY_NOT_SUBSCRIBED',
+    });
+    await expect(sc.setConfig('errs', 'bogus' as 'max_retries', 1)).rejects.toMatchObject({
+      code: 'PGFERRY_INVALID_ARGUMENT',
+      message: 'cannot change parameter "boguss"',
+    });
+    await expect(sc.nack(424242, { msgId: 1 } as StreamMessage)).rejects.toMatchObject({
+      code: 'PGFERRY_BATCH_NOT_FOUND',
+    });
+    await expect(sc.createStream('x'.repeat(58))).rejects.toMatchObject({
+      code: 'PGFERRY_INVALID_ARGUMENT',
+    });
     expect(await sc.ack(424242)).toBe(false);
-    await expect(sc.q(`select ${S}.request_tick('missing')`)).rejects.toMatchObject({ code: 'PGFERRY_STREAM_NOT_FOUND', sqlState: 'PF401' });
+    await expect(sc.q(`select ${S}.request_tick('missing')`)).rejects.toMatchObject({
+      code: 'PGFERRY_STREAM_NOT_FOUND',
+      sqlState: 'PF401',
+    });
   });
 });

@@ -14,19 +14,30 @@ export async function connections(db: TestDb, n: number): Promise<pg.Client[]> {
       return c;
     }),
   );
-  db.track({ close: async () => void (await Promise.all(clients.map((c) => c.end().catch(() => undefined)))) });
+  db.track({
+    close: async () => void (await Promise.all(clients.map((c) => c.end().catch(() => undefined)))),
+  });
   return clients;
 }
 
 /** force_next_tick + ticker(stream) in their own transaction: the next window is cut now. */
 export async function tick(db: TestDb, stream: string): Promise<number> {
-  const [r] = await db.sql<{ t: string }>(`SELECT ${S}.force_next_tick($1), ${S}.ticker($1) AS t`, [stream]);
+  const [r] = await db.sql<{ t: string }>(`SELECT ${S}.force_next_tick($1), ${S}.ticker($1) AS t`, [
+    stream,
+  ]);
   return Number(r!.t);
 }
 
 /** Receives and acks one window for `consumer`; returns the payloads (as text). */
-export async function drainWindow(db: TestDb, stream: string, consumer: string): Promise<{ ids: number[]; batch: number | null }> {
-  const rows = await db.sql<{ msg_id: string; batch_id: string }>(`SELECT * FROM ${S}.receive($1, $2, 100000)`, [stream, consumer]);
+export async function drainWindow(
+  db: TestDb,
+  stream: string,
+  consumer: string,
+): Promise<{ ids: number[]; batch: number | null }> {
+  const rows = await db.sql<{ msg_id: string; batch_id: string }>(
+    `SELECT * FROM ${S}.receive($1, $2, 100000)`,
+    [stream, consumer],
+  );
   if (rows.length === 0) return { ids: [], batch: null };
   await db.sql(`SELECT ${S}.ack($1)`, [rows[0]!.batch_id]);
   return { ids: rows.map((r) => Number(r.msg_id)), batch: Number(rows[0]!.batch_id) };

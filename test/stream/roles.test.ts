@@ -16,7 +16,8 @@ const A = `t_admin_${suffix}`;
 
 afterAll(async () => {
   const schemaRoles = ['reader', 'writer', 'admin'].map((r) => `ev_${suffix}_${r}`);
-  for (const r of [W, R, N, A, ...schemaRoles.reverse()]) await db.sql(`DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
+  for (const r of [W, R, N, A, ...schemaRoles.reverse()])
+    await db.sql(`DROP ROLE IF EXISTS ${r}`).catch(() => undefined);
 });
 
 async function as(role: string, sql: string, params: unknown[] = []): Promise<string> {
@@ -34,7 +35,9 @@ async function as(role: string, sql: string, params: unknown[] = []): Promise<st
 
 describe('roles', () => {
   it('grant the reference’s EXECUTE sets', async () => {
-    await db.sql(`CREATE ROLE ${W}; GRANT pgque_writer TO ${W}; CREATE ROLE ${R}; GRANT pgque_reader TO ${R}; CREATE ROLE ${N}; CREATE ROLE ${A}; GRANT pgque_admin TO ${A}`);
+    await db.sql(
+      `CREATE ROLE ${W}; GRANT pgque_writer TO ${W}; CREATE ROLE ${R}; GRANT pgque_reader TO ${R}; CREATE ROLE ${N}; CREATE ROLE ${A}; GRANT pgque_admin TO ${A}`,
+    );
     expect(await as(A, `select ${S}.create_queue('roles')`)).toBe('ok');
     expect(await as(R, `select ${S}.subscribe('roles', 'rc')`)).toBe('ok');
     // writer: produce only
@@ -64,7 +67,15 @@ describe('roles', () => {
     expect(await as(R, `select * from ${S}.dlq_inspect('roles')`)).toBe('ok');
     expect(await as(R, `select count(*) from ${S}.dead_letter`)).toBe('ok');
     expect(await as(R, `select ${S}.request_tick('roles')`)).toBe('ok');
-    for (const sql of [`select ${S}.send('roles', 'x')`, `select ${S}.send_batch('roles', array['x']::text[])`, `select ${S}.ticker('roles')`, `select ${S}.create_queue('r')`, `select ${S}.maint()`, `select * from ${S}.status()`, `select ${S}.dlq_replay(1)`]) {
+    for (const sql of [
+      `select ${S}.send('roles', 'x')`,
+      `select ${S}.send_batch('roles', array['x']::text[])`,
+      `select ${S}.ticker('roles')`,
+      `select ${S}.create_queue('r')`,
+      `select ${S}.maint()`,
+      `select * from ${S}.status()`,
+      `select ${S}.dlq_replay(1)`,
+    ]) {
       expect(await as(R, sql), sql).toBe('42501');
     }
     // nobody: nothing callable; PgQ's legacy SELECT on the catalog stays
@@ -80,14 +91,22 @@ describe('roles', () => {
     expect(await as(A, `select ${S}.send('roles', 'x')`)).toBe('ok');
     expect(await as(A, `select ${S}.uninstall()`)).toBe('42501');
     expect(await as(A, `select ${S}._send_batch_rows('roles', 'x', array['a'])`)).toBe('42501');
-    const [m] = await db.sql(`select pg_has_role('pgque_reader', 'pgque_writer', 'MEMBER') as rw, pg_has_role('pgque_writer', 'pgque_reader', 'MEMBER') as wr, pg_has_role('pgque_admin', 'pgque_reader', 'MEMBER') as ar`);
+    const [m] = await db.sql(
+      `select pg_has_role('pgque_reader', 'pgque_writer', 'MEMBER') as rw, pg_has_role('pgque_writer', 'pgque_reader', 'MEMBER') as wr, pg_has_role('pgque_admin', 'pgque_reader', 'MEMBER') as ar`,
+    );
     expect(m).toEqual({ rw: false, wr: false, ar: true });
   });
 
   it('a non-default schema installs with its own roles, also when they already exist', async () => {
     const schema = `ev_${suffix}`;
-    await db.sql(`DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${schema}_reader') THEN CREATE ROLE ${schema}_reader; END IF; END $$`);
-    const r = await migrate({ connectionString: db.url, components: ['stream'], schemas: { stream: schema } });
+    await db.sql(
+      `DO $$ BEGIN IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '${schema}_reader') THEN CREATE ROLE ${schema}_reader; END IF; END $$`,
+    );
+    const r = await migrate({
+      connectionString: db.url,
+      components: ['stream'],
+      schemas: { stream: schema },
+    });
     expect(r.versions.stream).toBeGreaterThan(0);
     try {
       await db.sql(`GRANT ${schema}_writer TO ${W}`);
@@ -97,9 +116,15 @@ describe('roles', () => {
       expect(await as(W, `select ${schema}.send('x', 'y')`)).toBe('ok');
       expect(await as(R, `select * from ${schema}.get_queue_info()`)).toBe('42501');
       // the default schema is untouched by the second install
-      expect(await db.sql(`select count(*)::int as n from ${S}.queue where queue_name = 'x'`)).toEqual([{ n: 0 }]);
+      expect(
+        await db.sql(`select count(*)::int as n from ${S}.queue where queue_name = 'x'`),
+      ).toEqual([{ n: 0 }]);
       // idempotent: a second run applies nothing
-      const again = await migrate({ connectionString: db.url, components: ['stream'], schemas: { stream: schema } });
+      const again = await migrate({
+        connectionString: db.url,
+        components: ['stream'],
+        schemas: { stream: schema },
+      });
       expect(again.applied).toEqual([]);
     } finally {
       await db.sql(`REVOKE ${schema}_writer FROM ${W}`);

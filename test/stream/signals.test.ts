@@ -6,10 +6,18 @@ import { eventually, useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();
 
-function run(stream: string): { out: string[]; exited: Promise<number | null>; kill(sig: NodeJS.Signals): void } {
-  const child = spawn(process.execPath, ['--import', 'tsx/esm', 'test/stream/fixtures/signal-consumer.ts', db.url, stream], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+function run(stream: string): {
+  out: string[];
+  exited: Promise<number | null>;
+  kill(sig: NodeJS.Signals): void;
+} {
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx/esm', 'test/stream/fixtures/signal-consumer.ts', db.url, stream],
+    {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    },
+  );
   const out: string[] = [];
   child.stdout.on('data', (d: Buffer) => out.push(...d.toString().split('\n').filter(Boolean)));
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));

@@ -33,7 +33,8 @@ describe('snapshot-based batches', () => {
     const long = producers[4]!;
     await long.query('BEGIN');
     const longIds: number[] = [];
-    for (let i = 0; i < 20; i++) longIds.push(Number((await long.query(`select ${S}.send('snap', 'long')`)).rows[0].send));
+    for (let i = 0; i < 20; i++)
+      longIds.push(Number((await long.query(`select ${S}.send('snap', 'long')`)).rows[0].send));
 
     let stopTicking = false;
     const ticking = (async () => {
@@ -64,7 +65,9 @@ describe('snapshot-based batches', () => {
           const n = 1 + Math.floor(random() * 20);
           for (let i = 0; i < n; i++) {
             if (random() < 0.3) {
-              const r = await p.query(`select ${S}.send_batch('snap', array['b1','b2','b3']::text[]) as ids`);
+              const r = await p.query(
+                `select ${S}.send_batch('snap', array['b1','b2','b3']::text[]) as ids`,
+              );
               ids.push(...(r.rows[0].ids as string[]).map(Number));
             } else {
               ids.push(Number((await p.query(`select ${S}.send('snap', 'x')`)).rows[0].send));
@@ -94,8 +97,14 @@ describe('snapshot-based batches', () => {
     for (const c of Object.keys(seen)) {
       const ids = seen[c]!;
       expect(new Set(ids).size, `${c} saw an event twice`).toBe(ids.length);
-      expect(ids.filter((id) => rolledBack.has(id)), `${c} saw rolled-back events`).toEqual([]);
-      expect([...committed].filter((id) => !ids.includes(id)), `${c} missed events`).toEqual([]);
+      expect(
+        ids.filter((id) => rolledBack.has(id)),
+        `${c} saw rolled-back events`,
+      ).toEqual([]);
+      expect(
+        [...committed].filter((id) => !ids.includes(id)),
+        `${c} missed events`,
+      ).toEqual([]);
     }
     // The long transaction's events arrived in a later window than events sent after them.
     const order = seen.c1!;

@@ -17,7 +17,9 @@ function ticker(opts: ConstructorParameters<typeof Ticker>[0] = {}): Ticker {
 describe('Ticker', () => {
   it('elects exactly one leader; another takes over when it stops or its connection dies', async () => {
     const changes: [number, boolean][] = [];
-    const tickers = [0, 1, 2].map((i) => ticker({ onLeaderChange: (l) => void changes.push([i, l]) }));
+    const tickers = [0, 1, 2].map((i) =>
+      ticker({ onLeaderChange: (l) => void changes.push([i, l]) }),
+    );
     tickers.forEach((t) => t.start());
     await eventually(() => tickers.filter((t) => t.isLeader).length === 1, 5000);
     // stays single-leader
@@ -74,11 +76,22 @@ describe('Ticker', () => {
     t.start();
     await eventually(() => t.isLeader, 5000);
     const got: number[] = [];
-    const c = new Consumer<number>({ connectionString: db.url, stream: 'wake', name: 'w', ticker: false, pollIntervalMs: 10_000, handleSignals: false });
+    const c = new Consumer<number>({
+      connectionString: db.url,
+      stream: 'wake',
+      name: 'w',
+      ticker: false,
+      pollIntervalMs: 10_000,
+      handleSignals: false,
+    });
     db.track({ close: () => c.stop() });
     c.on('*', (m) => void got.push(Date.now() - m.payload));
     void c.start();
-    await eventually(async () => (await db.sql<{ n: number }>(`select count(*)::int as n from ${S}._waiter`))[0]!.n > 0, 5000);
+    await eventually(
+      async () =>
+        (await db.sql<{ n: number }>(`select count(*)::int as n from ${S}._waiter`))[0]!.n > 0,
+      5000,
+    );
     await new Promise((r) => setTimeout(r, 1500)); // let the ticker back off
     for (let i = 0; i < 5; i++) {
       await sc.send('wake', Date.now());
@@ -92,12 +105,17 @@ describe('Ticker', () => {
   it('a role without the admin role does not campaign (it would win the lock and fail every round)', async () => {
     const role = `t_tick_reader_${Date.now().toString(36)}`;
     await db.sql(`CREATE ROLE ${role} LOGIN PASSWORD 'pw'; GRANT pgque_reader TO ${role}`);
-    db.track({ close: async () => void (await db.sql(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined)) });
+    db.track({
+      close: async () => void (await db.sql(`DROP ROLE IF EXISTS ${role}`).catch(() => undefined)),
+    });
     const u = new URL(db.url);
     u.username = role;
     u.password = 'pw';
     let weakLed = false;
-    const weak = ticker({ connectionString: u.toString(), onLeaderChange: (l) => void (weakLed ||= l) });
+    const weak = ticker({
+      connectionString: u.toString(),
+      onLeaderChange: (l) => void (weakLed ||= l),
+    });
     const strong = ticker();
     weak.start();
     await new Promise((r) => setTimeout(r, 300));

@@ -9,15 +9,23 @@ describe('trigger functions', () => {
   it('jsontriga, logutriga and sqltriga publish inserts, updates and deletes', async () => {
     await db.sql(`select ${S}.create_queue('cdc'), ${S}.subscribe('cdc', 'c')`);
     await db.sql(`CREATE TABLE acct (id int PRIMARY KEY, name text, note text)`);
-    await db.sql(`CREATE TRIGGER j AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.jsontriga('cdc', 'ignore=note')`);
-    await db.sql(`CREATE TRIGGER l AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.logutriga('cdc')`);
-    await db.sql(`CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.sqltriga('cdc')`);
+    await db.sql(
+      `CREATE TRIGGER j AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.jsontriga('cdc', 'ignore=note')`,
+    );
+    await db.sql(
+      `CREATE TRIGGER l AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.logutriga('cdc')`,
+    );
+    await db.sql(
+      `CREATE TRIGGER s AFTER INSERT OR UPDATE OR DELETE ON acct FOR EACH ROW EXECUTE FUNCTION ${S}.sqltriga('cdc')`,
+    );
     await db.sql(`INSERT INTO acct VALUES (1, 'a b&c', NULL)`);
     await db.sql(`UPDATE acct SET note = 'only the ignored column'`);
     await db.sql(`UPDATE acct SET name = 'x'`);
     await db.sql(`DELETE FROM acct`);
     await tick(db, 'cdc');
-    const rows = await db.sql(`select type, payload, extra1 from ${S}.receive('cdc', 'c') order by msg_id`);
+    const rows = await db.sql(
+      `select type, payload, extra1 from ${S}.receive('cdc', 'c') order by msg_id`,
+    );
     expect(rows.map((r) => r.extra1)).toEqual(Array(rows.length).fill('public.acct'));
     expect(rows.map((r) => [r.type, r.payload])).toEqual([
       ['I:id', '{"id": 1, "name": "a b&c"}'],
@@ -38,10 +46,14 @@ describe('trigger functions', () => {
   it('SKIP in a BEFORE trigger records the event and skips the change', async () => {
     await db.sql(`select ${S}.create_queue('skip'), ${S}.subscribe('skip', 'c')`);
     await db.sql(`CREATE TABLE sk (id int PRIMARY KEY)`);
-    await db.sql(`CREATE TRIGGER j BEFORE INSERT ON sk FOR EACH ROW EXECUTE FUNCTION ${S}.jsontriga('skip', 'SKIP')`);
+    await db.sql(
+      `CREATE TRIGGER j BEFORE INSERT ON sk FOR EACH ROW EXECUTE FUNCTION ${S}.jsontriga('skip', 'SKIP')`,
+    );
     await db.sql(`INSERT INTO sk VALUES (7)`);
     expect(await db.sql(`select count(*)::int as n from sk`)).toEqual([{ n: 0 }]);
     await tick(db, 'skip');
-    expect((await db.sql(`select payload from ${S}.receive('skip', 'c')`)).map((r) => r.payload)).toEqual(['{"id": 7}']);
+    expect(
+      (await db.sql(`select payload from ${S}.receive('skip', 'c')`)).map((r) => r.payload),
+    ).toEqual(['{"id": 7}']);
   });
 });

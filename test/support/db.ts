@@ -19,7 +19,10 @@ export interface TestDb {
    */
   pool: pg.Pool;
   /** Runs raw SQL on `pool` (under pglite: on the PGlite instance, serialised with the driver's work). */
-  sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, params?: unknown[]): Promise<R[]>;
+  sql<R extends pg.QueryResultRow = Record<string, unknown>>(
+    text: string,
+    params?: unknown[],
+  ): Promise<R[]>;
   /** A queue client on the database, on the driver PGFERRY_TEST_DRIVER selects (closed after the file). */
   queueClient(): QueueClient;
   /**
@@ -75,7 +78,8 @@ export function useTestDatabase(): TestDb {
     }
   });
 
-  db.sql = async (text, params) => (alt?.sql ? alt.sql(text, params) : (await db.pool.query(text, params)).rows);
+  db.sql = async (text, params) =>
+    alt?.sql ? alt.sql(text, params) : (await db.pool.query(text, params)).rows;
   db.track = (thing) => {
     closers.push(thing);
     return thing;
@@ -91,7 +95,11 @@ export function useTestDatabase(): TestDb {
 }
 
 /** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
-export async function eventually<T>(check: () => Promise<T> | T, timeoutMs = 5000, stepMs = 20): Promise<T> {
+export async function eventually<T>(
+  check: () => Promise<T> | T,
+  timeoutMs = 5000,
+  stepMs = 20,
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const v = await check();

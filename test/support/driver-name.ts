@@ -8,7 +8,9 @@ export type TestDriverName = 'pg' | 'postgres' | 'pglite';
 export function testDriverName(): TestDriverName {
   const name = process.env.PGFERRY_TEST_DRIVER || 'pg';
   if (name !== 'pg' && name !== 'postgres' && name !== 'pglite') {
-    throw new Error(`PGFERRY_TEST_DRIVER must be pg, postgres or pglite, not ${JSON.stringify(name)}`);
+    throw new Error(
+      `PGFERRY_TEST_DRIVER must be pg, postgres or pglite, not ${JSON.stringify(name)}`,
+    );
   }
   return name;
 }

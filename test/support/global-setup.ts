@@ -60,7 +60,8 @@ export async function teardown(): Promise<void> {
       `SELECT datname FROM pg_database WHERE datname = $1 OR datname LIKE $2`,
       [templateDb, `${templateDb}_%`],
     );
-    for (const { datname } of left.rows) await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
+    for (const { datname } of left.rows)
+      await admin.query(`DROP DATABASE IF EXISTS ${datname} WITH (FORCE)`);
   } finally {
     await admin.end();
   }

@@ -16,14 +16,16 @@
  */
 export const PGLITE_EXCLUDED_FILES: Readonly<Record<string, string>> = {
   'test/queue/core-concurrency.test.ts': 'every test: one pg.Client per consumer',
-  'test/queue/core-sessions.test.ts': 'every test: several sessions at once, or connections made from db.url',
+  'test/queue/core-sessions.test.ts':
+    'every test: several sessions at once, or connections made from db.url',
   'test/queue/fifo-concurrency.test.ts': 'every test: one pg.Client per consumer',
   'test/queue/pgmq-js.test.ts': 'pgmq-js connects by URL',
   'test/queue/partition-behaviour.test.ts': 'read_with_poll woken by a send from another session',
   'test/queue/fifo.test.ts': 'untyped parameters through a pg.Client on db.url',
   'test/queue/notify.test.ts': 'a pg.Client on db.url listens',
   'test/queue/dead-letter.test.ts': 'concurrent consumers on db.url',
-  'test/queue/metrics.test.ts': 'concurrent writers on db.url; the no-scan check counts 4 seq scans on PGlite (to investigate)',
+  'test/queue/metrics.test.ts':
+    'concurrent writers on db.url; the no-scan check counts 4 seq scans on PGlite (to investigate)',
   'test/queue/partition-maintenance.test.ts': 'senders, readers and a lock holder on db.url',
 };
 

@@ -1,7 +1,11 @@
 import { expect } from 'vitest';
 
 /** Asserts that `p` rejects with a database error of this SQLSTATE (and message, when given). */
-export async function expectSqlError(p: Promise<unknown>, sqlState: string, message?: string | RegExp): Promise<void> {
+export async function expectSqlError(
+  p: Promise<unknown>,
+  sqlState: string,
+  message?: string | RegExp,
+): Promise<void> {
   let caught: unknown;
   try {
     await p;

@@ -54,7 +54,8 @@ async function openPGlite(): Promise<TestDriverDb> {
         const all = await db.exec(text, PGLITE_QUERY_OPTIONS as never);
         return (all[all.length - 1]?.rows ?? []) as R[];
       }
-      return (await db.query(text, toTextParams(params), PGLITE_QUERY_OPTIONS as never)).rows as R[];
+      return (await db.query(text, toTextParams(params), PGLITE_QUERY_OPTIONS as never))
+        .rows as R[];
     },
     driver: () => new PGliteDriver({ db }),
     close: () => db.close(),

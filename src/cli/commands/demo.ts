@@ -43,7 +43,8 @@ Options:
     });
     const num = (name: keyof typeof values, min: number): number => {
       const n = Number(values[name]);
-      if (!Number.isInteger(n) || n < min) throw new UsageError(`--${name} must be an integer ≥ ${min}`);
+      if (!Number.isInteger(n) || n < min)
+        throw new UsageError(`--${name} must be an integer ≥ ${min}`);
       return n;
     };
     const seconds = num('seconds', 1);
@@ -76,7 +77,10 @@ async function runDemo(
   url: string,
   o: { seconds: number; producers: number; consumers: number; batch: number; rate: number },
 ): Promise<number> {
-  const client = new QueueClient({ connectionString: url, maxConnections: o.producers + o.consumers + 2 });
+  const client = new QueueClient({
+    connectionString: url,
+    maxConnections: o.producers + o.consumers + 2,
+  });
   const queue = client.queue<Order>('pgferry_demo_orders');
   await queue.drop();
   await queue.create();
@@ -97,7 +101,11 @@ async function runDemo(
   const producerLoops = Array.from({ length: o.producers }, async (_, p) => {
     let due = Date.now();
     while (!producing.signal.aborted) {
-      const orders = Array.from({ length: o.batch }, () => ({ orderId: ++nextOrder, producer: p, sentAt: Date.now() }));
+      const orders = Array.from({ length: o.batch }, () => ({
+        orderId: ++nextOrder,
+        producer: p,
+        sentAt: Date.now(),
+      }));
       await queue.sendBatch(orders);
       sent += orders.length;
       due += interval;
@@ -106,7 +114,12 @@ async function runDemo(
   });
   // Consumers: the async iterator, archiving each message when handled.
   const consumerLoops = Array.from({ length: o.consumers }, async () => {
-    for await (const msg of queue.consume({ batchSize: 50, pollIntervalMs: 25, visibilityTimeoutSeconds: 30, signal: consuming.signal })) {
+    for await (const msg of queue.consume({
+      batchSize: 50,
+      pollIntervalMs: 25,
+      visibilityTimeoutSeconds: 30,
+      signal: consuming.signal,
+    })) {
       if (seen.has(msg.message.orderId)) duplicates++;
       seen.add(msg.message.orderId);
       latencies.push(Date.now() - msg.message.sentAt);
@@ -147,7 +160,8 @@ async function runDemo(
   await progress();
   if (tty) process.stdout.write('\n');
   latencies.sort((a, b) => a - b);
-  const p = (q: number): number => latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
+  const p = (q: number): number =>
+    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? NaN;
   const m = await queue.metrics();
   console.log(
     `Done: sent ${sent.toLocaleString('en-US')}, consumed ${consumed.toLocaleString('en-US')}, left ${m.queueLength}, ` +

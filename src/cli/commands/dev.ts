@@ -29,7 +29,8 @@ Options:
       strict: true,
     });
     const port = Number(values.port);
-    if (!Number.isInteger(port) || port < 1 || port > 65535) throw new UsageError(`--port must be a TCP port, got ${values.port}`);
+    if (!Number.isInteger(port) || port < 1 || port > 65535)
+      throw new UsageError(`--port must be a TCP port, got ${values.port}`);
     const server = await startEmbeddedPostgres({ dataDir: values['data-dir'], port });
     try {
       if (!values['no-migrate']) await migrate({ connectionString: server.url });

@@ -7,4 +7,11 @@ import { workerCommand } from './worker.js';
 import { dlqCommand } from './tasks-dlq.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
-export const commands: readonly Command[] = [migrateCommand, devCommand, demoCommand, tickerCommand, workerCommand, dlqCommand];
+export const commands: readonly Command[] = [
+  migrateCommand,
+  devCommand,
+  demoCommand,
+  tickerCommand,
+  workerCommand,
+  dlqCommand,
+];

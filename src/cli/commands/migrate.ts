@@ -7,7 +7,7 @@ import { consoleLogger } from '../console-logger.js';
 
 export const migrateCommand: Command = {
   name: 'migrate',
-  summary: 'install or upgrade pgferry\'s SQL engines in DATABASE_URL',
+  summary: "install or upgrade pgferry's SQL engines in DATABASE_URL",
   usage: `pgferry migrate [options]
 
 Installs or upgrades pgferry's SQL engines (append-only numbered migrations,
@@ -37,9 +37,13 @@ Options:
       },
       strict: true,
     });
-    const only = values.only?.split(',').map((s) => s.trim()).filter(Boolean);
+    const only = values.only
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
     for (const c of only ?? []) {
-      if (!(componentOrder as readonly string[]).includes(c)) throw new UsageError(`unknown engine "${c}"`);
+      if (!(componentOrder as readonly string[]).includes(c))
+        throw new UsageError(`unknown engine "${c}"`);
     }
     const result = await migrate({
       ...(values.url ? { connectionString: values.url } : {}),
@@ -53,7 +57,9 @@ Options:
       ...(values.quiet ? {} : { logger: consoleLogger }),
     });
     if (!values.quiet) {
-      const versions = Object.entries(result.versions).map(([k, v]) => `${k} v${v}`).join(', ');
+      const versions = Object.entries(result.versions)
+        .map(([k, v]) => `${k} v${v}`)
+        .join(', ');
       console.log(`pgferry: ${result.applied.length} migration(s) applied; now at ${versions}`);
     }
     return 0;

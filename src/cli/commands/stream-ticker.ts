@@ -7,7 +7,8 @@ import { Ticker } from '../../stream/ticker.js';
 function ms(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!Number.isInteger(n) || n < 1) throw new UsageError(`--${name} must be a positive integer (ms), got ${value}`);
+  if (!Number.isInteger(n) || n < 1)
+    throw new UsageError(`--${name} must be a positive integer (ms), got ${value}`);
   return n;
 }
 
