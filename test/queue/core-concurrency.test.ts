@@ -1,21 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
+import { connections } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = db.queueSchema;
-
-async function connections(n: number): Promise<pg.Client[]> {
-  const clients = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      await c.connect();
-      return c;
-    }),
-  );
-  db.track({ close: async () => void (await Promise.all(clients.map((c) => c.end()))) });
-  return clients;
-}
 
 describe('concurrent consumers (separate connections)', () => {
   it('never receive the same message inside its visibility timeout', async () => {
@@ -25,7 +13,7 @@ describe('concurrent consumers (separate connections)', () => {
       `SELECT ${S}.send_batch('race', array_agg(jsonb_build_object('i', g))) FROM generate_series(1, $1) g`,
       [total],
     );
-    const conns = await connections(4);
+    const conns = await connections(db, 4);
     const seen: number[][] = conns.map(() => []);
     await Promise.all(
       conns.map(async (c, i) => {
@@ -54,7 +42,7 @@ describe('concurrent consumers (separate connections)', () => {
     await db.sql(
       `SELECT ${S}.send_batch('pop_race', array_agg(to_jsonb(g))) FROM generate_series(1, 500) g`,
     );
-    const conns = await connections(3);
+    const conns = await connections(db, 3);
     const got = await Promise.all(
       conns.map(async (c) => {
         const mine: number[] = [];
@@ -75,7 +63,7 @@ describe('concurrent consumers (separate connections)', () => {
   it('a reader blocked inside an open transaction does not hold back the others (SKIP LOCKED)', async () => {
     await db.sql(`SELECT ${S}.create('locked')`);
     await db.sql(`SELECT ${S}.send_batch('locked', ARRAY['1','2']::jsonb[])`);
-    const [a, b] = await connections(2);
+    const [a, b] = await connections(db, 2);
     await a!.query('BEGIN');
     const first = await a!.query<{ msg_id: string }>(
       `SELECT msg_id FROM ${S}.read('locked', 30, 1)`,
@@ -96,7 +84,7 @@ describe('concurrent consumers (separate connections)', () => {
   it('a message whose visibility timeout expires is delivered again with read_ct incremented', async () => {
     await db.sql(`SELECT ${S}.create('expire')`);
     await db.sql(`SELECT ${S}.send('expire', '{"job":1}'::jsonb)`);
-    const [a, b] = await connections(2);
+    const [a, b] = await connections(db, 2);
     const first = await a!.query(`SELECT msg_id, read_ct FROM ${S}.read('expire', 1, 1)`);
     expect(first.rows).toEqual([{ msg_id: '1', read_ct: 1 }]);
     // Inside the timeout nobody else gets it.

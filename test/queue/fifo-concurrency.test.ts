@@ -1,21 +1,9 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
+import { connections } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = db.queueSchema;
-
-async function connections(n: number): Promise<pg.Client[]> {
-  const clients = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      await c.connect();
-      return c;
-    }),
-  );
-  db.track({ close: async () => void (await Promise.all(clients.map((c) => c.end()))) });
-  return clients;
-}
 
 interface Row {
   msg_id: string;
@@ -46,7 +34,7 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
       const groups = 6;
       const perGroup = 25;
       await fill(q, groups, perGroup);
-      const conns = await connections(4);
+      const conns = await connections(db, 4);
       const expected = new Map<string, number>();
       /** group -> the worker holding its messages (received, delete not yet issued), with how many. */
       const holders = new Map<string, { worker: number; n: number }>();
@@ -105,7 +93,7 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
         [g],
       );
     }
-    const [c1, c2] = await connections(2);
+    const [c1, c2] = await connections(db, 2);
     await c1!.query('BEGIN');
     const r1 = await c1!.query<{ msg_id: string }>(
       `SELECT msg_id FROM ${S}.read_grouped('par', 60, 1)`,
@@ -126,7 +114,7 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
   it('read_grouped_rr is fair: every batch takes one message from each group with work', async () => {
     // Groups sent in blocks (all of g0 first): plain read_grouped would drain g0 first.
     await fill('fair', 3, 20, 'blocks');
-    const [c] = await connections(1);
+    const [c] = await connections(db, 1);
     const counts = new Map<string, number>();
     for (let i = 0; i < 10; i++) {
       const res = await c!.query<Row>(
@@ -144,7 +132,7 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
 
   it('read_grouped_rr: concurrent fair readers share the groups, each group to one reader at a time', async () => {
     await fill('fair2', 8, 10, 'blocks');
-    const conns = await connections(4);
+    const conns = await connections(db, 4);
     const perReader = await Promise.all(
       conns.map(async (c) => {
         const res = await c.query<Row>(
@@ -170,7 +158,7 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
 
   it('read_grouped_head: concurrent readers get at most one message per group in total', async () => {
     await fill('heads', 20, 5);
-    const conns = await connections(4);
+    const conns = await connections(db, 4);
     const results = await Promise.all(
       conns.map(async (c) => {
         const res = await c.query<Row>(

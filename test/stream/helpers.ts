@@ -1,24 +1,10 @@
-import pg from 'pg';
 import type { TestDb } from '../support/db.js';
 
 /** Schema of the stream engine in the test template. */
 export const S = 'pgque';
 
 /** Opens `n` separate connections (closed after the file). */
-export async function connections(db: TestDb, n: number): Promise<pg.Client[]> {
-  const clients = await Promise.all(
-    Array.from({ length: n }, async () => {
-      const c = new pg.Client({ connectionString: db.url });
-      c.on('notice', () => undefined);
-      await c.connect();
-      return c;
-    }),
-  );
-  db.track({
-    close: async () => void (await Promise.all(clients.map((c) => c.end().catch(() => undefined)))),
-  });
-  return clients;
-}
+export { connections } from '../support/connections.js';
 
 /** force_next_tick + ticker(stream) in their own transaction: the next window is cut now. */
 export async function tick(db: TestDb, stream: string): Promise<number> {
