@@ -11,15 +11,21 @@ import { MESSAGE_COLUMNS, type MessageRow } from './rows.js';
  * pgmq extension's `send` to ~0.55x of a plain INSERT on this hardware; a
  * prepared statement is planned once per connection.
  */
+const tableKey = (queue: string, prefix: 'q' | 'a'): string => prefix + ':' + queue;
+
 export class QueueStatements {
   private readonly tables = new Map<string, string>();
 
   constructor(private readonly schema: string) {}
 
+  /** The table already resolved for `queue`, if any (the hot paths skip an await with it). */
+  private cached(queue: string, prefix: 'q' | 'a' = 'q'): string | undefined {
+    return this.tables.get(tableKey(queue, prefix));
+  }
+
   /** The quoted queue/archive table of `queue`, resolved once by the SQL's own naming rule. */
   async table(exec: Executor, queue: string, prefix: 'q' | 'a' = 'q'): Promise<string> {
-    const key = prefix + ':' + queue;
-    let t = this.tables.get(key);
+    let t = this.cached(queue, prefix);
     if (!t) {
       const res = await execute<{ t: string }>(
         exec,
@@ -29,7 +35,7 @@ export class QueueStatements {
       );
       t = `${quoteIdent(this.schema)}.${quoteIdent(res.rows[0]!.t)}`;
       if (this.tables.size > 10000) this.tables.clear();
-      this.tables.set(key, t);
+      this.tables.set(tableKey(queue, prefix), t);
     }
     return t;
   }
@@ -41,7 +47,7 @@ export class QueueStatements {
     headers: string | null,
     vt: VtSpec,
   ): Promise<number> {
-    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
+    const t = this.cached(queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
       `INSERT INTO ${t} (vt, message, headers) VALUES (${vtSql(vt, 3)}, $1::jsonb, $2::jsonb) RETURNING msg_id`,
@@ -58,7 +64,7 @@ export class QueueStatements {
     headers: (string | null)[] | null,
     vt: VtSpec,
   ): Promise<number[]> {
-    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
+    const t = this.cached(queue) ?? (await this.table(exec, queue));
     // The vt is computed once for the whole batch (an InitPlan), as
     // _send_batch does. Unlike _send_batch there is no ORDER BY here: a scan
     // of unnest() yields the array in order and identity values are drawn
@@ -78,7 +84,7 @@ export class QueueStatements {
   }
 
   async delete(exec: Executor, queue: string, ids: number[]): Promise<number[]> {
-    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
+    const t = this.cached(queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
       `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[]) RETURNING msg_id`,
@@ -89,8 +95,8 @@ export class QueueStatements {
   }
 
   async archive(exec: Executor, queue: string, ids: number[]): Promise<number[]> {
-    const q = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
-    const a = this.tables.get('a:' + queue) ?? (await this.table(exec, queue, 'a'));
+    const q = this.cached(queue) ?? (await this.table(exec, queue));
+    const a = this.cached(queue, 'a') ?? (await this.table(exec, queue, 'a'));
     const res = await execute<{ msg_id: string }>(
       exec,
       `WITH moved AS (
@@ -112,7 +118,7 @@ export class QueueStatements {
     qty: number,
     conditional: string,
   ): Promise<MessageRow[]> {
-    const t = this.tables.get('q:' + queue) ?? (await this.table(exec, queue));
+    const t = this.cached(queue) ?? (await this.table(exec, queue));
     const res = await execute<MessageRow>(
       exec,
       `SELECT ${MESSAGE_COLUMNS} FROM ${t}
@@ -126,8 +132,8 @@ export class QueueStatements {
 
   /** Forget cached table names (after a drop). */
   forget(queue: string): void {
-    this.tables.delete('q:' + queue);
-    this.tables.delete('a:' + queue);
+    this.tables.delete(tableKey(queue, 'q'));
+    this.tables.delete(tableKey(queue, 'a'));
   }
 }
 
