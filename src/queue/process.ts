@@ -1,5 +1,5 @@
 import type { Queryable } from '../driver/types.js';
-import type { Message, TxOption } from './types.js';
+import type { Message } from './types.js';
 
 export interface ProcessBatchOptions {
   /** Messages per batch. Default 10. */
@@ -16,5 +16,3 @@ export interface ProcessBatchOptions {
  * delete/archive. Throwing rolls everything back.
  */
 export type BatchHandler<T> = (messages: Message<T>[], tx: Queryable) => Promise<void>;
-
-export type { TxOption };
