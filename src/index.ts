@@ -95,6 +95,7 @@ export {
   type MigrateResult,
   type SchemaNames,
 } from './migrate/migrator.js';
+export { installed, type InstalledComponent, type InstalledOptions } from './migrate/installed.js';
 export type { ComponentName } from './migrate/components.js';
 export {
   AbortedError,

@@ -1,6 +1,6 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
-import { checkSchemaName } from '../migrate/migrator.js';
+import { checkSchemaName } from '../migrate/schema-name.js';
 import { checkInt } from '../queue/validate.js';
 import { InvalidArgumentError } from '../errors.js';
 import './errors.js';

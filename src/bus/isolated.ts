@@ -3,7 +3,7 @@ import { resolveDriver } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkSchemaName } from '../migrate/migrator.js';
+import { checkSchemaName } from '../migrate/schema-name.js';
 import type { JsonValue } from './serializer.js';
 import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';

@@ -1,15 +1,15 @@
 import type { Queryable } from '../driver/types.js';
 import type { MigrationSource } from './types.js';
-import { MigrationError } from '../errors.js';
 import { migrations as queueMigrations } from './generated/queue.js';
 import { migrations as tasksMigrations } from './generated/tasks.js';
 import { migrations as busMigrations } from './generated/bus.js';
 import { migrations as streamMigrations } from './generated/stream.js';
-import { refuseForeignPgque } from '../stream/preflight.js';
+import { refuseForeignPgmq, refuseForeignPgque } from './preflight.js';
 
 /**
  * An installable part of pgferry: one SQL engine in its own schema, with its
- * own numbered migrations and version table.
+ * own numbered migrations (recorded under its name in the schema's version
+ * table, which it may share with other components).
  */
 export interface Component {
   readonly name: ComponentName;
@@ -22,38 +22,6 @@ export interface Component {
 }
 
 export type ComponentName = 'queue' | 'bus' | 'tasks' | 'stream';
-
-async function refuseForeignPgmq(db: Queryable, schema: string): Promise<void> {
-  const ext = await db.query<{ extversion: string }>(
-    `SELECT e.extversion FROM pg_extension e JOIN pg_namespace n ON n.oid = e.extnamespace
-      WHERE e.extname = 'pgmq' AND n.nspname = $1`,
-    [schema],
-  );
-  if (ext.rows.length > 0) {
-    throw new MigrationError(
-      'PGFERRY_EXTENSION_CONFLICT',
-      `schema "${schema}" belongs to the pgmq extension (version ${ext.rows[0]!.extversion}); ` +
-        `pgferry will not install over it. Either keep using the extension, or install pgferry ` +
-        `into another schema (migrate({ schemas: { queue: 'pgferry_pgmq' } }) or ` +
-        `\`pgferry migrate --queue-schema pgferry_pgmq\`), or drop the extension first ` +
-        `(DROP EXTENSION pgmq CASCADE deletes its queues).`,
-    );
-  }
-  const foreign = await db.query(
-    `SELECT 1 FROM pg_tables t
-      WHERE t.schemaname = $1 AND t.tablename = 'meta'
-        AND NOT EXISTS (SELECT 1 FROM pg_tables v WHERE v.schemaname = $1 AND v.tablename = '_pgferry_migrations')`,
-    [schema],
-  );
-  if (foreign.rows.length > 0) {
-    throw new MigrationError(
-      'PGFERRY_FOREIGN_SCHEMA',
-      `schema "${schema}" already holds a PGMQ installation that pgferry did not make ` +
-        `(a meta table without pgferry's version table); pgferry will not modify it. ` +
-        `Install pgferry into another schema, or move that installation away first.`,
-    );
-  }
-}
 
 export const components: Readonly<Record<ComponentName, Component>> = {
   queue: {

@@ -1,20 +1,20 @@
-import type { Driver, Queryable } from '../driver/types.js';
-import { PgDriver } from '../driver/pg.js';
-import { MigrationError, PgferryError, InvalidArgumentError } from '../errors.js';
+import type { Driver } from '../driver/types.js';
+import { MigrationError, PgferryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { quoteIdent } from '../driver/quote.js';
 import { components, componentOrder, type ComponentName } from './components.js';
+import { withDriver, type ConnectOptions } from './connect.js';
+import { checkSchemaName } from './schema-name.js';
+import { checkServerVersion } from './preflight.js';
+import { currentVersion, prepareVersionTable, recordVersion } from './version-table.js';
 
 export type SchemaNames = Partial<Record<ComponentName, string>>;
 
-export interface MigrateOptions {
-  /** Driver to run on; otherwise one is made from `connectionString` / `DATABASE_URL` / `PG*`. */
-  driver?: Driver;
-  connectionString?: string;
+export interface MigrateOptions extends ConnectOptions {
   /** Which engines to install (default: all). Required components are added. */
   components?: readonly ComponentName[];
-  /** Schema per engine (default: queue `pgmq`). */
+  /** Schema per engine (default: queue `pgmq`). Several engines may share one schema. */
   schemas?: SchemaNames;
   logger?: Logger;
 }
@@ -32,20 +32,7 @@ export interface MigrateResult {
   versions: Partial<Record<ComponentName, number>>;
 }
 
-/** Oldest PostgreSQL pgferry supports. */
-export const MIN_SERVER_VERSION_NUM = 140000;
 const LOCK_KEY = "hashtext('pgferry.migrate')";
-const SCHEMA_NAME = /^[a-z_][a-z0-9_]{0,62}$/;
-
-/** Validates a schema name: lower-case letters, digits and underscores (at most 63). */
-export function checkSchemaName(name: string): string {
-  if (typeof name !== 'string' || !SCHEMA_NAME.test(name)) {
-    throw new InvalidArgumentError(
-      `invalid schema name ${JSON.stringify(name)}: use lower-case letters, digits and underscores (at most 63, not starting with a digit)`,
-    );
-  }
-  return name;
-}
 
 export function resolveSchemas(schemas: SchemaNames = {}): Record<ComponentName, string> {
   const out = {} as Record<ComponentName, string>;
@@ -55,33 +42,13 @@ export function resolveSchemas(schemas: SchemaNames = {}): Record<ComponentName,
   return out;
 }
 
-/** Throws unless `serverVersionNum` (server_version_num) is PostgreSQL 14 or newer. */
-export function checkServerVersion(serverVersionNum: number): void {
-  if (serverVersionNum < MIN_SERVER_VERSION_NUM) {
-    throw new MigrationError(
-      'PGFERRY_POSTGRES_TOO_OLD',
-      `pgferry needs PostgreSQL 14 or newer; this server is ${Math.floor(serverVersionNum / 10000)}`,
-    );
-  }
-}
-
-function expand(sql: string, own: string, schemas: Record<ComponentName, string>): string {
+/** Replaces the `@schema@`-style placeholders of a migration's SQL. */
+export function expand(sql: string, own: string, schemas: Record<ComponentName, string>): string {
   let out = sql.replaceAll('@schema@', quoteIdent(own)).replaceAll('@schema_name@', own);
   for (const [name, schema] of Object.entries(schemas)) {
     out = out.replaceAll(`@${name}_schema@`, quoteIdent(schema));
   }
   return out;
-}
-
-async function currentVersion(db: Queryable, schema: string): Promise<number> {
-  const exists = await db.query<{ ok: boolean }>(`SELECT to_regclass($1) IS NOT NULL AS ok`, [
-    `${quoteIdent(schema)}._pgferry_migrations`,
-  ]);
-  if (!exists.rows[0]?.ok) return 0;
-  const res = await db.query<{ v: number | null }>(
-    `SELECT max(version)::int AS v FROM ${quoteIdent(schema)}._pgferry_migrations`,
-  );
-  return res.rows[0]?.v ?? 0;
 }
 
 /**
@@ -92,18 +59,7 @@ async function currentVersion(db: Queryable, schema: string): Promise<number> {
  */
 export async function migrate(options: MigrateOptions = {}): Promise<MigrateResult> {
   const logger = options.logger ?? silentLogger;
-  const driver =
-    options.driver ??
-    new PgDriver({
-      ...(options.connectionString ? { connectionString: options.connectionString } : {}),
-      logger,
-      maxConnections: 1,
-    });
-  try {
-    return await run(driver, options, logger);
-  } finally {
-    if (!options.driver) await driver.close();
-  }
+  return withDriver(options, logger, (driver) => run(driver, options, logger));
 }
 
 async function run(
@@ -134,7 +90,7 @@ async function run(
     for (const migration of component.migrations) {
       const applied = await driver.transaction(async (tx) => {
         await tx.query(`SELECT pg_advisory_xact_lock(${LOCK_KEY})`);
-        version = await currentVersion(tx, schema);
+        version = await currentVersion(tx, schema, name);
         if (version > latest) {
           throw new MigrationError(
             'PGFERRY_SCHEMA_TOO_NEW',
@@ -146,14 +102,8 @@ async function run(
         if (version === 0) {
           await component.preflight?.(tx, schema);
           await tx.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
-          await tx.query(
-            `CREATE TABLE IF NOT EXISTS ${quoteIdent(schema)}._pgferry_migrations (
-               version integer PRIMARY KEY,
-               name text NOT NULL,
-               component text NOT NULL,
-               applied_at timestamptz NOT NULL DEFAULT now())`,
-          );
         }
+        await prepareVersionTable(tx, schema);
         try {
           await tx.query(expand(migration.sql, schema, schemas));
         } catch (err) {
@@ -164,10 +114,7 @@ async function run(
             { cause: err },
           );
         }
-        await tx.query(
-          `INSERT INTO ${quoteIdent(schema)}._pgferry_migrations (version, name, component) VALUES ($1, $2, $3)`,
-          [migration.version, migration.name, name],
-        );
+        await recordVersion(tx, schema, name, migration.version, migration.name);
         return true;
       });
       if (applied) {
@@ -184,11 +131,14 @@ async function run(
         });
       }
     }
-    if (component.migrations.length === 0) version = await currentVersion(driver, schema);
+    if (component.migrations.length === 0) version = await currentVersion(driver, schema, name);
     result.versions[name] = Math.max(version, 0);
   }
   return result;
 }
 
+// Kept importable from here for callers of 0.1 that imported them from the migrator.
+export { checkSchemaName } from './schema-name.js';
+export { checkServerVersion, MIN_SERVER_VERSION_NUM } from './preflight.js';
 /** Re-exported for callers that catch migration errors by class. */
 export { MigrationError, PgferryError };

@@ -2,7 +2,7 @@ import pg from 'pg';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkSchemaName } from '../migrate/migrator.js';
+import { checkSchemaName } from '../migrate/schema-name.js';
 
 export interface TickerOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */

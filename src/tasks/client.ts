@@ -4,7 +4,7 @@ import { resolveDriver } from '../driver/resolve.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkSchemaName } from '../migrate/migrator.js';
+import { checkSchemaName } from '../migrate/schema-name.js';
 import type { Headers } from '../queue/types.js';
 import { toMessage, MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
 import { toJson } from '../queue/validate.js';

@@ -3,7 +3,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT, UsageError, type Command } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
-import { quoteIdent } from '../../driver/quote.js';
+import { installed } from '../../migrate/installed.js';
 import { TaskClient } from '../../tasks/client.js';
 import { Worker } from '../../tasks/worker.js';
 import { isTask, type AnyTask } from '../../tasks/types.js';
@@ -129,11 +129,8 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       logger,
     });
     try {
-      const installed = await client.driver.query<{ ok: boolean }>(
-        `SELECT to_regclass($1) IS NOT NULL AS ok`,
-        [`${quoteIdent(client.tasksSchema)}._pgferry_migrations`],
-      );
-      if (!installed.rows[0]!.ok) {
+      const found = await installed({ driver: client.driver, schemas: [client.tasksSchema] });
+      if (!found.some((c) => c.component === 'tasks')) {
         console.error(
           `pgferry worker: the tasks engine is not installed in schema "${client.tasksSchema}"; run \`pgferry migrate\` first`,
         );

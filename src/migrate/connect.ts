@@ -1,0 +1,29 @@
+import type { Driver } from '../driver/types.js';
+import { PgDriver } from '../driver/pg.js';
+import type { Logger } from '../logger.js';
+
+export interface ConnectOptions {
+  /** Driver to run on; otherwise one is made from `connectionString` / `DATABASE_URL` / `PG*`. */
+  driver?: Driver;
+  connectionString?: string;
+}
+
+/** Runs `fn` on the caller's driver, or on a one-connection driver it closes afterwards. */
+export async function withDriver<T>(
+  options: ConnectOptions,
+  logger: Logger,
+  fn: (driver: Driver) => Promise<T>,
+): Promise<T> {
+  const driver =
+    options.driver ??
+    new PgDriver({
+      ...(options.connectionString ? { connectionString: options.connectionString } : {}),
+      logger,
+      maxConnections: 1,
+    });
+  try {
+    return await fn(driver);
+  } finally {
+    if (!options.driver) await driver.close();
+  }
+}
