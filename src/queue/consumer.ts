@@ -186,7 +186,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Delivery<T>> {
-    if (this.started) throw new Error('a Consumer can be iterated only once');
+    if (this.started) throw new InvalidArgumentError('a Consumer can be iterated only once');
     this.started = true;
     let buffer: Message<T>[] = [];
     try {

@@ -1,5 +1,6 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
+import { DatabaseError } from '../errors.js';
 import { MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
 import { H } from './headers.js';
 
@@ -14,7 +15,7 @@ export interface RunAt {
  * into the task's queue table, doing exactly what the SQL function
  * `<tasks>.enqueue` does (keep them in step): a PL/pgSQL call plans its
  * dynamic statement on every call, which costs ~45 % of single-row insert
- * throughput here (PERFORMANCE.md). Everything else calls the SQL functions
+ * throughput in our measurements. Everything else calls the SQL functions
  * in sql/tasks/0001_core.sql, which do one batch of work per call.
  */
 export class TaskStatements {
@@ -80,7 +81,8 @@ export class TaskStatements {
         { prepare: true },
       );
       if (res.rows[0]) return { id: Number(res.rows[0].msg_id), duplicate: false };
-      if (key === undefined || i > 10) throw new Error(`enqueue into ${queue} inserted nothing`);
+      if (key === undefined || i > 10)
+        throw new DatabaseError(`enqueue into ${queue} inserted nothing`);
       const found = await this.findByKeys(exec, t, [key]);
       const id = found.get(key);
       if (id !== undefined) return { id, duplicate: true };
