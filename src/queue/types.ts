@@ -1,4 +1,4 @@
-import type { Executor } from '../driver/types.js';
+import type { TxOption } from '../driver/tx-option.js';
 
 /** Message headers: any JSON object (PGMQ stores them as jsonb). */
 export type Headers = Record<string, unknown>;
@@ -37,11 +37,7 @@ export interface QueueMetrics {
   defaultPartitionLength: number | null;
 }
 
-/** Every operation accepts the caller's transaction (or connection). */
-export interface TxOption {
-  /** Run on this transaction/connection instead of the client's pool. */
-  tx?: Executor;
-}
+export type { TxOption };
 
 export interface SendOptions extends TxOption {
   headers?: Headers | null;

@@ -1,4 +1,5 @@
-import type { Executor, Queryable } from '../driver/types.js';
+import type { Queryable } from '../driver/types.js';
+import type { TxOption } from '../driver/tx-option.js';
 
 /** An event as `pgque.receive` returns it (`pgque.message`). */
 export interface StreamMessage<T = unknown> {
@@ -21,10 +22,7 @@ export interface StreamMessage<T = unknown> {
   extra4: string | null;
 }
 
-/** Every operation accepts the caller's transaction (or connection). */
-export interface TxOption {
-  tx?: Executor;
-}
+export type { TxOption };
 
 export interface StreamSendOptions extends TxOption {
   /** Event type (PgQue's `type_name`). Default `'default'`. */
