@@ -17,6 +17,8 @@ export interface Component {
   readonly migrations: readonly MigrationSource[];
   /** Components that must be installed first (their schemas are available as variables). */
   readonly requires: readonly ComponentName[];
+  /** Components that may not share its schema (their SQL APIs define the same function names). */
+  readonly conflicts?: readonly ComponentName[];
   /** Refuses to install over something that is not ours. Runs inside the migration transaction. */
   readonly preflight?: (db: Queryable, schema: string) => Promise<void>;
 }
@@ -29,6 +31,7 @@ export const components: Readonly<Record<ComponentName, Component>> = {
     defaultSchema: 'pgmq',
     migrations: queueMigrations,
     requires: [],
+    conflicts: ['stream'],
     preflight: refuseForeignPgmq,
   },
   // The isolated bus's SECURITY DEFINER wrappers (docs/bus.md). `public` by
@@ -52,6 +55,7 @@ export const components: Readonly<Record<ComponentName, Component>> = {
     defaultSchema: 'pgque',
     migrations: streamMigrations,
     requires: [],
+    conflicts: ['queue'],
     preflight: refuseForeignPgque,
   },
 };

@@ -6,8 +6,14 @@ import { quoteIdent } from '../driver/quote.js';
 import { components, componentOrder, type ComponentName } from './components.js';
 import { withDriver, type ConnectOptions } from './connect.js';
 import { checkSchemaName } from './schema-name.js';
-import { checkServerVersion } from './preflight.js';
-import { currentVersion, prepareVersionTable, recordVersion } from './version-table.js';
+import { checkServerVersion, refuseConflicts } from './preflight.js';
+import {
+  currentVersion,
+  prepareVersionTable,
+  recordedVersions,
+  recordVersion,
+  versionTableExists,
+} from './version-table.js';
 
 export type SchemaNames = Partial<Record<ComponentName, string>>;
 
@@ -74,6 +80,10 @@ async function run(
     wanted.add(name);
   };
   for (const name of options.components ?? componentOrder) add(name);
+  for (const name of wanted) {
+    const together = [...wanted].filter((other) => schemas[other] === schemas[name]);
+    refuseConflicts(name, schemas[name], components[name].conflicts ?? [], together);
+  }
 
   const ver = await driver.query<{ v: number }>(
     `SELECT current_setting('server_version_num')::int AS v`,
@@ -100,6 +110,10 @@ async function run(
         }
         if (migration.version <= version) return false;
         if (version === 0) {
+          if (component.conflicts && (await versionTableExists(tx, schema))) {
+            const present = (await recordedVersions(tx, schema)).map((r) => r.component);
+            refuseConflicts(name, schema, component.conflicts, present);
+          }
           await component.preflight?.(tx, schema);
           await tx.query(`CREATE SCHEMA IF NOT EXISTS ${quoteIdent(schema)}`);
         }

@@ -1,5 +1,5 @@
 import type { Queryable } from '../driver/types.js';
-import { MigrationError } from '../errors.js';
+import { InvalidArgumentError, MigrationError } from '../errors.js';
 
 /**
  * Every check the migrator makes before it installs anything: the server's
@@ -74,6 +74,27 @@ export async function refuseForeignPgque(db: Queryable, schema: string): Promise
         `(a queue table without pgferry's version table); pgferry will not modify it. ` +
         `Install the stream engine into another schema (\`pgferry migrate --stream-schema <name>\`), ` +
         `or remove that installation first (pgque.uninstall()).`,
+    );
+  }
+}
+
+/**
+ * Refuses a schema shared by two components whose SQL APIs define functions
+ * of the same names (the queue's PGMQ API and the stream's PgQue API both
+ * have `send`, `drop_queue`, …). `present` lists the components that are (or
+ * are about to be) in the schema.
+ */
+export function refuseConflicts(
+  component: string,
+  schema: string,
+  conflicts: readonly string[],
+  present: readonly string[],
+): void {
+  const clash = conflicts.find((c) => present.includes(c));
+  if (clash) {
+    throw new InvalidArgumentError(
+      `the ${component} and ${clash} engines cannot share schema "${schema}": their SQL APIs ` +
+        `define functions of the same names; give them different schemas`,
     );
   }
 }

@@ -180,6 +180,35 @@ describe('the version table keyed by (component, version)', () => {
     });
     expect(ok.versions.queue).toBe(latest('queue'));
   });
+  it('refuses the queue and the stream in one schema (their APIs share function names)', async () => {
+    const together = await migrate({
+      connectionString: db.url,
+      components: ['queue', 'stream'],
+      schemas: { queue: 'qs_one', stream: 'qs_one' },
+    }).catch((e: unknown) => e);
+    expect(together).toBeInstanceOf(InvalidArgumentError);
+    expect((together as Error).message).toMatch(
+      /the queue and stream engines cannot share schema "qs_one"/,
+    );
+    expect(await db.sql(`SELECT to_regnamespace('qs_one') AS n`)).toEqual([{ n: null }]);
+
+    // Across runs: the queue is there first, the stream comes later.
+    await migrate({
+      connectionString: db.url,
+      components: ['queue'],
+      schemas: { queue: 'qs_two' },
+    });
+    const later = await migrate({
+      connectionString: db.url,
+      components: ['stream'],
+      schemas: { stream: 'qs_two' },
+    }).catch((e: unknown) => e);
+    expect(later).toBeInstanceOf(InvalidArgumentError);
+    expect((later as Error).message).toMatch(/the stream and queue engines cannot share/);
+    expect(await db.sql(`SELECT DISTINCT component FROM qs_two._pgferry_migrations`)).toEqual([
+      { component: 'queue' },
+    ]);
+  });
 });
 
 describe('installed()', () => {
