@@ -14,7 +14,7 @@
 -- per role per minute and joins per transaction. Over a cap bus_join raises
 -- SQLSTATE PF503 and changes nothing. Members whose session is gone stop
 -- renewing their lease and are reaped after member_ttl_seconds; a join that
--- meets a cap reaps expired members first.
+-- meets a member cap reaps expired members first.
 
 ALTER TABLE @schema@._pgferry_bus_config
   ADD COLUMN max_members_per_channel integer NOT NULL DEFAULT 256 CHECK (max_members_per_channel > 0),
@@ -100,6 +100,11 @@ BEGIN
   END IF;
   SELECT count(*) INTO n FROM @schema@._pgferry_bus_member m
    WHERE m.channel_hash = p_hash AND m.lease_until >= pg_catalog.now();
+  IF n >= cfg.max_members_per_channel THEN
+    PERFORM @schema@._pgferry_bus_reap(64);
+    SELECT count(*) INTO n FROM @schema@._pgferry_bus_member m
+     WHERE m.channel_hash = p_hash AND m.lease_until >= pg_catalog.now();
+  END IF;
   IF n >= cfg.max_members_per_channel THEN
     RAISE EXCEPTION 'bus limit reached: the channel already has % members (max_members_per_channel)',
       n USING ERRCODE = 'PF503',

@@ -6,7 +6,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
 import { makeLogin, type Login } from '../support/logins.js';
 import { mapError } from '../../src/errors.js';
-import { BusLimitError, configureBus } from '../../src/bus/index.js';
+import { BusLimitError, IsolatedBackend, configureBus } from '../../src/bus/index.js';
 import { attempt } from './hostile.js';
 
 const db = useTestDatabase();
@@ -118,7 +118,8 @@ describe('a member of a channel against another member of it', () => {
 
 describe('bus_join caps', () => {
   afterEach(async () => {
-    await db.sql(`UPDATE public._pgferry_bus_config SET max_members_per_channel = DEFAULT,
+    await db.sql(`UPDATE public._pgferry_bus_config SET member_ttl_seconds = DEFAULT,
+                    max_members_per_channel = DEFAULT,
                     max_members_per_role = DEFAULT, max_joins_per_minute = DEFAULT,
                     max_joins_per_transaction = DEFAULT`);
     for (const c of [a, m]) await c.query('ROLLBACK').catch(() => undefined);
@@ -186,6 +187,13 @@ describe('bus_join caps', () => {
     const err1 = await a.query(`SELECT public.bus_join('r4')`).catch((e: unknown) => mapError(e));
     expect(err1).toBeInstanceOf(BusLimitError);
     expect((err1 as Error).message).toMatch(/already has 3 members \(max_members_per_role\)/);
+    // the TypeScript backend gets the typed error too
+    const backend = new IsolatedBackend({ connectionString: alice.url });
+    try {
+      await expect(backend.join('r4')).rejects.toBeInstanceOf(BusLimitError);
+    } finally {
+      await backend.close();
+    }
     await a.query('SELECT public.bus_leave($1, $2)', [r3, 'r3']);
     const full = await join(a, 'full');
     // channel "full": alice 1 + mallory 2 → a 4th member of the channel is refused
@@ -206,6 +214,22 @@ describe('bus_join caps', () => {
         [alice.role, mallory.role],
       ),
     ).toEqual([{ n: 0 }]);
+  });
+
+  it('frees the place of a member whose session is gone once its lease ran out', async () => {
+    await configureBus(db.pool, { maxMembersPerChannel: 1, memberTtlSeconds: 1 });
+    const gone = await open(alice.url);
+    gone.on('error', () => undefined);
+    const q = await join(gone, 'crash');
+    const pid = (await gone.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
+    await db.sql('SELECT pg_terminate_backend($1)', [pid]);
+    expect(await attempt(m, `SELECT public.bus_join('crash')`)).toBe('PF503');
+    await new Promise((r) => setTimeout(r, 1500));
+    const hers = await join(m, 'crash');
+    expect(await db.sql(`SELECT 1 FROM ${db.queueSchema}.meta WHERE queue_name = $1`, [q])).toEqual(
+      [],
+    );
+    await m.query('SELECT public.bus_leave($1, $2)', [hers, 'crash']);
   });
 
   it('keeps the caps settable only by the owner, and typed', async () => {
