@@ -155,6 +155,35 @@ describe('the inventory of installed tables, views and sequences', () => {
     expect(results).toEqual([]);
   });
 
+  it.each(WHO)('refuses %s a real write on every relation it may not write', async (who) => {
+    const c = h.client[who];
+    const results: string[] = [];
+    for (const [component, schema] of Object.entries(schemas(db))) {
+      const rels = await db.sql<{ rel: string; col: string }>(
+        `SELECT format('%I.%I', n.nspname, c.relname) AS rel,
+                (SELECT quote_ident(a.attname) FROM pg_attribute a
+                  WHERE a.attrelid = c.oid AND a.attnum > 0 AND NOT a.attisdropped
+                    AND a.attgenerated = '' AND a.attidentity = '' ORDER BY a.attnum LIMIT 1) AS col
+           FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 AND c.relkind IN ('r', 'p')`,
+        [schema],
+      );
+      for (const r of rels) {
+        const may = expected(who, component, 'r');
+        // WHERE false: the privilege is checked, no row is touched.
+        const del = await attempt(c, `DELETE FROM ${r.rel} WHERE false`);
+        if (del !== (may.includes('DELETE') ? 'ok' : '42501'))
+          results.push(`DELETE ${r.rel}: ${del}`);
+        if (r.col) {
+          const upd = await attempt(c, `UPDATE ${r.rel} SET ${r.col} = ${r.col} WHERE false`);
+          if (upd !== (may.includes('UPDATE') ? 'ok' : '42501'))
+            results.push(`UPDATE ${r.rel}: ${upd}`);
+        }
+      }
+    }
+    expect(results).toEqual([]);
+  });
+
   it.each(WHO)('gives %s no CREATE on any installed schema', async (who) => {
     const rows = await db.sql<{ nsp: string }>(
       `SELECT n.nspname AS nsp FROM pg_namespace n
