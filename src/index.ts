@@ -110,4 +110,4 @@ export {
 } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';
 // The bus layer lives in `pgferry/bus`; its error class is here too, so PF502 maps wherever it is raised.
-export { BusNotMemberError } from './bus/errors.js';
+export { BusLimitError, BusNotMemberError } from './bus/errors.js';

@@ -18,7 +18,22 @@ export interface BusSettings {
   memberTtlSeconds?: number;
   /** How often bus_subscribe re-checks an empty queue while it long-polls. Default 10. */
   subscribePollIntervalMs?: number;
+  /** bus_join refuses (BusLimitError) when the channel has this many live members. Default 256. */
+  maxMembersPerChannel?: number;
+  /** … when the joining login role has this many live members. Default 1000. */
+  maxMembersPerRole?: number;
+  /** … after this many joins by one role in the current minute. Default 600. */
+  maxJoinsPerMinute?: number;
+  /** … after this many joins in one transaction. Default 16. */
+  maxJoinsPerTransaction?: number;
 }
+
+const CAPS = [
+  ['maxMembersPerChannel', 'max_members_per_channel'],
+  ['maxMembersPerRole', 'max_members_per_role'],
+  ['maxJoinsPerMinute', 'max_joins_per_minute'],
+  ['maxJoinsPerTransaction', 'max_joins_per_transaction'],
+] as const;
 
 function schemaOf(options: BusAdminOptions): string {
   return quoteIdent(checkSchemaName(options.schema ?? 'public'));
@@ -70,11 +85,15 @@ export async function configureBus(
           min: 1,
           max: 10000,
         });
+  const caps = CAPS.map(([key]) =>
+    settings[key] === undefined ? null : checkInt(key, settings[key], { min: 1 }),
+  );
   await execute(
     db,
     `UPDATE ${schemaOf(options)}._pgferry_bus_config
         SET member_ttl_seconds = COALESCE($1::integer, member_ttl_seconds),
-            subscribe_poll_interval_ms = COALESCE($2::integer, subscribe_poll_interval_ms)`,
-    [ttl, poll],
+            subscribe_poll_interval_ms = COALESCE($2::integer, subscribe_poll_interval_ms),
+            ${CAPS.map(([, col], i) => `${col} = COALESCE($${i + 3}::integer, ${col})`).join(',\n            ')}`,
+    [ttl, poll, ...caps],
   );
 }

@@ -12,6 +12,19 @@ export class BusNotMemberError extends PgferryError {
   }
 }
 
-// pgferry's bus SQLSTATEs (block PF500–PF599): PF501 bad argument, PF502 not a member.
+/**
+ * bus_join refused: a cap was reached (members per channel, members per
+ * role, joins per minute or per transaction; see docs/security.md). Nothing
+ * was created. SQLSTATE PF503.
+ */
+export class BusLimitError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_BUS_LIMIT', message, options);
+  }
+}
+
+// pgferry's bus SQLSTATEs (block PF500–PF599): PF501 bad argument, PF502 not a member,
+// PF503 a bus_join cap was reached.
 registerSqlState('PF501', (message, options) => new InvalidArgumentError(message, options));
 registerSqlState('PF502', (message, options) => new BusNotMemberError(message, options));
+registerSqlState('PF503', (message, options) => new BusLimitError(message, options));

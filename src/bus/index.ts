@@ -16,7 +16,7 @@ export {
   type JsonValue,
   type MessageClass,
 } from './serializer.js';
-export { BusNotMemberError } from './errors.js';
+export { BusLimitError, BusNotMemberError } from './errors.js';
 export { wakeChannel } from './wake.js';
 export {
   grantBusRole,

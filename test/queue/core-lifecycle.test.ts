@@ -171,21 +171,27 @@ describe('queue lifecycle (PGMQ §6)', () => {
     expect(next).toEqual({ send: '4' });
   });
 
-  it('names are case-insensitive for tables but exact for meta (PGMQ quirk)', async () => {
+  it('refuses a second name for the same lower-cased table (PGMQ names it lower(q_<name>))', async () => {
     await db.sql(`SELECT ${S}.create('MyQ')`);
-    await db.sql(`SELECT ${S}.create('myq')`);
+    await db.sql(`SELECT ${S}.send('MyQ', '{"x":1}')`);
+    const err = await db.sql(`SELECT ${S}.create('myq')`).catch((e: unknown) => e);
+    expect(err).toMatchObject({ code: 'P0001' });
+    expect(String((err as Error).message)).toMatch(
+      /^queue name "myq" collides with existing queue "MyQ"/,
+    );
+    // mapped to the typed error by the queue client
+    await expect(db.queueClient().createQueue('MYQ')).rejects.toMatchObject({
+      code: 'PGFERRY_INVALID_QUEUE_NAME',
+    });
+    // nothing changed: one meta row, the message still there
     const metas = await db.sql<{ queue_name: string }>(
       `SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq' ORDER BY 1`,
     );
-    expect(metas.map((m) => m.queue_name)).toEqual(['MyQ', 'myq']);
-    await db.sql(`SELECT ${S}.send('MYQ', '{"x":1}')`);
-    const [r] = await db.sql(`SELECT msg_id FROM ${S}.read('myq', 30, 1)`);
-    expect(r).toEqual({ msg_id: '1' });
-    await db.sql(`SELECT ${S}.drop_queue('myq')`);
-    expect(
-      await db.sql(`SELECT queue_name FROM ${S}.meta WHERE lower(queue_name) = 'myq'`),
-    ).toEqual([{ queue_name: 'MyQ' }]);
-    await db.sql(`DELETE FROM ${S}.meta WHERE queue_name = 'MyQ'`);
+    expect(metas.map((m) => m.queue_name)).toEqual(['MyQ']);
+    expect(await db.sql(`SELECT msg_id FROM ${S}.read('MyQ', 30, 1)`)).toEqual([{ msg_id: '1' }]);
+    // the same name again is still an idempotent create
+    await db.sql(`SELECT ${S}.create('MyQ')`);
+    expect(await db.sql(`SELECT ${S}.drop_queue('MyQ') AS d`)).toEqual([{ d: true }]);
   });
 
   it('accepts what PGMQ accepts: spaces, dots, double quotes, unicode', async () => {

@@ -78,10 +78,17 @@ describe('roles', () => {
     ]) {
       expect(await as(R, sql), sql).toBe('42501');
     }
-    // nobody: nothing callable; PgQ's legacy SELECT on the catalog stays
+    const [{ t: ev }] = (await db.sql(
+      `select queue_data_pfx as t from ${S}.queue where queue_name = 'roles'`,
+    )) as [{ t: string }];
+    // nobody: nothing callable, nothing readable (PgQ's legacy PUBLIC SELECT
+    // is off by default: set_public_read(true) restores it, see below)
     expect(await as(N, `select ${S}.version()`)).toBe('42501');
-    expect(await as(N, `select count(*) from ${S}.queue`)).toBe('ok');
+    expect(await as(N, `select count(*) from ${S}.queue`)).toBe('42501');
+    expect(await as(N, `select count(*) from ${ev}`)).toBe('42501');
     expect(await as(N, `select count(*) from ${S}.dead_letter`)).toBe('42501');
+    expect(await as(W, `select count(*) from ${ev}`)).toBe('42501');
+    expect(await as(R, `select count(*) from ${ev}`)).toBe('ok');
     // the API roles hold no write privilege on the tables
     expect(await as(R, `delete from ${S}.queue`)).toBe('42501');
     expect(await as(W, `insert into ${S}.consumer (co_name) values ('x')`)).toBe('42501');
@@ -129,6 +136,33 @@ describe('roles', () => {
     } finally {
       await db.sql(`REVOKE ${schema}_writer FROM ${W}`);
       await db.sql(`DROP SCHEMA ${schema} CASCADE`);
+    }
+  });
+
+  it('set_public_read switches PgQue’s PUBLIC SELECT on and off (admin only)', async () => {
+    await db.sql(`CREATE ROLE ${N}_2; CREATE ROLE ${A}_2; GRANT pgque_admin TO ${A}_2`);
+    try {
+      expect(await as(A, `select ${S}.create_queue('pubread')`)).toBe('ok');
+      const [{ t: ev }] = (await db.sql(
+        `select queue_data_pfx as t from ${S}.queue where queue_name = 'pubread'`,
+      )) as [{ t: string }];
+      expect(await as(`${N}_2`, `select ${S}.set_public_read(true)`)).toBe('42501');
+      expect(await as(`${A}_2`, `select ${S}.set_public_read(true)`)).toBe('ok');
+      for (const t of [ev, `${ev}_0`, `${S}.queue`, `${S}.tick`, `${S}.retry_queue`])
+        expect(await as(`${N}_2`, `select count(*) from ${t}`), t).toBe('ok');
+      // a queue created while public_read is on is readable too
+      expect(await as(A, `select ${S}.create_queue('pubread2')`)).toBe('ok');
+      const [{ t: ev2 }] = (await db.sql(
+        `select queue_data_pfx as t from ${S}.queue where queue_name = 'pubread2'`,
+      )) as [{ t: string }];
+      expect(await as(`${N}_2`, `select count(*) from ${ev2}_1`)).toBe('ok');
+      expect(await as(`${N}_2`, `select count(*) from ${S}.dead_letter`)).toBe('42501');
+      expect(await as(`${A}_2`, `select ${S}.set_public_read(false)`)).toBe('ok');
+      for (const t of [ev, ev2, `${S}.queue`, `${S}.retry_queue`])
+        expect(await as(`${N}_2`, `select count(*) from ${t}`), t).toBe('42501');
+    } finally {
+      await db.sql(`select ${S}.set_public_read(false)`);
+      await db.sql(`DROP ROLE ${N}_2; DROP ROLE ${A}_2`);
     }
   });
 });

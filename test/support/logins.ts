@@ -1,0 +1,56 @@
+import pg from 'pg';
+import { randomBytes } from 'node:crypto';
+import { inject } from 'vitest';
+import { withDatabase } from './urls.js';
+
+export interface Login {
+  role: string;
+  /** Connects to the database as the login role. */
+  url: string;
+  /** Ends the role's sessions and drops it (roles are cluster-wide). */
+  drop(): Promise<void>;
+}
+
+/**
+ * A real LOGIN role (password authentication) that is a member of exactly
+ * `memberOf` (none: only PUBLIC's rights), and a URL that connects to
+ * `dbUrl` as it.
+ */
+export async function makeLogin(
+  dbUrl: string,
+  memberOf: readonly string[],
+  prefix = 'login',
+): Promise<Login> {
+  const role = `${prefix}_${randomBytes(5).toString('hex')}`;
+  const password = randomBytes(12).toString('hex');
+  const admin = new pg.Client({ connectionString: dbUrl });
+  await admin.connect();
+  try {
+    const inRole = memberOf.length ? ` IN ROLE ${memberOf.map((r) => `"${r}"`).join(', ')}` : '';
+    await admin.query(`CREATE ROLE ${role} LOGIN PASSWORD '${password}'${inRole}`);
+  } finally {
+    await admin.end();
+  }
+  const u = new URL(dbUrl);
+  u.username = role;
+  u.password = password;
+  return {
+    role,
+    url: u.toString(),
+    drop: async () => {
+      const c = new pg.Client({
+        connectionString: withDatabase(inject('adminUrl'), new URL(dbUrl).pathname.slice(1)),
+      });
+      await c.connect();
+      try {
+        await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
+          role,
+        ]);
+        await c.query(`DROP OWNED BY ${role}`).catch(() => undefined);
+        await c.query(`DROP ROLE IF EXISTS ${role}`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
