@@ -161,7 +161,7 @@ export function mapError(err: unknown): unknown {
       );
     }
     if (
-      /Connection terminated|connection timeout|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|^timeout expired$|Client has encountered a connection error/i.test(
         text,
       )
     ) {

@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { resolveDriver } from '../driver/resolve.js';
+import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { checkNoNul } from '../payload.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -36,13 +36,7 @@ import {
   toJsonText,
 } from './validate.js';
 
-export interface StreamClientOptions {
-  /** A driver to use; otherwise a `pg` pool is made. */
-  driver?: Driver;
-  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
-  connectionString?: string;
-  /** Pool size when the client makes its own pool. Default 10. */
-  maxConnections?: number;
+export interface StreamClientOptions extends ConnectionOptions {
   /** Schema of the stream engine. Default `pgque`. */
   schema?: string;
   logger?: Logger;

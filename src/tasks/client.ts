@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { resolveDriver } from '../driver/resolve.js';
+import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -16,13 +16,7 @@ import { TaskStatements, type RunAt } from './statements.js';
 import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
 import { checkIdempotencyKey, validateInput } from './validate.js';
 
-export interface TaskClientOptions {
-  /** A driver to use; otherwise a `pg` pool is made. */
-  driver?: Driver;
-  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
-  connectionString?: string;
-  /** Pool size when the client makes its own pool. Default 10. */
-  maxConnections?: number;
+export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
   queueSchema?: string;
   /** Schema of the tasks engine. Default `pgferry_tasks`. */
