@@ -188,7 +188,8 @@ export function mapError(err: unknown): unknown {
     case '55P03':
       return new LockTimeoutError(text, options);
     case '42809':
-      if (/is not a sequence/.test(text)) {
+      // A queue name whose q_/a_ objects were truncated to 63 bytes and collided.
+      if (/"[qa]_/.test(text)) {
         return new InvalidQueueNameError(`${ARGUMENT_STATES[code]}: ${text}`, options);
       }
       return new DatabaseError(text, options);
