@@ -95,12 +95,15 @@ export class PgDriver implements Driver {
       this.ownsPool = false;
     } else {
       const { connectionTimeoutMillis, ...rest } = connectionConfig;
+      // A connectionTimeoutMillis (or Client class) in poolConfig is the caller's choice.
+      const own =
+        options.poolConfig?.connectionTimeoutMillis === undefined && !options.poolConfig?.Client;
       this.pool = new pg.Pool({
-        ...rest,
         max: options.maxConnections ?? 10,
-        ...(options.poolConfig?.connectionTimeoutMillis !== undefined
-          ? {}
-          : { Client: clientWithConnectTimeout(connectionTimeoutMillis ?? 0) }),
+        ...rest,
+        ...(own
+          ? { Client: clientWithConnectTimeout(connectionTimeoutMillis ?? 0) }
+          : { connectionTimeoutMillis }),
       });
       this.ownsPool = true;
     }
