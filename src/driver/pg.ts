@@ -117,6 +117,7 @@ export class PgDriver implements Driver {
       clientConfig,
       this.logger,
       options.listenReconnectDelayMs ?? 100,
+      this.queryTimeoutMs,
     );
   }
 
@@ -190,6 +191,7 @@ class PgListener extends DedicatedListener<pg.Client> {
     private readonly config: pg.ClientConfig,
     logger: Logger,
     reconnectDelayMs: number,
+    private readonly queryTimeoutMs: number,
   ) {
     super(logger, reconnectDelayMs);
   }
@@ -209,7 +211,10 @@ class PgListener extends DedicatedListener<pg.Client> {
   }
 
   protected run(client: pg.Client, sql: string): Promise<unknown> {
-    return client.query(sql);
+    // LISTEN/UNLISTEN get the statement deadline too (a frozen server must not hang them).
+    const config: pg.QueryConfig & { query_timeout?: number } = { text: sql };
+    if (this.queryTimeoutMs > 0) config.query_timeout = this.queryTimeoutMs;
+    return client.query(config);
   }
 
   protected end(client: pg.Client): Promise<void> {
