@@ -127,3 +127,34 @@ describe('defaults and 0', () => {
     expect(await p).toBeGreaterThan(0);
   });
 });
+
+describe('the deadline options flow through every client that makes its own pool', () => {
+  it('TaskClient and StreamClient fail typed on a frozen server, and work after the thaw', async () => {
+    const { TaskClient } = await import('../../src/tasks/client.js');
+    const { StreamClient } = await import('../../src/stream/client.js');
+    const { defineTask } = await import('../../src/tasks/define.js');
+    const url = proxy.url(db.url);
+    const tasks = db.track(new TaskClient({ connectionString: url, queueSchema: S, ...deadlines }));
+    const streams = db.track(new StreamClient({ connectionString: url, ...deadlines }));
+    const task = defineTask<number>({ name: 'frozen_task', handler: async () => undefined });
+    await tasks.enqueue(task, 1);
+    await streams.createStream('frozen_stream');
+    proxy.freeze();
+    try {
+      for (const attempt of [
+        () => tasks.enqueue(task, 2),
+        () => streams.send('frozen_stream', 2),
+      ]) {
+        const { err, ms } = await outcome(attempt());
+        expect(err instanceof TimeoutError || err instanceof ConnectionError, String(err)).toBe(
+          true,
+        );
+        expect(ms).toBeLessThan(BOUND_MS);
+      }
+    } finally {
+      proxy.thaw();
+    }
+    expect((await tasks.enqueue(task, 3)).id).toBeGreaterThan(0);
+    expect(await streams.send('frozen_stream', 3)).toBeGreaterThan(0);
+  });
+});
