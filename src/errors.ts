@@ -53,6 +53,30 @@ export class ConnectionError extends PgferryError {
   }
 }
 
+/**
+ * A deadline passed: the client-side query timeout (`queryTimeoutMs`), or the
+ * server's `statement_timeout` (SQLSTATE 57014). The connection the statement
+ * ran on is discarded; nothing the statement did was committed unless the
+ * caller's own COMMIT had already been acknowledged.
+ */
+export class TimeoutError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_TIMEOUT', message, options);
+  }
+}
+
+/**
+ * A row or table lock was not granted within `lock_timeout` (SQLSTATE 55P03):
+ * another transaction holds the message (delete, archive, set_vt) or the
+ * queue (purge, drop). Nothing was changed; retry once the other transaction
+ * has ended.
+ */
+export class LockTimeoutError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_LOCK_TIMEOUT', message, options);
+  }
+}
+
 export type MigrationErrorCode =
   | 'PGFERRY_SCHEMA_TOO_NEW'
   | 'PGFERRY_POSTGRES_TOO_OLD'
@@ -94,6 +118,25 @@ interface DriverErrorShape {
   message?: unknown;
 }
 
+/** Re-throws a LockTimeoutError with a message naming what was locked (other errors unchanged). */
+export function explainLock(err: unknown, what: string): unknown {
+  if (!(err instanceof LockTimeoutError)) return err;
+  return new LockTimeoutError(
+    `${what} is locked by another transaction (lock_timeout passed): ${err.message}`,
+    { cause: err.cause ?? err, ...(err.sqlState ? { sqlState: err.sqlState } : {}) },
+  );
+}
+
+/** SQLSTATEs a caller's argument provokes, and what the argument was. */
+const ARGUMENT_STATES: Record<string, string> = {
+  '22P05': 'a JSON value contains a NUL character (\\u0000), which jsonb cannot store',
+  '22021': 'a text argument contains a NUL character or bytes invalid in the server encoding',
+  '54000':
+    'an argument is over a PostgreSQL size limit (256 MB per JSON value, ~2.7 kB per index entry)',
+  '42809': "a queue name is over PostgreSQL's 63-byte identifier limit once prefixed",
+  '22003': 'a number is out of range',
+};
+
 const CONNECTION_CODES = new Set([
   'ECONNREFUSED',
   'ECONNRESET',
@@ -109,8 +152,16 @@ export function mapError(err: unknown): unknown {
   const { code, message } = err as DriverErrorShape;
   const text = typeof message === 'string' ? message : String(err);
   if (typeof code !== 'string') {
+    if (/^Query read timeout$/.test(text)) {
+      return new TimeoutError(
+        'the query did not answer within queryTimeoutMs (Query read timeout)',
+        {
+          cause: err,
+        },
+      );
+    }
     if (
-      /Connection terminated|connection timeout|Client has encountered a connection error/i.test(
+      /Connection terminated|connection timeout|timeout exceeded when trying to connect|^timeout expired$|Client has encountered a connection error/i.test(
         text,
       )
     ) {
@@ -129,6 +180,24 @@ export function mapError(err: unknown): unknown {
       return new DatabaseError(text, options);
     case '22004':
       return new InvalidQueueNameError(text, options);
+    case '57014':
+      return new TimeoutError(
+        `statement cancelled (statement_timeout or a cancel request): ${text}`,
+        options,
+      );
+    case '55P03':
+      return new LockTimeoutError(text, options);
+    case '42809':
+      // A queue name whose q_/a_ objects were truncated to 63 bytes and collided.
+      if (/"[qa]_/.test(text)) {
+        return new InvalidQueueNameError(`${ARGUMENT_STATES[code]}: ${text}`, options);
+      }
+      return new DatabaseError(text, options);
+    case '22P05':
+    case '22021':
+    case '54000':
+    case '22003':
+      return new InvalidArgumentError(`${ARGUMENT_STATES[code]}: ${text}`, options);
     case '2201W':
     case '23502':
     case '22P02':

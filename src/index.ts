@@ -103,9 +103,11 @@ export {
   DatabaseError,
   InvalidArgumentError,
   InvalidQueueNameError,
+  LockTimeoutError,
   MigrationError,
   PgferryError,
   QueueNotFoundError,
+  TimeoutError,
   type MigrationErrorCode,
 } from './errors.js';
 export { silentLogger, type Logger } from './logger.js';

@@ -161,11 +161,16 @@ export class DirectBackend implements BusBackend {
 
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     const args = [queue, options.visibilityTimeoutSeconds, options.batchSize];
-    const run = async (text: string, extra: unknown[] = []): Promise<BackendMessage[]> => {
+    const run = async (
+      text: string,
+      extra: unknown[] = [],
+      waitMs = 0,
+    ): Promise<BackendMessage[]> => {
       const res = await this.client.driver.query<{ msg_id: string; message: JsonValue }>(
         text,
         [...args, ...extra],
-        { prepare: true },
+        // A long-poll waits in the database on purpose: extend the query deadline by it.
+        { prepare: true, timeoutExtraMs: waitMs },
       );
       return res.rows
         .map((r) => ({ msgId: Number(r.msg_id), message: r.message }))
@@ -175,7 +180,8 @@ export class DirectBackend implements BusBackend {
       this.wakers.get(queue),
       options,
       () => run(this.sql.read),
-      (maxPollSeconds) => run(this.sql.readWithPoll, [maxPollSeconds, options.pollIntervalMs]),
+      (maxPollSeconds) =>
+        run(this.sql.readWithPoll, [maxPollSeconds, options.pollIntervalMs], maxPollSeconds * 1000),
     );
   }
 

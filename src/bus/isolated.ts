@@ -1,5 +1,6 @@
 import type { Driver } from '../driver/types.js';
 import { resolveDriver } from '../driver/resolve.js';
+import type { DeadlineOptions } from '../driver/deadlines.js';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -9,7 +10,7 @@ import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js'
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 import './errors.js';
 
-export interface IsolatedBackendOptions {
+export interface IsolatedBackendOptions extends DeadlineOptions {
   /**
    * A driver connected as a role that holds only the bus grant (`pgferry_bus`).
    * It needs two connections at once when LISTEN is unavailable (one held by
@@ -101,7 +102,8 @@ export class IsolatedBackend implements BusBackend {
       const res = await this.driver.query<Row>(
         this.sql.subscribe,
         [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, maxSeconds],
-        { prepare: true },
+        // The long-poll waits in the database on purpose: extend the query deadline by it.
+        { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
       );
       return res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message }));
     };

@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import { toJsonPayload } from '../payload.js';
 
 /** What a jsonb column holds. */
 export type JsonValue =
@@ -37,7 +38,8 @@ const PLAIN = 'json';
  * The default serializer. Wire form: `{"type": <name>, "data": <JSON>}`, so
  * the receiver rebuilds the sender's message type: a registered class comes
  * back as an instance of that class, anything else as the same JSON value.
- * Values JSON cannot carry (BigInt, cycles, functions) fail at `encode`.
+ * Values JSON cannot carry (BigInt, cycles, functions, NaN/±Infinity, NUL
+ * characters) fail at `encode`, as for queue messages (src/payload.ts).
  */
 export class JsonSerializer<T = unknown> implements BusSerializer<T> {
   private readonly byName = new Map<string, MessageClass>();
@@ -57,19 +59,8 @@ export class JsonSerializer<T = unknown> implements BusSerializer<T> {
       message !== null && typeof message === 'object'
         ? this.byClass.get(Object.getPrototypeOf(message))
         : undefined;
-    let text: string | undefined;
-    try {
-      text = JSON.stringify(message);
-    } catch (err) {
-      throw new InvalidArgumentError(
-        `bus message cannot be serialised to JSON: ${(err as Error).message}`,
-        { cause: err },
-      );
-    }
-    if (text === undefined)
-      throw new InvalidArgumentError(
-        'bus message cannot be serialised to JSON (undefined or a function)',
-      );
+    // The one JSON rule of queues, tasks and streams (NaN, NUL, … refused).
+    const text = toJsonPayload('bus message', message);
     return { type: type ?? PLAIN, data: JSON.parse(text) as JsonValue };
   }
 

@@ -12,9 +12,10 @@ import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { mapError } from '../errors.js';
+import { TimeoutError, mapError } from '../errors.js';
+import { resolveDeadlines, statementDeadline, type DeadlineOptions } from './deadlines.js';
 
-export interface PgDriverOptions {
+export interface PgDriverOptions extends DeadlineOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** An existing pool to use. pgferry never ends a pool it did not create. */
@@ -42,7 +43,7 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(target: PgQueryable): Queryable {
+function runner(target: PgQueryable, queryTimeoutMs: number): Queryable {
   return markNative({
     async query<R>(
       text: string,
@@ -50,8 +51,11 @@ function runner(target: PgQueryable): Queryable {
       options?: QueryOptions,
     ): Promise<QueryResult<R>> {
       try {
-        const config: pg.QueryConfig = { text, values: [...params] };
+        const config: pg.QueryConfig & { query_timeout?: number } = { text, values: [...params] };
         if (options?.prepare) config.name = statementName(text);
+        // pg's per-query read timeout; the pool discards the connection on it.
+        const deadline = statementDeadline(queryTimeoutMs, options?.timeoutExtraMs);
+        if (deadline > 0) config.query_timeout = deadline;
         const res = await target.query(config);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? null };
       } catch (err) {
@@ -69,32 +73,51 @@ export class PgDriver implements Driver {
   private readonly logger: Logger;
   private readonly poolRunner: Queryable;
   private readonly listener: PgListener;
+  private readonly queryTimeoutMs: number;
   private closed = false;
 
   constructor(options: PgDriverOptions = {}) {
     this.logger = options.logger ?? silentLogger;
     const connectionString = options.connectionString ?? process.env.DATABASE_URL;
+    const deadlines = resolveDeadlines(options);
+    this.queryTimeoutMs = deadlines.queryTimeoutMs;
+    // Set on each client, not on the pool: the pool's own connectionTimeoutMillis
+    // would also bound the wait for a free pooled connection (busy, not down).
+    const connectionConfig: pg.ClientConfig = {
+      ...(connectionString ? { connectionString } : {}),
+      connectionTimeoutMillis: deadlines.connectTimeoutMs,
+      keepAlive: deadlines.keepAliveMs > 0,
+      keepAliveInitialDelayMillis: deadlines.keepAliveMs,
+      ...options.poolConfig,
+    };
     if (options.pool) {
       this.pool = options.pool;
       this.ownsPool = false;
     } else {
+      const { connectionTimeoutMillis, ...rest } = connectionConfig;
+      // A connectionTimeoutMillis (or Client class) in poolConfig is the caller's choice.
+      const own =
+        options.poolConfig?.connectionTimeoutMillis === undefined && !options.poolConfig?.Client;
       this.pool = new pg.Pool({
-        ...(connectionString ? { connectionString } : {}),
         max: options.maxConnections ?? 10,
-        ...options.poolConfig,
+        ...rest,
+        ...(own
+          ? { Client: clientWithConnectTimeout(connectionTimeoutMillis ?? 0) }
+          : { connectionTimeoutMillis }),
       });
       this.ownsPool = true;
     }
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'pgferry: idle connection error'));
-    this.poolRunner = runner(this.pool);
+    this.poolRunner = runner(this.pool, this.queryTimeoutMs);
     const clientConfig: pg.ClientConfig = options.pool
       ? { ...(options.pool.options as pg.ClientConfig) }
-      : { ...(connectionString ? { connectionString } : {}), ...options.poolConfig };
+      : connectionConfig;
     this.listener = new PgListener(
       clientConfig,
       this.logger,
       options.listenReconnectDelayMs ?? 100,
+      this.queryTimeoutMs,
     );
   }
 
@@ -114,18 +137,25 @@ export class PgDriver implements Driver {
       throw mapError(err);
     }
     let broken = false;
+    const tx = runner(client, this.queryTimeoutMs);
     try {
-      await client.query('BEGIN');
-      const result = await fn(runner(client));
-      await client.query('COMMIT');
+      await tx.query('BEGIN');
+      const result = await fn(tx);
+      await tx.query('COMMIT');
       return result;
     } catch (err) {
-      try {
-        await client.query('ROLLBACK');
-      } catch {
-        broken = true;
+      const mapped = mapError(err);
+      // A timed-out connection still runs (or is stuck in) the statement: a
+      // ROLLBACK would wait behind it. Discarding the connection rolls back.
+      if (mapped instanceof TimeoutError && mapped.sqlState === undefined) broken = true;
+      else {
+        try {
+          await tx.query('ROLLBACK');
+        } catch {
+          broken = true;
+        }
       }
-      throw mapError(err);
+      throw mapped;
     } finally {
       client.release(broken);
     }
@@ -143,12 +173,25 @@ export class PgDriver implements Driver {
   }
 }
 
+/** pg.Client with a fixed connect timeout (so the pool's checkout wait stays unbounded by it). */
+function clientWithConnectTimeout(ms: number): typeof pg.Client {
+  return class extends pg.Client {
+    constructor(config?: string | pg.ClientConfig) {
+      super({
+        ...(typeof config === 'string' ? { connectionString: config } : config),
+        connectionTimeoutMillis: ms,
+      });
+    }
+  };
+}
+
 /** The LISTEN connection of the pg driver: a plain `pg.Client` outside the pool. */
 class PgListener extends DedicatedListener<pg.Client> {
   constructor(
     private readonly config: pg.ClientConfig,
     logger: Logger,
     reconnectDelayMs: number,
+    private readonly queryTimeoutMs: number,
   ) {
     super(logger, reconnectDelayMs);
   }
@@ -168,7 +211,10 @@ class PgListener extends DedicatedListener<pg.Client> {
   }
 
   protected run(client: pg.Client, sql: string): Promise<unknown> {
-    return client.query(sql);
+    // LISTEN/UNLISTEN get the statement deadline too (a frozen server must not hang them).
+    const config: pg.QueryConfig & { query_timeout?: number } = { text: sql };
+    if (this.queryTimeoutMs > 0) config.query_timeout = this.queryTimeoutMs;
+    return client.query(config);
   }
 
   protected end(client: pg.Client): Promise<void> {

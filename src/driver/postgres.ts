@@ -10,6 +10,13 @@ import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
 import { ConnectionError, InvalidArgumentError, mapError } from '../errors.js';
+import {
+  resolveDeadlines,
+  statementDeadline,
+  withDeadline,
+  queryTimeoutError,
+  type DeadlineOptions,
+} from './deadlines.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 
@@ -32,7 +39,7 @@ export interface PostgresJsQueryable {
     query: string,
     parameters?: never[],
     options?: { prepare?: boolean },
-  ): PromiseLike<PostgresJsRowList>;
+  ): PromiseLike<PostgresJsRowList> & { cancel?(): unknown };
   typed(value: never, oid: number): unknown;
 }
 
@@ -43,7 +50,7 @@ export interface PostgresJsSql extends PostgresJsQueryable {
   readonly options: object;
 }
 
-export interface PostgresJsDriverOptions {
+export interface PostgresJsDriverOptions extends DeadlineOptions {
   /** An existing postgres.js instance. pgferry never ends an instance it did not create. */
   sql?: PostgresJsSql;
   /** Connection string; otherwise `DATABASE_URL`, otherwise postgres.js's own `PG*` handling. */
@@ -105,7 +112,17 @@ function checkNoTransforms(sql: PostgresJsSql): void {
   }
 }
 
-function runner(target: PostgresJsQueryable, allowPrepare: boolean): Queryable {
+/**
+ * postgres.js has no statement timeout of its own: the deadline races the
+ * query, sends a cancel request at expiry, and reports it to `onTimeout`
+ * (a transaction gives up on its connection then).
+ */
+function runner(
+  target: PostgresJsQueryable,
+  allowPrepare: boolean,
+  queryTimeoutMs: number,
+  onTimeout: (err: unknown) => void = () => undefined,
+): Queryable {
   return markNative({
     async query<R>(
       text: string,
@@ -117,8 +134,13 @@ function runner(target: PostgresJsQueryable, allowPrepare: boolean): Queryable {
         v === null ? null : target.typed(v as never, UNKNOWN_OID),
       );
       try {
-        const res = await target.unsafe(text, values as never[], {
+        const pending = target.unsafe(text, values as never[], {
           prepare: allowPrepare && options?.prepare === true,
+        });
+        const deadline = statementDeadline(queryTimeoutMs, options?.timeoutExtraMs);
+        const res = await withDeadline(pending, deadline, () => {
+          Promise.resolve(pending.cancel?.()).catch(() => undefined);
+          onTimeout(queryTimeoutError(deadline));
         });
         return { rows: Array.from(res) as R[], rowCount: res.count ?? null };
       } catch (err) {
@@ -135,10 +157,13 @@ export class PostgresJsDriver implements Driver {
   private readonly ownsSql: boolean;
   private readonly logger: Logger;
   private readonly listener: PostgresJsListener;
+  private readonly queryTimeoutMs: number;
   private closing: Promise<void> | undefined;
 
   constructor(options: PostgresJsDriverOptions = {}) {
     this.logger = options.logger ?? silentLogger;
+    const deadlines = resolveDeadlines(options);
+    this.queryTimeoutMs = deadlines.queryTimeoutMs;
     this.ownsSql = !options.sql;
     let factory: Promise<PostgresFactory> | undefined;
     const getFactory = (): Promise<PostgresFactory> => (factory ??= loadPostgres());
@@ -149,6 +174,9 @@ export class PostgresJsDriver implements Driver {
       const url = options.connectionString ?? process.env.DATABASE_URL;
       const config: Record<string, unknown> = {
         max: options.maxConnections ?? 10,
+        // postgres.js counts both in seconds (fractions allowed); 0 disables.
+        connect_timeout: deadlines.connectTimeoutMs / 1000,
+        keep_alive: deadlines.keepAliveMs / 1000,
         onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
         ...options.postgresOptions,
         types: { ...ARRAY_TYPES, ...(options.postgresOptions?.types as object | undefined) },
@@ -180,16 +208,33 @@ export class PostgresJsDriver implements Driver {
     options?: QueryOptions,
   ): Promise<QueryResult<R>> {
     const sql = await this.sqlReady;
-    return runner(sql, preparesAllowed(sql)).query<R>(text, params, options);
+    return runner(sql, preparesAllowed(sql), this.queryTimeoutMs).query<R>(text, params, options);
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
     const sql = await this.sqlReady;
     const allow = preparesAllowed(sql);
+    const ms = this.queryTimeoutMs;
+    // A statement that timed out leaves its connection busy, so postgres.js's
+    // ROLLBACK would wait behind it: give up on the transaction at once
+    // (the server rolls it back when the connection goes). BEGIN itself gets
+    // the same deadline.
+    let giveUp!: (err: unknown) => void;
+    const gaveUp = new Promise<never>((_, reject) => (giveUp = reject));
+    let started = false;
+    const begin = sql.begin((tx: PostgresJsQueryable) => {
+      started = true;
+      return fn(runner(tx, allow, ms, giveUp));
+    });
+    const beginTimer =
+      ms > 0 ? setTimeout(() => !started && giveUp(queryTimeoutError(ms)), ms) : undefined;
     try {
-      return (await sql.begin((tx: PostgresJsQueryable) => fn(runner(tx, allow)))) as T;
+      return (await Promise.race([begin, gaveUp])) as T;
     } catch (err) {
+      begin.catch(() => undefined);
       throw mapPostgresJsError(err);
+    } finally {
+      clearTimeout(beginTimer);
     }
   }
 

@@ -1,9 +1,10 @@
 import type { Driver } from './types.js';
 import { PgDriver } from './pg.js';
 import type { Logger } from '../logger.js';
+import type { DeadlineOptions } from './deadlines.js';
 
 /** The connection options every pgferry client accepts. */
-export interface ConnectionOptions {
+export interface ConnectionOptions extends DeadlineOptions {
   /** A driver to use; the client never closes a driver it was given. */
   driver?: Driver;
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
@@ -13,6 +14,9 @@ export interface ConnectionOptions {
 }
 
 /**
+ * The deadlines apply to the pool made here; a driver passed in keeps its own
+ * (set them on that driver).
+ *
  * The caller's driver, or a new `pg` pool from the connection options.
  * `owned` says whether the client made it (and so must close it).
  */
@@ -25,6 +29,11 @@ export function resolveDriver(
     driver: new PgDriver({
       ...(options.connectionString ? { connectionString: options.connectionString } : {}),
       ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+      ...(options.connectTimeoutMs !== undefined
+        ? { connectTimeoutMs: options.connectTimeoutMs }
+        : {}),
+      ...(options.queryTimeoutMs !== undefined ? { queryTimeoutMs: options.queryTimeoutMs } : {}),
+      ...(options.keepAliveMs !== undefined ? { keepAliveMs: options.keepAliveMs } : {}),
       logger,
     }),
     owned: true,

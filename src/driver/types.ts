@@ -18,6 +18,11 @@ export interface QueryOptions {
    * connection (server-side prepared statement). Drivers may ignore it.
    */
   prepare?: boolean;
+  /**
+   * Milliseconds added to the driver's query deadline for this statement: a
+   * long-poll waits in the database on purpose (see driver/deadlines.ts).
+   */
+  timeoutExtraMs?: number;
 }
 
 /** Anything that can run a parameterised statement: a pool, a connection, a transaction. */

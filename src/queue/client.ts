@@ -1,8 +1,9 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { resolveDriver } from '../driver/resolve.js';
+import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
-import { InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError, explainLock } from '../errors.js';
+import { checkLockTimeout, lockGuardFrom, withLockParam } from './lock-timeout.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
@@ -64,13 +65,13 @@ import { disableFastMetrics, enableFastMetrics, fastMetricsEnabled } from './fas
 import { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './maintenance.js';
 import * as parts from './partitions.js';
 
-export interface QueueClientOptions {
-  /** A driver to use (see `pgferry` drivers); otherwise a `pg` pool is made. */
-  driver?: Driver;
-  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
-  connectionString?: string;
-  /** Pool size when the client makes its own pool. Default 10. */
-  maxConnections?: number;
+export interface QueueClientOptions extends ConnectionOptions {
+  /**
+   * How long delete, archive, set_vt (and their `…IfHeld` forms), purge and
+   * drop wait for a lock another transaction holds before failing with
+   * LockTimeoutError. Default 5000; 0 leaves the server's `lock_timeout`.
+   */
+  lockTimeoutMs?: number;
   /** Schema of the queue engine. Default `pgmq`. */
   schema?: string;
   /** pino-compatible logger. Default: silent. */
@@ -91,13 +92,16 @@ export class QueueClient {
   private readonly ownsDriver: boolean;
   private readonly s: string;
   private readonly statements: QueueStatements;
+  /** lock_timeout of the operations that wait on another transaction's lock (lock-timeout.ts). */
+  readonly lockTimeoutMs: number;
 
   constructor(options: QueueClientOptions = {}) {
     this.schema = checkSchemaName(options.schema ?? 'pgmq');
     this.s = quoteIdent(this.schema);
     this.logger = options.logger ?? silentLogger;
+    this.lockTimeoutMs = checkLockTimeout(options.lockTimeoutMs);
     ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
-    this.statements = new QueueStatements(this.schema);
+    this.statements = new QueueStatements(this.schema, this.lockTimeoutMs);
   }
 
   /** Installs or upgrades the queue engine in this client's schema. */
@@ -133,9 +137,11 @@ export class QueueClient {
     checkQueueName(queue);
     const res = await this.sql<{ dropped: boolean }>(
       options,
-      `SELECT ${this.s}.drop_queue($1::text) AS dropped`,
-      [queue],
-    );
+      `SELECT ${this.s}.drop_queue($1::text) AS dropped${lockGuardFrom(this.lockTimeoutMs, 2)}`,
+      withLockParam(this.lockTimeoutMs, [queue]),
+    ).catch((err: unknown) => {
+      throw explainLock(err, `queue "${queue}" (drop)`);
+    });
     this.statements.forget(queue);
     return res[0]!.dropped;
   }
@@ -145,9 +151,11 @@ export class QueueClient {
     checkQueueName(queue);
     const res = await this.sql<{ n: string }>(
       options,
-      `SELECT ${this.s}.purge_queue($1::text) AS n`,
-      [queue],
-    );
+      `SELECT ${this.s}.purge_queue($1::text) AS n${lockGuardFrom(this.lockTimeoutMs, 2)}`,
+      withLockParam(this.lockTimeoutMs, [queue]),
+    ).catch((err: unknown) => {
+      throw explainLock(err, `a message of queue "${queue}" (purge)`);
+    });
     return Number(res[0]!.n);
   }
 
@@ -226,6 +234,8 @@ export class QueueClient {
       options,
       `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.read_with_poll($1::text, ${vtExpr}, $3::integer, $4::integer, $5::integer, $6::jsonb)`,
       [queue, vt, qty, maxPoll, interval, conditionalJson(options.conditional)],
+      false,
+      maxPoll * 1000,
     );
     return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
   }
@@ -254,10 +264,11 @@ export class QueueClient {
     options: TxOption = {},
   ): Promise<boolean | number[]> {
     checkQueueName(queue);
-    if (Array.isArray(ids))
-      return this.statements.archive(this.exec(options), queue, checkMsgIds(ids));
-    const done = await this.statements.archive(this.exec(options), queue, [checkMsgId(ids)]);
-    return done.length > 0;
+    const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
+    const done = await this.statements
+      .archive(this.exec(options), queue, list)
+      .catch(lockedMessage(queue, list));
+    return Array.isArray(ids) ? done : done.length > 0;
   }
 
   /** Deletes messages for good; returns whether it (or which of them) existed. */
@@ -269,10 +280,11 @@ export class QueueClient {
     options: TxOption = {},
   ): Promise<boolean | number[]> {
     checkQueueName(queue);
-    if (Array.isArray(ids))
-      return this.statements.delete(this.exec(options), queue, checkMsgIds(ids));
-    const done = await this.statements.delete(this.exec(options), queue, [checkMsgId(ids)]);
-    return done.length > 0;
+    const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
+    const done = await this.statements
+      .delete(this.exec(options), queue, list)
+      .catch(lockedMessage(queue, list));
+    return Array.isArray(ids) ? done : done.length > 0;
   }
 
   /**
@@ -291,12 +303,22 @@ export class QueueClient {
       vt instanceof Date
         ? ['$3::timestamptz', checkDate('vt', vt)]
         : ['$3::integer', checkInt('vt', vt)];
+    // The guard row comes first, then set_vt runs once per guard row (both fenced by OFFSET 0).
+    const call = `${this.s}.set_vt($1::text, $2::bigint[], ${expr})`;
+    const text =
+      this.lockTimeoutMs > 0
+        ? `SELECT ${MESSAGE_COLUMNS.split(', ')
+            .map((c) => `(x.m).${c}`)
+            .join(
+              ', ',
+            )} FROM (SELECT ${call} AS m${lockGuardFrom(this.lockTimeoutMs, 4)} OFFSET 0) AS x`
+        : `SELECT ${MESSAGE_COLUMNS} FROM ${call}`;
     const rows = await this.sql<MessageRow>(
       options,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.set_vt($1::text, $2::bigint[], ${expr})`,
-      [queue, list, value],
+      text,
+      withLockParam(this.lockTimeoutMs, [queue, list, value]),
       true,
-    );
+    ).catch(lockedMessage(queue, list));
     return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
   }
 
@@ -479,12 +501,9 @@ export class QueueClient {
     options: TxOption = {},
   ): Promise<boolean> {
     checkQueueName(queue);
-    return this.held.delete(
-      this.exec(options),
-      queue,
-      checkMsgId(msgId),
-      checkInt('readCount', readCount),
-    );
+    return this.held
+      .delete(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount))
+      .catch(lockedMessage(queue, [msgId]));
   }
   /** Archives the message only if the read with this `readCount` still holds it. */
   async archiveIfHeld(
@@ -494,12 +513,9 @@ export class QueueClient {
     options: TxOption = {},
   ): Promise<boolean> {
     checkQueueName(queue);
-    return this.held.archive(
-      this.exec(options),
-      queue,
-      checkMsgId(msgId),
-      checkInt('readCount', readCount),
-    );
+    return this.held
+      .archive(this.exec(options), queue, checkMsgId(msgId), checkInt('readCount', readCount))
+      .catch(lockedMessage(queue, [msgId]));
   }
   /** Sets vt (seconds from now, or a Date) only if the read still holds it; null otherwise. */
   async setVisibilityTimeoutIfHeld<T = unknown>(
@@ -511,13 +527,15 @@ export class QueueClient {
   ): Promise<Message<T> | null> {
     checkQueueName(queue);
     const value = vt instanceof Date ? checkDate('vt', vt) : checkInt('vt', vt);
-    return this.held.setVt<T>(
-      this.exec(options),
-      queue,
-      checkMsgId(msgId),
-      checkInt('readCount', readCount),
-      value,
-    );
+    return this.held
+      .setVt<T>(
+        this.exec(options),
+        queue,
+        checkMsgId(msgId),
+        checkInt('readCount', readCount),
+        value,
+      )
+      .catch(lockedMessage(queue, [msgId]));
   }
   /** Milliseconds (database clock) until the queue's earliest future vt; null when none. */
   async msUntilNextVisible(queue: string, options: TxOption = {}): Promise<number | null> {
@@ -535,7 +553,7 @@ export class QueueClient {
     return (this.notifySql ??= new NotifySql(this.s, this.schema));
   }
   private get held(): HeldStatements {
-    return (this.heldSql ??= new HeldStatements(this.schema));
+    return (this.heldSql ??= new HeldStatements(this.schema, this.lockTimeoutMs));
   }
 
   // --- transaction-held batches ----------------------------------------------
@@ -729,8 +747,9 @@ export class QueueClient {
     text: string,
     params: unknown[] = [],
     prepare = false,
+    timeoutExtraMs = 0,
   ): Promise<R[]> {
-    const res = await execute<R>(this.exec(options), text, params, { prepare });
+    const res = await execute<R>(this.exec(options), text, params, { prepare, timeoutExtraMs });
     return res.rows;
   }
 
@@ -761,6 +780,14 @@ function conditionalJson(conditional: unknown): string {
   return conditional === undefined || conditional === null
     ? '{}'
     : toJson('conditional', conditional);
+}
+
+/** A catch handler that names the locked message(s) in a LockTimeoutError. */
+function lockedMessage(queue: string, ids: readonly number[]): (err: unknown) => never {
+  return (err) => {
+    const which = ids.length === 1 ? `message ${ids[0]}` : `one of messages ${ids.join(', ')}`;
+    throw explainLock(err, `${which} of queue "${queue}"`);
+  };
 }
 
 const byMsgId = (a: Message<unknown>, b: Message<unknown>): number => a.msgId - b.msgId;

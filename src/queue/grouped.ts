@@ -64,7 +64,7 @@ export async function readGroupedRows<T>(
     exec,
     `SELECT ${MESSAGE_COLUMNS} FROM ${schemaSql}.${fn}($1::text, ${vtExpr}, $3::integer${extra})`,
     params,
-    { prepare: !poll },
+    { prepare: !poll, timeoutExtraMs: poll ? (params[3] as number) * 1000 : 0 },
   );
   return res.rows.map((r) => toMessage<T>(r));
 }

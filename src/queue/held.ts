@@ -1,6 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
+import { lockGuardWhere, withLockParam } from './lock-timeout.js';
 import type { Message } from './types.js';
 
 /**
@@ -18,7 +19,11 @@ export class HeldStatements {
   private readonly tables = new Map<string, string>();
   private readonly s: string;
 
-  constructor(schema: string) {
+  constructor(
+    schema: string,
+    /** lock_timeout for the finishing statements (see lock-timeout.ts); 0 = the server's. */
+    private readonly lockTimeoutMs = 0,
+  ) {
     this.s = quoteIdent(schema);
   }
 
@@ -41,13 +46,17 @@ export class HeldStatements {
     return t;
   }
 
+  private guard(n: number): string {
+    return lockGuardWhere(this.lockTimeoutMs, n);
+  }
+
   async delete(exec: Executor, queue: string, msgId: number, readCount: number): Promise<boolean> {
     const t = await this.table(exec, queue, 'q');
     // RETURNING rather than rowCount: a caller's foreign client may not report it.
     const res = await execute<{ msg_id: string }>(
       exec,
-      `DELETE FROM ${t} WHERE msg_id = $1::bigint AND read_ct = $2::integer RETURNING msg_id`,
-      [msgId, readCount],
+      `DELETE FROM ${t} WHERE msg_id = $1::bigint AND read_ct = $2::integer${this.guard(3)} RETURNING msg_id`,
+      withLockParam(this.lockTimeoutMs, [msgId, readCount]),
       { prepare: true },
     );
     return res.rows.length > 0;
@@ -59,12 +68,12 @@ export class HeldStatements {
     const res = await execute<{ msg_id: string }>(
       exec,
       `WITH moved AS (
-         DELETE FROM ${q} WHERE msg_id = $1::bigint AND read_ct = $2::integer
+         DELETE FROM ${q} WHERE msg_id = $1::bigint AND read_ct = $2::integer${this.guard(3)}
          RETURNING msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
        INSERT INTO ${a} (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
        SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved
        RETURNING msg_id`,
-      [msgId, readCount],
+      withLockParam(this.lockTimeoutMs, [msgId, readCount]),
       { prepare: true },
     );
     return res.rows.length > 0;
@@ -85,8 +94,8 @@ export class HeldStatements {
         : 'clock_timestamp() + make_interval(secs => $3::integer)';
     const res = await execute<MessageRow>(
       exec,
-      `UPDATE ${t} SET vt = ${vtSql} WHERE msg_id = $1::bigint AND read_ct = $2::integer RETURNING ${MESSAGE_COLUMNS}`,
-      [msgId, readCount, vt],
+      `UPDATE ${t} SET vt = ${vtSql} WHERE msg_id = $1::bigint AND read_ct = $2::integer${this.guard(4)} RETURNING ${MESSAGE_COLUMNS}`,
+      withLockParam(this.lockTimeoutMs, [msgId, readCount, vt]),
       { prepare: true },
     );
     const row = res.rows[0];

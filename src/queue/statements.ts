@@ -1,6 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { MESSAGE_COLUMNS, type MessageRow } from './rows.js';
+import { lockGuardWhere, withLockParam } from './lock-timeout.js';
 
 /**
  * Hot-path statements run straight against a queue's tables as prepared
@@ -16,7 +17,11 @@ const tableKey = (queue: string, prefix: 'q' | 'a'): string => prefix + ':' + qu
 export class QueueStatements {
   private readonly tables = new Map<string, string>();
 
-  constructor(private readonly schema: string) {}
+  constructor(
+    private readonly schema: string,
+    /** lock_timeout for delete and archive (see lock-timeout.ts); 0 = the server's. */
+    private readonly lockTimeoutMs = 0,
+  ) {}
 
   /** The table already resolved for `queue`, if any (the hot paths skip an await with it). */
   private cached(queue: string, prefix: 'q' | 'a' = 'q'): string | undefined {
@@ -87,8 +92,8 @@ export class QueueStatements {
     const t = this.cached(queue) ?? (await this.table(exec, queue));
     const res = await execute<{ msg_id: string }>(
       exec,
-      `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[]) RETURNING msg_id`,
-      [ids],
+      `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])${lockGuardWhere(this.lockTimeoutMs, 2)} RETURNING msg_id`,
+      withLockParam(this.lockTimeoutMs, [ids]),
       { prepare: true },
     );
     return res.rows.map((r) => Number(r.msg_id));
@@ -100,12 +105,12 @@ export class QueueStatements {
     const res = await execute<{ msg_id: string }>(
       exec,
       `WITH moved AS (
-         DELETE FROM ${q} WHERE msg_id = ANY($1::bigint[])
+         DELETE FROM ${q} WHERE msg_id = ANY($1::bigint[])${lockGuardWhere(this.lockTimeoutMs, 2)}
          RETURNING msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
        INSERT INTO ${a} (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
        SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved
        RETURNING msg_id`,
-      [ids],
+      withLockParam(this.lockTimeoutMs, [ids]),
       { prepare: true },
     );
     return res.rows.map((r) => Number(r.msg_id));

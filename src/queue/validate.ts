@@ -1,7 +1,14 @@
 import { InvalidArgumentError, InvalidQueueNameError } from '../errors.js';
+import { toJsonPayload } from '../payload.js';
 
 /** PGMQ's limit on queue names (characters). */
 export const MAX_QUEUE_NAME_LENGTH = 47;
+/**
+ * The same limit in UTF-8 bytes: `q_<name>_msg_id_seq` must fit PostgreSQL's
+ * 63-byte identifiers, or the sequence name is truncated and create fails
+ * with 42809. ASCII names never reach it before the 47-character rule.
+ */
+export const MAX_QUEUE_NAME_BYTES = 50;
 
 /**
  * Checks a queue name in TypeScript before anything is sent, with PGMQ's
@@ -12,12 +19,20 @@ export function checkQueueName(name: unknown, { forCreate = false } = {}): strin
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidQueueNameError(`queue name must be a non-empty string, got ${describe(name)}`);
   }
+  if (name.includes('\u0000')) {
+    throw new InvalidQueueNameError('queue name contains a NUL character (\\u0000)');
+  }
   if (/\$|;|--|'/.test(name)) {
     throw new InvalidQueueNameError("queue name contains invalid characters: $, ;, --, or \\'");
   }
   if (forCreate && [...name].length > MAX_QUEUE_NAME_LENGTH) {
     throw new InvalidQueueNameError(
       `queue name is too long, maximum length is ${MAX_QUEUE_NAME_LENGTH} characters`,
+    );
+  }
+  if (forCreate && Buffer.byteLength(name, 'utf8') > MAX_QUEUE_NAME_BYTES) {
+    throw new InvalidQueueNameError(
+      `queue name is too long: ${Buffer.byteLength(name, 'utf8')} bytes in UTF-8, maximum ${MAX_QUEUE_NAME_BYTES} (PostgreSQL identifiers are 63 bytes)`,
     );
   }
   return name;
@@ -58,22 +73,8 @@ export function checkMsgId(id: unknown): number {
   return id;
 }
 
-/** Serialises a message or headers object to JSON text for a jsonb parameter. */
-export function toJson(what: string, value: unknown): string {
-  if (value === undefined)
-    throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
-  let text: string | undefined;
-  try {
-    text = JSON.stringify(value);
-  } catch (err) {
-    throw new InvalidArgumentError(`${what} is not JSON-serialisable: ${(err as Error).message}`, {
-      cause: err,
-    });
-  }
-  if (text === undefined)
-    throw new InvalidArgumentError(`${what} is not JSON-serialisable (${typeof value})`);
-  return text;
-}
+/** Serialises a message or headers object to JSON text for a jsonb parameter (see payload.ts). */
+export const toJson = toJsonPayload;
 
 export function describe(value: unknown): string {
   if (typeof value === 'string')

@@ -1,6 +1,7 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { resolveDriver } from '../driver/resolve.js';
+import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
+import { checkNoNul } from '../payload.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -35,13 +36,7 @@ import {
   toJsonText,
 } from './validate.js';
 
-export interface StreamClientOptions {
-  /** A driver to use; otherwise a `pg` pool is made. */
-  driver?: Driver;
-  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
-  connectionString?: string;
-  /** Pool size when the client makes its own pool. Default 10. */
-  maxConnections?: number;
+export interface StreamClientOptions extends ConnectionOptions {
   /** Schema of the stream engine. Default `pgque`. */
   schema?: string;
   logger?: Logger;
@@ -142,7 +137,7 @@ export class StreamClient {
     const data = payload === null ? null : toJsonText('payload', payload);
     const rows = await this.q<{ id: string }>(
       `SELECT @s@.send($1, $2, $3::jsonb) AS id`,
-      [checkStreamName(stream), options.type === undefined ? 'default' : options.type, data],
+      [checkStreamName(stream), eventType(options.type), data],
       options.tx,
       true,
     );
@@ -159,7 +154,7 @@ export class StreamClient {
     const data = payloads.map((p, i) => (p === null ? null : toJsonText(`payloads[${i}]`, p)));
     const rows = await this.q<{ ids: string[] }>(
       `SELECT @s@.send_batch($1, $2, $3::jsonb[]) AS ids`,
-      [checkStreamName(stream), options.type === undefined ? 'default' : options.type, data],
+      [checkStreamName(stream), eventType(options.type), data],
       options.tx,
       true,
     );
@@ -404,4 +399,10 @@ export class StreamClient {
   async close(): Promise<void> {
     if (this.ownsDriver) await this.driver.close();
   }
+}
+
+/** The event type sent with a payload: `default` when not given; NUL refused like in payloads. */
+function eventType(type: string | null | undefined): string | null {
+  if (type === undefined) return 'default';
+  return typeof type === 'string' ? checkNoNul('type', type) : type;
 }

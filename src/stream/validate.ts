@@ -1,4 +1,5 @@
 import { InvalidArgumentError } from '../errors.js';
+import { checkNoNul, toJsonPayload } from '../payload.js';
 
 /** PgQue's limit: the NOTIFY channel `pgque_<name>` must fit in 63 bytes. */
 export const MAX_STREAM_NAME_BYTES = 57;
@@ -12,6 +13,7 @@ export function checkStreamName(name: unknown): string {
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`stream name must be a non-empty string, got ${describe(name)}`);
   }
+  checkNoNul('stream name', name);
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes > MAX_STREAM_NAME_BYTES) {
     throw new InvalidArgumentError(
@@ -25,6 +27,7 @@ export function checkConsumerName(what: string, name: unknown, { noDot = false }
   if (typeof name !== 'string' || name.length === 0) {
     throw new InvalidArgumentError(`${what} must be a non-empty string, got ${describe(name)}`);
   }
+  checkNoNul(what, name);
   if (noDot && name.includes('.')) {
     throw new InvalidArgumentError(
       `${what} must not contain a dot in cooperative mode, got ${describe(name)}`,
@@ -49,10 +52,5 @@ export function checkNonNegative(what: string, v: unknown): number {
   return v;
 }
 
-export function toJsonText(what: string, value: unknown): string {
-  if (value === undefined)
-    throw new InvalidArgumentError(`${what} must not be undefined (use null)`);
-  const text = JSON.stringify(value);
-  if (text === undefined) throw new InvalidArgumentError(`${what} is not JSON-serialisable`);
-  return text;
-}
+/** Stream payloads follow the one JSON rule of payload.ts. */
+export const toJsonText = toJsonPayload;

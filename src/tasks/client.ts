@@ -1,7 +1,7 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
-import { resolveDriver } from '../driver/resolve.js';
-import { InvalidArgumentError } from '../errors.js';
+import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
+import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
@@ -14,15 +14,9 @@ import { TaskConfigError } from './errors.js';
 import { H } from './headers.js';
 import { TaskStatements, type RunAt } from './statements.js';
 import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
-import { validateInput } from './validate.js';
+import { checkIdempotencyKey, validateInput } from './validate.js';
 
-export interface TaskClientOptions {
-  /** A driver to use; otherwise a `pg` pool is made. */
-  driver?: Driver;
-  /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
-  connectionString?: string;
-  /** Pool size when the client makes its own pool. Default 10. */
-  maxConnections?: number;
+export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
   queueSchema?: string;
   /** Schema of the tasks engine. Default `pgferry_tasks`. */
@@ -91,7 +85,7 @@ export class TaskClient {
   }
 
   private ensureOne(task: AnyTask): Promise<void> {
-    const key = `${task.name}:${task.grouped}:${task.priority !== undefined}`;
+    const key = ensureKey(task);
     let p = this.ensured.get(key);
     if (!p) {
       p = this.statements
@@ -101,6 +95,28 @@ export class TaskClient {
       this.ensured.set(key, p);
     }
     return p;
+  }
+
+  /**
+   * Ensures the task once, then runs `fn`. When the queue was dropped behind
+   * this client's back (QueueNotFoundError), it forgets that the task was
+   * ensured, ensures it again and retries once — except inside the caller's
+   * transaction, which the failed statement has already aborted.
+   */
+  private async withQueue<R>(
+    task: AnyTask,
+    tx: Executor | undefined,
+    fn: (exec: Executor) => Promise<R>,
+  ): Promise<R> {
+    await this.ensureOne(task);
+    try {
+      return await fn(tx ?? this.driver);
+    } catch (err) {
+      if (!(err instanceof QueueNotFoundError) || tx) throw err;
+      this.ensured.delete(ensureKey(task));
+      await this.ensureOne(task);
+      return fn(this.driver);
+    }
   }
 
   /**
@@ -115,14 +131,8 @@ export class TaskClient {
     await validateInput(task, input);
     const body = toJson('input', input);
     const { headers, key, runAt } = this.jobHeaders(task, options);
-    await this.ensureOne(task);
-    const r = await this.statements.enqueue(
-      options.tx ?? this.driver,
-      task.name,
-      body,
-      headers,
-      key,
-      runAt,
+    const r = await this.withQueue(task, options.tx, (exec) =>
+      this.statements.enqueue(exec, task.name, body, headers, key, runAt),
     );
     return { id: r.id, task: task.name, duplicate: r.duplicate };
   }
@@ -150,14 +160,8 @@ export class TaskClient {
       keys.push(h.key);
       runAts.push(h.runAt);
     }
-    await this.ensureOne(task);
-    const res = await this.statements.enqueueBatch(
-      options.tx ?? this.driver,
-      task.name,
-      bodies,
-      headers,
-      keys,
-      runAts,
+    const res = await this.withQueue(task, options.tx, (exec) =>
+      this.statements.enqueueBatch(exec, task.name, bodies, headers, keys, runAts),
     );
     return res.map((r) => ({ id: r.id, task: task.name, duplicate: r.duplicate }));
   }
@@ -189,10 +193,7 @@ export class TaskClient {
     const priority = o.priority ?? task.priority;
     if (priority !== undefined) h[H.priority] = priority;
     if (o.idempotencyKey !== undefined) {
-      if (typeof o.idempotencyKey !== 'string' || o.idempotencyKey.length === 0) {
-        throw new InvalidArgumentError('idempotencyKey must be a non-empty string');
-      }
-      h[H.idempotencyKey] = o.idempotencyKey;
+      h[H.idempotencyKey] = checkIdempotencyKey(o.idempotencyKey);
     }
     let runAt: RunAt = { at: null, delayMs: 0 };
     if (o.runAt !== undefined) {
@@ -330,3 +331,6 @@ export class TaskClient {
     await this.close();
   }
 }
+
+const ensureKey = (task: AnyTask): string =>
+  `${task.name}:${task.grouped}:${task.priority !== undefined}`;

@@ -39,6 +39,9 @@ describe('JsonSerializer', () => {
     const s = new JsonSerializer<unknown>({ types: { Ping } });
     expect(() => s.encode(10n)).toThrow(InvalidArgumentError);
     expect(() => s.encode(undefined)).toThrow(InvalidArgumentError);
+    // The same JSON rule as queue messages: NaN would arrive as null.
+    expect(() => s.encode({ x: NaN })).toThrow(/bus message\.x is NaN/);
+    expect(() => s.encode('a\u0000')).toThrow(/NUL character/);
     expect(() => s.decode({ garbage: true })).toThrow(InvalidArgumentError);
     expect(() => s.decode({ type: 'Nope', data: {} })).toThrow(/unknown bus message type/);
     expect(() => s.decode('plain string')).toThrow(InvalidArgumentError);
