@@ -274,6 +274,49 @@ BEGIN
 END
 $$;
 
+-- receive / receive_coop: a NULL max_return is no limit (the reference only
+-- refuses a value below 1).
+CREATE OR REPLACE FUNCTION @schema@.receive(i_queue text, i_consumer text, i_max_return integer DEFAULT 100)
+RETURNS SETOF @schema@.message
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b record;
+BEGIN
+  IF i_max_return < 1 THEN
+    RAISE EXCEPTION 'pgque.receive: max_return must be >= 1, got %', i_max_return;
+  END IF;
+  b := @schema@._open_batch(i_queue, i_consumer, NULL, NULL, NULL);
+  RETURN QUERY SELECT * FROM @schema@._deliver(b.batch_id, b.queue_id, b.sub_id, b.s1, b.s2, i_max_return);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.receive_coop(i_queue text, i_consumer text, i_subconsumer text,
+                                                 i_max_return integer DEFAULT 100,
+                                                 i_dead_interval interval DEFAULT NULL)
+RETURNS SETOF @schema@.message
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  b  record;
+  s1 pg_snapshot;
+  s2 pg_snapshot;
+BEGIN
+  IF i_max_return < 1 THEN
+    RAISE EXCEPTION 'pgque.receive_coop: max_return must be >= 1, got %', i_max_return;
+  END IF;
+  PERFORM @schema@._coop_names(i_queue, i_consumer, i_subconsumer);
+  IF NOT EXISTS (SELECT 1 FROM @schema@.queue WHERE queue_name = i_queue) THEN
+    RAISE EXCEPTION 'Event queue not created yet';
+  END IF;
+  b := @schema@._coop_batch(i_queue, i_consumer, i_subconsumer, i_dead_interval, NULL, NULL, NULL);
+  IF b.batch_id IS NULL THEN
+    RETURN;
+  END IF;
+  SELECT tick_snapshot INTO s1 FROM @schema@.tick WHERE tick_queue = b.queue_id AND tick_id = b.prev_tick_id;
+  SELECT tick_snapshot INTO s2 FROM @schema@.tick WHERE tick_queue = b.queue_id AND tick_id = b.next_tick_id;
+  RETURN QUERY SELECT * FROM @schema@._deliver(b.batch_id, b.queue_id, b.sub_id, s1, s2, i_max_return);
+END
+$$;
+
 -- Subscriptions -------------------------------------------------------------------
 
 -- As before, plus: the last member leaving also refreshes the main row's

@@ -141,6 +141,22 @@ describe('PgQ primitives (PgQue §6.5, §3)', () => {
     expect(rows).toEqual([{ ev_txid: null }]);
   });
 
+  it('receive and receive_coop with a NULL max_return return the whole batch (only < 1 is refused)', async () => {
+    await db.sql(`SELECT ${S}.create_queue('nullmax'), ${S}.subscribe('nullmax', 'c')`);
+    await db.sql(`SELECT ${S}.register_subconsumer('nullmax', 'g', 'a')`);
+    await db.sql(`SELECT ${S}.send_batch('nullmax', array['a', 'b', 'c']::text[])`);
+    await tick(db, 'nullmax');
+    expect(await db.sql(`SELECT * FROM ${S}.receive('nullmax', 'c', NULL)`)).toHaveLength(3);
+    expect(
+      await db.sql(`SELECT * FROM ${S}.receive_coop('nullmax', 'g', 'a', NULL, NULL)`),
+    ).toHaveLength(3);
+    await expectSqlError(
+      db.sql(`SELECT * FROM ${S}.receive('nullmax', 'c', 0)`),
+      'P0001',
+      'pgque.receive: max_return must be >= 1, got 0',
+    );
+  });
+
   it('drop_queue(NULL) returns NULL (the 1-argument form is STRICT)', async () => {
     const [r] = await db.sql<{ r: number | null }>(`SELECT ${S}.drop_queue(NULL) AS r`);
     expect(r!.r).toBeNull();
