@@ -65,6 +65,9 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'queue._partitions(regclass, text)': 'none',
   'queue._queue_table(text, text)': 'none',
   'queue._read_grouped(text, timestamp with time zone, integer, text)': 'none',
+  'queue._read_grouped_core(text, timestamp with time zone, integer, text)': 'none',
+  'queue._read_with_poll_at(text, timestamp with time zone, integer, integer, integer, jsonb)':
+    'none',
   'queue._read_grouped_with_poll(text, timestamp with time zone, integer, integer, integer, text)':
     'none',
   'queue._requeue_dead_letters(text, bigint[], text, integer)': 'none',
@@ -203,6 +206,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'stream._finish_batch(bigint)': 'admin',
   'stream._grant_event_table(text)': 'admin',
   'stream._insert_tick(stream.queue, bigint, timestamp with time zone, bigint)': 'admin',
+  'stream._late_events(stream.queue, stream.tick)': 'admin',
   'stream._maybe_tick(stream.queue, boolean)': 'admin',
   'stream._nack_event(stream.subscription, integer, stream.event_template, interval, text)':
     'admin',
@@ -210,6 +214,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'stream._pick_tick(integer, stream.tick, interval, integer, interval)': 'admin',
   'stream._producer_queue(text)': 'admin',
   'stream._queue(text)': 'admin',
+  'stream._release_member(integer, integer)': 'admin',
   'stream._schedule_retry(stream.subscription, stream.event_template, timestamp with time zone)':
     'admin',
   'stream._send_batch_rows(text, text, text[])': 'none',
