@@ -119,7 +119,7 @@ describe('the queue door (src/queue/index.ts)', () => {
       }
     }
     expect(missing).toEqual([]);
-  });
+  }, 120_000); // builds a type-checker program over src/queue: seconds, more on a loaded machine
 
   it('every value the importers take is there at run time', () => {
     const values = [...new Set(imports.filter((i) => !i.typeOnly).map((i) => i.name))];
