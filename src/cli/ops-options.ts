@@ -13,13 +13,15 @@ export const OPS_OPTIONS = {
   json: { type: 'boolean', default: false },
 } as const satisfies ParseArgsConfig['options'];
 
-export const OPS_USAGE = `Connection options:
+export const OPS_CONNECTION_USAGE = `Connection options:
   --url <url>             primary (default: DATABASE_URL); actions always go here
   --read-url <url>        read-only URL (a replica) for listing and searching
   --queue-schema <name>   queue engine schema (default: pgmq)
   --tasks-schema <name>   tasks engine schema (default: pgferry_tasks)
   --stream-schema <name>  stream engine schema (default: pgque)
-  --bus-schema <name>     bus schema (default: public)
+  --bus-schema <name>     bus schema (default: public)`;
+
+export const OPS_USAGE = `${OPS_CONNECTION_USAGE}
   --json                  print JSON instead of text`;
 
 type OpsValues = { [K in keyof typeof OPS_OPTIONS]?: string | boolean | undefined };

@@ -8,6 +8,7 @@ import { dlqCommand } from './tasks-dlq.js';
 import { queuesCommand } from './queues.js';
 import { jobsCommand } from './jobs.js';
 import { streamsCommand } from './streams.js';
+import { dashboardCommand } from './dashboard.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
 export const commands: readonly Command[] = [
@@ -20,4 +21,5 @@ export const commands: readonly Command[] = [
   queuesCommand,
   jobsCommand,
   streamsCommand,
+  dashboardCommand,
 ];
