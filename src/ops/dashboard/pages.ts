@@ -374,9 +374,7 @@ export async function jobDetail(
       ${
         err
           ? html`<h2>Error</h2>
-              <pre id="job-error">
-${String(err.class ?? err.name ?? 'Error')}: ${String(err.message ?? '')}
-${String(err.stack ?? '')}</pre>`
+              <pre id="job-error">${errorText(err)}</pre>`
           : html``
       }
       <h2>Headers</h2>
@@ -481,4 +479,10 @@ export async function bus(c: PageContext): Promise<Rendered> {
 
 export function notFound(): Html {
   return html`<p>No such page (or that engine is not installed).</p>`;
+}
+
+/** The stack when there is one (it starts with the class and message), else class: message. */
+function errorText(err: Record<string, unknown>): string {
+  if (typeof err.stack === 'string' && err.stack) return err.stack;
+  return `${String(err.class ?? err.name ?? 'Error')}: ${String(err.message ?? '')}`;
 }
