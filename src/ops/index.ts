@@ -18,3 +18,24 @@ export {
   PROMETHEUS_CONTENT_TYPE,
   type MetricsOptions,
 } from './prometheus.js';
+export {
+  browseMessages,
+  browseJobs,
+  JOB_STATES,
+  type BrowseFilter,
+  type BrowsedMessage,
+  type BrowsedJob,
+} from './browse.js';
+export { runJobAction, type JobAction, type JobActionResult } from './job-actions.js';
+export {
+  dashboardHandler,
+  type DashboardOptions,
+  type DashboardAuth,
+  type DashboardHandler,
+  type NodeHandler,
+} from './dashboard/handler.js';
+export {
+  startDashboard,
+  type StartDashboardOptions,
+  type RunningDashboard,
+} from './dashboard/server.js';
