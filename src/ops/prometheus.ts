@@ -75,6 +75,13 @@ export async function renderMetrics(ops: Ops, options: MetricsOptions = {}): Pro
       "Messages in the queue's dead-letter queue.",
       (q) => q.deadLetters,
     );
+    e.family(
+      'pgferry_queue_messages_sent_total',
+      'counter',
+      'Messages sent to the queue (its msg_id sequence); rate() is the send throughput.',
+    );
+    for (const q of qs)
+      e.sample('pgferry_queue_messages_sent_total', { queue: q.queue }, q.sentTotal);
     gauge(
       'pgferry_queue_archived_estimate',
       'Rows in the archive table (planner estimate).',

@@ -20,6 +20,8 @@ export interface QueueStat {
   retrying: number;
   /** Seconds since the oldest message was sent (first row of the msg_id primary key), null when empty. */
   oldestAgeSeconds: number | null;
+  /** The highest msg_id issued so far (the queue's sequence): a counter of messages sent. */
+  sentTotal: number;
   /** Rows in the archive table, planner estimate. */
   archivedEstimate: number;
   /** Messages in this queue's dead-letter queue (null without a policy). */
@@ -36,6 +38,7 @@ export interface QueueStat {
 interface CatalogRow {
   queue_name: string;
   q: string;
+  seq: string | null;
   is_partitioned: boolean;
   is_unlogged: boolean;
   fast: boolean;
@@ -53,6 +56,7 @@ interface LiveRow {
   retrying: string;
   fast_len: string | null;
   capped: string;
+  sent: string | null;
 }
 
 /** Below this many rows a queue without fast metrics is counted exactly (a bounded read). */
@@ -83,7 +87,7 @@ export async function queueStats(
               to_regclass(format('%I.%I', $1::text, ${s}.format_table_name(m.queue_name, 'a'))) AS a
          FROM ${s}.meta m
         WHERE $2::text[] IS NULL OR m.queue_name = ANY($2::text[]))
-     SELECT m.queue_name, m.q::text AS q, m.is_partitioned, m.is_unlogged,
+     SELECT m.queue_name, m.q::text AS q, pg_get_serial_sequence(m.q::text, 'msg_id') AS seq, m.is_partitioned, m.is_unlogged,
             EXISTS (SELECT 1 FROM ${s}._fast_metrics f WHERE f.relid = m.q) AS fast,
             (SELECT coalesce(sum(greatest(c.reltuples, 0)), 0)::bigint FROM pg_class c
               WHERE c.oid = m.q OR c.oid IN (SELECT inhrelid FROM pg_inherits WHERE inhparent = m.q)) AS est,
@@ -106,7 +110,8 @@ export async function queueStats(
               count(*) FILTER (WHERE last_read_at IS NULL AND read_ct = 0) AS delayed,
               count(*) FILTER (WHERE last_read_at IS NULL AND read_ct > 0) AS retrying,
               ${r.fast ? `(SELECT queue_length FROM ${s}.metrics($1::text))` : 'NULL::bigint'} AS fast_len,
-              (SELECT count(*) FROM (SELECT 1 FROM ${r.q} LIMIT ${EXACT_UP_TO + 1}) x) AS capped
+              (SELECT count(*) FROM (SELECT 1 FROM ${r.q} LIMIT ${EXACT_UP_TO + 1}) x) AS capped,
+              ${r.seq ? `(SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM ${r.seq})` : 'NULL::bigint'} AS sent
          FROM ${r.q} WHERE vt > clock_timestamp()`,
       r.fast ? [r.queue_name] : [],
     );
@@ -127,6 +132,7 @@ export async function queueStats(
       delayed,
       retrying,
       oldestAgeSeconds: oldest,
+      sentTotal: Number(l.sent ?? 0),
       archivedEstimate: Number(r.arc_est),
       deadLetters: null,
       deadLetterQueue: r.dlq,

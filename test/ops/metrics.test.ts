@@ -47,6 +47,8 @@ describe('Prometheus metrics', () => {
     expect(m.get('pgferry_queue_delayed{queue="m_orders"}')).toBe(1);
     expect(m.get('pgferry_queue_dead_letters{queue="m_orders"}')).toBe(2);
     expect(m.get('pgferry_queue_depth{queue="m_orders_dead"}')).toBe(2);
+    // A counter from the msg_id sequence: 6 sent, whatever was read since.
+    expect(m.get('pgferry_queue_messages_sent_total{queue="m_orders"}')).toBe(6);
     const age = m.get('pgferry_queue_oldest_message_age_seconds{queue="m_orders"}')!;
     expect(age).toBeGreaterThanOrEqual(99);
     expect(age).toBeLessThan(1000);

@@ -65,17 +65,27 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
     throw new InvalidArgumentError('the dashboard bearer token must be at least 8 characters');
   const csrf = randomBytes(16).toString('hex');
   const history = new Map<string, number[]>();
+  // Send throughput per queue, from the msg_id sequence between samples.
+  const rates = new Map<string, number[]>();
+  const lastSent = new Map<string, { n: number; at: number }>();
   let sampledAt = 0;
 
   const sample = async (): Promise<void> => {
     const now = Date.now();
     if (now - sampledAt < Math.max(1000, refreshMs / 2)) return;
     sampledAt = now;
-    for (const q of await queueStats(ops.read, ops.schemas.queue)) {
-      const h = history.get(q.queue) ?? [];
-      h.push(q.depth);
+    const push = (m: Map<string, number[]>, k: string, v: number) => {
+      const h = m.get(k) ?? [];
+      h.push(v);
       if (h.length > HISTORY) h.shift();
-      history.set(q.queue, h);
+      m.set(k, h);
+    };
+    for (const q of await queueStats(ops.read, ops.schemas.queue)) {
+      push(history, q.queue, q.depth);
+      const prev = lastSent.get(q.queue);
+      if (prev && now > prev.at)
+        push(rates, q.queue, Math.max(0, (q.sentTotal - prev.n) / ((now - prev.at) / 1000)));
+      lastSent.set(q.queue, { n: q.sentTotal, at: now });
     }
   };
 
@@ -110,7 +120,7 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         PROMETHEUS_CONTENT_TYPE,
         await renderMetrics(ops, options.taskMetrics ? { taskMetrics: options.taskMetrics } : {}),
       );
-    const c: pages.PageContext = { ops, base, writable, csrf, history };
+    const c: pages.PageContext = { ops, base, writable, csrf, history, rates };
     const installed = await ops.components();
     let r: pages.Rendered | null = null;
     if (installed.queue) await sample();

@@ -16,6 +16,8 @@ export interface PageContext {
   csrf: string;
   /** Recent depth samples per queue (for the sparklines). */
   history: Map<string, number[]>;
+  /** Recent send rates (messages/s) per queue. */
+  rates: Map<string, number[]>;
 }
 
 export interface Rendered {
@@ -50,6 +52,7 @@ function queueRows(c: PageContext, qs: QueueStat[]): Html[][] {
     tl(u(c, `queues/${enc(q.queue)}`), q.queue),
     tn(`${q.depthExact ? '' : '~'}${q.depth}`),
     html`<td>${sparkline(c.history.get(q.queue) ?? [], `depth of ${q.queue}`)}</td>`,
+    sendRate(c, q.queue),
     tn(age(q.oldestAgeSeconds)),
     tn(q.inFlight),
     tn(q.delayed),
@@ -57,10 +60,17 @@ function queueRows(c: PageContext, qs: QueueStat[]): Html[][] {
     tn(`~${q.archivedEstimate}`),
   ]);
 }
+function sendRate(c: PageContext, queue: string): Html {
+  const r = c.rates.get(queue) ?? [];
+  const last = r.length ? r[r.length - 1]!.toFixed(1) : '–';
+  return html`<td class="n">${sparkline(r, `sent per second to ${queue}`)} ${last}</td>`;
+}
+
 const QUEUE_HEAD = [
   'queue',
   'depth',
-  'trend',
+  'depth trend',
+  'sent/s',
   'oldest',
   'in flight',
   'delayed',
