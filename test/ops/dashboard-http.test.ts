@@ -71,6 +71,37 @@ describe('dashboard over HTTP', () => {
     expect((await q.metrics('d_act')).queueLength).toBe(0);
   });
 
+  it('lists stream dead letters and replays the selected ones', async () => {
+    await db.sql(`SELECT pgque.create_queue('d_st'), pgque.subscribe('d_st', 'c')`);
+    await db.sql(`SELECT pgque.set_queue_config('d_st', 'max_retries', '0')`);
+    await db.sql(`SELECT pgque.send('d_st', '{"order":9}'::jsonb)`);
+    await db.sql(`SELECT pgque.force_next_tick('d_st'), pgque.ticker('d_st')`);
+    const [m] = await db.sql<Record<string, unknown>>(`SELECT * FROM pgque.receive('d_st', 'c')`);
+    await db.sql(
+      `SELECT pgque.nack($1, ROW($2, $1, $3, $4, $5, $6, NULL, NULL, NULL, NULL)::pgque.message, '0 seconds', 'bad order')`,
+      [m!.batch_id, m!.msg_id, m!.type, m!.payload, m!.retry_count, m!.created_at],
+    );
+    await db.sql(`SELECT pgque.ack($1)`, [m!.batch_id]);
+    const [dl] = await db.sql<{ dl_id: string }>(`SELECT dl_id FROM pgque.dlq_inspect('d_st')`);
+    const d = await serve({ allowWrites: true });
+    const page = await (await fetch(d.url + 'streams')).text();
+    expect(page).toContain('bad order');
+    expect(page).toContain(`name="id" value="${dl!.dl_id}"`);
+    const res = await fetch(d.url + 'streams/actions', {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({ action: 'replay', id: dl!.dl_id, csrf: csrfOf(page) }),
+    });
+    expect(res.status).toBe(303);
+    expect(await db.sql(`SELECT * FROM pgque.dlq_inspect('d_st')`)).toEqual([]);
+    // The replayed event is delivered again after the next tick.
+    await db.sql(`SELECT pgque.force_next_tick('d_st'), pgque.ticker('d_st')`);
+    const again = await db.sql<{ payload: string }>(
+      `SELECT payload FROM pgque.receive('d_st', 'c')`,
+    );
+    expect(again.map((r) => JSON.parse(r.payload) as unknown)).toEqual([{ order: 9 }]);
+  });
+
   it('asks for credentials: bearer token and basic auth', async () => {
     const d = await serve({
       auth: { bearerToken: 'secret-token-1', basic: { username: 'ops', password: 'pw' } },
