@@ -196,7 +196,7 @@ export type SettleOutcome = 'ack' | 'retry' | 'dead_letter' | 'cancel';
 export function traceSettle(
   job: TracedJob,
   outcome: SettleOutcome,
-  extra: Otel.Attributes = {},
+  extra: Record<string, string | number | boolean> = {},
 ): void {
   const a = api;
   const t = tracer;
