@@ -1,4 +1,5 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
+import { traceReceive, traceSend } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { quoteIdent } from '../driver/quote.js';
@@ -179,8 +180,19 @@ export class QueueClient {
   async send<T>(queue: string, message: T, options: SendOptions = {}): Promise<number> {
     checkQueueName(queue);
     const body = toJson('message', message);
-    const headers = options.headers == null ? null : toJson('headers', options.headers);
-    return this.statements.send(this.exec(options), queue, body, headers, vtOf(options));
+    return traceSend(
+      queue,
+      options.headers,
+      (h) =>
+        this.statements.send(
+          this.exec(options),
+          queue,
+          body,
+          h == null ? null : toJson('headers', h),
+          vtOf(options),
+        ),
+      (id) => id,
+    );
   }
 
   async sendBatch<T>(
@@ -211,11 +223,13 @@ export class QueueClient {
     checkQueueName(queue);
     const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
     const [vtExpr, vt] = this.readVt(options);
-    const rows = await this.sql<MessageRow>(
-      options,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.read($1::text, ${vtExpr}, $3::integer, $4::jsonb)`,
-      [queue, vt, qty, conditionalJson(options.conditional)],
-      true,
+    const rows = await traceReceive(queue, () =>
+      this.sql<MessageRow>(
+        options,
+        `SELECT ${MESSAGE_COLUMNS} FROM ${this.s}.read($1::text, ${vtExpr}, $3::integer, $4::jsonb)`,
+        [queue, vt, qty, conditionalJson(options.conditional)],
+        true,
+      ),
     );
     return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
   }
