@@ -2,13 +2,14 @@
 import { commands } from './commands/index.js';
 import { EXIT, UsageError } from './command.js';
 import { ConnectionError, MigrationError, PgferryError } from '../errors.js';
+import { VERSION } from '../version.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'pgferry — Postgres-native messaging for TypeScript',
     '',
-    'Usage: pgferry <command> [options]',
+    'Usage: pgferry <command> [options]    (pgferry --version prints the version)',
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
@@ -20,6 +21,10 @@ function help(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(VERSION);
+    return EXIT.ok;
+  }
   if (!name || name === '-h' || name === '--help' || name === 'help') {
     console.log(help());
     return name ? EXIT.ok : EXIT.usage;
@@ -53,9 +58,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run when executed directly (bin or tsx), not when imported by tests.
+// Run when executed directly (`tsx src/cli/main.ts`), not when imported by
+// tests or by bin/pgferry.js (which calls main itself).
 const invoked = process.argv[1] ?? '';
-if (/(?:^|[\\/])(?:main\.[cm]?[jt]s|pgferry)$/.test(invoked)) {
+if (/(?:^|[\\/])main\.[cm]?[jt]s$/.test(invoked)) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -13,14 +13,15 @@ import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { mapError } from '../errors.js';
+import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
 
 export interface PgDriverOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** An existing pool to use. pgferry never ends a pool it did not create. */
-  pool?: pg.Pool;
+  pool?: PgPool;
   /** Extra pool settings when pgferry creates the pool. */
-  poolConfig?: pg.PoolConfig;
+  poolConfig?: PgPoolConfig;
   /** Pool size when pgferry creates the pool. Default 10. */
   maxConnections?: number;
   logger?: Logger;
@@ -28,7 +29,7 @@ export interface PgDriverOptions {
   listenReconnectDelayMs?: number;
 }
 
-type PgQueryable = pg.Pool | pg.PoolClient;
+type PgQueryable = PgPool | PgPoolClient;
 
 /** Statement names are derived from the text, so a name always means one text on every connection. */
 const statementNames = new Map<string, string>();
@@ -64,7 +65,7 @@ function runner(target: PgQueryable): Queryable {
 /** The default driver, on node-postgres (`pg`). */
 export class PgDriver implements Driver {
   readonly name = 'pg';
-  readonly pool: pg.Pool;
+  readonly pool: PgPool;
   private readonly ownsPool: boolean;
   private readonly logger: Logger;
   private readonly poolRunner: Queryable;
@@ -81,7 +82,7 @@ export class PgDriver implements Driver {
       this.pool = new pg.Pool({
         ...(connectionString ? { connectionString } : {}),
         max: options.maxConnections ?? 10,
-        ...options.poolConfig,
+        ...(options.poolConfig as pg.PoolConfig | undefined),
       });
       this.ownsPool = true;
     }
@@ -90,7 +91,10 @@ export class PgDriver implements Driver {
     this.poolRunner = runner(this.pool);
     const clientConfig: pg.ClientConfig = options.pool
       ? { ...(options.pool.options as pg.ClientConfig) }
-      : { ...(connectionString ? { connectionString } : {}), ...options.poolConfig };
+      : {
+          ...(connectionString ? { connectionString } : {}),
+          ...(options.poolConfig as pg.ClientConfig | undefined),
+        };
     this.listener = new PgListener(
       clientConfig,
       this.logger,
@@ -107,7 +111,7 @@ export class PgDriver implements Driver {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+    let client: PgPoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
