@@ -3,6 +3,7 @@ import { commands } from './commands/index.js';
 import { EXIT, UsageError } from './command.js';
 import { ConnectionError, MigrationError, PgferryError } from '../errors.js';
 import { VERSION } from '../version.js';
+import { explain, missingDatabase } from './explain.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
@@ -38,9 +39,20 @@ export async function main(argv: string[]): Promise<number> {
     console.log(command.usage);
     return EXIT.ok;
   }
+  const noDatabase = missingDatabase(name, rest);
+  if (noDatabase) {
+    console.error(`pgferry ${name}: ${noDatabase}`);
+    return EXIT.usage;
+  }
   try {
     return await command.run(rest);
   } catch (err) {
+    const clear = explain(err, rest);
+    if (clear) {
+      console.error(`pgferry ${name}: ${clear.message}`);
+      if (process.env.PGFERRY_DEBUG) console.error(err);
+      return clear.exit;
+    }
     if (
       err instanceof UsageError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
