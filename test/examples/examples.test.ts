@@ -13,14 +13,20 @@ const OUTPUT: Record<string, RegExp> = {
   'first-queue.ts': /^1 42 1\n$/,
   'tasks.ts': /mail to a@example\.com\n\{ succeeded: 1, retried: 0, dead: 0 \}/,
   'stream.ts': /^billed order 42\n$/,
+  'tasks-define.ts': /^mail to a@example\.com: hi\n$/,
+  'dead-letters.ts': /^0\n$/,
+  'migrate.ts': /^0 \{ queue: \d+ \}\n$/,
 };
 const MARKER = /^<!-- example: (examples\/[\w.-]+\.ts) -->$/;
+/** A block of declarations (an interface, a constructor's signature), shown as reference, not run. */
+const SIGNATURE = '<!-- signature: declarations, not a program -->';
 
 interface Snippet {
   doc: string;
   line: number;
   code: string;
   example: string | undefined;
+  signature: boolean;
 }
 
 /** Every ```ts block of a Markdown file, with the example file its marker line names. */
@@ -35,6 +41,7 @@ function snippets(doc: string): Snippet[] {
       line: i + 1,
       code: lines.slice(i + 1, end).join('\n') + '\n',
       example: MARKER.exec(lines[i - 1] ?? '')?.[1],
+      signature: lines[i - 1] === SIGNATURE,
     });
     i = end;
   }
@@ -46,9 +53,14 @@ const all = docs.flatMap(snippets);
 const examples = readdirSync(join(repo, 'examples')).filter((f) => f.endsWith('.ts'));
 
 describe('docs show the examples exactly', () => {
-  it('every README snippet is a complete program under examples/', () => {
-    const bare = all.filter((s) => s.doc === 'README.md' && !s.example);
+  it('every snippet in README.md and docs/ is a complete program under examples/', () => {
+    const bare = all.filter((s) => !s.example && !s.signature);
     expect(bare.map((s) => `${s.doc}:${s.line}`)).toEqual([]);
+  });
+
+  it('blocks marked as signatures hold declarations only (nothing awaited)', () => {
+    const runnable = all.filter((s) => s.signature && /\bawait\b/.test(s.code));
+    expect(runnable.map((s) => `${s.doc}:${s.line}`)).toEqual([]);
   });
 
   it('each marked snippet is the example file, character for character', () => {
@@ -89,11 +101,13 @@ describe('examples run and exit by themselves', () => {
       const db = `${inject('templateDb')}_ex_${made.length}_${process.pid}`;
       made.push(db);
       await sql(`CREATE DATABASE ${db} TEMPLATE ${inject('templateDb')}`);
-      const result = await run(process.execPath, ['--import', 'tsx', `examples/${file}`], {
+      const running = run(process.execPath, ['--import', 'tsx', `examples/${file}`], {
         cwd: repo,
         env: { ...process.env, DATABASE_URL: withDatabase(admin, db) },
         timeout: 60_000, // killed if it lingers
-      }).then(
+      });
+      running.child.stdin?.end('hello\n'); // one line of input, then end of input (bus-chat.ts)
+      const result = await running.then(
         ({ stdout }) => ({ exit: 0, stdout, stderr: '' }),
         (err: { code?: unknown; signal?: unknown; stdout?: string; stderr?: string }) => ({
           exit: err.signal ?? err.code,
