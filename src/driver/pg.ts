@@ -12,7 +12,7 @@ import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { mapError } from '../errors.js';
+import { ConnectionError, mapError } from '../errors.js';
 import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
 
 export interface PgDriverOptions {
@@ -27,6 +27,16 @@ export interface PgDriverOptions {
   logger?: Logger;
   /** First delay before re-establishing a dropped LISTEN connection. Default 100. */
   listenReconnectDelayMs?: number;
+  /**
+   * The pooler between pgferry and PostgreSQL (see docs/deployment.md).
+   * `'transaction'` (PgBouncer transaction mode, Supavisor, RDS Proxy): no
+   * named prepared statements, and LISTEN only through
+   * `listenConnectionString` (without it, wake-ups fall back to polling, with
+   * one warning). `'session'` and `'none'` (the default) change nothing.
+   */
+  pooler?: 'transaction' | 'session' | 'none';
+  /** A direct (unpooled) URL for the LISTEN connection; default: the pool's own settings. */
+  listenConnectionString?: string;
 }
 
 type PgQueryable = PgPool | PgPoolClient;
@@ -43,7 +53,7 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(target: PgQueryable): Queryable {
+function runner(target: PgQueryable, named = true): Queryable {
   return markNative({
     async query<R>(
       text: string,
@@ -52,7 +62,7 @@ function runner(target: PgQueryable): Queryable {
     ): Promise<QueryResult<R>> {
       try {
         const config: pg.QueryConfig = { text, values: [...params] };
-        if (options?.prepare) config.name = statementName(text);
+        if (options?.prepare && named) config.name = statementName(text);
         const res = await target.query(config);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? null };
       } catch (err) {
@@ -70,6 +80,9 @@ export class PgDriver implements Driver {
   private readonly logger: Logger;
   private readonly poolRunner: Queryable;
   private readonly listener: PgListener;
+  private readonly named: boolean;
+  private readonly listenUnavailable: boolean;
+  private warnedNoListen = false;
   private closed = false;
 
   constructor(options: PgDriverOptions = {}) {
@@ -88,13 +101,21 @@ export class PgDriver implements Driver {
     }
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'pgferry: idle connection error'));
-    this.poolRunner = runner(this.pool);
-    const clientConfig: pg.ClientConfig = options.pool
-      ? { ...(options.pool.options as pg.ClientConfig) }
-      : {
-          ...(connectionString ? { connectionString } : {}),
-          ...(options.poolConfig as pg.ClientConfig | undefined),
-        };
+    // A transaction pooler hands each transaction to any server session: a
+    // statement prepared on one is unknown on the next, and LISTEN registers on
+    // a session that then serves other clients and never delivers here.
+    const pooled = options.pooler === 'transaction';
+    this.named = !pooled;
+    this.listenUnavailable = pooled && !options.listenConnectionString;
+    this.poolRunner = runner(this.pool, this.named);
+    const clientConfig: pg.ClientConfig = options.listenConnectionString
+      ? { connectionString: options.listenConnectionString }
+      : options.pool
+        ? { ...(options.pool.options as pg.ClientConfig) }
+        : {
+            ...(connectionString ? { connectionString } : {}),
+            ...(options.poolConfig as pg.ClientConfig | undefined),
+          };
     this.listener = new PgListener(
       clientConfig,
       this.logger,
@@ -120,7 +141,7 @@ export class PgDriver implements Driver {
     let broken = false;
     try {
       await client.query('BEGIN');
-      const result = await fn(runner(client));
+      const result = await fn(runner(client, this.named));
       await client.query('COMMIT');
       return result;
     } catch (err) {
@@ -136,6 +157,20 @@ export class PgDriver implements Driver {
   }
 
   listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+    if (this.listenUnavailable) {
+      if (!this.warnedNoListen) {
+        this.warnedNoListen = true;
+        this.logger.warn(
+          {},
+          'pgferry: pooler "transaction" without listenConnectionString: LISTEN is off, wake-ups fall back to polling',
+        );
+      }
+      return Promise.reject(
+        new ConnectionError(
+          'LISTEN is not available through a transaction-mode pooler: pass listenConnectionString (a direct URL)',
+        ),
+      );
+    }
     return this.listener.listen(channel, onNotification);
   }
 

@@ -10,6 +10,10 @@ export interface ConnectionOptions {
   connectionString?: string;
   /** Pool size when the client makes its own pool. Default 10. */
   maxConnections?: number;
+  /** The pooler in front of the database (`PgDriverOptions.pooler`). Default 'none'. */
+  pooler?: 'transaction' | 'session' | 'none';
+  /** A direct URL for LISTEN when `pooler` is 'transaction' (`PgDriverOptions.listenConnectionString`). */
+  listenConnectionString?: string;
 }
 
 /**
@@ -25,6 +29,10 @@ export function resolveDriver(
     driver: new PgDriver({
       ...(options.connectionString ? { connectionString: options.connectionString } : {}),
       ...(options.maxConnections ? { maxConnections: options.maxConnections } : {}),
+      ...(options.pooler ? { pooler: options.pooler } : {}),
+      ...(options.listenConnectionString
+        ? { listenConnectionString: options.listenConnectionString }
+        : {}),
       logger,
     }),
     owned: true,
