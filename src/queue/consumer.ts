@@ -139,7 +139,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   private started = false;
   private subscriptions: Subscription[] = [];
   private listening = false;
-  /** LISTEN failed because the database was unreachable: try again once it answers. */
+  /** LISTEN failed with a connection error: try again when reads recover from an outage. */
   private relisten = false;
   private readonly recovery: Recovery;
 
@@ -216,8 +216,11 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
           try {
             this.wakePending = false;
             buffer = await this.fetch();
+            const recovered = this.recovery.reconnecting;
             this.recovery.ok();
-            if (this.relisten) await this.startListening();
+            // LISTEN failed while the database was away: try again now it is back
+            // (not after every read: behind a pooler that refuses LISTEN it stays off).
+            if (this.relisten && recovered) await this.startListening();
             if (buffer.length === 0 && (this.options.wakeOnVisible ?? true)) {
               const next = await this.client.msUntilNextVisible(this.queue);
               // +2 ms: timers may fire a little early against the database clock.
@@ -268,10 +271,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
       this.listening = true;
     } catch (err) {
       await this.stopListening();
-      if (isTransientError(err)) {
-        this.relisten = true;
-        return;
-      }
+      this.relisten = isTransientError(err);
       this.client.logger.warn(
         { err, queue: this.queue },
         'pgferry: consumer cannot LISTEN; falling back to polling every pollIntervalMs',
