@@ -203,7 +203,6 @@ export class Consumer<T = unknown> {
     }
     let listen: Subscription | undefined;
     let ticker: { release(): Promise<void> } | undefined;
-    this.recovery.start();
     try {
       if (this.options.subscribe ?? true) await this.subscribe();
       if (this.options.listen ?? true) {
@@ -223,6 +222,7 @@ export class Consumer<T = unknown> {
           logger: this.logger,
         });
       }
+      this.recovery.start();
       while (!this.abort.signal.aborted) {
         try {
           this.notified = false;

@@ -289,7 +289,6 @@ export class Worker extends EventEmitter {
   async start(): Promise<void> {
     if (this.state !== 'new') throw new TaskConfigError('a Worker can be started once');
     this.state = 'running';
-    this.recovery.start();
     try {
       await this.client.ensure(this.lanes.map((l) => l.task));
       if (this.o.listen) {
@@ -315,6 +314,8 @@ export class Worker extends EventEmitter {
       process.once('SIGINT', this.onSignal);
       process.once('SIGTERM', this.onSignal);
     }
+    // Ready (health `running`) once it has reached the database and listens.
+    this.recovery.start();
     this.fire('worker:ready');
     this.pump();
   }
