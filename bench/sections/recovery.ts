@@ -57,7 +57,7 @@ export const recoverySection: BenchSection = {
             });
           });
     const job = defineTask<{ k: string }>({
-      name: 'bench_recover',
+      name: 'bench_recover_job',
       handler: ({ k }) => seen(`j${k}`),
     });
     const tasks = new TaskClient({ connectionString: server.url, maxConnections: 4 });
