@@ -66,4 +66,4 @@ export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 // Argument checks shared with the layers built on the queue: the queue-name
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).
-export { MAX_QUEUE_NAME_LENGTH, checkInt, toJson } from './validate.js';
+export { MAX_QUEUE_NAME_LENGTH, checkInt, checkQueueName, toJson } from './validate.js';
