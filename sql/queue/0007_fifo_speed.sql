@@ -1,0 +1,190 @@
+-- pgferry queue engine, migration 7: fast FIFO group reads.
+--
+-- Until now every group read aggregated the whole queue (one pass, a hash
+-- aggregate of every group) before picking: ~4 ms at 10,000 messages in
+-- 1,000 groups against ~0.6 ms for a plain read. Two changes, same results:
+--
+-- 1. Groups are found from a PREFIX of the queue in msg_id order (the
+--    primary key), not the whole table. The prefix holds every message with
+--    a msg_id up to its last one, so a group whose first row in the prefix
+--    is its head (lowest msg_id) is known exactly, and groups whose head lies
+--    in the prefix come, in head order, before every other group: the
+--    prefix's eligible groups are exactly the first ones of the full pass.
+--    When the prefix does not yield enough groups and does not cover the
+--    queue, the read falls back to the full pass (_read_grouped_core,
+--    unchanged), so results never depend on the prefix size.
+-- 2. A group's visible messages beyond its head come from a btree index on
+--    (group key, msg_id), `q_<name>_fifo_grp_idx`, which create_fifo_index
+--    now makes next to the reference's GIN index. read_grouped_head needs
+--    only heads and never needs it; read_grouped and read_grouped_rr use the
+--    full pass on a queue without it.
+--
+-- Concurrency: the group's advisory lock is taken before its messages are
+-- listed (a fresh snapshot, after any reader that held the group committed),
+-- and the group is used only if the head found in the prefix is still its
+-- first visible message then; otherwise it is skipped for this read, as a
+-- group another reader holds is. The final re-check, lock and update is the
+-- same statement as before (_read_grouped_take).
+
+CREATE OR REPLACE FUNCTION @schema@._create_fifo_index_if_not_exists(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._queue_table(queue_name);
+  qtable text := @schema@.format_table_name(queue_name, 'q');
+BEGIN
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (headers)', qtable || '_fifo_idx', rel);
+  -- pgferry: the group key in msg_id order, for group reads (see above).
+  EXECUTE format(
+    'CREATE INDEX IF NOT EXISTS %I ON %s ((COALESCE(headers ->> ''x-pgmq-group'', ''_default_fifo_group'')), msg_id)',
+    qtable || '_fifo_grp_idx', rel);
+END;
+$$;
+
+-- Statement 2 of a group read: re-check the candidates (ids with their group
+-- priority and rank) by primary key under a fresh snapshot, lock, update and
+-- return them in selection order. Moved here unchanged from
+-- _read_grouped_core so both paths share it.
+CREATE FUNCTION @schema@._read_grouped_take(
+  rel regclass, ids bigint[], prios integer[], ranks integer[], qty integer,
+  vt timestamp with time zone, mode text)
+RETURNS SETOF @schema@.message_record LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    'WITH c AS (
+       SELECT c.msg_id, c.prio, c.rnk,
+              m.msg_id IS NOT NULL AND m.vt > clock_timestamp() AS taken,
+              m.msg_id IS NOT NULL AND m.vt <= clock_timestamp() AS vis
+         FROM unnest($1::bigint[], $2::integer[], $3::integer[]) AS c(msg_id, prio, rnk)
+         LEFT JOIN %1$s m ON m.msg_id = c.msg_id),
+     ok AS (
+       SELECT msg_id, prio, rnk, vis,
+              bool_or(taken) OVER (PARTITION BY prio ORDER BY rnk
+                                   ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS blocked
+         FROM c),
+     sel AS (
+       SELECT msg_id, row_number() OVER (ORDER BY %2$s) AS ord
+         FROM ok
+        WHERE vis AND blocked IS NOT TRUE
+        ORDER BY %2$s
+        LIMIT $4),
+     lk AS (
+       SELECT m.msg_id, sel.ord
+         FROM %1$s m JOIN sel ON sel.msg_id = m.msg_id
+        WHERE m.vt <= clock_timestamp()
+        FOR UPDATE OF m SKIP LOCKED),
+     upd AS (
+       UPDATE %1$s m
+          SET vt = $5, read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
+         FROM lk
+        WHERE m.msg_id = lk.msg_id
+       RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.last_read_at, m.vt, m.message, m.headers, lk.ord)
+     SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM upd ORDER BY ord',
+    rel,
+    CASE mode WHEN 'grouped' THEN 'prio, msg_id' WHEN 'rr' THEN 'rnk, prio' ELSE 'prio' END)
+    USING ids, prios, ranks, qty, vt;
+END;
+$$;
+
+-- The gate of 0005 (negative qty) stays; the body after it becomes the
+-- prefix path, falling back to _read_grouped_core.
+CREATE OR REPLACE FUNCTION @schema@._read_grouped(
+  queue_name text, vt timestamp with time zone, qty integer, mode text)
+RETURNS SETOF @schema@.message_record LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._queue_table(queue_name);
+  visible boolean;
+  has_idx boolean;
+  prefix_len bigint;
+  complete boolean;
+  g record;
+  cand bigint[];
+  ids bigint[] := '{}';
+  prios integer[] := '{}';
+  ranks integer[] := '{}';
+  ngroups integer := 0;
+  have bigint := 0;
+  take integer;
+BEGIN
+  IF qty < 0 AND mode IN ('rr', 'grouped') THEN
+    -- A missing queue still raises 42P01 first, as there.
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE vt <= clock_timestamp())', rel)
+      INTO visible;
+    IF mode = 'rr' OR NOT visible THEN
+      RETURN;
+    END IF;
+  END IF;
+  IF qty IS NULL OR qty <= 0 THEN
+    RETURN QUERY SELECT * FROM @schema@._read_grouped_core(queue_name, vt, qty, mode);
+    RETURN;
+  END IF;
+  SELECT EXISTS (
+    SELECT 1 FROM pg_catalog.pg_class i JOIN pg_catalog.pg_index x ON x.indexrelid = i.oid
+     WHERE x.indrelid = rel
+       AND i.relname = @schema@.format_table_name(queue_name, 'q') || '_fifo_grp_idx')
+    INTO has_idx;
+  IF mode <> 'head' AND NOT has_idx THEN
+    -- No way to list a group's messages without a scan: the full pass.
+    RETURN QUERY SELECT * FROM @schema@._read_grouped_core(queue_name, vt, qty, mode);
+    RETURN;
+  END IF;
+  PERFORM @schema@._before_read(queue_name);
+
+  -- A prefix of a few rows per wanted message; rr and head need qty groups.
+  prefix_len := greatest(qty::bigint * 20, 256);
+  FOR g IN EXECUTE format(
+    'SELECT grp, head, visible_ids, n FROM (
+       SELECT COALESCE(headers ->> ''x-pgmq-group'', ''_default_fifo_group'') AS grp,
+              min(msg_id) AS head,
+              min(msg_id) FILTER (WHERE vt <= $1) AS first_visible,
+              array_agg(msg_id ORDER BY msg_id) FILTER (WHERE vt <= $1) AS visible_ids,
+              sum(count(*)) OVER () AS n
+         FROM (SELECT msg_id, vt, headers FROM %s ORDER BY msg_id LIMIT $2) p
+        GROUP BY 1) s
+      WHERE head = first_visible
+      ORDER BY head', rel)
+    USING clock_timestamp(), prefix_len
+  LOOP
+    complete := g.n < prefix_len;
+    IF pg_try_advisory_xact_lock(hashtextextended(g.grp, 0)) THEN
+      IF mode = 'head' THEN
+        cand := ARRAY[g.head];
+      ELSIF complete THEN
+        cand := g.visible_ids[1:qty];
+      ELSE
+        EXECUTE format(
+          'SELECT ARRAY(SELECT msg_id FROM %s
+                         WHERE COALESCE(headers ->> ''x-pgmq-group'', ''_default_fifo_group'') = $1
+                           AND msg_id >= $2 AND vt <= clock_timestamp()
+                         ORDER BY msg_id LIMIT $3)', rel)
+          INTO cand USING g.grp, g.head, qty;
+        IF cand[1] IS DISTINCT FROM g.head THEN
+          CONTINUE; -- the group moved on since the prefix was read: skip it
+        END IF;
+      END IF;
+      ngroups := ngroups + 1;
+      take := cardinality(cand);
+      ids := ids || cand;
+      prios := prios || array_fill(ngroups, ARRAY[take]);
+      ranks := ranks || ARRAY(SELECT generate_series(1, take));
+      have := have + CASE WHEN mode = 'grouped' THEN take ELSE 1 END;
+      EXIT WHEN have >= qty;
+    END IF;
+  END LOOP;
+
+  IF have < qty THEN
+    -- Not enough groups in the prefix: unless it covered the whole queue,
+    -- take the full pass (it re-takes the same groups first; advisory locks
+    -- are re-entrant).
+    EXECUTE format('SELECT count(*) < $1 FROM (SELECT 1 FROM %s ORDER BY msg_id LIMIT $1) p', rel)
+      INTO complete USING prefix_len;
+    IF NOT complete THEN
+      RETURN QUERY SELECT * FROM @schema@._read_grouped_core(queue_name, vt, qty, mode);
+      RETURN;
+    END IF;
+  END IF;
+  IF ngroups = 0 THEN
+    RETURN;
+  END IF;
+  RETURN QUERY SELECT * FROM @schema@._read_grouped_take(rel, ids, prios, ranks, qty, vt, mode);
+END;
+$$;
