@@ -30,10 +30,11 @@ async function fill(q: string, n: number, pick: (i: number) => string | null): P
     const g = pick(i);
     return g === null ? null : JSON.stringify({ 'x-pgmq-group': g });
   });
-  await db.sql(
-    `SELECT ${S}.send_batch($1, array_fill('{}'::jsonb, ARRAY[$2::int]), $3::jsonb[])`,
-    [q, n, headers],
-  );
+  await db.sql(`SELECT ${S}.send_batch($1, array_fill('{}'::jsonb, ARRAY[$2::int]), $3::jsonb[])`, [
+    q,
+    n,
+    headers,
+  ]);
 }
 
 /** Some messages in flight (heads and others) and some finished. */

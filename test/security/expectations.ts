@@ -119,6 +119,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'queue.list_topic_bindings(text)': 'none',
   'queue.metrics(text)': 'none',
   'queue.metrics_all()': 'none',
+  'queue.metrics_fast(text, bigint)': 'none',
+  'queue.metrics_fast_all(bigint)': 'none',
   'queue.next_visible_at(text)': 'none',
   'queue.notify_queue_delete_listeners()': 'none',
   'queue.notify_queue_listeners()': 'none',
