@@ -112,7 +112,7 @@ export const streamSection: BenchSection = {
         value: ours1,
         unit: 'ev/s',
         baseline: { name: 'INSERT', value: base1 },
-        target: { ratio: 0.7 },
+        target: { ratio: 0.85 },
       });
 
       // --- send_batch of 100, 4 clients
