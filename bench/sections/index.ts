@@ -8,6 +8,7 @@ import { queueReliabilitySection } from './queue-reliability.js';
 import { busSection } from './bus.js';
 import { tasksSection } from './tasks.js';
 import { streamSection } from './stream.js';
+import { streamSendSection } from './stream-send.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
 export const sections: BenchSection[] = [
@@ -19,5 +20,6 @@ export const sections: BenchSection[] = [
   queueReliabilitySection,
   busSection,
   tasksSection,
+  streamSendSection,
   streamSection,
 ];
