@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { migrate } from '../../src/migrate/migrator.js';
 import { Consumer, StreamClient } from '../../src/stream/index.js';
-import { percentile, throughput, type BenchContext, type BenchSection } from '../harness.js';
+import { percentile, type BenchContext, type BenchSection } from '../harness.js';
 
 // Streams: producing against plain INSERTs into a table of the event
 // tables' shape; consuming (1 and 3 fan-out consumers through the Consumer
