@@ -38,7 +38,12 @@ export const streamSendSection: BenchSection = {
           }),
         );
       const [ours1, base1] = await rounds(ctx, async () => [
-        await throughput(singles, 4, 1, () => client.send('bench_send', BODY, { type: 'bench' })),
+        await throughput(
+          singles,
+          4,
+          1,
+          async () => void (await client.send('bench_send', BODY, { type: 'bench' })),
+        ),
         await plainOne(),
       ]);
       ctx.report({
