@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { QueueClient } from '../../src/queue/client.js';
 import { migrate } from '../../src/migrate/migrator.js';
-import { throughput, type BenchSection } from '../harness.js';
+import { rounds, throughput, type BenchSection } from '../harness.js';
 
 // FIFO group reads over a queue of 10,000 messages in 1,000 groups, against
 // a plain `read` of the same batch size on an equivalent ungrouped queue, in
@@ -41,7 +41,7 @@ export const queueFifoSection: BenchSection = {
       await fill('fifo_plain', false);
 
       // --- one read of `qty` over the full queue, rolled back so every call sees the same 10,000 messages
-      const iterations = ctx.size(300, 3);
+      const iterations = ctx.size(150, 3);
       const perRead = async (sql: string, q: string): Promise<number> => {
         const c = await pool.connect();
         try {
@@ -56,9 +56,13 @@ export const queueFifoSection: BenchSection = {
           c.release();
         }
       };
-      const plain = await perRead(`SELECT * FROM pgmq.read($1, 30, $2)`, 'fifo_plain');
+      const plainSql = `SELECT * FROM pgmq.read($1, 30, $2)`;
       for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
-        const ours = await perRead(`SELECT * FROM pgmq.${fn}($1, 30, $2)`, 'fifo_grouped');
+        // Interleaved with the plain read, 3 rounds, medians.
+        const [ours, plain] = await rounds(ctx, async () => [
+          await perRead(`SELECT * FROM pgmq.${fn}($1, 30, $2)`, 'fifo_grouped'),
+          await perRead(plainSql, 'fifo_plain'),
+        ]);
         ctx.report({
           section: 'queue-fifo',
           operation: `${fn} qty ${qty}, ${total} msgs / ${groups} groups`,

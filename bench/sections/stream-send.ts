@@ -6,7 +6,8 @@ import { rounds, throughput, type BenchSection } from '../harness.js';
 // StreamClient.send / sendBatch (the prepared path of src/stream/statements.ts)
 // against plain INSERTs into a table of the event tables' shape (same
 // columns, an index on ev_txid as the event tables have), 4 clients,
-// interleaved over 3 rounds (medians). A third figure runs PgQue's SQL
+// interleaved over 3 rounds (medians). Commits dominate a send per
+// transaction, so on a shared machine expect wide spreads between runs. A third figure runs PgQue's SQL
 // function send() directly, the path every non-TypeScript producer takes.
 
 const BODY = { orderId: 12345, customer: 'c-42', items: [1, 2, 3], note: 'benchmark payload' };
