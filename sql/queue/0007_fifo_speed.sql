@@ -52,11 +52,34 @@ CREATE FUNCTION @schema@._read_grouped_take(
   rel regclass, ids bigint[], prios integer[], ranks integer[], qty integer,
   vt timestamp with time zone, mode text)
 RETURNS SETOF @schema@.message_record LANGUAGE plpgsql AS $$
+DECLARE
+  locked bigint;
 BEGIN
-  IF cardinality(ids) <= qty AND cardinality(ids) = cardinality(ARRAY(SELECT DISTINCT unnest(prios))) THEN
+  IF mode = 'grouped' AND cardinality(ids) > qty THEN
+    -- The statement below takes the first qty in (group, msg_id) order, which
+    -- is the array's order; a candidate can only be blocked by earlier ones.
+    ids := ids[1:qty];
+    prios := prios[1:qty];
+    ranks := ranks[1:qty];
+  END IF;
+  IF mode = 'grouped' THEN
+    -- Lock every candidate that is still visible. When all of them are, none
+    -- was taken since it was listed, so nothing is blocked and the short
+    -- statement below does what the general one would (the rows are ours
+    -- now; the general statement, if needed, re-locks them without waiting).
+    EXECUTE format(
+      'SELECT count(*) FROM (SELECT 1 FROM unnest($1::bigint[]) AS c(msg_id)
+                               JOIN %s m ON m.msg_id = c.msg_id
+                              WHERE m.vt <= clock_timestamp()
+                              FOR UPDATE OF m SKIP LOCKED) x', rel)
+      INTO locked USING ids;
+  END IF;
+  IF (mode = 'grouped' AND locked = cardinality(ids))
+     OR (cardinality(ids) <= qty AND cardinality(ids) = cardinality(ARRAY(SELECT DISTINCT unnest(prios)))) THEN
     -- One candidate per group and no more than qty of them (read_grouped_head,
-    -- read_grouped_rr's first round): nothing can block a candidate and the
-    -- LIMIT cuts nothing, so the statement below reduces to this one.
+    -- read_grouped_rr's first round), or every candidate locked and visible
+    -- (read_grouped, above): nothing can block a candidate and the LIMIT cuts
+    -- nothing, so the general statement reduces to this one.
     RETURN QUERY EXECUTE format(
       'WITH lk AS (
          SELECT m.msg_id, c.ord
