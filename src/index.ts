@@ -27,6 +27,7 @@ export type {
   PopOptions,
   QueueInfo,
   QueueMetrics,
+  MetricsOptions,
   ReadOptions,
   ReadWithPollOptions,
   SendBatchOptions,

@@ -25,6 +25,7 @@ import type {
   Message,
   PopOptions,
   QueueInfo,
+  MetricsOptions,
   QueueMetrics,
   ReadOptions,
   ReadWithPollOptions,
@@ -342,16 +343,22 @@ export class QueueClient {
 
   // --- metrics -------------------------------------------------------------
 
-  async metrics(queue: string, options: TxOption = {}): Promise<QueueMetrics> {
+  /**
+   * Queue figures without scanning a large queue: exact when fast metrics are
+   * enabled or the table is small, else estimated (`exact: false`); see
+   * docs/queue.md. `{ exact: true }` runs PGMQ's `metrics()` (a full count).
+   */
+  async metrics(queue: string, options: MetricsOptions = {}): Promise<QueueMetrics> {
     checkQueueName(queue);
-    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics($1::text)`, [
-      queue,
-    ]);
+    const fn = options.exact ? 'metrics($1::text)' : 'metrics_fast($1::text)';
+    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.${fn}`, [queue]);
     return toMetrics(rows[0]!);
   }
 
-  async metricsAll(options: TxOption = {}): Promise<QueueMetrics[]> {
-    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.metrics_all()`);
+  /** `metrics()` of every queue (skipping a queue whose metrics fail, as `metrics_all()`). */
+  async metricsAll(options: MetricsOptions = {}): Promise<QueueMetrics[]> {
+    const fn = options.exact ? 'metrics_all()' : 'metrics_fast_all()';
+    const rows = await this.sql<MetricsRow>(options, `SELECT * FROM ${this.s}.${fn}`);
     return rows.map(toMetrics);
   }
 
@@ -861,7 +868,7 @@ export class TypedQueue<T> {
   ): Promise<Message<T>[]> {
     return this.client.setVisibilityTimeout<T>(this.name, ids, vt, options);
   }
-  metrics(options?: TxOption): Promise<QueueMetrics> {
+  metrics(options?: MetricsOptions): Promise<QueueMetrics> {
     return this.client.metrics(this.name, options);
   }
   consume(options?: ConsumeOptions): Consumer<T> {
