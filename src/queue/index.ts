@@ -36,6 +36,7 @@ export type {
   PopOptions,
   QueueInfo,
   QueueMetrics,
+  MetricsOptions,
   ReadOptions,
   ReadWithPollOptions,
   SendBatchOptions,
