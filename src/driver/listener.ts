@@ -1,6 +1,6 @@
 import type { NotificationHandler, Subscription } from './types.js';
 import { quoteIdent } from './quote.js';
-import { ConnectionError } from '../errors.js';
+import { ConnectionError, TimeoutError } from '../errors.js';
 import { Recovery, retryPolicy } from '../health.js';
 import type { Logger } from '../logger.js';
 
@@ -56,7 +56,7 @@ export abstract class DedicatedListener<C> {
     set.add(handler);
     if (first) {
       try {
-        await this.run(await this.connection(), `LISTEN ${quoteIdent(channel)}`);
+        await this.runOrDiscard(await this.connection(), `LISTEN ${quoteIdent(channel)}`);
       } catch (err) {
         set.delete(handler);
         if (set.size === 0) this.handlers.delete(channel);
@@ -106,6 +106,23 @@ export abstract class DedicatedListener<C> {
     if (this.handlers.size > 0) this.scheduleReconnect(delay);
   }
 
+  /**
+   * Runs a statement; when it times out (a frozen server), the connection is
+   * discarded: the stuck statement still occupies it, so every later LISTEN
+   * would queue behind it. The next call opens a new one.
+   */
+  private async runOrDiscard(conn: C, sql: string): Promise<unknown> {
+    try {
+      return await this.run(conn, sql);
+    } catch (err) {
+      if (this.mapErr(err) instanceof TimeoutError && this.conn === conn) {
+        this.conn = undefined;
+        this.end(conn).catch(() => undefined);
+      }
+      throw err;
+    }
+  }
+
   private connection(): Promise<C> {
     if (this.conn) return Promise.resolve(this.conn);
     this.opening ??= this.open().finally(() => {
@@ -131,7 +148,7 @@ export abstract class DedicatedListener<C> {
       try {
         const conn = await this.connection();
         for (const channel of this.handlers.keys())
-          await this.run(conn, `LISTEN ${quoteIdent(channel)}`);
+          await this.runOrDiscard(conn, `LISTEN ${quoteIdent(channel)}`);
         this.recovery.ok();
         for (const channel of this.handlers.keys()) this.dispatch(channel, undefined);
       } catch (err) {

@@ -14,6 +14,11 @@ export interface FaultProxy {
    * are accepted but not forwarded either.
    */
   freeze(): void;
+  /**
+   * Freezes only the connections open now (a black-holed network path):
+   * new connections are forwarded as usual.
+   */
+  freezeExisting(): void;
   /** Forwards again, including every byte held while frozen. */
   thaw(): void;
   /** While on, new connections are closed at once. */
@@ -26,6 +31,7 @@ interface Pair {
   client: net.Socket;
   upstream: net.Socket;
   held: { to: net.Socket; chunk: Buffer }[];
+  frozen: boolean;
 }
 
 function kill(s: net.Socket): void {
@@ -42,7 +48,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
 
   const forward = (pair: Pair, from: net.Socket, to: net.Socket): void => {
     from.on('data', (chunk: Buffer) => {
-      if (frozen) {
+      if (frozen || pair.frozen) {
         pair.held.push({ to, chunk });
         from.pause();
       } else if (!to.destroyed) to.write(chunk);
@@ -55,7 +61,7 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       return;
     }
     const upstream = net.connect(target.port, target.host);
-    const pair: Pair = { client, upstream, held: [] };
+    const pair: Pair = { client, upstream, held: [], frozen: false };
     pairs.add(pair);
     const drop = (): void => {
       pairs.delete(pair);
@@ -103,9 +109,17 @@ export async function startFaultProxy(target: { host: string; port: number }): P
         p.upstream.pause();
       }
     },
+    freezeExisting(): void {
+      for (const p of pairs) {
+        p.frozen = true;
+        p.client.pause();
+        p.upstream.pause();
+      }
+    },
     thaw(): void {
       frozen = false;
       for (const p of pairs) {
+        p.frozen = false;
         for (const { to, chunk } of p.held.splice(0)) if (!to.destroyed) to.write(chunk);
         p.client.resume();
         p.upstream.resume();
