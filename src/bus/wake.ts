@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import type { Driver, Subscription } from '../driver/types.js';
+import { isListenRefused } from '../driver/pooler.js';
 import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
 
@@ -41,7 +42,10 @@ export class Waker {
         w.wakeUp?.();
       });
     } catch (err) {
-      logger.warn({ err }, 'pgferry bus: LISTEN failed, falling back to polling');
+      // A refusal behind a transaction pooler was already warned about, once, by the driver.
+      if (!isListenRefused(err)) {
+        logger.warn({ err }, 'pgferry bus: LISTEN failed, falling back to polling');
+      }
     }
     return w;
   }

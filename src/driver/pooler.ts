@@ -42,10 +42,19 @@ export class ListenGuard {
         'pgferry: pooler "transaction" without listenConnectionString: LISTEN is off, wake-ups fall back to polling',
       );
     }
-    return new ConnectionError(
+    const err = new ConnectionError(
       'LISTEN is not available through a transaction-mode pooler: pass listenConnectionString (a direct URL)',
     );
+    refusals.add(err);
+    return err;
   }
+}
+
+const refusals = new WeakSet<object>();
+
+/** True for the error a driver's listen() rejects with behind a transaction pooler (poll instead). */
+export function isListenRefused(err: unknown): boolean {
+  return typeof err === 'object' && err !== null && refusals.has(err);
 }
 
 /**

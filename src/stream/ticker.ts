@@ -367,7 +367,12 @@ export function acquireSharedTicker(options: TickerOptions): {
   ticker: Ticker;
   release(): Promise<void>;
 } {
-  const key = `${options.connectionString ?? process.env.DATABASE_URL ?? ''}|${options.schema ?? 'pgque'}`;
+  const key = [
+    options.connectionString ?? process.env.DATABASE_URL ?? '',
+    options.schema ?? 'pgque',
+    options.pooler ?? 'none',
+    options.listenConnectionString ?? '',
+  ].join('|');
   let entry = shared.get(key);
   if (!entry) {
     entry = { ticker: new Ticker(options), users: 0 };
