@@ -62,6 +62,7 @@ export type {
   Subscription,
 } from './driver/types.js';
 export { PgDriver, type PgDriverOptions } from './driver/pg.js';
+export type { PoolerMode, PoolerOptions } from './driver/pooler.js';
 export {
   PostgresJsDriver,
   type PostgresJsDriverOptions,

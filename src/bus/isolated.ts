@@ -1,5 +1,6 @@
 import type { Driver } from '../driver/types.js';
 import { resolveDriver } from '../driver/resolve.js';
+import type { PoolerOptions } from '../driver/pooler.js';
 import type { DeadlineOptions } from '../driver/deadlines.js';
 import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
@@ -10,7 +11,7 @@ import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js'
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 import './errors.js';
 
-export interface IsolatedBackendOptions extends DeadlineOptions {
+export interface IsolatedBackendOptions extends DeadlineOptions, PoolerOptions {
   /**
    * A driver connected as a role that holds only the bus grant (`pgferry_bus`).
    * It needs two connections at once when LISTEN is unavailable (one held by

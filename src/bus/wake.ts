@@ -1,14 +1,11 @@
 import { createHash } from 'node:crypto';
 import type { Driver, Subscription } from '../driver/types.js';
+import { isListenRefused } from '../driver/pooler.js';
 import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
 
-/**
- * A FROM item that turns synchronous_commit off for the statement's own
- * (autocommit) transaction: see the bus readers, which use it for reads and
- * archives only.
- */
-export const ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true) AS _async_commit`;
+/** The bus readers use it for reads and archives only (publishes stay durable by default). */
+export { ASYNC_COMMIT } from '../driver/pooler.js';
 
 /**
  * The NOTIFY channel that wakes the member owning `queue`. Derived from the
@@ -45,7 +42,10 @@ export class Waker {
         w.wakeUp?.();
       });
     } catch (err) {
-      logger.warn({ err }, 'pgferry bus: LISTEN failed, falling back to polling');
+      // A refusal behind a transaction pooler was already warned about, once, by the driver.
+      if (!isListenRefused(err)) {
+        logger.warn({ err }, 'pgferry bus: LISTEN failed, falling back to polling');
+      }
     }
     return w;
   }

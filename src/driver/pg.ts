@@ -12,11 +12,12 @@ import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { ConnectionError, TimeoutError, mapError } from '../errors.js';
+import { TimeoutError, mapError } from '../errors.js';
 import { resolveDeadlines, statementDeadline, type DeadlineOptions } from './deadlines.js';
 import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
+import { ListenGuard, type PoolerOptions } from './pooler.js';
 
-export interface PgDriverOptions extends DeadlineOptions {
+export interface PgDriverOptions extends DeadlineOptions, PoolerOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** An existing pool to use. pgferry never ends a pool it did not create. */
@@ -28,16 +29,6 @@ export interface PgDriverOptions extends DeadlineOptions {
   logger?: Logger;
   /** First delay before re-establishing a dropped LISTEN connection. Default 100. */
   listenReconnectDelayMs?: number;
-  /**
-   * The pooler between pgferry and PostgreSQL (see docs/deployment.md).
-   * `'transaction'` (PgBouncer transaction mode, Supavisor, RDS Proxy): no
-   * named prepared statements, and LISTEN only through
-   * `listenConnectionString` (without it, wake-ups fall back to polling, with
-   * one warning). `'session'` and `'none'` (the default) change nothing.
-   */
-  pooler?: 'transaction' | 'session' | 'none';
-  /** A direct (unpooled) URL for the LISTEN connection; default: the pool's own settings. */
-  listenConnectionString?: string;
 }
 
 type PgQueryable = PgPool | PgPoolClient;
@@ -86,8 +77,7 @@ export class PgDriver implements Driver {
   private readonly listener: PgListener;
   private readonly queryTimeoutMs: number;
   private readonly named: boolean;
-  private readonly listenUnavailable: boolean;
-  private warnedNoListen = false;
+  private readonly listenGuard: ListenGuard;
   private closed = false;
 
   constructor(options: PgDriverOptions = {}) {
@@ -133,7 +123,7 @@ export class PgDriver implements Driver {
     // a session that then serves other clients and never delivers here.
     const pooled = options.pooler === 'transaction';
     this.named = !pooled;
-    this.listenUnavailable = pooled && !options.listenConnectionString;
+    this.listenGuard = new ListenGuard(options, this.logger);
     this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named);
     const clientConfig: pg.ClientConfig = options.listenConnectionString
       ? { ...connectionConfig, connectionString: options.listenConnectionString }
@@ -189,20 +179,8 @@ export class PgDriver implements Driver {
   }
 
   listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
-    if (this.listenUnavailable) {
-      if (!this.warnedNoListen) {
-        this.warnedNoListen = true;
-        this.logger.warn(
-          {},
-          'pgferry: pooler "transaction" without listenConnectionString: LISTEN is off, wake-ups fall back to polling',
-        );
-      }
-      return Promise.reject(
-        new ConnectionError(
-          'LISTEN is not available through a transaction-mode pooler: pass listenConnectionString (a direct URL)',
-        ),
-      );
-    }
+    const refused = this.listenGuard.refusal();
+    if (refused) return Promise.reject(refused);
     return this.listener.listen(channel, onNotification);
   }
 

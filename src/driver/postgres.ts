@@ -17,6 +17,7 @@ import {
   queryTimeoutError,
   type DeadlineOptions,
 } from './deadlines.js';
+import { ListenGuard, type PoolerOptions } from './pooler.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 
@@ -50,12 +51,12 @@ export interface PostgresJsSql extends PostgresJsQueryable {
   readonly options: object;
 }
 
-export interface PostgresJsDriverOptions extends DeadlineOptions {
+export interface PostgresJsDriverOptions extends DeadlineOptions, PoolerOptions {
   /** An existing postgres.js instance. pgferry never ends an instance it did not create. */
   sql?: PostgresJsSql;
   /** Connection string; otherwise `DATABASE_URL`, otherwise postgres.js's own `PG*` handling. */
   connectionString?: string;
-  /** Extra postgres.js options when pgferry creates the instance. */
+  /** Extra postgres.js options when pgferry creates the instance (`pooler: 'transaction'` adds `prepare: false`). */
   postgresOptions?: Record<string, unknown>;
   /** Pool size when pgferry creates the instance. Default 10. */
   maxConnections?: number;
@@ -158,6 +159,7 @@ export class PostgresJsDriver implements Driver {
   private readonly logger: Logger;
   private readonly listener: PostgresJsListener;
   private readonly queryTimeoutMs: number;
+  private readonly listenGuard: ListenGuard;
   private closing: Promise<void> | undefined;
 
   constructor(options: PostgresJsDriverOptions = {}) {
@@ -178,6 +180,9 @@ export class PostgresJsDriver implements Driver {
         connect_timeout: deadlines.connectTimeoutMs / 1000,
         keep_alive: deadlines.keepAliveMs / 1000,
         onnotice: (notice: unknown) => this.logger.debug({ notice }, 'pgferry: notice'),
+        // A transaction pooler hands each transaction to any server session,
+        // where a statement prepared on another is unknown.
+        ...(options.pooler === 'transaction' ? { prepare: false } : {}),
         ...options.postgresOptions,
         types: { ...ARRAY_TYPES, ...(options.postgresOptions?.types as object | undefined) },
       };
@@ -187,10 +192,15 @@ export class PostgresJsDriver implements Driver {
     }
     // Swallow here; every caller awaits sqlReady and sees the error itself.
     this.sqlReady.catch(() => undefined);
+    this.listenGuard = new ListenGuard(options, this.logger);
+    const listenUrl = options.listenConnectionString;
     this.listener = new PostgresJsListener(
       async () => {
+        const postgres = await getFactory();
+        // The direct URL replaces the instance's (pooled) host, port and credentials.
+        if (listenUrl) return { postgres, options: {}, url: listenUrl };
         const sql = await this.sqlReady;
-        return { postgres: await getFactory(), options: sql.options };
+        return { postgres, options: sql.options };
       },
       this.logger,
       options.listenReconnectDelayMs ?? 100,
@@ -239,6 +249,8 @@ export class PostgresJsDriver implements Driver {
   }
 
   listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+    const refused = this.listenGuard.refusal();
+    if (refused) return Promise.reject(refused);
     return this.listener.listen(channel, onNotification);
   }
 
@@ -299,7 +311,11 @@ function preparesAllowed(sql: PostgresJsSql): boolean {
 /** The LISTEN connection of the postgres.js driver: its own one-connection instance. */
 class PostgresJsListener extends DedicatedListener<PostgresJsSql> {
   constructor(
-    private readonly base: () => Promise<{ postgres: PostgresFactory; options: object }>,
+    private readonly base: () => Promise<{
+      postgres: PostgresFactory;
+      options: object;
+      url?: string;
+    }>,
     logger: Logger,
     reconnectDelayMs: number,
   ) {
@@ -307,8 +323,8 @@ class PostgresJsListener extends DedicatedListener<PostgresJsSql> {
   }
 
   protected async openConnection(): Promise<PostgresJsSql> {
-    const { postgres, options } = await this.base();
-    const sql: PostgresJsSql = postgres({
+    const { postgres, options, url } = await this.base();
+    const config = {
       ...(options as Record<string, unknown>),
       max: 1,
       idle_timeout: null,
@@ -319,7 +335,8 @@ class PostgresJsListener extends DedicatedListener<PostgresJsSql> {
         this.dispatch(channel, payload === '' ? undefined : payload),
       // postgres.js reconnects on the next statement: only re-issue the LISTENs.
       onclose: () => this.lost(sql, false),
-    });
+    };
+    const sql: PostgresJsSql = url ? postgres(url, config) : postgres(config);
     return sql;
   }
 

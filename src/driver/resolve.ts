@@ -2,19 +2,16 @@ import type { Driver } from './types.js';
 import { PgDriver } from './pg.js';
 import type { Logger } from '../logger.js';
 import type { DeadlineOptions } from './deadlines.js';
+import type { PoolerOptions } from './pooler.js';
 
 /** The connection options every pgferry client accepts. */
-export interface ConnectionOptions extends DeadlineOptions {
+export interface ConnectionOptions extends DeadlineOptions, PoolerOptions {
   /** A driver to use; the client never closes a driver it was given. */
   driver?: Driver;
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** Pool size when the client makes its own pool. Default 10. */
   maxConnections?: number;
-  /** The pooler in front of the database (`PgDriverOptions.pooler`). Default 'none'. */
-  pooler?: 'transaction' | 'session' | 'none';
-  /** A direct URL for LISTEN when `pooler` is 'transaction' (`PgDriverOptions.listenConnectionString`). */
-  listenConnectionString?: string;
 }
 
 /**

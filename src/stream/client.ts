@@ -1,6 +1,7 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
+import type { PoolerOptions } from '../driver/pooler.js';
 import { checkNoNul } from '../payload.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -53,6 +54,8 @@ export class StreamClient {
   readonly schema: string;
   readonly logger: Logger;
   readonly connectionString: string | undefined;
+  /** The pooler settings this client was made with (its Consumers' Tickers use them too). */
+  readonly pooler: PoolerOptions;
   private readonly ownsDriver: boolean;
   private readonly s: string;
   private readonly statements: StreamStatements;
@@ -63,6 +66,12 @@ export class StreamClient {
     this.statements = new StreamStatements(this.schema);
     this.logger = options.logger ?? silentLogger;
     this.connectionString = options.connectionString;
+    this.pooler = {
+      ...(options.pooler ? { pooler: options.pooler } : {}),
+      ...(options.listenConnectionString
+        ? { listenConnectionString: options.listenConnectionString }
+        : {}),
+    };
     ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
   }
 

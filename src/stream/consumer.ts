@@ -6,6 +6,7 @@ import type { Logger } from '../logger.js';
 import { StreamClient, type StreamClientOptions } from './client.js';
 import { StaleBatchError, mapStreamError } from './errors.js';
 import { messageParams, toMessage, type MessageRow } from './rows.js';
+import { isListenRefused } from '../driver/pooler.js';
 import { acquireSharedTicker, type TickerOptions } from './ticker.js';
 import type { Handler, StreamMessage } from './types.js';
 import {
@@ -206,10 +207,17 @@ export class Consumer<T = unknown> {
     try {
       if (this.options.subscribe ?? true) await this.subscribe();
       if (this.options.listen ?? true) {
-        listen = await this.client.driver.listen(`pgque_${this.stream}`, () => {
-          this.notified = true;
-          this.wakeUp?.();
-        });
+        // Refused behind a transaction pooler without a direct URL (the driver
+        // warns once): the consumer then polls.
+        listen = await this.client.driver
+          .listen(`pgque_${this.stream}`, () => {
+            this.notified = true;
+            this.wakeUp?.();
+          })
+          .catch((err: unknown) => {
+            if (!isListenRefused(err)) throw err;
+            return undefined;
+          });
       }
       const t = this.options.ticker ?? true;
       if (t) {
@@ -218,6 +226,7 @@ export class Consumer<T = unknown> {
           ...(this.client.connectionString
             ? { connectionString: this.client.connectionString }
             : {}),
+          ...this.client.pooler,
           schema: this.client.schema,
           logger: this.logger,
         });

@@ -1,11 +1,13 @@
 import pg from 'pg';
+import { randomUUID } from 'node:crypto';
+import { ASYNC_COMMIT, ListenGuard, type PoolerOptions } from '../driver/pooler.js';
 import { quoteIdent } from '../driver/quote.js';
 import { Recovery, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
 
-export interface TickerOptions {
+export interface TickerOptions extends PoolerOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** Schema of the stream engine. Default `pgque`. */
@@ -20,6 +22,12 @@ export interface TickerOptions {
    * database was lost (they back off from 100 ms up to this). Default 1000.
    */
   electionIntervalMs?: number;
+  /**
+   * How long the leader's lease lasts without renewal (it renews every third
+   * of it): after a leader dies without stopping, a follower takes over
+   * within this plus `electionIntervalMs`. Default max(5 × electionIntervalMs, 2000).
+   */
+  leaseMs?: number;
   /** How often due retries are moved back into their streams. Default 1000. */
   retryIntervalMs?: number;
   /** How often table rotation runs (`maint()`). Default 30000. */
@@ -29,14 +37,14 @@ export interface TickerOptions {
   onLeaderChange?: (leader: boolean) => void;
 }
 
-/** The advisory-lock key pair of a schema's ticker: one leader per database and schema. */
-const LOCK_SQL = `hashtext('pgferry.stream.ticker'), hashtext($1)`;
-
 /**
  * The elected ticker. Every process may run one; exactly one per database
- * (and schema) holds a session advisory lock on its own connection and ticks.
- * When that process dies its connection closes, the lock is released, and a
- * follower takes over within `electionIntervalMs`.
+ * (and schema) holds the lease row `<schema>.ticker_lease` and ticks. The
+ * leader renews it; a clean stop releases it and a follower takes over
+ * within `electionIntervalMs`; when the leader dies, a follower takes over
+ * once the lease has expired (`leaseMs`). No session state: no session
+ * advisory lock and no session SET, so it works through PgBouncer in
+ * transaction mode (docs/deployment.md).
  *
  * The leader ticks adaptively: `tick_pending()` ticks every stream with new
  * events at once, the loop then runs again after `minIntervalMs`; when nothing
@@ -47,8 +55,21 @@ const LOCK_SQL = `hashtext('pgferry.stream.ticker'), hashtext($1)`;
 export class Ticker {
   readonly schema: string;
   private readonly options: Required<
-    Omit<TickerOptions, 'connectionString' | 'logger' | 'onLeaderChange' | 'schema'>
+    Omit<
+      TickerOptions,
+      | 'connectionString'
+      | 'logger'
+      | 'onLeaderChange'
+      | 'schema'
+      | 'pooler'
+      | 'listenConnectionString'
+    >
   >;
+  /** This instance's name in the lease row (and in its connection's application_name). */
+  readonly id: string = randomUUID();
+  private readonly listenGuard: ListenGuard;
+  private listenClient: pg.Client | undefined;
+  private renewedAt = 0;
   private readonly logger: Logger;
   private readonly s: string;
   private client: pg.Client | undefined;
@@ -72,7 +93,10 @@ export class Ticker {
       electionIntervalMs: config.electionIntervalMs ?? 1000,
       retryIntervalMs: config.retryIntervalMs ?? 1000,
       maintIntervalMs: config.maintIntervalMs ?? 30_000,
+      leaseMs: 0,
     };
+    this.options.leaseMs = config.leaseMs ?? Math.max(5 * this.options.electionIntervalMs, 2000);
+    this.listenGuard = new ListenGuard(config, this.logger);
     this.recovery = new Recovery({
       component: 'pgferry ticker',
       logger: this.logger,
@@ -89,7 +113,7 @@ export class Ticker {
     return this.recovery.health();
   }
 
-  /** True while this instance holds the lock and ticks. */
+  /** True while this instance holds the lease and ticks. */
   get isLeader(): boolean {
     return this.leader;
   }
@@ -140,26 +164,29 @@ export class Ticker {
             await this.pause(Math.max(this.options.electionIntervalMs, 30_000));
             continue;
           }
-          const r = await client.query<{ ok: boolean }>(
-            `SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`,
-            [this.schema],
-          );
+          const held = await this.claim(client);
           this.recovery.ok();
-          if (!r.rows[0]!.ok) {
+          if (!held) {
             await this.pause(this.options.electionIntervalMs);
             continue;
           }
-          await client.query(`LISTEN ${quoteIdent(`pgferry.${this.schema}.tick_request`)}`);
           this.setLeader(true);
           interval = this.options.minIntervalMs;
+        } else if (Date.now() - this.renewedAt >= this.renewEveryMs) {
+          if (!(await this.claim(client))) {
+            // Stalled past the lease: another ticker took over.
+            this.setLeader(false);
+            continue;
+          }
         }
+        await this.listenForRequests(client);
         const ticked = await this.step(client);
         this.recovery.ok();
         interval =
           ticked > 0
             ? this.options.minIntervalMs
             : Math.min(interval * 2, this.options.maxIntervalMs);
-        await this.pause(interval);
+        await this.pause(Math.min(interval, this.renewEveryMs));
       } catch (err) {
         if (this.stopped) break;
         // Logged once per outage, not per attempt.
@@ -170,33 +197,109 @@ export class Ticker {
         await this.pause(delay);
       }
     }
+    await this.release();
     await this.dropClient();
+  }
+
+  private get renewEveryMs(): number {
+    return Math.max(1, Math.floor(this.options.leaseMs / 3));
+  }
+
+  /** Takes or renews the lease (server clock); true when this instance holds it. */
+  private async claim(client: pg.Client): Promise<boolean> {
+    const started = Date.now();
+    const r = await client.query(
+      `INSERT INTO ${this.s}.ticker_lease AS l (holder, expires_at)
+       VALUES ($1, clock_timestamp() + make_interval(secs => $2::double precision / 1000))
+       ON CONFLICT (id) DO UPDATE SET holder = excluded.holder, expires_at = excluded.expires_at
+        WHERE l.holder = excluded.holder OR l.expires_at < clock_timestamp()
+       RETURNING l.holder`,
+      [this.id, this.options.leaseMs],
+    );
+    if (r.rowCount === 1) this.renewedAt = started;
+    return r.rowCount === 1;
+  }
+
+  /** A clean stop hands the lease on at once (a follower need not wait for it to expire). */
+  private async release(): Promise<void> {
+    if (!this.leader || !this.client) return;
+    await this.client
+      .query(`DELETE FROM ${this.s}.ticker_lease WHERE holder = $1`, [this.id])
+      .catch((err: unknown) => this.logger.debug({ err }, 'pgferry ticker: lease release failed'));
+  }
+
+  /**
+   * LISTENs for consumers' tick requests: on its own connection, or through a
+   * transaction pooler only on the direct `listenConnectionString` (without
+   * it the leader ticks on its own schedule, and warns once).
+   */
+  private async listenForRequests(client: pg.Client): Promise<void> {
+    const channel = quoteIdent(`pgferry.${this.schema}.tick_request`);
+    if (this.config.pooler !== 'transaction') {
+      if (this.listenClient !== client) {
+        await client.query(`LISTEN ${channel}`);
+        this.listenClient = client;
+      }
+      return;
+    }
+    if (this.listenGuard.refusal() || this.listenClient) return;
+    const direct = new pg.Client({
+      connectionString: this.config.listenConnectionString,
+      application_name: `pgferry ticker ${this.id}`,
+    });
+    direct.on('error', (err) => {
+      this.logger.debug({ err }, 'pgferry ticker: listen connection error');
+      if (this.listenClient === direct) this.listenClient = undefined;
+      void direct.end().catch(() => undefined);
+    });
+    direct.on('notification', () => this.poke());
+    this.listenClient = direct;
+    try {
+      await direct.connect();
+      await direct.query(`LISTEN ${channel}`);
+    } catch (err) {
+      // Ticking goes on; the next round tries again.
+      this.logger.debug({ err }, 'pgferry ticker: LISTEN on the direct URL failed');
+      if (this.listenClient === direct) this.listenClient = undefined;
+      await direct.end().catch(() => undefined);
+    }
   }
 
   /** One leader round: tick, and now and then move retries and rotate tables. */
   private async step(client: pg.Client): Promise<number> {
-    const r = await client.query<{ n: number }>(`SELECT ${this.s}.tick_pending() AS n`);
+    // Ticks, retry moves and rotations commit without waiting for the WAL
+    // flush (ASYNC_COMMIT: for that statement's transaction only): each is
+    // atomic, and any durable commit that depends on one (a consumer's ack
+    // of a batch ending at a tick) flushes the WAL up to it anyway. A crash
+    // can only lose ticks nobody used yet. This takes one fsync out of the
+    // send → handler path.
+    const r = await client.query<{ n: number }>(
+      `SELECT t.n FROM ${ASYNC_COMMIT}, ${this.s}.tick_pending() AS t(n)`,
+    );
     const now = Date.now();
     if (now - this.lastRetry >= this.options.retryIntervalMs) {
       this.lastRetry = now;
       // Bounded: 10 rows per call, so a big backlog is moved over several rounds.
       for (let i = 0; i < 100; i++) {
-        const m = await client.query<{ n: number }>(`SELECT ${this.s}.maint_retry_events() AS n`);
+        const m = await client.query<{ n: number }>(
+          `SELECT m.n FROM ${ASYNC_COMMIT}, ${this.s}.maint_retry_events() AS m(n)`,
+        );
         if (m.rows[0]!.n === 0) break;
       }
     }
     if (now - this.lastMaint >= this.options.maintIntervalMs) {
       this.lastMaint = now;
-      await client.query(`SELECT ${this.s}.maint()`);
+      await client.query(`SELECT 1 FROM ${ASYNC_COMMIT}, ${this.s}.maint()`);
     }
     return r.rows[0]!.n;
   }
 
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
-    const client = new pg.Client(
-      this.config.connectionString ? { connectionString: this.config.connectionString } : {},
-    );
+    const client = new pg.Client({
+      ...(this.config.connectionString ? { connectionString: this.config.connectionString } : {}),
+      application_name: `pgferry ticker ${this.id}`,
+    });
     client.on('error', (err) => {
       this.logger.debug({ err }, 'pgferry ticker: connection error');
       if (this.client === client) {
@@ -207,12 +310,6 @@ export class Ticker {
     });
     client.on('notification', () => this.poke());
     await client.connect();
-    // Ticks, retry moves and rotations commit without waiting for the WAL
-    // flush: each is atomic, and any durable commit that depends on one (a
-    // consumer's ack of a batch ending at a tick) flushes the WAL up to it
-    // anyway. A crash can only lose ticks nobody used yet. This takes one
-    // fsync out of the send → handler path.
-    await client.query('SET synchronous_commit = off');
     this.client = client;
     return client;
   }
@@ -221,7 +318,10 @@ export class Ticker {
     const client = this.client;
     this.client = undefined;
     this.setLeader(false);
-    // Ending the session releases the advisory lock: a follower takes over.
+    const listen = this.listenClient;
+    this.listenClient = undefined;
+    if (listen && listen !== client) await listen.end().catch(() => undefined);
+    // The lease stays until it expires (or this ticker reconnects and renews it).
     if (client) await client.end().catch(() => undefined);
   }
 
@@ -267,7 +367,12 @@ export function acquireSharedTicker(options: TickerOptions): {
   ticker: Ticker;
   release(): Promise<void>;
 } {
-  const key = `${options.connectionString ?? process.env.DATABASE_URL ?? ''}|${options.schema ?? 'pgque'}`;
+  const key = [
+    options.connectionString ?? process.env.DATABASE_URL ?? '',
+    options.schema ?? 'pgque',
+    options.pooler ?? 'none',
+    options.listenConnectionString ?? '',
+  ].join('|');
   let entry = shared.get(key);
   if (!entry) {
     entry = { ticker: new Ticker(options), users: 0 };

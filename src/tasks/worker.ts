@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { isListenRefused } from '../driver/pooler.js';
 import { traceWorkerOutcomes } from '../telemetry/tracing.js';
 import type { Subscription } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
@@ -295,12 +296,18 @@ export class Worker extends EventEmitter {
       await this.client.ensure(this.lanes.map((l) => l.task));
       if (this.o.listen) {
         const t = this.client.tasksSchema;
-        this.subs.push(
-          await this.client.driver.listen(`${t}_wake`, (payload) => this.onWake(payload)),
-        );
-        this.subs.push(
-          await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
-        );
+        try {
+          this.subs.push(
+            await this.client.driver.listen(`${t}_wake`, (payload) => this.onWake(payload)),
+          );
+          this.subs.push(
+            await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
+          );
+        } catch (err) {
+          // Behind a transaction pooler without a direct URL the driver refuses
+          // LISTEN (and warns once): the worker polls.
+          if (!isListenRefused(err)) throw err;
+        }
       }
       if (!this.drain) {
         await this.scheduler.start();

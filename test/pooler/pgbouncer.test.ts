@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { QueueClient } from '../../src/queue/client.js';
+import { PostgresJsDriver } from '../../src/driver/postgres.js';
 import type { Logger } from '../../src/logger.js';
 import { useTestDatabase } from '../support/db.js';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
@@ -110,5 +111,47 @@ describe('through PgBouncer in session mode', () => {
     await client.enableNotifyInsert('session_q');
     await client.purgeQueue('session_q');
     expect(await consumeOne(client, 'session_q')).toEqual({ got: 7, listening: true });
+  });
+});
+
+describe('postgres.js through PgBouncer in transaction mode', () => {
+  let bouncer: PgBouncer;
+  beforeAll(async () => {
+    bouncer = await startPgBouncer(db.url, 'transaction');
+  });
+  afterAll(() => bouncer?.stop());
+
+  it("pooler 'transaction' makes the instance with prepare: false; every send succeeds, LISTEN is refused with one warning", async () => {
+    const logger = recordingLogger();
+    const driver = db.track(
+      new PostgresJsDriver({
+        connectionString: bouncer.url,
+        pooler: 'transaction',
+        maxConnections: 10,
+        logger,
+      }),
+    );
+    expect(((await driver.sql()).options as { prepare?: boolean }).prepare).toBe(false);
+    const client = db.track(new QueueClient({ driver, logger }));
+    await client.createQueue('pjs_pooled');
+    expect(await sendMany(client, 'pjs_pooled', 200)).toBe(0);
+    await client.enableNotifyInsert('pjs_pooled');
+    await client.purgeQueue('pjs_pooled');
+    expect(await consumeOne(client, 'pjs_pooled')).toEqual({ got: 7, listening: false });
+    expect(logger.warnings.filter((w) => /fall back to polling/.test(w))).toHaveLength(1);
+  });
+
+  it('with listenConnectionString, LISTEN goes to the direct URL', async () => {
+    const driver = db.track(
+      new PostgresJsDriver({
+        connectionString: bouncer.url,
+        pooler: 'transaction',
+        listenConnectionString: db.url,
+      }),
+    );
+    const client = db.track(new QueueClient({ driver }));
+    await client.createQueue('pjs_listen');
+    await client.enableNotifyInsert('pjs_listen');
+    expect(await consumeOne(client, 'pjs_listen')).toEqual({ got: 7, listening: true });
   });
 });

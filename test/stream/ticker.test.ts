@@ -1,4 +1,4 @@
-// The elected ticker: one leader per database (advisory lock), takeover
+// The elected ticker: one leader per database (a lease row), takeover
 // when the leader dies, and delivery in milliseconds from an idle system via
 // request_tick + the send-side wake-up, not via polling.
 import { describe, expect, it } from 'vitest';
@@ -37,16 +37,32 @@ describe('Ticker', () => {
     // kill the leader's session from outside, as a crash would
     changes.length = 0;
     const [{ n }] = (await db.sql(
-      `select count(pg_terminate_backend(pid))::int as n from pg_locks
-        where locktype = 'advisory' and granted and database = (select oid from pg_database where datname = current_database())
-          and classid::int = hashtext('pgferry.stream.ticker') and objid::int = hashtext($1)`,
-      [S],
+      `select count(pg_terminate_backend(pid))::int as n from pg_stat_activity
+        where application_name = 'pgferry ticker ' || $1`,
+      [tickers[second]!.id],
     )) as [{ n: number }];
     expect(n).toBe(1);
     await eventually(() => changes.some(([i, l]) => i === second && !l), 5000, 5); // it noticed
     await eventually(() => tickers.filter((t) => t.isLeader).length === 1, 5000, 10); // someone leads again
     await Promise.all(tickers.map((t) => t.stop()));
     expect(tickers.filter((t) => t.isLeader).length).toBe(0);
+  });
+
+  it('a leader that died without stopping is replaced only once its lease has expired', async () => {
+    // A lease held by a ticker that is gone (its process died), expiring in 1.5 s.
+    await db.sql(
+      `insert into ${S}.ticker_lease (holder, expires_at) values ('gone', clock_timestamp() + interval '1.5 seconds')
+       on conflict (id) do update set holder = excluded.holder, expires_at = excluded.expires_at`,
+    );
+    const t = ticker();
+    t.start();
+    await new Promise((r) => setTimeout(r, 500));
+    expect(t.isLeader).toBe(false);
+    await eventually(() => t.isLeader, 10_000, 20);
+    const [row] = (await db.sql(`select holder from ${S}.ticker_lease`)) as [{ holder: string }];
+    expect(row.holder).toBe(t.id);
+    await t.stop();
+    expect((await db.sql(`select holder from ${S}.ticker_lease`)).length).toBe(0);
   });
 
   it('ticks adaptively: a stream with new events is ticked at once, an idle one is not', async () => {

@@ -13,11 +13,15 @@ export interface PgBouncer {
 /**
  * Starts Debian's `pgbouncer` (scripts/ensure-system-deps.sh installs it) on
  * a private port in front of `target`, in transaction or session mode. As
- * root it runs as `postgres` (pgbouncer refuses root).
+ * root it runs as `postgres` (pgbouncer refuses root). `poolSize` server
+ * sessions per database and user: 4 by default in transaction mode (so few
+ * that every client shares them), 50 in session mode (where each client
+ * connection holds one for its whole life).
  */
 export async function startPgBouncer(
   target: string,
   mode: 'transaction' | 'session',
+  poolSize = mode === 'transaction' ? 4 : 50,
 ): Promise<PgBouncer> {
   const t = new URL(target);
   const user = decodeURIComponent(t.username);
@@ -38,7 +42,7 @@ export async function startPgBouncer(
       'auth_type = plain',
       `auth_file = ${join(dir, 'users.txt')}`,
       `pool_mode = ${mode}`,
-      'default_pool_size = 4',
+      `default_pool_size = ${poolSize}`,
       'max_client_conn = 500',
       'ignore_startup_parameters = extra_float_digits,options,statement_timeout',
       '',

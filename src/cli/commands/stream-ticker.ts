@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { POOLER_FLAGS, POOLER_USAGE, poolerFromFlags } from '../pooler-flags.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
@@ -20,8 +21,9 @@ export const tickerCommand: Command = {
   usage: `pgferry ticker [options]
 
 Runs pgferry's stream ticker for DATABASE_URL: one leader per database and
-schema is elected with an advisory lock (run it in as many processes as you
-like; another takes over within --election-ms when the leader dies). The
+schema is elected with a lease row (run it in as many processes as you
+like; another takes over within --election-ms when the leader stops, and
+once its lease expired when it dies). It works through connection poolers. The
 leader ticks streams with new events at once, backs off when idle, moves due
 retries back and rotates event tables. Consumers made with pgferry/stream run
 one for you; this command is for deployments that want it separate, or for
@@ -34,6 +36,7 @@ Options:
   --max-interval-ms <n>  longest idle pause (default: 500)
   --election-ms <n>      how often a follower tries to take over (default: 1000)
   --maint-ms <n>         table rotation period (default: 30000)
+${POOLER_USAGE}
 ${HEALTH_USAGE}
   -h, --help             show this help`,
   async run(argv) {
@@ -46,6 +49,7 @@ ${HEALTH_USAGE}
         'max-interval-ms': { type: 'string' },
         'election-ms': { type: 'string' },
         'maint-ms': { type: 'string' },
+        ...POOLER_FLAGS,
         ...HEALTH_OPTIONS,
       },
       strict: true,
@@ -59,6 +63,7 @@ ${HEALTH_USAGE}
       ...opt('maxIntervalMs', ms('max-interval-ms', values['max-interval-ms'])),
       ...opt('electionIntervalMs', ms('election-ms', values['election-ms'])),
       ...opt('maintIntervalMs', ms('maint-ms', values['maint-ms'])),
+      ...poolerFromFlags(values),
       logger: consoleLogger,
     });
     // Without this, a database without the stream engine reads as a missing privilege.

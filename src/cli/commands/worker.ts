@@ -1,4 +1,5 @@
 import { parseArgs } from 'node:util';
+import { POOLER_FLAGS, POOLER_USAGE, poolerFromFlags } from '../pooler-flags.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT, UsageError, type Command } from '../command.js';
@@ -33,7 +34,8 @@ Options:
   --lease-margin-ms <n>          lease = task timeout + this (default: 5000)
   --include <a,b>                run only these tasks
   --exclude <c>                  do not run these tasks
-  --no-listen                    poll only (for poolers that cannot LISTEN)
+  --no-listen                    poll only
+${POOLER_USAGE}
   --no-cron                      do not fire cron schedules from this worker
   --prune-interval-minutes <n>   prune archived jobs every n minutes; 0 turns pruning off (default: 720)
   --prune-batch-size <n>         archived jobs deleted per statement (default: 1000)
@@ -63,6 +65,7 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
         include: { type: 'string' },
         exclude: { type: 'string' },
         'no-listen': { type: 'boolean', default: false },
+        ...POOLER_FLAGS,
         'no-cron': { type: 'boolean', default: false },
         'prune-interval-minutes': { type: 'string' },
         'prune-batch-size': { type: 'string' },
@@ -73,6 +76,7 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       strict: true,
     });
     if (positionals.length !== 1) throw new UsageError('give exactly one module to load');
+    const pooler = poolerFromFlags(values);
     const num = (flag: string, min: number): number | undefined => {
       const v = (values as Record<string, unknown>)[flag];
       if (v === undefined) return undefined;
@@ -129,6 +133,7 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
       ...(values['queue-schema'] ? { queueSchema: values['queue-schema'] } : {}),
       ...(values['tasks-schema'] ? { tasksSchema: values['tasks-schema'] } : {}),
       maxConnections: Math.min(20, Math.max(4, tasks.length + 3)),
+      ...pooler,
       logger,
     });
     try {
