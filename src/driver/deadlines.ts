@@ -80,3 +80,38 @@ export function withDeadline<T>(p: PromiseLike<T>, ms: number, onTimeout: () => 
     );
   });
 }
+
+/**
+ * The deadlines as settings of a standalone node-postgres `Client` (the
+ * dedicated connections some components open outside a pool).
+ */
+export function pgClientDeadlines(options: DeadlineOptions): {
+  connectionTimeoutMillis: number;
+  keepAlive: boolean;
+  keepAliveInitialDelayMillis: number;
+  query_timeout?: number;
+} {
+  const d = resolveDeadlines(options);
+  return {
+    connectionTimeoutMillis: d.connectTimeoutMs,
+    keepAlive: d.keepAliveMs > 0,
+    keepAliveInitialDelayMillis: d.keepAliveMs,
+    ...(d.queryTimeoutMs > 0 ? { query_timeout: d.queryTimeoutMs } : {}),
+  };
+}
+
+/** Waits for `p` at most `ms` (a connection's polite end may never come from a frozen server). */
+export async function atMost(p: Promise<unknown>, ms: number): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  await Promise.race([
+    p.then(
+      () => undefined,
+      () => undefined,
+    ),
+    new Promise<void>((resolve) => {
+      timer = setTimeout(resolve, ms);
+      timer.unref();
+    }),
+  ]);
+  if (timer) clearTimeout(timer);
+}

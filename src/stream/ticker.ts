@@ -1,13 +1,15 @@
 import pg from 'pg';
 import { randomUUID } from 'node:crypto';
 import { ASYNC_COMMIT, ListenGuard, type PoolerOptions } from '../driver/pooler.js';
+import { atMost, pgClientDeadlines, type DeadlineOptions } from '../driver/deadlines.js';
 import { quoteIdent } from '../driver/quote.js';
 import { Recovery, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
+import { mapError } from '../errors.js';
 
-export interface TickerOptions extends PoolerOptions {
+export interface TickerOptions extends PoolerOptions, DeadlineOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** Schema of the stream engine. Default `pgque`. */
@@ -61,6 +63,7 @@ export class Ticker {
       | 'logger'
       | 'onLeaderChange'
       | 'schema'
+      | keyof DeadlineOptions
       | 'pooler'
       | 'listenConnectionString'
     >
@@ -190,7 +193,7 @@ export class Ticker {
       } catch (err) {
         if (this.stopped) break;
         // Logged once per outage, not per attempt.
-        const delay = this.recovery.failed(err);
+        const delay = this.recovery.failed(mapError(err));
         await this.dropClient();
         // A poke while connected (e.g. the error event) must not skip the back-off.
         this.woken = false;
@@ -244,6 +247,7 @@ export class Ticker {
     }
     if (this.listenGuard.refusal() || this.listenClient) return;
     const direct = new pg.Client({
+      ...pgClientDeadlines(this.config),
       connectionString: this.config.listenConnectionString,
       application_name: `pgferry ticker ${this.id}`,
     });
@@ -297,6 +301,7 @@ export class Ticker {
   private async connection(): Promise<pg.Client> {
     if (this.client) return this.client;
     const client = new pg.Client({
+      ...pgClientDeadlines(this.config),
       ...(this.config.connectionString ? { connectionString: this.config.connectionString } : {}),
       application_name: `pgferry ticker ${this.id}`,
     });
@@ -320,9 +325,10 @@ export class Ticker {
     this.setLeader(false);
     const listen = this.listenClient;
     this.listenClient = undefined;
-    if (listen && listen !== client) await listen.end().catch(() => undefined);
+    // A frozen server may never answer the polite end: wait for it at most 2 s.
+    if (listen && listen !== client) await atMost(listen.end(), 2000);
     // The lease stays until it expires (or this ticker reconnects and renews it).
-    if (client) await client.end().catch(() => undefined);
+    if (client) await atMost(client.end(), 2000);
   }
 
   private setLeader(leader: boolean): void {
