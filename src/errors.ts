@@ -77,6 +77,18 @@ export class LockTimeoutError extends PgferryError {
   }
 }
 
+/**
+ * The transaction lost a conflict with a concurrent one and was rolled back
+ * by the server: a deadlock (SQLSTATE 40P01) or a serialization failure
+ * (40001, under REPEATABLE READ / SERIALIZABLE). Nothing it did was kept;
+ * running the whole transaction again is safe and usually succeeds.
+ */
+export class ConflictError extends PgferryError {
+  constructor(message: string, options: { cause?: unknown; sqlState?: string } = {}) {
+    super('PGFERRY_CONFLICT', message, options);
+  }
+}
+
 export type MigrationErrorCode =
   | 'PGFERRY_SCHEMA_TOO_NEW'
   | 'PGFERRY_POSTGRES_TOO_OLD'
@@ -187,6 +199,12 @@ export function mapError(err: unknown): unknown {
       );
     case '55P03':
       return new LockTimeoutError(text, options);
+    case '40P01':
+    case '40001':
+      return new ConflictError(
+        `the transaction was rolled back after a conflict with a concurrent one (retry it): ${text}`,
+        options,
+      );
     case '42809':
       // A queue name whose q_/a_ objects were truncated to 63 bytes and collided.
       if (/"[qa]_/.test(text)) {

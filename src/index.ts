@@ -106,6 +106,7 @@ export {
   InvalidArgumentError,
   InvalidQueueNameError,
   LockTimeoutError,
+  ConflictError,
   MigrationError,
   PgferryError,
   QueueNotFoundError,

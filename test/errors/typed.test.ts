@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { randomBytes } from 'node:crypto';
 import { useTestDatabase } from '../support/db.js';
 import {
+  ConflictError,
   InvalidArgumentError,
   InvalidQueueNameError,
   PgferryError,
@@ -160,5 +161,44 @@ describe('SQLSTATEs a caller can provoke through raw SQL map to typed errors', (
     const err = await rejection(q.driver.query(text, params ? [...params] : []));
     expect(err, err.message).toBeInstanceOf(cls);
     expect(err.sqlState).toBe(state);
+  });
+});
+
+describe('a deadlock between two real sessions', () => {
+  it('is a ConflictError (40P01) that says to retry the transaction', async () => {
+    const a = queues();
+    const b = queues();
+    await a.createQueue('dl_a');
+    await a.createQueue('dl_b');
+    const [ma] = await a.sendBatch('dl_a', [1]);
+    const [mb] = await a.sendBatch('dl_b', [2]);
+    // Each session locks one message, then reaches for the other's.
+    let release!: () => void;
+    const bothLocked = new Promise<void>((r) => (release = r));
+    let locked = 0;
+    const lockThen = (
+      c: QueueClient,
+      first: string,
+      firstId: number,
+      second: string,
+      secondId: number,
+    ) =>
+      c.transaction(async (tx) => {
+        await c.setVisibilityTimeout(first, firstId, 30, { tx });
+        if (++locked === 2) release();
+        await bothLocked;
+        await c.setVisibilityTimeout(second, secondId, 30, { tx });
+      });
+    const results = await Promise.allSettled([
+      lockThen(a, 'dl_a', ma!, 'dl_b', mb!),
+      lockThen(b, 'dl_b', mb!, 'dl_a', ma!),
+    ]);
+    const failed = results.filter((r) => r.status === 'rejected');
+    expect(failed).toHaveLength(1);
+    const err = (failed[0] as PromiseRejectedResult).reason as ConflictError;
+    expect(err).toBeInstanceOf(ConflictError);
+    expect(err.code).toBe('PGFERRY_CONFLICT');
+    expect(err.sqlState).toBe('40P01');
+    expect(err.message).toMatch(/retry/);
   });
 });
