@@ -49,7 +49,7 @@ export async function taskStats(ops: Ops, queues?: QueueStat[]): Promise<TaskSta
   const t = quoteIdent(ops.schemas.tasks);
   const reg = await execute<{ queue_name: string; grouped: boolean; by_priority: boolean }>(
     ops.read,
-    `SELECT queue_name, grouped, by_priority FROM ${t}.queues ORDER BY queue_name`,
+    `SELECT * FROM ${t}.ops_tasks()`,
   );
   if (!reg.rows.length) return [];
   const names = reg.rows.flatMap((r) => [r.queue_name, r.queue_name + '_dlq']);
@@ -82,10 +82,7 @@ export async function cronStats(ops: Ops): Promise<CronStat[]> {
     pattern: string;
     timezone: string | null;
     last_occurrence: Date;
-  }>(
-    ops.read,
-    `SELECT name, queue_name, pattern, timezone, last_occurrence FROM ${t}.schedules ORDER BY name`,
-  );
+  }>(ops.read, `SELECT * FROM ${t}.ops_schedules()`);
   return res.rows.map((r) => ({
     name: r.name,
     task: r.queue_name,
@@ -97,17 +94,17 @@ export async function cronStats(ops: Ops): Promise<CronStat[]> {
 
 export async function busStats(ops: Ops): Promise<BusChannelStat[]> {
   const b = quoteIdent(ops.schemas.bus);
-  const res = await execute<{ h: string; n: string; live: string; joined: Date }>(
-    ops.read,
-    `SELECT encode(channel_hash, 'hex') AS h, count(*) AS n,
-            count(*) FILTER (WHERE lease_until > now()) AS live, min(joined_at) AS joined
-       FROM ${b}._pgferry_bus_member GROUP BY channel_hash ORDER BY 1`,
-  );
+  const res = await execute<{
+    channel_hash: string;
+    members: string;
+    live: string;
+    oldest_joined_at: Date;
+  }>(ops.read, `SELECT * FROM ${b}.bus_channel_stats()`);
   return res.rows.map((r) => ({
-    channelHash: r.h,
-    members: Number(r.n),
+    channelHash: r.channel_hash,
+    members: Number(r.members),
     live: Number(r.live),
-    oldestJoinedAt: new Date(r.joined),
+    oldestJoinedAt: new Date(r.oldest_joined_at),
   }));
 }
 

@@ -213,14 +213,14 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         const f = pages.filterFrom(new URLSearchParams({ where: form.get('where') ?? '' }));
         if (!state && !f.payload)
           return send(res, 400, 'text/plain', 'a filter action needs a state or a payload search');
-        jobs = await browseJobs(ops.write, ops.schemas.queue, task, {
+        jobs = await browseJobs(ops.write, ops.schemas.tasks, task, {
           ...f,
           ...(state ? { state } : {}),
           limit: 1000,
         });
       } else
         for (const id of ids)
-          jobs.push(...(await browseJobs(ops.write, ops.schemas.queue, task, { id })));
+          jobs.push(...(await browseJobs(ops.write, ops.schemas.tasks, task, { id })));
       const r = await runJobAction(ops, action as JobAction, task, jobs);
       msg = `${action}: ${r.filter((x) => x.outcome === 'done').length} of ${r.length} done`;
     } else if (seg[0] === 'streams' && seg[1] === 'actions' && action === 'replay') {

@@ -72,7 +72,7 @@ export async function taskDetail(
   const [t] = (await taskStats(c.ops)).filter((x) => x.task === task);
   if (!t) return null;
   const state = (q.get('state') || undefined) as JobState | undefined;
-  const jobs = await browseJobs(c.ops.read, c.ops.schemas.queue, task, {
+  const jobs = await browseJobs(c.ops.read, c.ops.schemas.tasks, task, {
     ...filterFrom(q),
     ...(state ? { state } : {}),
   });
@@ -118,7 +118,7 @@ export async function jobDetail(
   task: string,
   id: number,
 ): Promise<Rendered | null> {
-  const [j] = await browseJobs(c.ops.read, c.ops.schemas.queue, task, { id });
+  const [j] = await browseJobs(c.ops.read, c.ops.schemas.tasks, task, { id });
   if (!j) return null;
   const h = j.headers ?? {};
   const err = (h[H.error] ?? h[H.lastError]) as Record<string, unknown> | undefined;
