@@ -33,7 +33,7 @@ BEGIN
       USING ERRCODE = 'invalid_parameter_value';
   END IF;
   RETURN QUERY
-    SELECT q.queue_name, r.n, r.n * 60.0 / window_seconds, r.last_at
+    SELECT q.queue_name, r.n, (r.n * 60.0 / window_seconds)::float8, r.last_at
       FROM @schema@.queue q
       CROSS JOIN LATERAL (
         SELECT count(*) FILTER (WHERE t.tick_time > now() - make_interval(secs => window_seconds)) AS n,

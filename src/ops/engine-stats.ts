@@ -39,9 +39,26 @@ export interface BusChannelStat {
   oldestJoinedAt: Date;
 }
 
+/** The elected stream ticker (the session holding its advisory lock), if one leads. */
+export interface TickerLeader {
+  pid: number;
+  applicationName: string | null;
+  backendStart: Date | null;
+}
+
+export interface TickRate {
+  stream: string;
+  /** Ticks in the window (the last minute). */
+  ticks: number;
+  ticksPerMinute: number;
+  lastTickAt: Date | null;
+}
+
 export interface StreamStat {
   streams: StreamInfo[];
   consumers: ConsumerInfo[];
+  leader: TickerLeader | null;
+  tickRates: TickRate[];
 }
 
 /** Tasks from the tasks registry, their figures derived from the queue stats of their queues. */
@@ -108,10 +125,47 @@ export async function busStats(ops: Ops): Promise<BusChannelStat[]> {
   }));
 }
 
+/** Ticker leader and tick rates, from the stream engine's ticker_leader() and tick_stats() (sql/stream/0011_ops.sql). */
+export async function tickerStats(
+  ops: Ops,
+  windowSeconds = 60,
+): Promise<Pick<StreamStat, 'leader' | 'tickRates'>> {
+  const s = quoteIdent(ops.schemas.stream);
+  const [l, t] = await Promise.all([
+    execute<{ pid: number; application_name: string | null; backend_start: Date | null }>(
+      ops.read,
+      `SELECT * FROM ${s}.ticker_leader()`,
+    ),
+    execute<{
+      queue_name: string;
+      ticks: string;
+      ticks_per_minute: number;
+      last_tick_at: Date | null;
+    }>(ops.read, `SELECT * FROM ${s}.tick_stats($1)`, [windowSeconds]),
+  ]);
+  const r = l.rows[0];
+  return {
+    leader: r
+      ? {
+          pid: r.pid,
+          applicationName: r.application_name,
+          backendStart: r.backend_start ? new Date(r.backend_start) : null,
+        }
+      : null,
+    tickRates: t.rows.map((x) => ({
+      stream: x.queue_name,
+      ticks: Number(x.ticks),
+      ticksPerMinute: Number(x.ticks_per_minute),
+      lastTickAt: x.last_tick_at ? new Date(x.last_tick_at) : null,
+    })),
+  };
+}
+
 export async function streamStats(ops: Ops): Promise<StreamStat> {
-  const [streams, consumers] = await Promise.all([
+  const [streams, consumers, ticker] = await Promise.all([
     ops.streams.streamInfo(),
     ops.streams.consumerInfo(),
+    tickerStats(ops),
   ]);
-  return { streams, consumers };
+  return { streams, consumers, ...ticker };
 }
