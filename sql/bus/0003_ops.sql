@@ -5,7 +5,7 @@
 -- registry is readable by its owner only, so only the owner, or a role the
 -- owner grants EXECUTE and SELECT on _pgferry_bus_member, can call it. The
 -- bus role (pgferry_bus) cannot: members of other roles stay hidden from it.
-CREATE FUNCTION @schema@.bus_channel_stats()
+CREATE FUNCTION @schema@._pgferry_bus_channel_stats()
 RETURNS TABLE (channel_hash text, members bigint, live bigint, oldest_joined_at timestamptz)
 LANGUAGE sql STABLE AS $$
   SELECT encode(m.channel_hash, 'hex'), count(*), count(*) FILTER (WHERE m.lease_until > now()),
@@ -14,4 +14,4 @@ LANGUAGE sql STABLE AS $$
    GROUP BY m.channel_hash
    ORDER BY 1;
 $$;
-REVOKE ALL ON FUNCTION @schema@.bus_channel_stats() FROM PUBLIC;
+REVOKE ALL ON FUNCTION @schema@._pgferry_bus_channel_stats() FROM PUBLIC;

@@ -116,7 +116,7 @@ export async function busStats(ops: Ops): Promise<BusChannelStat[]> {
     members: string;
     live: string;
     oldest_joined_at: Date;
-  }>(ops.read, `SELECT * FROM ${b}.bus_channel_stats()`);
+  }>(ops.read, `SELECT * FROM ${b}._pgferry_bus_channel_stats()`);
   return res.rows.map((r) => ({
     channelHash: r.channel_hash,
     members: Number(r.members),

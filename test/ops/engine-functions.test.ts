@@ -42,10 +42,12 @@ describe('ops functions of the engines', () => {
     const s = schemas(db);
     expect(await attempt(h.client.reader, `SELECT * FROM ${s.stream}.ticker_leader()`)).toBe('ok');
     expect(await attempt(h.client.reader, `SELECT * FROM ${s.stream}.tick_stats(60)`)).toBe('ok');
-    expect(await attempt(h.client.bus, `SELECT * FROM ${s.bus}.bus_channel_stats()`)).toBe('42501');
-    expect(await attempt(h.client.bus, `SELECT * FROM ${s.stream}.ticker_leader()`)).toBe('42501');
-    expect(await attempt(h.client.reader, `SELECT * FROM ${s.bus}.bus_channel_stats()`)).toBe(
+    expect(await attempt(h.client.bus, `SELECT * FROM ${s.bus}._pgferry_bus_channel_stats()`)).toBe(
       '42501',
     );
+    expect(await attempt(h.client.bus, `SELECT * FROM ${s.stream}.ticker_leader()`)).toBe('42501');
+    expect(
+      await attempt(h.client.reader, `SELECT * FROM ${s.bus}._pgferry_bus_channel_stats()`),
+    ).toBe('42501');
   });
 });

@@ -25,7 +25,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'bus._pgferry_bus_wake_channel(text, text)': 'none',
   'bus.bus_archive(text, text, bigint)': 'bus',
   // Read-only ops functions (sql/*/00xx_ops.sql): owner or explicit grants only.
-  'bus.bus_channel_stats()': 'none',
+  'bus._pgferry_bus_channel_stats()': 'none',
   'bus.bus_join(text)': 'bus',
   'bus.bus_leave(text, text)': 'bus',
   'bus.bus_publish(text, text, jsonb)': 'bus',
