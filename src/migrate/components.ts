@@ -62,3 +62,8 @@ export const components: Readonly<Record<ComponentName, Component>> = {
 
 /** Install order: every component after the ones it requires. */
 export const componentOrder: readonly ComponentName[] = ['queue', 'bus', 'tasks', 'stream'];
+
+/** The newest migration version a component ships (its highest number). */
+export function latestVersion(c: Component): number {
+  return c.migrations.reduce((max, m) => Math.max(max, m.version), 0);
+}

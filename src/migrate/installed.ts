@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { components, componentOrder, type ComponentName } from './components.js';
+import { components, componentOrder, latestVersion, type ComponentName } from './components.js';
 import { withDriver, type ConnectOptions } from './connect.js';
 import { recordedVersions, VERSION_TABLE } from './version-table.js';
 import { checkSchemaName } from './schema-name.js';
@@ -46,7 +46,7 @@ export async function installed(options: InstalledOptions = {}): Promise<Install
     for (const { schema } of found.rows) {
       for (const { component, version } of await recordedVersions(driver, schema)) {
         const latest = Object.hasOwn(components, component)
-          ? components[component as ComponentName].migrations.length
+          ? latestVersion(components[component as ComponentName])
           : undefined;
         out.push({ component, schema, version, latest });
       }

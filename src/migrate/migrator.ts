@@ -3,7 +3,7 @@ import { MigrationError, PgferryError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { quoteIdent } from '../driver/quote.js';
-import { components, componentOrder, type ComponentName } from './components.js';
+import { components, componentOrder, latestVersion, type ComponentName } from './components.js';
 import { withDriver, type ConnectOptions } from './connect.js';
 import { checkSchemaName } from './schema-name.js';
 import { checkServerVersion, refuseConflicts } from './preflight.js';
@@ -95,7 +95,7 @@ async function run(
     if (!wanted.has(name)) continue;
     const component = components[name];
     const schema = schemas[name];
-    const latest = component.migrations.length;
+    const latest = latestVersion(component);
     let version = 0;
     for (const migration of component.migrations) {
       const applied = await driver.transaction(async (tx) => {

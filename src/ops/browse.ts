@@ -1,11 +1,10 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
-import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../queue/rows.js';
+import { toMessage, type MessageRow } from '../queue/rows.js';
 import type { Message } from '../queue/types.js';
 import { checkQueueName } from '../queue/validate.js';
 import type { JobState } from '../tasks/client.js';
-import { H } from '../tasks/headers.js';
 
 export interface BrowseFilter {
   /** Only this message / job id. */
@@ -33,20 +32,11 @@ export const JOB_STATES: readonly JobState[] = [
   'cancelled',
   'dead',
 ];
-const LIVE: readonly JobState[] = ['queued', 'scheduled', 'running', 'retrying'];
 
 export interface BrowsedJob extends BrowsedMessage {
   task: string;
   state: JobState;
 }
-
-// The job state, as TaskClient.getJob derives it (keep them in step): a live
-// row is running while leased, else by its vt and read count; an archived
-// row by the x-pgferry-state header the tasks engine writes.
-const LIVE_STATE = `CASE WHEN last_read_at IS NOT NULL AND vt > clock_timestamp() THEN 'running'
-  WHEN vt > clock_timestamp() THEN CASE WHEN read_ct > 0 THEN 'retrying' ELSE 'scheduled' END
-  ELSE 'queued' END`;
-const ARCHIVED_STATE = `CASE headers->>'${H.state}' WHEN 'dead' THEN 'dead' WHEN 'cancelled' THEN 'cancelled' ELSE 'completed' END`;
 
 function checkFilter(f: BrowseFilter): { limit: number; afterId: number } {
   const limit = f.limit ?? 50;
@@ -65,30 +55,21 @@ function checkFilter(f: BrowseFilter): { limit: number; afterId: number } {
   return { limit, afterId };
 }
 
-async function table(exec: Executor, s: string, queue: string, prefix: 'q' | 'a'): Promise<string> {
-  const r = await execute<{ t: string }>(exec, `SELECT ${s}.format_table_name($1, $2) AS t`, [
-    queue,
-    prefix,
-  ]);
-  return `${s}.${quoteIdent(r.rows[0]!.t)}`;
-}
-
-const WHERE = `msg_id > $1 AND ($2::bigint IS NULL OR msg_id = $2)
-  AND ($3::jsonb IS NULL OR message @> $3::jsonb) AND ($4::jsonb IS NULL OR headers @> $4::jsonb)`;
-
-function params(f: BrowseFilter, afterId: number): unknown[] {
+function params(f: BrowseFilter, afterId: number, limit: number): unknown[] {
   return [
     afterId,
     f.id ?? null,
     f.payload ? JSON.stringify(f.payload) : null,
     f.headers ? JSON.stringify(f.headers) : null,
+    limit,
   ];
 }
 
 /**
  * Browses a queue (or its archive) without reading it: nothing changes, no
  * read count moves. Search by id, payload field and header (jsonb
- * containment), in msg_id order.
+ * containment), in msg_id order, through the queue engine's `ops_browse`
+ * (sql/queue/0009_ops.sql).
  */
 export async function browseMessages(
   exec: Executor,
@@ -98,13 +79,10 @@ export async function browseMessages(
 ): Promise<BrowsedMessage[]> {
   checkQueueName(queue);
   const { limit, afterId } = checkFilter(filter);
-  const s = quoteIdent(schema);
-  const t = await table(exec, s, queue, filter.archive ? 'a' : 'q');
   const res = await execute<MessageRow & { archived_at: Date | null }>(
     exec,
-    `SELECT ${MESSAGE_COLUMNS}, ${filter.archive ? 'archived_at' : 'NULL::timestamptz AS archived_at'}
-       FROM ${t} WHERE ${WHERE} ORDER BY msg_id LIMIT ${limit}`,
-    params(filter, afterId),
+    `SELECT * FROM ${quoteIdent(schema)}.ops_browse($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)`,
+    [queue, filter.archive === true, ...params(filter, afterId, limit)],
   );
   return res.rows.map((r) => ({
     ...toMessage(r),
@@ -112,10 +90,14 @@ export async function browseMessages(
   }));
 }
 
-/** Jobs of a task, live and archived, by state, id, payload field or header. */
+/**
+ * Jobs of a task, live and archived, by state, id, payload field or header,
+ * through the tasks engine's `ops_browse_jobs` (sql/tasks/0002_ops.sql), which
+ * derives a job's state as TaskClient.getJob does.
+ */
 export async function browseJobs(
   exec: Executor,
-  queueSchema: string,
+  tasksSchema: string,
   task: string,
   filter: BrowseFilter & { state?: JobState } = {},
 ): Promise<BrowsedJob[]> {
@@ -125,24 +107,10 @@ export async function browseJobs(
     throw new InvalidArgumentError(
       `state must be one of ${JOB_STATES.join(', ')}, got ${String(filter.state)}`,
     );
-  const s = quoteIdent(queueSchema);
-  const live = !filter.state || LIVE.includes(filter.state);
-  const parts: string[] = [];
-  if (live)
-    parts.push(
-      `SELECT ${MESSAGE_COLUMNS}, NULL::timestamptz AS archived_at, ${LIVE_STATE} AS state
-         FROM ${await table(exec, s, task, 'q')} WHERE ${WHERE}`,
-    );
-  if (!filter.state || !live)
-    parts.push(
-      `SELECT ${MESSAGE_COLUMNS}, archived_at, ${ARCHIVED_STATE} AS state
-         FROM ${await table(exec, s, task, 'a')} WHERE ${WHERE}`,
-    );
   const res = await execute<MessageRow & { archived_at: Date | null; state: JobState }>(
     exec,
-    `SELECT * FROM (${parts.join(' UNION ALL ')}) j
-      WHERE $5::text IS NULL OR j.state = $5::text ORDER BY msg_id LIMIT ${limit}`,
-    [...params(filter, afterId), filter.state ?? null],
+    `SELECT * FROM ${quoteIdent(tasksSchema)}.ops_browse_jobs($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7)`,
+    [task, filter.state ?? null, ...params(filter, afterId, limit)],
   );
   return res.rows.map((r) => ({
     ...toMessage(r),

@@ -39,9 +39,26 @@ export interface BusChannelStat {
   oldestJoinedAt: Date;
 }
 
+/** The elected stream ticker (the session holding its advisory lock), if one leads. */
+export interface TickerLeader {
+  pid: number;
+  applicationName: string | null;
+  backendStart: Date | null;
+}
+
+export interface TickRate {
+  stream: string;
+  /** Ticks in the window (the last minute). */
+  ticks: number;
+  ticksPerMinute: number;
+  lastTickAt: Date | null;
+}
+
 export interface StreamStat {
   streams: StreamInfo[];
   consumers: ConsumerInfo[];
+  leader: TickerLeader | null;
+  tickRates: TickRate[];
 }
 
 /** Tasks from the tasks registry, their figures derived from the queue stats of their queues. */
@@ -49,7 +66,7 @@ export async function taskStats(ops: Ops, queues?: QueueStat[]): Promise<TaskSta
   const t = quoteIdent(ops.schemas.tasks);
   const reg = await execute<{ queue_name: string; grouped: boolean; by_priority: boolean }>(
     ops.read,
-    `SELECT queue_name, grouped, by_priority FROM ${t}.queues ORDER BY queue_name`,
+    `SELECT * FROM ${t}.ops_tasks()`,
   );
   if (!reg.rows.length) return [];
   const names = reg.rows.flatMap((r) => [r.queue_name, r.queue_name + '_dlq']);
@@ -82,10 +99,7 @@ export async function cronStats(ops: Ops): Promise<CronStat[]> {
     pattern: string;
     timezone: string | null;
     last_occurrence: Date;
-  }>(
-    ops.read,
-    `SELECT name, queue_name, pattern, timezone, last_occurrence FROM ${t}.schedules ORDER BY name`,
-  );
+  }>(ops.read, `SELECT * FROM ${t}.ops_schedules()`);
   return res.rows.map((r) => ({
     name: r.name,
     task: r.queue_name,
@@ -97,24 +111,61 @@ export async function cronStats(ops: Ops): Promise<CronStat[]> {
 
 export async function busStats(ops: Ops): Promise<BusChannelStat[]> {
   const b = quoteIdent(ops.schemas.bus);
-  const res = await execute<{ h: string; n: string; live: string; joined: Date }>(
-    ops.read,
-    `SELECT encode(channel_hash, 'hex') AS h, count(*) AS n,
-            count(*) FILTER (WHERE lease_until > now()) AS live, min(joined_at) AS joined
-       FROM ${b}._pgferry_bus_member GROUP BY channel_hash ORDER BY 1`,
-  );
+  const res = await execute<{
+    channel_hash: string;
+    members: string;
+    live: string;
+    oldest_joined_at: Date;
+  }>(ops.read, `SELECT * FROM ${b}._pgferry_bus_channel_stats()`);
   return res.rows.map((r) => ({
-    channelHash: r.h,
-    members: Number(r.n),
+    channelHash: r.channel_hash,
+    members: Number(r.members),
     live: Number(r.live),
-    oldestJoinedAt: new Date(r.joined),
+    oldestJoinedAt: new Date(r.oldest_joined_at),
   }));
 }
 
+/** Ticker leader and tick rates, from the stream engine's ticker_leader() and tick_stats() (sql/stream/0011_ops.sql). */
+export async function tickerStats(
+  ops: Ops,
+  windowSeconds = 60,
+): Promise<Pick<StreamStat, 'leader' | 'tickRates'>> {
+  const s = quoteIdent(ops.schemas.stream);
+  const [l, t] = await Promise.all([
+    execute<{ pid: number; application_name: string | null; backend_start: Date | null }>(
+      ops.read,
+      `SELECT * FROM ${s}.ticker_leader()`,
+    ),
+    execute<{
+      queue_name: string;
+      ticks: string;
+      ticks_per_minute: number;
+      last_tick_at: Date | null;
+    }>(ops.read, `SELECT * FROM ${s}.tick_stats($1)`, [windowSeconds]),
+  ]);
+  const r = l.rows[0];
+  return {
+    leader: r
+      ? {
+          pid: r.pid,
+          applicationName: r.application_name,
+          backendStart: r.backend_start ? new Date(r.backend_start) : null,
+        }
+      : null,
+    tickRates: t.rows.map((x) => ({
+      stream: x.queue_name,
+      ticks: Number(x.ticks),
+      ticksPerMinute: Number(x.ticks_per_minute),
+      lastTickAt: x.last_tick_at ? new Date(x.last_tick_at) : null,
+    })),
+  };
+}
+
 export async function streamStats(ops: Ops): Promise<StreamStat> {
-  const [streams, consumers] = await Promise.all([
+  const [streams, consumers, ticker] = await Promise.all([
     ops.streams.streamInfo(),
     ops.streams.consumerInfo(),
+    tickerStats(ops),
   ]);
-  return { streams, consumers };
+  return { streams, consumers, ...ticker };
 }

@@ -8,6 +8,7 @@ import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
+import { traceReceive, traceSend } from '../telemetry/tracing.js';
 import { mapStreamError } from './errors.js';
 import { StreamStatements } from './statements.js';
 import {
@@ -154,19 +155,27 @@ export class StreamClient {
     const name = checkStreamName(stream);
     const type = eventType(options.type);
     const exec = options.tx ?? this.driver;
-    try {
-      const id = await this.statements.send(exec, name, type, data);
-      if (id !== null) return id;
-    } catch (err) {
-      throw mapStreamError(err);
-    }
-    const rows = await this.q<{ id: string }>(
-      `SELECT @s@.send($1, $2, $3::jsonb) AS id`,
-      [name, type, data],
-      options.tx,
-      true,
+    // A PRODUCER span; the event carries no trace context (see docs/operations.md).
+    return traceSend(
+      name,
+      null,
+      async () => {
+        try {
+          const id = await this.statements.send(exec, name, type, data);
+          if (id !== null) return id;
+        } catch (err) {
+          throw mapStreamError(err);
+        }
+        const rows = await this.q<{ id: string }>(
+          `SELECT @s@.send($1, $2, $3::jsonb) AS id`,
+          [name, type, data],
+          options.tx,
+          true,
+        );
+        return Number(rows[0]!.id);
+      },
+      (id) => id,
     );
-    return Number(rows[0]!.id);
   }
 
   /** Publishes several events of one type in one statement; ids line up with `payloads`. */
@@ -180,19 +189,26 @@ export class StreamClient {
     const name = checkStreamName(stream);
     const type = eventType(options.type);
     const exec = options.tx ?? this.driver;
-    try {
-      const ids = await this.statements.sendBatch(exec, name, type, data);
-      if (ids !== null) return ids;
-    } catch (err) {
-      throw mapStreamError(err);
-    }
-    const rows = await this.q<{ ids: string[] }>(
-      `SELECT @s@.send_batch($1, $2, $3::jsonb[]) AS ids`,
-      [name, type, data],
-      options.tx,
-      true,
+    return traceSend(
+      name,
+      null,
+      async () => {
+        try {
+          const ids = await this.statements.sendBatch(exec, name, type, data);
+          if (ids !== null) return ids;
+        } catch (err) {
+          throw mapStreamError(err);
+        }
+        const rows = await this.q<{ ids: string[] }>(
+          `SELECT @s@.send_batch($1, $2, $3::jsonb[]) AS ids`,
+          [name, type, data],
+          options.tx,
+          true,
+        );
+        return rows[0]!.ids.map(Number);
+      },
+      (ids) => ids.join(','),
     );
-    return rows[0]!.ids.map(Number);
   }
 
   // Consuming (low level) ----------------------------------------------------------
@@ -222,11 +238,13 @@ export class StreamClient {
     options: ReceiveOptions = {},
   ): Promise<StreamMessage<T>[]> {
     const max = checkPositiveInt('maxMessages', options.maxMessages ?? 100);
-    const rows = await this.q<MessageRow>(
-      `SELECT * FROM @s@.receive($1, $2, $3)`,
-      [stream, consumer, max],
-      options.tx,
-      true,
+    const rows = await traceReceive(stream, () =>
+      this.q<MessageRow>(
+        `SELECT * FROM @s@.receive($1, $2, $3)`,
+        [stream, consumer, max],
+        options.tx,
+        true,
+      ),
     );
     return rows.map((r) => toMessage<T>(r));
   }

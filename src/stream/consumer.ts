@@ -3,6 +3,7 @@ import { markNative } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
+import { traceProcess, traceReceive } from '../telemetry/tracing.js';
 import { StreamClient, type StreamClientOptions } from './client.js';
 import { StaleBatchError, mapStreamError } from './errors.js';
 import { messageParams, toMessage, type MessageRow } from './rows.js';
@@ -319,11 +320,13 @@ export class Consumer<T = unknown> {
 
   private roundNormal(): Promise<BatchResult | 'empty'> {
     return this.client.transaction(async (tx) => {
-      const rows = await this.query<MessageRow>(tx, `SELECT * FROM @s@.receive($1, $2, $3)`, [
-        this.stream,
-        this.name,
-        this.opts.maxMessages,
-      ]);
+      const rows = await traceReceive(this.stream, () =>
+        this.query<MessageRow>(tx, `SELECT * FROM @s@.receive($1, $2, $3)`, [
+          this.stream,
+          this.name,
+          this.opts.maxMessages,
+        ]),
+      );
       if (rows.length === 0) return 'empty';
       return this.handleBatch(
         tx,
@@ -336,17 +339,19 @@ export class Consumer<T = unknown> {
     // Allocation commits on its own: other members then see the batch as
     // taken (and can take it over once its heartbeat is older than
     // deadIntervalSeconds), and the heartbeat below is visible to them.
-    const rows = await this.client.q<MessageRow>(
-      `SELECT * FROM @s@.receive_coop($1, $2, $3, $4, make_interval(secs => $5))`,
-      [
-        this.stream,
-        this.name,
-        this.options.subconsumer,
-        this.opts.maxMessages,
-        this.opts.deadIntervalSeconds,
-      ],
-      undefined,
-      true,
+    const rows = await traceReceive(this.stream, () =>
+      this.client.q<MessageRow>(
+        `SELECT * FROM @s@.receive_coop($1, $2, $3, $4, make_interval(secs => $5))`,
+        [
+          this.stream,
+          this.name,
+          this.options.subconsumer,
+          this.opts.maxMessages,
+          this.opts.deadIntervalSeconds,
+        ],
+        undefined,
+        true,
+      ),
     );
     if (rows.length === 0) return 'empty';
     const heartbeat = setInterval(() => {
@@ -388,7 +393,16 @@ export class Consumer<T = unknown> {
       }
       const htx = new HandlerTx(tx);
       try {
-        await handler(msg, { tx: htx, batchId, signal: this.abort.signal });
+        const job = {
+          id: msg.msgId,
+          task: this.stream,
+          consumerGroup: this.name,
+          attempt: (msg.retryCount ?? 0) + 1,
+          headers: {},
+        };
+        await traceProcess(job, () =>
+          handler(msg, { tx: htx, batchId, signal: this.abort.signal }),
+        );
         if (htx.used) await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
       } catch (err) {
         if (htx.used) await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);

@@ -156,6 +156,8 @@ export interface TracedJob {
   task: string;
   attempt: number;
   headers: Headers;
+  /** The consumer group (`messaging.consumer.group.name`); default the task. */
+  consumerGroup?: string;
 }
 
 /**
@@ -174,7 +176,7 @@ export async function traceProcess<R>(job: TracedJob, fn: () => R | Promise<R>):
       attributes: attrs('process', job.task, {
         'messaging.message.id': String(job.id),
         'messaging.message.delivery_count': job.attempt,
-        'messaging.consumer.group.name': job.task,
+        'messaging.consumer.group.name': job.consumerGroup ?? job.task,
       }),
     },
     extract(a, job.headers),

@@ -6,6 +6,7 @@ import { Ops } from '../../src/ops/ops.js';
 import { startDashboard, type RunningDashboard } from '../../src/ops/dashboard/server.js';
 import { defineTask } from '../../src/tasks/define.js';
 import { taskClient, worker } from '../tasks/helpers.js';
+import { Ticker } from '../../src/stream/ticker.js';
 
 /** Never download a browser: Debian's chromium only. */
 export const CHROMIUM = '/usr/bin/chromium';
@@ -178,5 +179,93 @@ describe('dashboard in a real browser', () => {
     );
     expect((await client.deadLetters('b_broken').list()).length).toBe(0);
     await tp.context().close();
+  });
+
+  it('charts task throughput and failure rate, message age, ticker leader and tick rate', async () => {
+    const client = taskClient(db);
+    await db.queueClient().createQueue('b_aged');
+    await db.queueClient().send('b_aged', { waiting: true });
+    for (let i = 0; i < 3; i++) await client.enqueue(broken, {});
+    for (let i = 0; i < 3; i++) await client.enqueue(slow, { ms: 10 });
+    // The open pages refresh themselves; every refresh (at most one a second) is a
+    // sample of the charts. Let a few samples see the jobs waiting, then run them.
+    const tasks = await open('tasks');
+    const queues = await open('queues');
+    await tasks.waitForFunction(() => Number(document.body.dataset.refreshed) >= 6, null, {
+      timeout: 30_000,
+    });
+    const w = worker(db, { tasks: [slow, broken] });
+    await w.start();
+    const rate = (task: string) =>
+      tasks.evaluate(
+        (t) => document.querySelector(`[data-failure-rate="${t}"]`)?.textContent?.trim() ?? '',
+        task,
+      );
+    // b_broken's jobs all die, b_work's all complete: the failure rates tell them apart.
+    await tasks.waitForFunction(
+      () =>
+        document.querySelector('[data-failure-rate="b_work"]')?.textContent?.trim() === '0.0%' &&
+        /^\d+\.\d%$/.test(
+          document.querySelector('[data-failure-rate="b_broken"]')?.textContent?.trim() ?? '',
+        ) &&
+        document.querySelector('svg[aria-label="jobs of b_broken dead-lettered per second"]'),
+      null,
+      { timeout: 30_000 },
+    );
+    await w.stop();
+    const broke = Number((await rate('b_broken')).replace('%', ''));
+    expect(broke).toBeGreaterThan(0);
+    expect(broke).toBeLessThanOrEqual(100);
+    expect(
+      await tasks.locator('svg[aria-label="jobs of b_work finished per second"]').count(),
+    ).toBe(1);
+    if (shots) await tasks.screenshot({ path: `${shots}/dashboard-tasks.png`, fullPage: true });
+    await tasks.context().close();
+    // b_aged holds an unread message: its age is charted.
+    await queues.waitForSelector('svg[aria-label="oldest message age in b_aged"]', {
+      timeout: 30_000,
+    });
+    if (shots) await queues.screenshot({ path: `${shots}/dashboard-queues.png`, fullPage: true });
+    await queues.context().close();
+
+    await db.sql(`SELECT pgque.create_queue('b_ticks')`);
+    let streams = await open('streams');
+    expect(await streams.textContent('#ticker-leader')).toContain('No ticker is leading');
+    await streams.context().close();
+    const ticker = new Ticker({ connectionString: db.url, electionIntervalMs: 100 });
+    ticker.start();
+    try {
+      await eventually(async () => ticker.isLeader, 20_000);
+      await db.sql(`SELECT pgque.send('b_ticks', 'signup', '{"user": 1}'::jsonb)`);
+      await db.sql(`SELECT pgque.force_next_tick('b_ticks')`);
+      streams = await open('streams');
+      await streams.waitForFunction(
+        () =>
+          /Ticker leader:\s+backend pid\s+\d+/.test(
+            document.getElementById('ticker-leader')?.textContent ?? '',
+          ),
+        null,
+        { timeout: 30_000 },
+      );
+      // ticks/min is the 5th-from-last column of the stream table.
+      const ticksPerMinute = async () =>
+        Number(
+          await streams.evaluate(() => {
+            const head = Array.from(document.querySelectorAll('#stream-table thead th')).map(
+              (h) => h.textContent,
+            );
+            const row = Array.from(document.querySelectorAll('#stream-table tbody tr')).find(
+              (r) => r.querySelector('td')?.textContent === 'b_ticks',
+            );
+            return row?.querySelectorAll('td')[head.indexOf('ticks/min')]?.textContent ?? '0';
+          }),
+        );
+      await eventually(async () => (await ticksPerMinute()) > 0, 30_000);
+      if (shots)
+        await streams.screenshot({ path: `${shots}/dashboard-streams.png`, fullPage: true });
+      await streams.context().close();
+    } finally {
+      await ticker.stop();
+    }
   });
 });

@@ -5,11 +5,13 @@ import { join } from 'node:path';
 import { useTestDatabase } from '../support/db.js';
 import { migrate, MigrationError, InvalidArgumentError } from '../../src/index.js';
 import { checkServerVersion } from '../../src/migrate/migrator.js';
-import { components } from '../../src/migrate/components.js';
+import { components, latestVersion } from '../../src/migrate/components.js';
 import { main } from '../../src/cli/main.js';
 
 const db = useTestDatabase();
-const latestQueue = components.queue.migrations.length;
+const latestQueue = latestVersion(components.queue);
+// How many migrations the queue ships (versions may skip a number reserved on another branch).
+const queueCount = components.queue.migrations.length;
 
 describe('migrate()', () => {
   it('installs into a fresh schema once; a second run applies nothing', async () => {
@@ -32,7 +34,7 @@ describe('migrate()', () => {
     const rows = await db.sql(
       `SELECT version, component FROM mig_a._pgferry_migrations ORDER BY version`,
     );
-    expect(rows).toHaveLength(latestQueue);
+    expect(rows).toHaveLength(queueCount);
     await db.sql(`SELECT mig_a.create('works')`);
     expect(await db.sql(`SELECT * FROM mig_a.send('works', '{}'::jsonb)`)).toEqual([{ send: '1' }]);
   });
@@ -47,10 +49,10 @@ describe('migrate()', () => {
         }),
       ),
     );
-    const applied = runs.flatMap((r) => r.applied.map((a) => a.version)).sort();
+    const applied = runs.flatMap((r) => r.applied.map((a) => a.version)).sort((a, b) => a - b);
     expect(applied).toEqual(components.queue.migrations.map((m) => m.version));
     expect(await db.sql(`SELECT count(*)::int AS n FROM mig_race._pgferry_migrations`)).toEqual([
-      { n: latestQueue },
+      { n: queueCount },
     ]);
   });
 
@@ -168,7 +170,7 @@ describe('pgferry migrate (CLI)', () => {
     const code = await main(['migrate', '--url', db.url, '--queue-schema', 'cli_q', '--quiet']);
     expect(code).toBe(0);
     expect(await db.sql(`SELECT count(*)::int AS n FROM cli_q._pgferry_migrations`)).toEqual([
-      { n: latestQueue },
+      { n: queueCount },
     ]);
   });
 

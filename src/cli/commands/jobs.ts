@@ -76,7 +76,7 @@ it selected); 2 bad usage; 3 database unreachable.`,
     try {
       if (action === 'list') {
         if (list.length) throw new UsageError('list takes no ids (use show, or --after)');
-        const jobs = await browseJobs(ops.read, ops.schemas.queue, task, {
+        const jobs = await browseJobs(ops.read, ops.schemas.tasks, task, {
           ...filter,
           limit: limit ?? 50,
         });
@@ -91,7 +91,7 @@ it selected); 2 bad usage; 3 database unreachable.`,
       if (action === 'show') {
         if (list.length !== 1 || state || payload)
           throw new UsageError('show takes exactly one id and no filter');
-        const [job] = await browseJobs(ops.read, ops.schemas.queue, task, { id: list[0]! });
+        const [job] = await browseJobs(ops.read, ops.schemas.tasks, task, { id: list[0]! });
         if (!job) {
           console.error(`pgferry jobs: no ${task} job ${list[0]}`);
           return EXIT.failure;
@@ -127,7 +127,7 @@ async function select(
     if (filter.state || filter.payload) throw new UsageError('give ids or a filter, not both');
     const out: BrowsedJob[] = [];
     for (const id of list) {
-      const [j] = await browseJobs(ops.write, ops.schemas.queue, task, { id });
+      const [j] = await browseJobs(ops.write, ops.schemas.tasks, task, { id });
       if (!j) throw new UsageError(`no ${task} job ${id}`);
       out.push(j);
     }
@@ -136,7 +136,7 @@ async function select(
   if (!filter.state && !filter.payload)
     throw new UsageError('give job ids, or --state and/or --where');
   // Select on the primary: the read counts fence the action, so they must be current.
-  return browseJobs(ops.write, ops.schemas.queue, task, {
+  return browseJobs(ops.write, ops.schemas.tasks, task, {
     ...filter,
     limit: Math.min(limit, 1000),
   });

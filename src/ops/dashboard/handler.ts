@@ -6,6 +6,7 @@ import { runJobAction, type JobAction } from '../job-actions.js';
 import { Ops, type OpsOptions } from '../ops.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../prometheus.js';
 import { queueStats } from '../queue-stats.js';
+import { newSeries, sampler } from './samples.js';
 import type { TaskMetrics } from '../task-metrics.js';
 import type { JobState } from '../../tasks/client.js';
 import { page } from './html.js';
@@ -46,7 +47,6 @@ export interface DashboardHandler extends NodeHandler {
 }
 
 const MAX_BODY_BYTES = 1 << 20;
-const HISTORY = 60;
 
 /**
  * The dashboard as a Node request handler (`(req, res, next?)`): mount it on
@@ -64,29 +64,15 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
   if (auth.bearerToken !== undefined && auth.bearerToken.length < 8)
     throw new InvalidArgumentError('the dashboard bearer token must be at least 8 characters');
   const csrf = randomBytes(16).toString('hex');
-  const history = new Map<string, number[]>();
-  // Send throughput per queue, from the msg_id sequence between samples.
-  const rates = new Map<string, number[]>();
-  const lastSent = new Map<string, { n: number; at: number }>();
+  const series = newSeries();
+  const addSample = sampler(series);
   let sampledAt = 0;
 
   const sample = async (): Promise<void> => {
     const now = Date.now();
     if (now - sampledAt < Math.max(1000, refreshMs / 2)) return;
     sampledAt = now;
-    const push = (m: Map<string, number[]>, k: string, v: number) => {
-      const h = m.get(k) ?? [];
-      h.push(v);
-      if (h.length > HISTORY) h.shift();
-      m.set(k, h);
-    };
-    for (const q of await queueStats(ops.read, ops.schemas.queue)) {
-      push(history, q.queue, q.depth);
-      const prev = lastSent.get(q.queue);
-      if (prev && now > prev.at)
-        push(rates, q.queue, Math.max(0, (q.sentTotal - prev.n) / ((now - prev.at) / 1000)));
-      lastSent.set(q.queue, { n: q.sentTotal, at: now });
-    }
+    addSample(await queueStats(ops.read, ops.schemas.queue), now);
   };
 
   const handle = async (
@@ -120,7 +106,7 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         PROMETHEUS_CONTENT_TYPE,
         await renderMetrics(ops, options.taskMetrics ? { taskMetrics: options.taskMetrics } : {}),
       );
-    const c: pages.PageContext = { ops, base, writable, csrf, history, rates };
+    const c: pages.PageContext = { ops, base, writable, csrf, series };
     const installed = await ops.components();
     let r: pages.Rendered | null = null;
     if (installed.queue) await sample();
@@ -213,14 +199,14 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         const f = pages.filterFrom(new URLSearchParams({ where: form.get('where') ?? '' }));
         if (!state && !f.payload)
           return send(res, 400, 'text/plain', 'a filter action needs a state or a payload search');
-        jobs = await browseJobs(ops.write, ops.schemas.queue, task, {
+        jobs = await browseJobs(ops.write, ops.schemas.tasks, task, {
           ...f,
           ...(state ? { state } : {}),
           limit: 1000,
         });
       } else
         for (const id of ids)
-          jobs.push(...(await browseJobs(ops.write, ops.schemas.queue, task, { id })));
+          jobs.push(...(await browseJobs(ops.write, ops.schemas.tasks, task, { id })));
       const r = await runJobAction(ops, action as JobAction, task, jobs);
       msg = `${action}: ${r.filter((x) => x.outcome === 'done').length} of ${r.length} done`;
     } else if (seg[0] === 'streams' && seg[1] === 'actions' && action === 'replay') {

@@ -2,6 +2,7 @@
 import type { BrowseFilter } from '../browse.js';
 import type { Ops } from '../ops.js';
 import { html, Html } from './html.js';
+import type { Series } from './samples.js';
 
 /** What every page needs. */
 export interface PageContext {
@@ -10,10 +11,8 @@ export interface PageContext {
   base: string;
   writable: boolean;
   csrf: string;
-  /** Recent depth samples per queue (for the sparklines). */
-  history: Map<string, number[]>;
-  /** Recent send rates (messages/s) per queue. */
-  rates: Map<string, number[]>;
+  /** Recent samples per queue (for the sparklines). */
+  series: Series;
 }
 
 export interface Rendered {

@@ -19,19 +19,35 @@ function queueRows(c: PageContext, qs: QueueStat[]): Html[][] {
   return qs.map((q) => [
     tl(u(c, `queues/${enc(q.queue)}`), q.queue),
     tn(`${q.depthExact ? '' : '~'}${q.depth}`),
-    html`<td>${sparkline(c.history.get(q.queue) ?? [], `depth of ${q.queue}`)}</td>`,
-    sendRate(c, q.queue),
-    tn(age(q.oldestAgeSeconds)),
+    html`<td>${sparkline(c.series.depth.get(q.queue) ?? [], `depth of ${q.queue}`)}</td>`,
+    rateCell(c.series.sent.get(q.queue), `sent per second to ${q.queue}`),
+    html`<td class="n" data-chart="age">
+      ${sparkline(c.series.age.get(q.queue) ?? [], `oldest message age in ${q.queue}`)}
+      ${age(q.oldestAgeSeconds)}
+    </td>`,
     tn(q.inFlight),
     tn(q.delayed),
     tn(q.deadLetters),
     tn(`~${q.archivedEstimate}`),
   ]);
 }
-function sendRate(c: PageContext, queue: string): Html {
-  const r = c.rates.get(queue) ?? [];
+/** A row of labelled sparklines with their last values. */
+export function charts(id: string, list: [string, readonly number[] | undefined][]): Html {
+  return html`<div class="cards charts" id="${id}" data-live>
+    ${list.map(([label, v]) => {
+      const last = v?.length ? Number(v[v.length - 1]!.toFixed(2)) : '–';
+      return html`<div class="card" data-chart="${label}">
+        <span class="muted">${label}</span>${sparkline(v ?? [], label)} <b>${last}</b>
+      </div>`;
+    })}
+  </div>`;
+}
+
+/** A sparkline of a rate series with its last value. */
+export function rateCell(values: readonly number[] | undefined, label: string): Html {
+  const r = values ?? [];
   const last = r.length ? r[r.length - 1]!.toFixed(1) : '–';
-  return html`<td class="n">${sparkline(r, `sent per second to ${queue}`)} ${last}</td>`;
+  return html`<td class="n">${sparkline(r, label)} ${last}</td>`;
 }
 
 const QUEUE_HEAD = [
@@ -39,7 +55,7 @@ const QUEUE_HEAD = [
   'depth',
   'depth trend',
   'sent/s',
-  'oldest',
+  'oldest (message age)',
   'in flight',
   'delayed',
   'dead letters',
@@ -151,6 +167,12 @@ export async function queueDetail(
     body: html`<div class="cards">
         ${card('q-depth', 'depth', `${s.depthExact ? '' : '~'}${s.depth}`)}${card('q-oldest', 'oldest', age(s.oldestAgeSeconds))}${card('q-inflight', 'in flight', s.inFlight)}${card('q-delayed', 'delayed', s.delayed)}${card('q-dead', 'dead letters', s.deadLetters ?? '–')}${card('q-archived', 'archived (est.)', s.archivedEstimate)}
       </div>
+      ${charts('q-charts', [
+        ['depth', c.series.depth.get(name)],
+        ['sent/s', c.series.sent.get(name)],
+        ['left/s', c.series.left.get(name)],
+        ['oldest message age (s)', c.series.age.get(name)],
+      ])}
       <p class="muted">
         partitioned: ${s.partitioned} · unlogged: ${s.unlogged} · insert notifications:
         ${s.notifyInsert} · fast metrics: ${s.fastMetrics} · dead-letter queue:

@@ -5,6 +5,7 @@ import { button, csrfField, u, type PageContext, type Rendered } from './page-pa
 
 export async function streams(c: PageContext): Promise<Rendered> {
   const s = await streamStats(c.ops);
+  const rates = new Map(s.tickRates.map((r) => [r.stream, r.ticksPerMinute]));
   const dlq = [];
   for (const st of s.streams)
     for (const d of await c.ops.streams.dlqInspect(st.queueName, { limit: 50 }))
@@ -12,7 +13,18 @@ export async function streams(c: PageContext): Promise<Rendered> {
   return {
     title: 'Streams',
     active: 'streams',
-    body: html`${table(
+    body: html`<p id="ticker-leader" data-live>
+        ${
+          s.leader
+            ? html`Ticker leader: backend pid
+                <b>${s.leader.pid}</b>
+                ${s.leader.applicationName ? html`(${s.leader.applicationName})` : html``}
+                ${s.leader.backendStart ? html`connected since ${s.leader.backendStart}` : html``}`
+            : html`<b>No ticker is leading</b>: run <code>pgferry stream-ticker</code> or a Ticker
+                in a worker, or events are not delivered.`
+        }
+      </p>
+      ${table(
         'stream-table',
         [
           'stream',
@@ -20,6 +32,7 @@ export async function streams(c: PageContext): Promise<Rendered> {
           'new events',
           'events/s',
           'last tick',
+          'ticks/min',
           'paused',
           'external ticker',
         ],
@@ -29,6 +42,7 @@ export async function streams(c: PageContext): Promise<Rendered> {
           tn(q.newEvents),
           tn(q.eventsPerSecond?.toFixed(2)),
           tn(q.lastTickId),
+          tn(rates.get(q.queueName)?.toFixed(1)),
           td(q.paused),
           td(q.externalTicker),
         ]),

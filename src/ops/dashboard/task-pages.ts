@@ -5,6 +5,8 @@ import type { JobState } from '../../tasks/client.js';
 import { browseJobs, JOB_STATES } from '../browse.js';
 import { cronStats, taskStats } from '../engine-stats.js';
 import { age, html, Html, table, td, tl, tn } from './html.js';
+import { charts, rateCell } from './queue-pages.js';
+import { HISTORY, total } from './samples.js';
 import {
   button,
   card,
@@ -35,7 +37,19 @@ export async function tasks(c: PageContext): Promise<Rendered> {
     active: 'tasks',
     body: html`${table(
         'task-table',
-        ['task', 'queued', 'scheduled', 'running', 'retrying', 'dead', 'finished (est.)', 'oldest'],
+        [
+          'task',
+          'queued',
+          'scheduled',
+          'running',
+          'retrying',
+          'dead',
+          'finished (est.)',
+          'oldest',
+          'finished/s',
+          'dead/s',
+          'failure rate',
+        ],
         ts.map((t) => [
           tl(u(c, `tasks/${enc(t.task)}`), t.task),
           tn(t.queued),
@@ -45,8 +59,14 @@ export async function tasks(c: PageContext): Promise<Rendered> {
           tn(t.dead),
           tn(t.archivedEstimate),
           tn(age(t.oldestAgeSeconds)),
+          ...taskRates(c, t.task),
         ]),
       )}
+      <p class="muted">
+        finished/s: jobs leaving the task's queue (completed, cancelled or dead); dead/s: jobs moved
+        to its dead-letter queue; failure rate: dead over finished across the charts' window (the
+        last ${HISTORY} samples while this dashboard is open).
+      </p>
       <h2>Cron schedules</h2>
       ${table(
         'cron-table',
@@ -64,6 +84,21 @@ export async function tasks(c: PageContext): Promise<Rendered> {
   };
 }
 
+/** Throughput, dead-letter rate and failure rate of a task from the dashboard's samples. */
+function taskRates(c: PageContext, task: string): Html[] {
+  const left = c.series.left.get(task);
+  const dead = c.series.sent.get(task + '_dlq');
+  const done = total(left);
+  const failed = total(dead);
+  return [
+    rateCell(left, `jobs of ${task} finished per second`),
+    rateCell(dead, `jobs of ${task} dead-lettered per second`),
+    html`<td class="n" data-failure-rate="${task}">
+      ${done > 0 ? `${Math.min(100, (failed / done) * 100).toFixed(1)}%` : '–'}
+    </td>`,
+  ];
+}
+
 export async function taskDetail(
   c: PageContext,
   task: string,
@@ -72,7 +107,7 @@ export async function taskDetail(
   const [t] = (await taskStats(c.ops)).filter((x) => x.task === task);
   if (!t) return null;
   const state = (q.get('state') || undefined) as JobState | undefined;
-  const jobs = await browseJobs(c.ops.read, c.ops.schemas.queue, task, {
+  const jobs = await browseJobs(c.ops.read, c.ops.schemas.tasks, task, {
     ...filterFrom(q),
     ...(state ? { state } : {}),
   });
@@ -87,6 +122,12 @@ export async function taskDetail(
     body: html`<div class="cards">
         ${card('t-queued', 'queued', t.queued)}${card('t-scheduled', 'scheduled', t.scheduled)}${card('t-running', 'running', t.running)}${card('t-retrying', 'retrying', t.retrying)}${card('t-dead', 'dead', t.dead)}
       </div>
+      ${charts('t-charts', [
+        ['enqueued/s', c.series.sent.get(task)],
+        ['finished/s', c.series.left.get(task)],
+        ['dead/s', c.series.sent.get(task + '_dlq')],
+        ['oldest job age (s)', c.series.age.get(task)],
+      ])}
       ${searchForm(q, stateSelect)}
       <form method="post" action="${u(c, `tasks/${enc(task)}/actions`)}">
         ${csrfField(c)} <input type="hidden" name="state" value="${state ?? ''}" /><input
@@ -118,7 +159,7 @@ export async function jobDetail(
   task: string,
   id: number,
 ): Promise<Rendered | null> {
-  const [j] = await browseJobs(c.ops.read, c.ops.schemas.queue, task, { id });
+  const [j] = await browseJobs(c.ops.read, c.ops.schemas.tasks, task, { id });
   if (!j) return null;
   const h = j.headers ?? {};
   const err = (h[H.error] ?? h[H.lastError]) as Record<string, unknown> | undefined;
