@@ -383,6 +383,6 @@ export class QueueClient extends QueueClientReliability {
 
   private topicSql?: TopicSql;
   private get topics(): TopicSql {
-    return (this.topicSql ??= new TopicSql(this.s));
+    return (this.topicSql ??= new TopicSql(this.engine));
   }
 }

@@ -12,7 +12,7 @@ import type {
   SendBatchOptions,
   SendOptions,
 } from './types.js';
-import { checkInt, checkMsgId, checkMsgIds, toJson } from './validate.js';
+import { checkInt, checkMsgId, checkMsgIds, encodeBatch, toJson } from './validate.js';
 
 // The messaging operations of QueueClient (send, read, finish), argument
 // checks included; the client delegates to them. Statements: engine/.
@@ -44,19 +44,7 @@ export function sendBatch<T>(
   messages: readonly T[],
   options: SendBatchOptions,
 ): Promise<number[]> {
-  if (!Array.isArray(messages) || messages.length === 0) {
-    throw new InvalidArgumentError('msgs cannot be NULL or empty');
-  }
-  const bodies = messages.map((m, i) => toJson(`messages[${i}]`, m));
-  let headers: (string | null)[] | null = null;
-  if (options.headers) {
-    if (options.headers.length !== messages.length) {
-      throw new InvalidArgumentError(
-        `headers array length (${options.headers.length}) must match msgs array length (${messages.length})`,
-      );
-    }
-    headers = options.headers.map((h, i) => (h == null ? null : toJson(`headers[${i}]`, h)));
-  }
+  const { bodies, headers } = encodeBatch(messages, options.headers);
   return e.messages.sendBatch(exec, queue, bodies, headers, vtOf(options));
 }
 

@@ -3,7 +3,7 @@ import { checkQueueName } from './validate.js';
 import { QueueClientBase } from './base.js';
 import { getArchiveRetention, setArchiveRetention } from './archive-retention.js';
 import * as dl from './dead-letters.js';
-import { disableFastMetrics, enableFastMetrics, fastMetricsEnabled } from './fast-metrics.js';
+import { enableFastMetrics, fastMetricsFlag } from './fast-metrics.js';
 import { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './maintenance.js';
 import * as parts from './partitions.js';
 
@@ -129,11 +129,11 @@ export abstract class QueueClientReliability extends QueueClientBase {
 
   disableFastMetrics(queue: string, options: TxOption = {}): Promise<boolean> {
     checkQueueName(queue);
-    return disableFastMetrics(this.x(options), this.s, queue);
+    return fastMetricsFlag(this.x(options), this.s, 'disable_fast_metrics', queue);
   }
 
   fastMetricsEnabled(queue: string, options: TxOption = {}): Promise<boolean> {
     checkQueueName(queue);
-    return fastMetricsEnabled(this.x(options), this.s, queue);
+    return fastMetricsFlag(this.x(options), this.s, 'fast_metrics_enabled', queue);
   }
 }
