@@ -3,12 +3,8 @@ import type { Driver, Subscription } from '../driver/types.js';
 import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
 
-/**
- * A FROM item that turns synchronous_commit off for the statement's own
- * (autocommit) transaction: see the bus readers, which use it for reads and
- * archives only.
- */
-export const ASYNC_COMMIT = `set_config('synchronous_commit', 'off', true) AS _async_commit`;
+/** The FROM item that turns synchronous_commit off for the statement's transaction (queue engine). */
+export { ASYNC_COMMIT } from '../queue/index.js';
 
 /**
  * The NOTIFY channel that wakes the member owning `queue`. Derived from the

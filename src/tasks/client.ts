@@ -5,9 +5,7 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import type { Headers } from '../queue/types.js';
-import { toMessage, MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
-import { toJson } from '../queue/validate.js';
+import { toJson, toMessage, type Headers } from '../queue/index.js';
 import { checkTaskName } from './define.js';
 import { DeadLetters } from './dead-letters.js';
 import { TaskConfigError } from './errors.js';
@@ -237,18 +235,14 @@ export class TaskClient {
   ): Promise<JobSnapshot | null> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     const exec = options.tx ?? this.driver;
-    const q = await this.statements.table(exec, name);
-    const live = await execute<MessageRow & { running: boolean; now: Date }>(
-      exec,
-      `SELECT ${MESSAGE_COLUMNS}, (last_read_at IS NOT NULL AND vt > clock_timestamp()) AS running, clock_timestamp() AS now
-         FROM ${q} WHERE msg_id = $1`,
-      [id],
-    );
-    if (live.rows[0]) {
-      const r = live.rows[0];
+    const records = this.statements.queue.records;
+    const r = await records.get(exec, name, id);
+    if (r) {
       const m = toMessage(r);
-      const future = m.visibleAt.getTime() > new Date(r.now).getTime();
-      const state: JobState = r.running
+      const now = new Date(r.now).getTime();
+      const future = m.visibleAt.getTime() > now;
+      const running = m.lastReadAt !== null && future;
+      const state: JobState = running
         ? 'running'
         : future
           ? m.readCount > 0
@@ -267,14 +261,9 @@ export class TaskClient {
         archivedAt: null,
       };
     }
-    const a = await this.statements.table(exec, name, 'a');
-    const arc = await execute<MessageRow & { archived_at: Date }>(
-      exec,
-      `SELECT ${MESSAGE_COLUMNS}, archived_at FROM ${a} WHERE msg_id = $1`,
-      [id],
-    );
-    if (!arc.rows[0]) return null;
-    const m = toMessage(arc.rows[0]);
+    const arc = await records.getArchived(exec, name, id);
+    if (!arc) return null;
+    const m = toMessage(arc);
     const st = (m.headers ?? {})[H.state];
     const state: JobState = st === 'dead' ? 'dead' : st === 'cancelled' ? 'cancelled' : 'completed';
     return {
@@ -286,7 +275,7 @@ export class TaskClient {
       attempts: m.readCount,
       enqueuedAt: m.enqueuedAt,
       runAt: m.visibleAt,
-      archivedAt: new Date(arc.rows[0].archived_at),
+      archivedAt: new Date(arc.archived_at),
     };
   }
 

@@ -1,7 +1,5 @@
-import { execute } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
-import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../queue/rows.js';
-import type { Headers } from '../queue/types.js';
+import { toMessage, type Arg, type Headers, type MessageRow } from '../queue/index.js';
 import type { TaskClient } from './client.js';
 import { H } from './headers.js';
 
@@ -35,31 +33,33 @@ export class DeadLetters {
   async list(
     options: { limit?: number; afterId?: number; errorName?: string } = {},
   ): Promise<DeadLetter[]> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<MessageRow>(
-      this.client.driver,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t}
-        WHERE msg_id > $1 AND ($2::text IS NULL OR headers -> '${H.error}' ->> 'class' = $2 OR headers -> '${H.error}' ->> 'name' = $2)
-        ORDER BY msg_id LIMIT $3`,
-      [options.afterId ?? 0, options.errorName ?? null, options.limit ?? 100],
-    );
-    return res.rows.map((r) => this.toDeadLetter(r));
+    const rows = await this.records.list(this.client.driver, this.dlq, {
+      afterId: options.afterId ?? 0,
+      limit: options.limit ?? 100,
+      ...(options.errorName == null
+        ? {}
+        : {
+            headerMatch: { header: H.error, fields: ['class', 'name'], value: options.errorName },
+          }),
+    });
+    return rows.map((r) => this.toDeadLetter(r));
   }
 
   async get(id: number): Promise<DeadLetter | null> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<MessageRow>(
-      this.client.driver,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t} WHERE msg_id = $1`,
-      [id],
-    );
-    return res.rows[0] ? this.toDeadLetter(res.rows[0]) : null;
+    const row = await this.records.get(this.client.driver, this.dlq, id);
+    return row ? this.toDeadLetter(row) : null;
   }
 
-  async count(): Promise<number> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<{ n: string }>(this.client.driver, `SELECT count(*) AS n FROM ${t}`);
-    return Number(res.rows[0]!.n);
+  count(): Promise<number> {
+    return this.records.count(this.client.driver, this.dlq);
+  }
+
+  private get records() {
+    return this.client.statements.queue.records;
+  }
+
+  private get dlq(): string {
+    return this.task + '_dlq';
   }
 
   /**
@@ -69,23 +69,34 @@ export class DeadLetters {
    */
   async reschedule(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
     const [ids, name] = filterArgs(filter);
-    const res = await execute<{ dead_id: string; new_id: string }>(
+    const rows = await this.client.statements.call<{ dead_id: string; new_id: string }>(
       this.client.driver,
-      `SELECT dead_id, new_id FROM ${this.client.statements.t}.reschedule_dead($1::text, $2::bigint[], $3::text) ORDER BY dead_id`,
-      [this.task, ids, name],
+      'reschedule_dead',
+      this.filterCall(ids, name),
+      { select: 'dead_id, new_id' },
     );
-    return res.rows.map((r) => ({ deadId: Number(r.dead_id), newId: Number(r.new_id) }));
+    return rows
+      .sort((a, b) => Number(a.dead_id) - Number(b.dead_id))
+      .map((r) => ({ deadId: Number(r.dead_id), newId: Number(r.new_id) }));
   }
 
   /** Deletes dead letters for good; returns how many. */
   async purge(filter: DeadLetterFilter): Promise<number> {
     const [ids, name] = filterArgs(filter);
-    const res = await execute<{ n: string }>(
+    const rows = await this.client.statements.call<{ r: string }>(
       this.client.driver,
-      `SELECT ${this.client.statements.t}.purge_dead($1::text, $2::bigint[], $3::text) AS n`,
-      [this.task, ids, name],
+      'purge_dead',
+      this.filterCall(ids, name),
     );
-    return Number(res.rows[0]!.n);
+    return Number(rows[0]!.r);
+  }
+
+  private filterCall(ids: number[] | null, name: string | null): Arg[] {
+    return [
+      [this.task, 'text'],
+      [ids, 'bigint[]'],
+      [name, 'text'],
+    ];
   }
 
   private toDeadLetter(r: MessageRow): DeadLetter {

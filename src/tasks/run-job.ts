@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { Message } from '../queue/types.js';
+import type { Message } from '../queue/index.js';
 import {
   AttemptsExhaustedError,
   JobCancelledError,

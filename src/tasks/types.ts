@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { Executor } from '../driver/types.js';
-import type { Headers } from '../queue/types.js';
+import type { Headers } from '../queue/index.js';
 import type { Logger } from '../logger.js';
 import type { Backoff } from './backoff.js';
 

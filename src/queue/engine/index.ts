@@ -3,6 +3,7 @@ import type { Executor } from '../../driver/types.js';
 import { call, type Arg, type CallOptions } from './calls.js';
 import { HeldStatements } from './held.js';
 import { MessageStatements } from './messages.js';
+import { RecordStatements } from './records.js';
 import { TableResolver } from './tables.js';
 
 /**
@@ -13,6 +14,7 @@ import { TableResolver } from './tables.js';
  * - `messages`: the prepared hot paths (send, send batch, delete, archive,
  *   read locked) and the row operations other layers need;
  * - `held`: the held-only finishing statements a consumer runs per message;
+ * - `records`: reading rows without reading messages (get by id, list, count);
  * - `call`: a SQL-function call (way one of writing a statement; the other
  *   is a prepared statement on `tables` in `messages` / `held`).
  *
@@ -24,6 +26,7 @@ export class QueueEngine {
   readonly tables: TableResolver;
   readonly messages: MessageStatements;
   readonly held: HeldStatements;
+  readonly records: RecordStatements;
 
   constructor(
     readonly schema: string,
@@ -34,6 +37,7 @@ export class QueueEngine {
     this.tables = new TableResolver(schema);
     this.messages = new MessageStatements(this.tables, lockTimeoutMs);
     this.held = new HeldStatements(this.tables, lockTimeoutMs);
+    this.records = new RecordStatements(this.tables);
   }
 
   /** Calls `<schema>.<fn>(args)`; see calls.ts. */
@@ -42,5 +46,6 @@ export class QueueEngine {
   }
 }
 
-export { ASYNC_COMMIT, type Arg, type CallOptions } from './calls.js';
+export { ASYNC_COMMIT, call, type Arg, type CallOptions } from './calls.js';
+export type { ArchivedRow, ListOptions, LiveRow } from './records.js';
 export type { VtSpec } from './vt.js';

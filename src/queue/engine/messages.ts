@@ -1,7 +1,7 @@
 import type { Executor } from '../../driver/types.js';
 import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
-import { run } from './calls.js';
+import { ASYNC_COMMIT, run } from './calls.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
@@ -115,6 +115,82 @@ export class MessageStatements {
       { prepare: true, locked },
     );
     return ids(rows);
+  }
+
+  /**
+   * A send that skips a message a unique index refuses (`ON CONFLICT DO
+   * NOTHING`): its id, or null when skipped. What tasks' enqueue does with
+   * an idempotency key (the SQL function `<tasks>.enqueue`, sql/tasks/).
+   */
+  async sendUnlessDuplicate(
+    exec: Executor,
+    queue: string,
+    message: string,
+    headers: string | null,
+    vt: VtSpec,
+  ): Promise<number | null> {
+    const t = await this.table(exec, queue);
+    const rows = await run<{ msg_id: string }>(
+      exec,
+      `INSERT INTO ${t} (vt, message, headers) VALUES (${vtSql(vt, 3)}, $1::jsonb, $2::jsonb)
+       ON CONFLICT DO NOTHING RETURNING msg_id`,
+      vtParams([message, headers], vt),
+      { prepare: true },
+    );
+    return rows[0] ? Number(rows[0].msg_id) : null;
+  }
+
+  /**
+   * The batch form: one vt per message (`at`, or a delay), rows a unique
+   * index refuses skipped. Returns the inserted ids in array order with the
+   * value of header `keyHeader` of each (to map keyed rows back).
+   */
+  async sendBatchUnlessDuplicate(
+    exec: Executor,
+    queue: string,
+    messages: string[],
+    headers: (string | null)[],
+    vts: VtSpec[],
+    keyHeader: string,
+  ): Promise<{ id: number; key: string | null }[]> {
+    const t = await this.table(exec, queue);
+    const at = vts.map((v) => (v.kind === 'at' ? v.value : null));
+    const ms = vts.map((v) => (v.kind === 'at' ? 0 : v.kind === 'ms' ? v.value : v.value * 1000));
+    // Identity values follow the ORDER BY, so unkeyed rows map back in order.
+    const rows = await run<{ msg_id: string; k: string | null }>(
+      exec,
+      `INSERT INTO ${t} (vt, message, headers)
+       SELECT COALESCE(m.run_at, clock_timestamp() + make_interval(secs => m.delay_ms / 1000)), m.msg, m.hdr
+         FROM unnest($1::jsonb[], $2::jsonb[], $3::timestamptz[], $4::float8[]) WITH ORDINALITY AS m(msg, hdr, run_at, delay_ms, ord)
+        ORDER BY m.ord
+       ON CONFLICT DO NOTHING
+       RETURNING msg_id, headers ->> $5::text AS k`,
+      [messages, headers, at, ms, keyHeader],
+      { prepare: true },
+    );
+    return rows.map((r) => ({ id: Number(r.msg_id), key: r.k })).sort((a, b) => a.id - b.id);
+  }
+
+  /**
+   * One message to several queues in one statement (one round trip, one
+   * commit), each send followed by a NOTIFY on the matching `wake` channel:
+   * the bus's fan-out. Fails as a whole when one queue is missing.
+   */
+  async sendMany(
+    exec: Executor,
+    queues: string[],
+    wake: string[],
+    message: string,
+    options: { asyncCommit?: boolean } = {},
+  ): Promise<number[]> {
+    const rows = await run<{ id: string }>(
+      exec,
+      `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM ${options.asyncCommit ? `${ASYNC_COMMIT}, ` : ''}unnest($1::text[], $2::text[]) AS p(queue, wake),
+              LATERAL ${this.tables.s}.send(p.queue, $3::jsonb) AS s(id)`,
+      [queues, wake, message],
+      { prepare: true },
+    );
+    return rows.map((r) => Number(r.id));
   }
 
   /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */

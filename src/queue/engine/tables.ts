@@ -16,7 +16,8 @@ const MAX_CACHED = 10_000;
  */
 export class TableResolver {
   private readonly names = new Map<string, string>();
-  private readonly s: string;
+  /** The quoted schema. */
+  readonly s: string;
 
   constructor(readonly schema: string) {
     this.s = quoteIdent(schema);
