@@ -4,7 +4,7 @@
 # As root it uses apt-get; otherwise it only reports what is missing.
 set -euo pipefail
 # package:command-it-provides
-wanted=()
+wanted=(chromium:chromium pgbouncer:pgbouncer)
 missing=()
 for entry in "${wanted[@]}"; do
   pkg=${entry%%:*}

@@ -2,13 +2,15 @@
 import { commands } from './commands/index.js';
 import { EXIT, UsageError } from './command.js';
 import { ConnectionError, MigrationError, PgferryError } from '../errors.js';
+import { VERSION } from '../version.js';
+import { explain, missingDatabase } from './explain.js';
 
 function help(): string {
   const width = Math.max(...commands.map((c) => c.name.length));
   return [
     'pgferry — Postgres-native messaging for TypeScript',
     '',
-    'Usage: pgferry <command> [options]',
+    'Usage: pgferry <command> [options]    (pgferry --version prints the version)',
     '',
     'Commands:',
     ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
@@ -20,6 +22,10 @@ function help(): string {
 
 export async function main(argv: string[]): Promise<number> {
   const [name, ...rest] = argv;
+  if (name === '--version' || name === '-v' || name === 'version') {
+    console.log(VERSION);
+    return EXIT.ok;
+  }
   if (!name || name === '-h' || name === '--help' || name === 'help') {
     console.log(help());
     return name ? EXIT.ok : EXIT.usage;
@@ -33,9 +39,20 @@ export async function main(argv: string[]): Promise<number> {
     console.log(command.usage);
     return EXIT.ok;
   }
+  const noDatabase = missingDatabase(name, rest);
+  if (noDatabase) {
+    console.error(`pgferry ${name}: ${noDatabase}`);
+    return EXIT.usage;
+  }
   try {
     return await command.run(rest);
   } catch (err) {
+    const clear = explain(err, rest);
+    if (clear) {
+      console.error(`pgferry ${name}: ${clear.message}`);
+      if (process.env.PGFERRY_DEBUG) console.error(err);
+      return clear.exit;
+    }
     if (
       err instanceof UsageError ||
       (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')
@@ -53,9 +70,10 @@ export async function main(argv: string[]): Promise<number> {
   }
 }
 
-// Run when executed directly (bin or tsx), not when imported by tests.
+// Run when executed directly (`tsx src/cli/main.ts`), not when imported by
+// tests or by bin/pgferry.js (which calls main itself).
 const invoked = process.argv[1] ?? '';
-if (/(?:^|[\\/])(?:main\.[cm]?[jt]s|pgferry)$/.test(invoked)) {
+if (/(?:^|[\\/])main\.[cm]?[jt]s$/.test(invoked)) {
   main(process.argv.slice(2)).then(
     (code) => {
       process.exitCode = code;

@@ -12,24 +12,35 @@ import { markNative } from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { TimeoutError, mapError } from '../errors.js';
+import { ConnectionError, TimeoutError, mapError } from '../errors.js';
 import { resolveDeadlines, statementDeadline, type DeadlineOptions } from './deadlines.js';
+import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
 
 export interface PgDriverOptions extends DeadlineOptions {
   /** Connection string; otherwise `DATABASE_URL`, otherwise libpq's `PG*` variables. */
   connectionString?: string;
   /** An existing pool to use. pgferry never ends a pool it did not create. */
-  pool?: pg.Pool;
+  pool?: PgPool;
   /** Extra pool settings when pgferry creates the pool. */
-  poolConfig?: pg.PoolConfig;
+  poolConfig?: PgPoolConfig;
   /** Pool size when pgferry creates the pool. Default 10. */
   maxConnections?: number;
   logger?: Logger;
   /** First delay before re-establishing a dropped LISTEN connection. Default 100. */
   listenReconnectDelayMs?: number;
+  /**
+   * The pooler between pgferry and PostgreSQL (see docs/deployment.md).
+   * `'transaction'` (PgBouncer transaction mode, Supavisor, RDS Proxy): no
+   * named prepared statements, and LISTEN only through
+   * `listenConnectionString` (without it, wake-ups fall back to polling, with
+   * one warning). `'session'` and `'none'` (the default) change nothing.
+   */
+  pooler?: 'transaction' | 'session' | 'none';
+  /** A direct (unpooled) URL for the LISTEN connection; default: the pool's own settings. */
+  listenConnectionString?: string;
 }
 
-type PgQueryable = pg.Pool | pg.PoolClient;
+type PgQueryable = PgPool | PgPoolClient;
 
 /** Statement names are derived from the text, so a name always means one text on every connection. */
 const statementNames = new Map<string, string>();
@@ -43,7 +54,7 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(target: PgQueryable, queryTimeoutMs: number): Queryable {
+function runner(target: PgQueryable, queryTimeoutMs: number, named = true): Queryable {
   return markNative({
     async query<R>(
       text: string,
@@ -52,7 +63,7 @@ function runner(target: PgQueryable, queryTimeoutMs: number): Queryable {
     ): Promise<QueryResult<R>> {
       try {
         const config: pg.QueryConfig & { query_timeout?: number } = { text, values: [...params] };
-        if (options?.prepare) config.name = statementName(text);
+        if (options?.prepare && named) config.name = statementName(text);
         // pg's per-query read timeout; the pool discards the connection on it.
         const deadline = statementDeadline(queryTimeoutMs, options?.timeoutExtraMs);
         if (deadline > 0) config.query_timeout = deadline;
@@ -68,12 +79,15 @@ function runner(target: PgQueryable, queryTimeoutMs: number): Queryable {
 /** The default driver, on node-postgres (`pg`). */
 export class PgDriver implements Driver {
   readonly name = 'pg';
-  readonly pool: pg.Pool;
+  readonly pool: PgPool;
   private readonly ownsPool: boolean;
   private readonly logger: Logger;
   private readonly poolRunner: Queryable;
   private readonly listener: PgListener;
   private readonly queryTimeoutMs: number;
+  private readonly named: boolean;
+  private readonly listenUnavailable: boolean;
+  private warnedNoListen = false;
   private closed = false;
 
   constructor(options: PgDriverOptions = {}) {
@@ -109,10 +123,18 @@ export class PgDriver implements Driver {
     }
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'pgferry: idle connection error'));
-    this.poolRunner = runner(this.pool, this.queryTimeoutMs);
-    const clientConfig: pg.ClientConfig = options.pool
-      ? { ...(options.pool.options as pg.ClientConfig) }
-      : connectionConfig;
+    // A transaction pooler hands each transaction to any server session: a
+    // statement prepared on one is unknown on the next, and LISTEN registers on
+    // a session that then serves other clients and never delivers here.
+    const pooled = options.pooler === 'transaction';
+    this.named = !pooled;
+    this.listenUnavailable = pooled && !options.listenConnectionString;
+    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named);
+    const clientConfig: pg.ClientConfig = options.listenConnectionString
+      ? { ...connectionConfig, connectionString: options.listenConnectionString }
+      : options.pool
+        ? { ...(options.pool.options as pg.ClientConfig) }
+        : connectionConfig;
     this.listener = new PgListener(
       clientConfig,
       this.logger,
@@ -130,14 +152,14 @@ export class PgDriver implements Driver {
   }
 
   async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
-    let client: pg.PoolClient;
+    let client: PgPoolClient;
     try {
       client = await this.pool.connect();
     } catch (err) {
       throw mapError(err);
     }
     let broken = false;
-    const tx = runner(client, this.queryTimeoutMs);
+    const tx = runner(client, this.queryTimeoutMs, this.named);
     try {
       await tx.query('BEGIN');
       const result = await fn(tx);
@@ -162,6 +184,20 @@ export class PgDriver implements Driver {
   }
 
   listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+    if (this.listenUnavailable) {
+      if (!this.warnedNoListen) {
+        this.warnedNoListen = true;
+        this.logger.warn(
+          {},
+          'pgferry: pooler "transaction" without listenConnectionString: LISTEN is off, wake-ups fall back to polling',
+        );
+      }
+      return Promise.reject(
+        new ConnectionError(
+          'LISTEN is not available through a transaction-mode pooler: pass listenConnectionString (a direct URL)',
+        ),
+      );
+    }
     return this.listener.listen(channel, onNotification);
   }
 

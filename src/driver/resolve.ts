@@ -11,6 +11,10 @@ export interface ConnectionOptions extends DeadlineOptions {
   connectionString?: string;
   /** Pool size when the client makes its own pool. Default 10. */
   maxConnections?: number;
+  /** The pooler in front of the database (`PgDriverOptions.pooler`). Default 'none'. */
+  pooler?: 'transaction' | 'session' | 'none';
+  /** A direct URL for LISTEN when `pooler` is 'transaction' (`PgDriverOptions.listenConnectionString`). */
+  listenConnectionString?: string;
 }
 
 /**
@@ -34,6 +38,10 @@ export function resolveDriver(
         : {}),
       ...(options.queryTimeoutMs !== undefined ? { queryTimeoutMs: options.queryTimeoutMs } : {}),
       ...(options.keepAliveMs !== undefined ? { keepAliveMs: options.keepAliveMs } : {}),
+      ...(options.pooler ? { pooler: options.pooler } : {}),
+      ...(options.listenConnectionString
+        ? { listenConnectionString: options.listenConnectionString }
+        : {}),
       logger,
     }),
     owned: true,

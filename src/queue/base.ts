@@ -18,6 +18,10 @@ export interface QueueClientOptions extends ConnectionOptions {
   schema?: string;
   /** pino-compatible logger. Default: silent. */
   logger?: Logger;
+  /** The pooler in front of the database; 'transaction' turns off named prepared statements (see docs/deployment.md). Default 'none'. */
+  pooler?: 'transaction' | 'session' | 'none';
+  /** A direct (unpooled) URL for LISTEN when `pooler` is 'transaction'; without it consumers poll. */
+  listenConnectionString?: string;
 }
 
 /**

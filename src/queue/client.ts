@@ -364,7 +364,8 @@ export class QueueClient extends QueueClientReliability {
 
   private readBy<T>(fn: string, queue: string, options: ReadWithPollOptions, poll: boolean) {
     checkQueueName(queue);
-    const how = { poll, conditional: true };
+    // `read` is traced (a receive span when tracing is on); the polling read is not.
+    const how = { poll, conditional: true, traced: !poll };
     return msg
       .readBy<T>(this.engine, this.x(options), fn, queue, options, how)
       .then((rows) => rows.sort(msg.byMsgId));

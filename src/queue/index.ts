@@ -66,7 +66,7 @@ export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 // Argument checks shared with the layers built on the queue: the queue-name
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).
-export { MAX_QUEUE_NAME_LENGTH, checkInt, toJson } from './validate.js';
+export { MAX_QUEUE_NAME_LENGTH, checkInt, checkQueueName, toJson } from './validate.js';
 // The queue engine (src/queue/engine/): the layers built on the queue run
 // their statements against queue tables and functions through it — a
 // client's `engine`, or one of their own for a schema — never with SQL of

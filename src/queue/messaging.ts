@@ -1,5 +1,6 @@
 import type { Driver, Executor } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
+import { traceReceive, traceSend } from '../telemetry/tracing.js';
 import { lockedMessages, type Arg } from './engine/calls.js';
 import type { QueueEngine } from './engine/index.js';
 import { readVt, vtOf, vtOfValue } from './engine/vt.js';
@@ -33,8 +34,14 @@ export function send<T>(
   options: SendOptions,
 ): Promise<number> {
   const body = toJson('message', message);
-  const headers = options.headers == null ? null : toJson('headers', options.headers);
-  return e.messages.send(exec, queue, body, headers, vtOf(options));
+  // A send span when tracing is on; its traceparent goes into the headers.
+  return traceSend(
+    queue,
+    options.headers,
+    (h) =>
+      e.messages.send(exec, queue, body, h == null ? null : toJson('headers', h), vtOf(options)),
+    (id) => id,
+  );
 }
 
 export function sendBatch<T>(
@@ -59,7 +66,7 @@ export async function readBy<T>(
   fn: string,
   queue: string,
   options: ReadWithPollOptions,
-  how: { poll: boolean; conditional: boolean },
+  how: { poll: boolean; conditional: boolean; traced?: boolean },
 ): Promise<Message<T>[]> {
   const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
   const [vt, vtType] = readVt(options);
@@ -76,11 +83,14 @@ export async function readBy<T>(
     waitMs = maxPoll * 1000;
   }
   if (how.conditional) args.push([conditionalJson(options.conditional), 'jsonb']);
-  const rows = await e.call<MessageRow>(exec, fn, args, {
-    select: MESSAGE_COLUMNS,
-    prepare: !how.poll,
-    timeoutExtraMs: waitMs,
-  });
+  const go = () =>
+    e.call<MessageRow>(exec, fn, args, {
+      select: MESSAGE_COLUMNS,
+      prepare: !how.poll,
+      timeoutExtraMs: waitMs,
+    });
+  // A receive span when tracing is on (`read`: what the OTel hooks trace).
+  const rows = how.traced ? await traceReceive(queue, go) : await go();
   return rows.map((r) => toMessage<T>(r));
 }
 

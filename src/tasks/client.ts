@@ -1,4 +1,5 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
+import { traceSend } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
@@ -121,10 +122,24 @@ export class TaskClient {
    * Validates `input` with the task's schema (throws TaskValidationError,
    * nothing sent) and enqueues one job.
    */
-  async enqueue<In, Out>(
+  enqueue<In, Out>(
     task: Task<In, Out>,
     input: In,
     options: EnqueueOptions = {},
+  ): Promise<EnqueuedJob> {
+    // A send span when tracing is on; its traceparent goes into the job's headers.
+    return traceSend(
+      task.name,
+      options.headers,
+      (h) => this.enqueueNow(task, input, h ? { ...options, headers: h } : options),
+      (r) => r.id,
+    );
+  }
+
+  private async enqueueNow<In, Out>(
+    task: Task<In, Out>,
+    input: In,
+    options: EnqueueOptions,
   ): Promise<EnqueuedJob> {
     await validateInput(task, input);
     const body = toJson('input', input);

@@ -1,5 +1,6 @@
 import type { Logger } from '../logger.js';
 import type { Message } from '../queue/index.js';
+import { traceProcess } from '../telemetry/tracing.js';
 import {
   AttemptsExhaustedError,
   JobCancelledError,
@@ -65,7 +66,7 @@ export async function runAttempt(
   );
   try {
     const settled = Promise.resolve()
-      .then(() => task.handler(input, { signal, job, logger }))
+      .then(() => traceProcess(job, () => task.handler(input, { signal, job, logger })))
       .then(
         () => ({ ok: true as const }),
         (error: unknown) => ({ ok: false as const, error }),

@@ -110,9 +110,15 @@ export interface NormalizedSchedule<In = unknown> {
   onMissed: 'runOnce' | 'skip';
 }
 
-/** A task of any input type (for lists of tasks). */
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- variance: a Task<X> must fit in a list of any tasks
-export type AnyTask = Task<any, any>;
+/**
+ * A task of any input type (for lists of tasks), written without `any`: the
+ * handler is declared with method syntax, which TypeScript checks
+ * bivariantly, so a `Task<X>` fits while the worker still calls it with the
+ * `unknown` its schema produced.
+ */
+export interface AnyTask extends Omit<Task<unknown, unknown>, 'handler'> {
+  handler(input: unknown, ctx: JobContext): unknown;
+}
 
 export const TASK_BRAND: typeof TASK = TASK;
 

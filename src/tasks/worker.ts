@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events';
+import { traceWorkerOutcomes } from '../telemetry/tracing.js';
 import type { Subscription } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { Logger } from '../logger.js';
@@ -207,6 +208,7 @@ export class Worker extends EventEmitter {
     for (const [event, fn] of Object.entries(options.hooks ?? {})) {
       if (typeof fn === 'function') this.on(event, fn as (...args: unknown[]) => void);
     }
+    traceWorkerOutcomes(this);
   }
 
   override on<E extends keyof WorkerEvents>(

@@ -5,6 +5,10 @@ import { demoCommand } from './demo.js';
 import { tickerCommand } from './stream-ticker.js';
 import { workerCommand } from './worker.js';
 import { dlqCommand } from './tasks-dlq.js';
+import { queuesCommand } from './queues.js';
+import { jobsCommand } from './jobs.js';
+import { streamsCommand } from './streams.js';
+import { dashboardCommand } from './dashboard.js';
 
 /** Every `pgferry` command, in the order `--help` lists them. Add new ones here. */
 export const commands: readonly Command[] = [
@@ -14,4 +18,8 @@ export const commands: readonly Command[] = [
   tickerCommand,
   workerCommand,
   dlqCommand,
+  queuesCommand,
+  jobsCommand,
+  streamsCommand,
+  dashboardCommand,
 ];

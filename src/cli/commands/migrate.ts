@@ -4,6 +4,7 @@ import { migrate } from '../../migrate/migrator.js';
 import { componentOrder, type ComponentName } from '../../migrate/components.js';
 import { UsageError } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
+import { connectedTarget } from '../explain.js';
 
 export const migrateCommand: Command = {
   name: 'migrate',
@@ -60,7 +61,10 @@ Options:
       const versions = Object.entries(result.versions)
         .map(([k, v]) => `${k} v${v}`)
         .join(', ');
-      console.log(`pgferry: ${result.applied.length} migration(s) applied; now at ${versions}`);
+      const target = await connectedTarget(values.url ?? process.env.DATABASE_URL);
+      console.log(
+        `pgferry: ${result.applied.length} migration(s) applied to ${target}; now at ${versions}`,
+      );
     }
     return 0;
   },

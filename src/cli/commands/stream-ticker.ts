@@ -3,6 +3,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
 import { Ticker } from '../../stream/ticker.js';
+import { requireInstalled } from '../explain.js';
 
 function ms(name: string, value: string | undefined): number | undefined {
   if (value === undefined) return undefined;
@@ -57,6 +58,8 @@ Options:
       ...opt('maintIntervalMs', ms('maint-ms', values['maint-ms'])),
       logger: consoleLogger,
     });
+    // Without this, a database without the stream engine reads as a missing privilege.
+    await requireInstalled(values.url ?? process.env.DATABASE_URL, ticker.schema, 'stream');
     ticker.start();
     console.error(`pgferry ticker: campaigning for schema ${ticker.schema}; Ctrl-C to stop`);
     await new Promise<void>((resolve) => {

@@ -10,7 +10,9 @@ export const dlqCommand: Command = {
   summary: "list, inspect, reschedule or purge a task's dead letters",
   usage: `pgferry dlq <action> <task> [ids…] [options]
 
-Works on the dead-letter queue <task>_dlq of a pgferry task.
+Works on the dead-letter queue <task>_dlq of a pgferry task. For a task's
+jobs in every state see \`pgferry jobs\` (its retry of a dead job reschedules
+the job's dead letter, as reschedule does here).
 
 Actions:
   list <task>                    dead letters, oldest first (id, attempts, failed at, error)

@@ -1,0 +1,181 @@
+// Task, job and cron pages.
+import { Cron } from 'croner';
+import { H } from '../../tasks/headers.js';
+import type { JobState } from '../../tasks/client.js';
+import { browseJobs, JOB_STATES } from '../browse.js';
+import { cronStats, taskStats } from '../engine-stats.js';
+import { age, html, Html, table, td, tl, tn } from './html.js';
+import {
+  button,
+  card,
+  csrfField,
+  enc,
+  filterFrom,
+  searchForm,
+  u,
+  type PageContext,
+  type Rendered,
+} from './page-parts.js';
+
+export async function tasks(c: PageContext): Promise<Rendered> {
+  const ts = await taskStats(c.ops);
+  const crons = await cronStats(c.ops);
+  const next = (p: string, tz: string | null): string => {
+    try {
+      return (
+        new Cron(p, { ...(tz ? { timezone: tz } : {}), paused: true }).nextRun()?.toISOString() ??
+        '–'
+      );
+    } catch {
+      return 'invalid pattern';
+    }
+  };
+  return {
+    title: 'Tasks',
+    active: 'tasks',
+    body: html`${table(
+        'task-table',
+        ['task', 'queued', 'scheduled', 'running', 'retrying', 'dead', 'finished (est.)', 'oldest'],
+        ts.map((t) => [
+          tl(u(c, `tasks/${enc(t.task)}`), t.task),
+          tn(t.queued),
+          tn(t.scheduled),
+          tn(t.running),
+          tn(t.retrying),
+          tn(t.dead),
+          tn(t.archivedEstimate),
+          tn(age(t.oldestAgeSeconds)),
+        ]),
+      )}
+      <h2>Cron schedules</h2>
+      ${table(
+        'cron-table',
+        ['schedule', 'task', 'pattern', 'timezone', 'last occurrence', 'next run'],
+        crons.map((s) => [
+          td(s.name),
+          td(s.task),
+          td(s.pattern),
+          td(s.timezone ?? 'UTC'),
+          td(s.lastOccurrence),
+          td(next(s.pattern, s.timezone)),
+        ]),
+      )}
+      <p class="muted">Pausing and resuming a task queue is not available yet.</p>`,
+  };
+}
+
+export async function taskDetail(
+  c: PageContext,
+  task: string,
+  q: URLSearchParams,
+): Promise<Rendered | null> {
+  const [t] = (await taskStats(c.ops)).filter((x) => x.task === task);
+  if (!t) return null;
+  const state = (q.get('state') || undefined) as JobState | undefined;
+  const jobs = await browseJobs(c.ops.read, c.ops.schemas.queue, task, {
+    ...filterFrom(q),
+    ...(state ? { state } : {}),
+  });
+  const stateSelect = html`state
+    <select name="state">
+      <option value="">any</option>
+      ${JOB_STATES.map((s) => html`<option ${new Html(s === state ? 'selected' : '')}>${s}</option>`)}
+    </select> `;
+  return {
+    title: `Task ${task}`,
+    active: 'tasks',
+    body: html`<div class="cards">
+        ${card('t-queued', 'queued', t.queued)}${card('t-scheduled', 'scheduled', t.scheduled)}${card('t-running', 'running', t.running)}${card('t-retrying', 'retrying', t.retrying)}${card('t-dead', 'dead', t.dead)}
+      </div>
+      ${searchForm(q, stateSelect)}
+      <form method="post" action="${u(c, `tasks/${enc(task)}/actions`)}">
+        ${csrfField(c)} <input type="hidden" name="state" value="${state ?? ''}" /><input
+          type="hidden"
+          name="where"
+          value="${q.get('where') ?? ''}"
+        />
+        ${button(c, 'retry', 'Retry selected')}${button(c, 'cancel', 'Cancel selected')}${button(c, 'delete', 'Delete selected')}${c.writable && (state || q.get('where')) ? html`<label><input type="checkbox" name="scope" value="filter" /> all matching the search (up to 1000)</label>` : html``}
+        ${table(
+          'jobs',
+          ['', 'id', 'state', 'attempts', 'enqueued', 'run at', 'input'],
+          jobs.map((j) => [
+            html`<td><input type="checkbox" name="id" value="${j.msgId}" /></td>`,
+            tl(u(c, `tasks/${enc(task)}/jobs/${j.msgId}`), j.msgId),
+            html`<td><span class="badge ${j.state}">${j.state}</span></td>`,
+            tn(j.readCount),
+            td(j.enqueuedAt),
+            td(j.visibleAt),
+            html`<td><code>${JSON.stringify(j.message).slice(0, 160)}</code></td>`,
+          ]),
+          false,
+        )}
+      </form>`,
+  };
+}
+
+export async function jobDetail(
+  c: PageContext,
+  task: string,
+  id: number,
+): Promise<Rendered | null> {
+  const [j] = await browseJobs(c.ops.read, c.ops.schemas.queue, task, { id });
+  if (!j) return null;
+  const h = j.headers ?? {};
+  const err = (h[H.error] ?? h[H.lastError]) as Record<string, unknown> | undefined;
+  const dlId = h[H.deadLetterId];
+  const dl =
+    typeof dlId === 'number' || typeof dlId === 'string'
+      ? await c.ops.tasks.deadLetters(task).get(Number(dlId))
+      : null;
+  return {
+    title: `Job ${id} of ${task}`,
+    active: 'tasks',
+    body: html`<p><span class="badge ${j.state}" id="job-state" data-live>${j.state}</span></p>
+      <table>
+        <tbody>
+          <tr>
+            <th>attempts</th>
+            <td>${j.readCount}</td>
+          </tr>
+          <tr>
+            <th>enqueued at</th>
+            <td>${j.enqueuedAt}</td>
+          </tr>
+          <tr>
+            <th>run at / lease until</th>
+            <td>${j.visibleAt}</td>
+          </tr>
+          <tr>
+            <th>last started</th>
+            <td>${j.lastReadAt ?? '–'}</td>
+          </tr>
+          <tr>
+            <th>finished at</th>
+            <td>${j.archivedAt ?? '–'}</td>
+          </tr>
+          <tr>
+            <th>dead letter</th>
+            <td>
+              ${dl ? html`id ${dl.id} in ${task}_dlq, failed ${dl.failedAt}, ${dl.attempts} attempts` : dlId ? `id ${String(dlId)} (rescheduled or purged)` : '–'}
+            </td>
+          </tr>
+        </tbody>
+      </table>
+      <h2>Input</h2>
+      <pre>${JSON.stringify(j.message, null, 2)}</pre>
+      ${
+        err
+          ? html`<h2>Error</h2>
+              <pre id="job-error">${errorText(err)}</pre>`
+          : html``
+      }
+      <h2>Headers</h2>
+      <pre>${JSON.stringify(h, null, 2)}</pre>`,
+  };
+}
+
+/** The stack when there is one (it starts with the class and message), else class: message. */
+function errorText(err: Record<string, unknown>): string {
+  if (typeof err.stack === 'string' && err.stack) return err.stack;
+  return `${String(err.class ?? err.name ?? 'Error')}: ${String(err.message ?? '')}`;
+}
