@@ -19,7 +19,7 @@ export function finishIfHeld(
 ): Promise<boolean> {
   const id = checkMsgId(msgId);
   const receipt = checkInt('readCount', readCount);
-  return e.held[how](exec, queue, id, receipt, lockedMessages(queue, [msgId]));
+  return e.held.finish(exec, how, queue, id, receipt, lockedMessages(queue, [msgId]));
 }
 
 export async function setVtIfHeld<T>(

@@ -45,16 +45,12 @@ export class TypedQueue<T> {
   archive(msgId: number, options?: TxOption): Promise<boolean>;
   archive(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
   archive(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
-    return typeof ids === 'number'
-      ? this.client.archive(this.name, ids, options)
-      : this.client.archive(this.name, ids, options);
+    return this.finish('archive', ids, options);
   }
   delete(msgId: number, options?: TxOption): Promise<boolean>;
   delete(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
   delete(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
-    return typeof ids === 'number'
-      ? this.client.delete(this.name, ids, options)
-      : this.client.delete(this.name, ids, options);
+    return this.finish('delete', ids, options);
   }
   setVisibilityTimeout(
     ids: number | readonly number[],
@@ -68,5 +64,15 @@ export class TypedQueue<T> {
   }
   consume(options?: ConsumeOptions): Consumer<T> {
     return this.client.consume<T>(this.name, options);
+  }
+  private finish(
+    how: 'archive' | 'delete',
+    ids: number | readonly number[],
+    options?: TxOption,
+  ): Promise<boolean | number[]> {
+    // The overloads of the client's archive/delete take one id or a list, not the union.
+    return typeof ids === 'number'
+      ? this.client[how](this.name, ids, options)
+      : this.client[how](this.name, ids, options);
   }
 }

@@ -6,7 +6,7 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import { toJson, toMessage, type Headers } from '../queue/index.js';
+import { toJson, toMessage, type Headers, type Message } from '../queue/index.js';
 import { checkTaskName } from './define.js';
 import { DeadLetters } from './dead-letters.js';
 import { TaskConfigError } from './errors.js';
@@ -254,44 +254,17 @@ export class TaskClient {
     const r = await records.get(exec, name, id);
     if (r) {
       const m = toMessage(r);
-      const now = new Date(r.now).getTime();
-      const future = m.visibleAt.getTime() > now;
+      const future = m.visibleAt.getTime() > new Date(r.now).getTime();
       const running = m.lastReadAt !== null && future;
-      const state: JobState = running
-        ? 'running'
-        : future
-          ? m.readCount > 0
-            ? 'retrying'
-            : 'scheduled'
-          : 'queued';
-      return {
-        id,
-        task: name,
-        state,
-        input: m.message,
-        headers: m.headers ?? {},
-        attempts: m.readCount,
-        enqueuedAt: m.enqueuedAt,
-        runAt: m.visibleAt,
-        archivedAt: null,
-      };
+      const waiting = m.readCount > 0 ? 'retrying' : 'scheduled';
+      return snapshot(name, m, running ? 'running' : future ? waiting : 'queued', null);
     }
     const arc = await records.getArchived(exec, name, id);
     if (!arc) return null;
     const m = toMessage(arc);
     const st = (m.headers ?? {})[H.state];
     const state: JobState = st === 'dead' ? 'dead' : st === 'cancelled' ? 'cancelled' : 'completed';
-    return {
-      id,
-      task: name,
-      state,
-      input: m.message,
-      headers: m.headers ?? {},
-      attempts: m.readCount,
-      enqueuedAt: m.enqueuedAt,
-      runAt: m.visibleAt,
-      archivedAt: new Date(arc.archived_at),
-    };
+    return snapshot(name, m, state, new Date(arc.archived_at));
   }
 
   /** The dead-letter queue of a task: list, inspect, reschedule, purge. */
@@ -338,3 +311,18 @@ export class TaskClient {
 
 const ensureKey = (task: AnyTask): string =>
   `${task.name}:${task.grouped}:${task.priority !== undefined}`;
+
+/** A job's snapshot from its queue (or archive) message. */
+function snapshot(task: string, m: Message, state: JobState, archivedAt: Date | null): JobSnapshot {
+  return {
+    id: m.msgId,
+    task,
+    state,
+    input: m.message,
+    headers: m.headers ?? {},
+    attempts: m.readCount,
+    enqueuedAt: m.enqueuedAt,
+    runAt: m.visibleAt,
+    archivedAt,
+  };
+}

@@ -2,7 +2,7 @@ import type { Executor } from '../../driver/types.js';
 import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
 import { run } from './calls.js';
-import { archiveSql } from './messages.js';
+import type { MessageStatements } from './messages.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
@@ -23,48 +23,29 @@ const HELD = 'msg_id = $1::bigint AND read_ct = $2::integer';
 export class HeldStatements {
   constructor(
     private readonly tables: TableResolver,
+    private readonly messages: MessageStatements,
     /** lock_timeout for the finishing statements (see lock-timeout.ts); 0 = the server's. */
     private readonly lockTimeoutMs = 0,
   ) {}
 
-  private guard(n: number): string {
-    return lockGuardWhere(this.lockTimeoutMs, n);
-  }
-
-  async delete(
+  /** Deletes (or archives) the message if the read with `readCount` still holds it. */
+  async finish(
     exec: Executor,
+    how: 'delete' | 'archive',
     queue: string,
     msgId: number,
     readCount: number,
     locked?: string,
   ): Promise<boolean> {
-    const t = await this.tables.table(exec, queue, 'q');
-    // RETURNING rather than rowCount: a caller's foreign client may not report it.
-    const rows = await run<{ msg_id: string }>(
+    const done = await this.messages.finishWhere(
       exec,
-      `DELETE FROM ${t} WHERE ${HELD}${this.guard(3)} RETURNING msg_id`,
-      withLockParam(this.lockTimeoutMs, [msgId, readCount]),
-      { prepare: true, locked },
+      queue,
+      how,
+      HELD,
+      [msgId, readCount],
+      locked,
     );
-    return rows.length > 0;
-  }
-
-  async archive(
-    exec: Executor,
-    queue: string,
-    msgId: number,
-    readCount: number,
-    locked?: string,
-  ): Promise<boolean> {
-    const q = await this.tables.table(exec, queue, 'q');
-    const a = await this.tables.table(exec, queue, 'a');
-    const rows = await run<{ msg_id: string }>(
-      exec,
-      archiveSql(q, a, `${HELD}${this.guard(3)}`),
-      withLockParam(this.lockTimeoutMs, [msgId, readCount]),
-      { prepare: true, locked },
-    );
-    return rows.length > 0;
+    return done.length > 0;
   }
 
   /** Sets vt (seconds from the clock, or a time); null when the read is no longer held. */
@@ -80,7 +61,7 @@ export class HeldStatements {
     const params = vtParams([msgId, readCount], vt);
     const rows = await run<MessageRow>(
       exec,
-      `UPDATE ${t} SET vt = ${vtSql(vt, 3)} WHERE ${HELD}${this.guard(params.length + 1)} RETURNING ${MESSAGE_COLUMNS}`,
+      `UPDATE ${t} SET vt = ${vtSql(vt, 3)} WHERE ${HELD}${lockGuardWhere(this.lockTimeoutMs, params.length + 1)} RETURNING ${MESSAGE_COLUMNS}`,
       withLockParam(this.lockTimeoutMs, params),
       { prepare: true, locked },
     );

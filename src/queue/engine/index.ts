@@ -36,7 +36,7 @@ export class QueueEngine {
     this.s = quoteIdent(schema);
     this.tables = new TableResolver(schema);
     this.messages = new MessageStatements(this.tables, lockTimeoutMs);
-    this.held = new HeldStatements(this.tables, lockTimeoutMs);
+    this.held = new HeldStatements(this.tables, this.messages, lockTimeoutMs);
     this.records = new RecordStatements(this.tables);
   }
 

@@ -18,6 +18,9 @@ export function archiveSql(q: string, a: string, where: string): string {
        INSERT INTO ${a} (${MOVED}) SELECT ${MOVED} FROM moved RETURNING msg_id`;
 }
 
+/** The batch finishing condition: the given ids. */
+const BY_IDS = 'msg_id = ANY($1::bigint[])';
+
 const ids = (rows: { msg_id: string }[]): number[] => rows.map((r) => Number(r.msg_id));
 
 /**
@@ -84,34 +87,43 @@ export class MessageStatements {
     return ids(rows).sort((a, b) => a - b);
   }
 
-  async delete(
-    exec: Executor,
-    queue: string,
-    msgIds: number[],
-    locked?: string,
-  ): Promise<number[]> {
-    const t = await this.table(exec, queue);
-    const rows = await run<{ msg_id: string }>(
-      exec,
-      `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])${lockGuardWhere(this.lockTimeoutMs, 2)} RETURNING msg_id`,
-      withLockParam(this.lockTimeoutMs, [msgIds]),
-      { prepare: true, locked },
-    );
-    return ids(rows);
+  delete(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+    return this.finishWhere(exec, queue, 'delete', BY_IDS, [msgIds], locked);
   }
 
-  async archive(
+  archive(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+    return this.finishWhere(exec, queue, 'archive', BY_IDS, [msgIds], locked);
+  }
+
+  /**
+   * Deletes, or moves to the archive, the messages of `queue` matching
+   * `where` (its parameters are `params`), under the lock guard; their ids.
+   * The one finishing statement of the batch (`delete`, `archive`) and the
+   * held-only (`delete_if_held`, `archive_if_held`) forms.
+   */
+  async finishWhere(
     exec: Executor,
     queue: string,
-    msgIds: number[],
+    how: 'delete' | 'archive',
+    where: string,
+    params: unknown[],
     locked?: string,
   ): Promise<number[]> {
     const q = await this.table(exec, queue);
-    const a = this.tables.cached(queue, 'a') ?? (await this.tables.table(exec, queue, 'a'));
+    const cond = where + lockGuardWhere(this.lockTimeoutMs, params.length + 1);
+    // RETURNING rather than rowCount: a caller's foreign client may not report it.
+    const text =
+      how === 'delete'
+        ? `DELETE FROM ${q} WHERE ${cond} RETURNING msg_id`
+        : archiveSql(
+            q,
+            this.tables.cached(queue, 'a') ?? (await this.tables.table(exec, queue, 'a')),
+            cond,
+          );
     const rows = await run<{ msg_id: string }>(
       exec,
-      archiveSql(q, a, `msg_id = ANY($1::bigint[])${lockGuardWhere(this.lockTimeoutMs, 2)}`),
-      withLockParam(this.lockTimeoutMs, [msgIds]),
+      text,
+      withLockParam(this.lockTimeoutMs, params),
       { prepare: true, locked },
     );
     return ids(rows);
