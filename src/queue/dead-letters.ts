@@ -1,3 +1,4 @@
+import type { DeadLetterRecord } from '../dead-letter.js';
 import type { Executor } from '../driver/types.js';
 import { call, type Arg } from './engine/calls.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
@@ -43,8 +44,12 @@ export interface DeadLetterOrigin {
   movedAt: Date;
 }
 
-/** A message of a dead-letter queue; `origin` is null for messages that were sent there directly. */
-export interface DeadLetter<T = unknown> extends Message<T> {
+/**
+ * A message of a dead-letter queue; `origin` is null for messages that were
+ * sent there directly. It also carries the one dead-letter record shape
+ * (`id`, `source`, `sourceId`, `payload`, `reason`, `attempts`, `failedAt`).
+ */
+export interface DeadLetter<T = unknown> extends Message<T>, DeadLetterRecord<T> {
   origin: DeadLetterOrigin | null;
 }
 
@@ -126,7 +131,18 @@ export async function listDeadLetters<T>(
   });
   return rows.map((r) => {
     const m = toMessage<T>(r);
-    return { ...m, origin: originOf(m.headers) };
+    const origin = originOf(m.headers);
+    return {
+      ...m,
+      origin,
+      id: m.msgId,
+      source: origin?.sourceQueue ?? null,
+      sourceId: origin?.sourceMsgId ?? null,
+      payload: m.message,
+      reason: origin ? `read ${origin.readCount} times (max read count)` : null,
+      attempts: origin?.readCount ?? m.readCount,
+      failedAt: origin?.movedAt ?? null,
+    };
   });
 }
 

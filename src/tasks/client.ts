@@ -1,4 +1,5 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
+import type { TxOption } from '../driver/tx-option.js';
 import { traceSend } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
@@ -154,7 +155,7 @@ export class TaskClient {
   async enqueueBatch<In, Out>(
     task: Task<In, Out>,
     jobs: readonly BatchItem<In>[],
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<EnqueuedJob[]> {
     if (!Array.isArray(jobs) || jobs.length === 0)
       throw new InvalidArgumentError('enqueueBatch needs at least one job');
@@ -234,7 +235,7 @@ export class TaskClient {
   cancel(
     task: AnyTask | string,
     id: number,
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<'queued' | 'running' | 'not_found'> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     if (!Number.isSafeInteger(id))
@@ -246,7 +247,7 @@ export class TaskClient {
   async getJob(
     task: AnyTask | string,
     id: number,
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<JobSnapshot | null> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     const exec = options.tx ?? this.driver;

@@ -1,10 +1,15 @@
+import type { DeadLetterRecord } from '../dead-letter.js';
 import { InvalidArgumentError } from '../errors.js';
 import { toMessage, type Arg, type Headers, type MessageRow } from '../queue/index.js';
 import type { TaskClient } from './client.js';
 import { H } from './headers.js';
 
-/** A job that failed for good, as kept in `<task>_dlq`. */
-export interface DeadLetter {
+/**
+ * A job that failed for good, as kept in `<task>_dlq`. It also carries the
+ * one dead-letter record shape (`source` = the task, `sourceId` = the job's
+ * id, `payload` = the input, `reason` = the last error's message).
+ */
+export interface DeadLetter extends DeadLetterRecord {
   /** Its msg_id in the dead-letter queue. */
   id: number;
   task: string;
@@ -63,11 +68,12 @@ export class DeadLetters {
   }
 
   /**
-   * Enqueues dead letters again as new jobs (attempts start over). The new
-   * job has header x-pgferry-rescheduled-from = the dead letter's id; the
-   * dead letter is archived with x-pgferry-rescheduled-as = the new job id.
+   * Puts dead letters back: enqueues them again as new jobs (attempts start
+   * over). The new job has header x-pgferry-rescheduled-from = the dead
+   * letter's id; the dead letter is archived with x-pgferry-rescheduled-as =
+   * the new job id.
    */
-  async reschedule(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
+  async requeue(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
     const [ids, name] = filterArgs(filter);
     const rows = await this.client.statements.call<{ dead_id: string; new_id: string }>(
       this.client.driver,
@@ -78,6 +84,11 @@ export class DeadLetters {
     return rows
       .sort((a, b) => Number(a.dead_id) - Number(b.dead_id))
       .map((r) => ({ deadId: Number(r.dead_id), newId: Number(r.new_id) }));
+  }
+
+  /** @deprecated Use {@link DeadLetters.requeue} (the one put-back verb); kept for one release. */
+  reschedule(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
+    return this.requeue(filter);
   }
 
   /** Deletes dead letters for good; returns how many. */
@@ -104,16 +115,21 @@ export class DeadLetters {
     const h = m.headers ?? {};
     const num = (v: unknown): number | null => (v === undefined || v === null ? null : Number(v));
     const date = (v: unknown): Date | null => (typeof v === 'string' ? new Date(v) : null);
+    const error = (h[H.error] as DeadLetter['error']) ?? {};
     return {
       id: m.msgId,
       task: this.task,
       input: m.message,
-      error: (h[H.error] as DeadLetter['error']) ?? {},
+      error,
       attempts: num(h[H.attempts]) ?? 0,
       originalId: num(h[H.originalMsgId]),
       enqueuedAt: date(h[H.originalEnqueuedAt]),
       failedAt: date(h[H.failedAt]),
       headers: h,
+      source: this.task,
+      sourceId: num(h[H.originalMsgId]),
+      payload: m.message,
+      reason: typeof error.message === 'string' ? error.message : null,
     };
   }
 }
