@@ -16,7 +16,8 @@ const bus = new Bus<T>({
   channel: 'pipecat:acme/v2', // any text
   visibilityTimeoutSeconds: 30, // a read message reappears after this unless archived
   batchSize: 10, // messages per read
-  pollIntervalMs: 100, // database-side re-check when LISTEN is unavailable; back-off after a failed read
+  pollIntervalMs: 100, // database-side re-check when LISTEN is unavailable; first wait after a failed read
+  maxRetryDelayMs: 5000, // failed reads back off (doubling, jitter) up to this; bus.health() reports it
   maxPollSeconds: 5, // longest single wait before reading again
   serializer: new JsonSerializer<T>(),
   isLocalOnly: () => false, // true → delivered to this bus's subscribers only, never to the database

@@ -8,6 +8,7 @@ import { queueReliabilitySection } from './queue-reliability.js';
 import { busSection } from './bus.js';
 import { tasksSection } from './tasks.js';
 import { streamSection } from './stream.js';
+import { recoverySection } from './recovery.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
 export const sections: BenchSection[] = [
@@ -20,4 +21,5 @@ export const sections: BenchSection[] = [
   busSection,
   tasksSection,
   streamSection,
+  recoverySection,
 ];

@@ -1,4 +1,5 @@
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
+import { Recovery, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkInt } from '../queue/validate.js';
@@ -15,8 +16,10 @@ export interface BusOptions<T> {
   visibilityTimeoutSeconds?: number;
   /** Messages fetched per read. Default 10. */
   batchSize?: number;
-  /** Re-check interval for the database-side long-poll when LISTEN is unavailable, and the back-off after a failed read. Default 100. */
+  /** Re-check interval for the database-side long-poll when LISTEN is unavailable, and the first wait after a failed read. Default 100. */
   pollIntervalMs?: number;
+  /** Failed reads back off (doubling with jitter, from `pollIntervalMs`) up to this. Default 5000. */
+  maxRetryDelayMs?: number;
   /** Longest single wait for messages before reading again. Default 5. */
   maxPollSeconds?: number;
   /** Message ↔ JSON. Default `new JsonSerializer()`. */
@@ -49,7 +52,7 @@ export interface BusStats {
   handlerErrors: number;
   /** Messages the serializer could not decode (archived unhandled). */
   decodeErrors: number;
-  /** Reads that failed (retried after `pollIntervalMs`). */
+  /** Reads that failed (retried with back-off from `pollIntervalMs` up to `maxRetryDelayMs`). */
   readErrors: number;
   /** Archive calls that failed (the messages come back after the visibility timeout). */
   archiveErrors: number;
@@ -87,6 +90,7 @@ export class Bus<T = unknown> {
   private reader: Promise<void> | undefined;
   private starting: Promise<void> | undefined;
   private stopping: Promise<void> | undefined;
+  private readonly recovery: Recovery;
   private readonly counters: BusStats = {
     published: 0,
     publishFailures: 0,
@@ -117,6 +121,18 @@ export class Bus<T = unknown> {
       min: 0,
       max: 3600,
     });
+    const maxRetry = checkInt('maxRetryDelayMs', options.maxRetryDelayMs ?? 5000, { min: 1 });
+    this.recovery = new Recovery({
+      component: 'pgferry bus',
+      logger: this.logger,
+      policy: { initialMs: Math.min(this.pollIntervalMs, maxRetry), maxMs: maxRetry },
+      context: { channel: this.channel },
+    });
+  }
+
+  /** running / reconnecting (reads fail and are retried with back-off) / stopped. */
+  health(): Health {
+    return this.recovery.health();
   }
 
   /** This member's queue once started (opaque with the isolated backend). */
@@ -159,6 +175,7 @@ export class Bus<T = unknown> {
       return;
     }
     this.state = 'running';
+    this.recovery.start();
     this.reader = this.readLoop();
     this.logger.info({ channel: this.channel, queue }, 'pgferry bus: joined');
   }
@@ -247,6 +264,7 @@ export class Bus<T = unknown> {
       }
     }
     this.state = 'stopped';
+    this.recovery.stop();
     this.logger.info({ channel: this.channel, queue: this.myQueue }, 'pgferry bus: left');
   }
 
@@ -263,6 +281,7 @@ export class Bus<T = unknown> {
           pollIntervalMs: this.pollIntervalMs,
           signal,
         });
+        this.recovery.ok();
       } catch (err) {
         if (signal.aborted) break;
         await this.readFailed(err);
@@ -318,7 +337,10 @@ export class Bus<T = unknown> {
     }
   }
 
-  /** A read failed: back off; if our queue vanished (reaped, dropped), join again. */
+  /**
+   * A read failed: back off (logged once per outage, not per attempt); if
+   * our queue vanished (reaped, dropped), join again.
+   */
   private async readFailed(err: unknown): Promise<void> {
     this.counters.readErrors++;
     if (err instanceof BusNotMemberError || err instanceof QueueNotFoundError) {
@@ -334,12 +356,10 @@ export class Bus<T = unknown> {
         this.counters.rejoins++;
         return;
       } catch (joinErr) {
-        this.logger.error({ err: joinErr, channel: this.channel }, 'pgferry bus: re-join failed');
+        err = joinErr;
       }
-    } else {
-      this.logger.error({ err, channel: this.channel }, 'pgferry bus: read failed; retrying');
     }
-    await delay(this.pollIntervalMs, this.abort.signal);
+    await delay(this.recovery.failed(err), this.abort.signal);
   }
 }
 

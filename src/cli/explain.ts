@@ -10,7 +10,16 @@ import { PgferryError, mapError } from '../errors.js';
  */
 
 /** Commands that connect to a database given by --url, DATABASE_URL or PG* variables. */
-export const DATABASE_COMMANDS = new Set(['migrate', 'worker', 'dlq', 'ticker']);
+export const DATABASE_COMMANDS = new Set([
+  'migrate',
+  'worker',
+  'dlq',
+  'ticker',
+  'queues',
+  'jobs',
+  'streams',
+  'dashboard',
+]);
 
 const NO_DATABASE =
   'no database to connect to: set DATABASE_URL (e.g. DATABASE_URL=postgres://user:password@localhost:5432/app) ' +
@@ -63,7 +72,7 @@ export function explain(
   const schema =
     /schema "([^"]+)" does not exist/.exec(text)?.[1] ??
     (state === '42883' || state === '42P01'
-      ? /(?:function|relation) "?([a-z_][a-z0-9_]*)\./i.exec(text)?.[1]
+      ? /(?:function|relation) "?([a-z_][a-z0-9_]*)\.(?!q_|a_)/i.exec(text)?.[1]
       : undefined);
   if (schema && (state === '3F000' || state === '42883' || state === '42P01'))
     return {

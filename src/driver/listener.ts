@@ -1,14 +1,19 @@
 import type { NotificationHandler, Subscription } from './types.js';
 import { quoteIdent } from './quote.js';
 import { ConnectionError } from '../errors.js';
+import { Recovery, retryPolicy } from '../health.js';
 import type { Logger } from '../logger.js';
+
+/** Longest wait between LISTEN reconnection attempts. */
+const MAX_RECONNECT_DELAY_MS = 5000;
 
 /**
  * The LISTEN side of a driver: one dedicated connection carrying every
  * LISTEN, never a pooled query connection. It opens lazily, re-issues the
- * LISTENs with backoff after the connection is lost, and then wakes every
- * handler once (notifications sent meanwhile are gone, so consumers must
- * re-check). Drivers supply how to open, use and end a connection of their
+ * LISTENs after the connection is lost (back-off with jitter from
+ * `reconnectDelayMs` up to 5 s; logged once when lost and once when back),
+ * and then wakes every handler once with an undefined payload
+ * (notifications sent meanwhile are gone, so consumers re-check at once). Drivers supply how to open, use and end a connection of their
  * client library.
  */
 export abstract class DedicatedListener<C> {
@@ -17,11 +22,19 @@ export abstract class DedicatedListener<C> {
   private readonly handlers = new Map<string, Set<NotificationHandler>>();
   private closed = false;
   private reconnectTimer: NodeJS.Timeout | undefined;
+  private readonly recovery: Recovery;
 
   constructor(
     protected readonly logger: Logger,
-    private readonly reconnectDelayMs: number,
-  ) {}
+    reconnectDelayMs: number,
+  ) {
+    this.recovery = new Recovery({
+      component: 'pgferry LISTEN connection',
+      logger,
+      policy: retryPolicy(Math.max(MAX_RECONNECT_DELAY_MS, reconnectDelayMs), reconnectDelayMs),
+    });
+    this.recovery.start();
+  }
 
   /** Opens a connection whose notifications go to `dispatch` and whose loss is reported to `lost`. */
   protected abstract openConnection(): Promise<C>;
@@ -88,9 +101,9 @@ export abstract class DedicatedListener<C> {
       this.conn = undefined;
       this.end(conn).catch(() => undefined);
     }
-    if (this.closed) return;
-    this.logger.warn({}, 'pgferry: LISTEN connection lost');
-    if (this.handlers.size > 0) this.scheduleReconnect(this.reconnectDelayMs);
+    if (this.closed || this.reconnectTimer) return;
+    const delay = this.recovery.failed(new ConnectionError('the LISTEN connection was lost'));
+    if (this.handlers.size > 0) this.scheduleReconnect(delay);
   }
 
   private connection(): Promise<C> {
@@ -119,10 +132,10 @@ export abstract class DedicatedListener<C> {
         const conn = await this.connection();
         for (const channel of this.handlers.keys())
           await this.run(conn, `LISTEN ${quoteIdent(channel)}`);
+        this.recovery.ok();
         for (const channel of this.handlers.keys()) this.dispatch(channel, undefined);
       } catch (err) {
-        this.logger.warn({ err }, 'pgferry: LISTEN reconnect failed, retrying');
-        this.scheduleReconnect(Math.min(delay * 2, 5000));
+        this.scheduleReconnect(this.recovery.failed(err));
       }
     }, delay);
     this.reconnectTimer.unref();

@@ -123,6 +123,11 @@ export class PgDriver implements Driver {
     }
     // An idle client that errors (server restart) must not crash the process.
     this.pool.on('error', (err) => this.logger.warn({ err }, 'pgferry: idle connection error'));
+    // Nor one that breaks while checked out (pg-pool removes its idle listener
+    // then): its queries reject with the error, which is what callers handle.
+    this.pool.on('connect', (client) =>
+      client.on('error', (err) => this.logger.debug({ err }, 'pgferry: connection error')),
+    );
     // A transaction pooler hands each transaction to any server session: a
     // statement prepared on one is unknown on the next, and LISTEN registers on
     // a session that then serves other clients and never delivers here.

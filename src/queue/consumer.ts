@@ -1,5 +1,6 @@
 import type { Subscription } from '../driver/types.js';
-import { ConnectionError, InvalidArgumentError } from '../errors.js';
+import { InvalidArgumentError } from '../errors.js';
+import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
 import type { QueueClient } from './client.js';
 import type { GroupedReadMode } from './grouped.js';
 import type { Message } from './types.js';
@@ -23,7 +24,10 @@ export interface ConsumeOptions {
   conditional?: unknown;
   /** Stops the consumer when aborted. */
   signal?: AbortSignal;
-  /** Wait after a lost connection before reading again. Default 1000. */
+  /**
+   * Longest wait after a lost connection (or a timeout) before reading again:
+   * retries back off from 100 ms, doubling with jitter, up to this. Default 1000.
+   */
   retryDelayMs?: number;
   /**
    * `read` (default), or FIFO: `grouped` (read_grouped: a group's messages
@@ -135,6 +139,9 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   private started = false;
   private subscriptions: Subscription[] = [];
   private listening = false;
+  /** LISTEN failed with a connection error: try again when reads recover from an outage. */
+  private relisten = false;
+  private readonly recovery: Recovery;
 
   constructor(
     private readonly client: QueueClient,
@@ -158,6 +165,12 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
         'conditional works only with mode "read" (PGMQ group reads have no filter)',
       );
     }
+    this.recovery = new Recovery({
+      component: 'pgferry consumer',
+      logger: client.logger,
+      policy: retryPolicy(this.retryDelayMs),
+      context: { queue },
+    });
     if (options.signal?.aborted) this.stopped = true;
     options.signal?.addEventListener('abort', () => this.stop(), { once: true });
   }
@@ -169,6 +182,11 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   /** True while the consumer receives notifications (false: it polls). */
   get isListening(): boolean {
     return this.listening;
+  }
+
+  /** running / reconnecting (reads fail and are retried) / stopped; see docs/reliability.md. */
+  health(): Health {
+    return this.recovery.health();
   }
 
   /** Ends the iteration after the message being handled. */
@@ -189,6 +207,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     if (this.started) throw new InvalidArgumentError('a Consumer can be iterated only once');
     this.started = true;
     let buffer: Message<T>[] = [];
+    this.recovery.start();
     try {
       if (this.options.listen ?? true) await this.startListening();
       while (!this.stopped) {
@@ -197,18 +216,20 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
           try {
             this.wakePending = false;
             buffer = await this.fetch();
+            const recovered = this.recovery.reconnecting;
+            this.recovery.ok();
+            // LISTEN failed while the database was away: try again now it is back
+            // (not after every read: behind a pooler that refuses LISTEN it stays off).
+            if (this.relisten && recovered) await this.startListening();
             if (buffer.length === 0 && (this.options.wakeOnVisible ?? true)) {
               const next = await this.client.msUntilNextVisible(this.queue);
               // +2 ms: timers may fire a little early against the database clock.
               if (next !== null) waitMs = Math.min(waitMs, next + 2);
             }
           } catch (err) {
-            if (!(err instanceof ConnectionError)) throw err;
-            this.client.logger.warn(
-              { err, queue: this.queue },
-              'pgferry: consumer lost its connection; retrying',
-            );
-            await this.wait(this.retryDelayMs);
+            if (!isTransientError(err)) throw err;
+            // Logged once per outage; a LISTEN reconnect (a wake-up) cuts the wait short.
+            await this.wait(this.recovery.failed(err));
             continue;
           }
           if (buffer.length === 0) {
@@ -220,6 +241,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
         yield new Delivery<T>(this.client, this.queue, buffer.shift()!);
       }
     } finally {
+      this.recovery.stop();
       await this.stopListening();
       if (buffer.length > 0) await this.handBack(buffer);
     }
@@ -241,17 +263,19 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
 
   private async startListening(): Promise<void> {
     const onNotify = (): void => this.wake();
+    this.relisten = false;
     try {
       this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'insert'));
       if (this.mode !== 'read')
         this.subscriptions.push(await this.client.listen(this.queue, onNotify, 'delete'));
       this.listening = true;
     } catch (err) {
+      await this.stopListening();
+      this.relisten = isTransientError(err);
       this.client.logger.warn(
         { err, queue: this.queue },
         'pgferry: consumer cannot LISTEN; falling back to polling every pollIntervalMs',
       );
-      await this.stopListening();
     }
   }
 

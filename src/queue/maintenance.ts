@@ -1,5 +1,6 @@
 import { quoteIdent } from '../driver/quote.js';
 import type { Executor } from '../driver/types.js';
+import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { listMaintainedQueues, runMaintenance, type MaintenanceResult } from './partitions.js';
@@ -44,6 +45,9 @@ export class MaintenanceScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MaintenanceResult[]> | undefined;
   private started = false;
+  private readonly recovery: Recovery;
+  /** The transient failure of the current pass, if any (the pass is then retried with back-off). */
+  private passFailure: unknown;
 
   constructor(
     private readonly exec: Executor,
@@ -56,6 +60,19 @@ export class MaintenanceScheduler {
     this.maxBatches = checkInt('maxBatchesPerPass', options.maxBatchesPerPass ?? 100, { min: 1 });
     options.queues?.forEach((q) => checkQueueName(q));
     this.logger = options.logger ?? silentLogger;
+    this.recovery = new Recovery({
+      component: 'pgferry maintenance',
+      logger: this.logger,
+      policy: retryPolicy(this.intervalMs, Math.min(1000, this.intervalMs)),
+    });
+  }
+
+  /**
+   * running / reconnecting (the last pass could not reach the database; it is
+   * retried with back-off, at most `intervalMs` apart) / stopped.
+   */
+  health(): Health {
+    return this.recovery.health();
   }
 
   get isRunning(): boolean {
@@ -66,6 +83,7 @@ export class MaintenanceScheduler {
   start(): this {
     if (this.started) return this;
     this.started = true;
+    this.recovery.start();
     this.schedule(0);
     return this;
   }
@@ -73,6 +91,7 @@ export class MaintenanceScheduler {
   /** Stops the timer and waits for a pass in progress to finish. */
   async stop(): Promise<void> {
     this.started = false;
+    this.recovery.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
@@ -93,6 +112,7 @@ export class MaintenanceScheduler {
   }
 
   private async pass(): Promise<MaintenanceResult[]> {
+    this.passFailure = undefined;
     const queues = this.options.queues ?? (await listMaintainedQueues(this.exec, this.s));
     const results: MaintenanceResult[] = [];
     for (const queue of queues) {
@@ -106,7 +126,8 @@ export class MaintenanceScheduler {
           if (r.skipped || !r.morePending) break;
         }
       } catch (err) {
-        this.logger.error({ err, queue }, 'queue maintenance failed');
+        if (isTransientError(err)) this.passFailure ??= err;
+        else this.logger.error({ err, queue }, 'queue maintenance failed');
       }
     }
     this.options.onPass?.(results);
@@ -116,10 +137,20 @@ export class MaintenanceScheduler {
   private schedule(delayMs: number): void {
     this.timer = setTimeout(() => {
       this.timer = undefined;
+      let next = this.intervalMs;
       this.runOnce()
-        .catch((err: unknown) => this.logger.error({ err }, 'queue maintenance pass failed'))
+        .then(
+          () => {
+            if (this.passFailure === undefined) this.recovery.ok();
+            else next = Math.min(next, this.recovery.failed(this.passFailure));
+          },
+          (err: unknown) => {
+            if (isTransientError(err)) next = Math.min(next, this.recovery.failed(err));
+            else this.logger.error({ err }, 'queue maintenance pass failed');
+          },
+        )
         .finally(() => {
-          if (this.started) this.schedule(this.intervalMs);
+          if (this.started) this.schedule(next);
         });
     }, delayMs);
     this.timer.unref();

@@ -1,6 +1,7 @@
 import type { Queryable, QueryOptions, QueryResult, Subscription } from '../driver/types.js';
 import { markNative } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
+import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { StreamClient, type StreamClientOptions } from './client.js';
 import { StaleBatchError, mapStreamError } from './errors.js';
@@ -45,7 +46,10 @@ export interface StreamConsumerOptions extends StreamClientOptions {
   signal?: AbortSignal;
   /** Stop gracefully on SIGINT and SIGTERM while `start()` runs. Default true. */
   handleSignals?: boolean;
-  /** Called with errors of the consume loop (it retries after `pollIntervalMs`). */
+  /**
+   * Called with errors of the consume loop. It retries: a lost connection or
+   * timeout with back-off from 100 ms up to `pollIntervalMs`, others after `pollIntervalMs`.
+   */
   onError?: (err: unknown) => void;
 }
 
@@ -109,6 +113,7 @@ export class Consumer<T = unknown> {
   private notified = false;
   private wakeUp: (() => void) | undefined;
   private requestTickSupported = true;
+  private readonly recovery: Recovery;
 
   constructor(private readonly options: StreamConsumerOptions) {
     this.stream = checkStreamName(options.stream);
@@ -143,6 +148,12 @@ export class Consumer<T = unknown> {
     this.ownsClient = !options.client;
     this.client = options.client ?? new StreamClient(options);
     this.logger = this.client.logger;
+    this.recovery = new Recovery({
+      component: 'pgferry stream consumer',
+      logger: this.logger,
+      policy: retryPolicy(this.opts.pollIntervalMs),
+      context: { stream: this.stream, consumer: this.name },
+    });
     if (options.signal) {
       if (options.signal.aborted) this.abort.abort();
       else options.signal.addEventListener('abort', () => void this.stop(), { once: true });
@@ -155,6 +166,11 @@ export class Consumer<T = unknown> {
     if (typeof handler !== 'function') throw new InvalidArgumentError('handler must be a function');
     this.handlers.set(type, handler);
     return this;
+  }
+
+  /** running / reconnecting (rounds fail and are retried with back-off) / stopped. */
+  health(): Health {
+    return this.recovery.health();
   }
 
   /** True between start() and the end of a graceful stop. */
@@ -206,24 +222,32 @@ export class Consumer<T = unknown> {
           logger: this.logger,
         });
       }
+      this.recovery.start();
       while (!this.abort.signal.aborted) {
         try {
           this.notified = false;
           const r = await this.processNext();
+          this.recovery.ok();
           if (r !== null || this.abort.signal.aborted) continue;
           await this.requestTick();
           if (!this.notified) await this.sleep(this.opts.pollIntervalMs);
         } catch (err) {
           if (this.abort.signal.aborted) break;
+          this.options.onError?.(err);
+          if (isTransientError(err)) {
+            // Logged once per outage; the LISTEN reconnect's wake-up cuts the wait short.
+            await this.sleep(this.recovery.failed(err));
+            continue;
+          }
           this.logger.error(
             { err, stream: this.stream, consumer: this.name },
             'pgferry stream consumer: batch failed',
           );
-          this.options.onError?.(err);
           await this.sleep(this.opts.pollIntervalMs);
         }
       }
     } finally {
+      this.recovery.stop();
       if (handleSignals) {
         process.off('SIGINT', onSignal);
         process.off('SIGTERM', onSignal);

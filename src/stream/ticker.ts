@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { quoteIdent } from '../driver/quote.js';
+import { Recovery, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
@@ -13,7 +14,11 @@ export interface TickerOptions {
   minIntervalMs?: number;
   /** Longest pause when idle (the interval doubles up to it). Default 500. */
   maxIntervalMs?: number;
-  /** How often a follower tries to become leader (takeover time after a leader dies). Default 1000. */
+  /**
+   * How often a follower tries to become leader (takeover time after a leader
+   * dies), and the longest wait between reconnection attempts after the
+   * database was lost (they back off from 100 ms up to this). Default 1000.
+   */
   electionIntervalMs?: number;
   /** How often due retries are moved back into their streams. Default 1000. */
   retryIntervalMs?: number;
@@ -55,6 +60,7 @@ export class Ticker {
   private lastRetry = 0;
   private lastMaint = 0;
   private warnedPrivilege = false;
+  private readonly recovery: Recovery;
 
   constructor(private readonly config: TickerOptions = {}) {
     this.schema = checkSchemaName(config.schema ?? 'pgque');
@@ -67,6 +73,20 @@ export class Ticker {
       retryIntervalMs: config.retryIntervalMs ?? 1000,
       maintIntervalMs: config.maintIntervalMs ?? 30_000,
     };
+    this.recovery = new Recovery({
+      component: 'pgferry ticker',
+      logger: this.logger,
+      policy: retryPolicy(this.options.electionIntervalMs),
+      context: { schema: this.schema },
+    });
+  }
+
+  /**
+   * running (leader or follower, reaching the database) / reconnecting (its
+   * connection failed; it retries with back-off and campaigns again) / stopped.
+   */
+  health(): Health {
+    return this.recovery.health();
   }
 
   /** True while this instance holds the lock and ticks. */
@@ -78,6 +98,7 @@ export class Ticker {
   start(): void {
     if (!this.stopped) return;
     this.stopped = false;
+    this.recovery.start();
     this.loop = this.run();
   }
 
@@ -93,6 +114,7 @@ export class Ticker {
     this.stopped = true;
     this.poke();
     await this.loop;
+    this.recovery.stop();
   }
 
   private async run(): Promise<void> {
@@ -122,6 +144,7 @@ export class Ticker {
             `SELECT pg_try_advisory_lock(${LOCK_SQL}) AS ok`,
             [this.schema],
           );
+          this.recovery.ok();
           if (!r.rows[0]!.ok) {
             await this.pause(this.options.electionIntervalMs);
             continue;
@@ -131,6 +154,7 @@ export class Ticker {
           interval = this.options.minIntervalMs;
         }
         const ticked = await this.step(client);
+        this.recovery.ok();
         interval =
           ticked > 0
             ? this.options.minIntervalMs
@@ -138,9 +162,12 @@ export class Ticker {
         await this.pause(interval);
       } catch (err) {
         if (this.stopped) break;
-        this.logger.warn({ err }, 'pgferry ticker: connection failed; campaigning again');
+        // Logged once per outage, not per attempt.
+        const delay = this.recovery.failed(err);
         await this.dropClient();
-        await this.pause(this.options.electionIntervalMs);
+        // A poke while connected (e.g. the error event) must not skip the back-off.
+        this.woken = false;
+        await this.pause(delay);
       }
     }
     await this.dropClient();
@@ -171,7 +198,7 @@ export class Ticker {
       this.config.connectionString ? { connectionString: this.config.connectionString } : {},
     );
     client.on('error', (err) => {
-      this.logger.warn({ err }, 'pgferry ticker: connection error');
+      this.logger.debug({ err }, 'pgferry ticker: connection error');
       if (this.client === client) {
         this.client = undefined;
         this.setLeader(false);

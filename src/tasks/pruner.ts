@@ -18,6 +18,8 @@ export interface PruneOptions {
  */
 export class Pruner {
   private timer: NodeJS.Timeout | undefined;
+  private retryTimer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private running: Promise<void> | undefined;
   private readonly intervalMs: number;
   private readonly batchSize: number;
@@ -27,7 +29,8 @@ export class Pruner {
     private readonly client: TaskClient,
     private readonly tasks: readonly AnyTask[],
     options: PruneOptions,
-    private readonly onError: (err: unknown) => void,
+    /** Reports a failure; returns the back-off delay before a retry. */
+    private readonly onError: (err: unknown) => number,
   ) {
     const pos = (what: string, v: number | undefined, d: number): number => {
       if (v === undefined) return d;
@@ -43,8 +46,20 @@ export class Pruner {
 
   start(): void {
     const round = (): void => {
+      if (this.running || this.stopped) return;
+      clearTimeout(this.retryTimer);
       this.running = this.once()
-        .then(() => undefined, this.onError)
+        .then(
+          () => undefined,
+          (err: unknown) => {
+            // A failed round is retried with back-off (within the interval), not skipped.
+            const ms = this.onError(err);
+            if (ms < this.intervalMs && !this.stopped) {
+              this.retryTimer = setTimeout(round, ms);
+              this.retryTimer.unref();
+            }
+          },
+        )
         .finally(() => (this.running = undefined));
     };
     round();
@@ -73,7 +88,9 @@ export class Pruner {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.retryTimer);
     await this.running;
   }
 }

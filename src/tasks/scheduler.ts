@@ -31,7 +31,8 @@ export class Scheduler {
   constructor(
     private readonly client: TaskClient,
     tasks: readonly AnyTask[],
-    private readonly onError: (err: unknown) => void,
+    /** Reports a failure; returns the back-off delay before the next attempt. */
+    private readonly onError: (err: unknown) => number,
   ) {
     this.entries = tasks.flatMap((task) =>
       task.cron.map((schedule) => ({
@@ -60,10 +61,12 @@ export class Scheduler {
     this.arm();
   }
 
-  private arm(): void {
+  private arm(retryInMs?: number): void {
     if (this.stopped || this.entries.length === 0) return;
     const now = Date.now();
-    let next = now + 60_000;
+    // After a failed tick, look again after the back-off delay instead of
+    // waiting for the next occurrence: a missed one fires once the database is back.
+    let next = now + Math.min(60_000, retryInMs ?? 60_000);
     for (const e of this.entries) {
       const n = e.cron.nextRun(new Date(now))?.getTime();
       if (n !== undefined && n < next) next = n;
@@ -71,11 +74,12 @@ export class Scheduler {
     // A few ms after the occurrence so that "now" is past it when we look.
     this.timer = setTimeout(
       () => {
-        this.ticking = this.tick()
+        let retryInMs: number | undefined;
+        this.ticking = this.tickEntries(new Date(), (ms) => (retryInMs = ms))
           .then(() => undefined)
           .finally(() => {
             this.ticking = undefined;
-            this.arm();
+            this.arm(retryInMs);
           });
       },
       Math.max(0, next - now + 5),
@@ -84,13 +88,17 @@ export class Scheduler {
   }
 
   /** Fires every schedule that is due at `now` (time is injectable for tests). */
-  async tick(now: Date = new Date()): Promise<number> {
+  tick(now: Date = new Date()): Promise<number> {
+    return this.tickEntries(now, () => undefined);
+  }
+
+  private async tickEntries(now: Date, retryIn: (ms: number) => void): Promise<number> {
     let fired = 0;
     for (const e of this.entries) {
       try {
         fired += await this.fire(e, now);
       } catch (err) {
-        this.onError(err);
+        retryIn(this.onError(err));
       }
     }
     return fired;

@@ -2,6 +2,7 @@ import { EventEmitter } from 'node:events';
 import { traceWorkerOutcomes } from '../telemetry/tracing.js';
 import type { Subscription } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
+import { Recovery, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { toMessage } from '../queue/rows.js';
@@ -26,7 +27,10 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
   batchSize?: number;
   /** Longest sleep between looks at an idle queue (LISTEN wakes it sooner). Default 1000. */
   pollIntervalMs?: number;
-  /** Wait after a failed fetch before trying again. Default 5000. */
+  /**
+   * Longest wait after a failed fetch before trying again: retries back off
+   * from 100 ms, doubling (with jitter) up to this. Default 5000.
+   */
   errorRetryIntervalMs?: number;
   /** Wake on notifications (LISTEN). Turn off behind poolers that cannot LISTEN; polling remains. Default true. */
   listen?: boolean;
@@ -80,7 +84,13 @@ interface Lane {
   refreshing: boolean;
   sleeping: boolean;
   sleepTimer: NodeJS.Timeout | undefined;
-  pausedUntil: number;
+  /**
+   * A fetch failed: no fetch until `retryTimer` fires. A flag cleared by the
+   * timer itself, never a deadline compared with the clock: a timer may fire
+   * a millisecond before such a deadline, and the lane would never look again.
+   */
+  paused: boolean;
+  retryTimer: NodeJS.Timeout | undefined;
   drained: boolean;
   /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
   notified: boolean;
@@ -129,6 +139,7 @@ export class Worker extends EventEmitter {
   private readonly logger: Logger;
   private readonly scheduler: Scheduler;
   private readonly pruner: Pruner | undefined;
+  private readonly recovery: Recovery;
   private subs: Subscription[] = [];
   private state: 'new' | 'running' | 'stopping' | 'stopped' = 'new';
   private rr = 0;
@@ -181,6 +192,11 @@ export class Worker extends EventEmitter {
       asyncCommit: options.asyncCommit ?? true,
     };
     this.logger = options.logger ?? silentLogger;
+    this.recovery = new Recovery({
+      component: 'pgferry worker',
+      logger: this.logger,
+      policy: retryPolicy(this.o.errorRetryIntervalMs),
+    });
     this.ownsClient = !options.client;
     this.client = options.client ?? new TaskClient({ ...options, logger: this.logger });
     this.lanes = options.tasks.map((task) => ({
@@ -190,7 +206,8 @@ export class Worker extends EventEmitter {
       refreshing: false,
       sleeping: false,
       sleepTimer: undefined,
-      pausedUntil: 0,
+      paused: false,
+      retryTimer: undefined,
       drained: false,
       notified: false,
       lastFetchShort: true,
@@ -199,12 +216,12 @@ export class Worker extends EventEmitter {
     }));
     for (const l of this.lanes) this.byName.set(l.task.name, l);
     this.scheduler = new Scheduler(this.client, this.o.cron ? options.tasks : [], (err) =>
-      this.fail(err),
+      this.failed(err),
     );
     this.pruner =
       options.prune === null
         ? undefined
-        : new Pruner(this.client, options.tasks, options.prune ?? {}, (err) => this.fail(err));
+        : new Pruner(this.client, options.tasks, options.prune ?? {}, (err) => this.failed(err));
     for (const [event, fn] of Object.entries(options.hooks ?? {})) {
       if (typeof fn === 'function') this.on(event, fn as (...args: unknown[]) => void);
     }
@@ -244,6 +261,25 @@ export class Worker extends EventEmitter {
     this.fire('worker:error', err);
   }
 
+  /**
+   * A database call of the loop failed (fetch, cron, prune): emitted as
+   * `worker:error`, logged once per outage (not per attempt); returns the
+   * back-off delay before the next attempt.
+   */
+  private failed(err: unknown): number {
+    const delay = this.recovery.failed(err);
+    this.fire('worker:error', err);
+    return delay;
+  }
+
+  /**
+   * running / reconnecting (a fetch, cron or prune call failed and is being
+   * retried) / stopped, with the last error and last successful fetch.
+   */
+  health(): Health {
+    return this.recovery.health();
+  }
+
   /** Starts the worker and resolves when it has stopped (stop(), SIGINT or SIGTERM). */
   async run(): Promise<void> {
     const stopped = new Promise<void>((resolve) => (this.resolveRun = resolve));
@@ -280,6 +316,8 @@ export class Worker extends EventEmitter {
       process.once('SIGINT', this.onSignal);
       process.once('SIGTERM', this.onSignal);
     }
+    // Ready (health `running`) once it has reached the database and listens.
+    this.recovery.start();
     this.fire('worker:ready');
     this.pump();
   }
@@ -317,7 +355,10 @@ export class Worker extends EventEmitter {
     if (!wasNew) {
       await this.scheduler.stop();
       await this.pruner?.stop();
-      for (const l of this.lanes) clearTimeout(l.sleepTimer);
+      for (const l of this.lanes) {
+        clearTimeout(l.sleepTimer);
+        clearTimeout(l.retryTimer);
+      }
       // Fetches in flight land in the buffers; wait for them, then give the buffers back.
       while (this.lanes.some((l) => l.fetching || l.refreshing))
         await new Promise((r) => setTimeout(r, 5));
@@ -344,6 +385,7 @@ export class Worker extends EventEmitter {
     }
     await this.closeResources();
     this.state = 'stopped';
+    this.recovery.stop();
     this.fire('worker:stopped');
     this.resolveRun?.();
   }
@@ -359,7 +401,16 @@ export class Worker extends EventEmitter {
     // An empty payload means "the LISTEN connection came back": wake all.
     const lanes =
       payload === undefined ? this.lanes : [this.byName.get(payload)].filter((l): l is Lane => !!l);
-    for (const lane of lanes) this.wakeLane(lane);
+    for (const lane of lanes) {
+      // The LISTEN connection is back, so the database is: retry at once.
+      if (payload === undefined && lane.paused) {
+        clearTimeout(lane.retryTimer);
+        lane.retryTimer = undefined;
+        lane.paused = false;
+      }
+      this.wakeLane(lane);
+    }
+    if (payload === undefined) this.pump();
   }
 
   private onCancel(payload: string | undefined): void {
@@ -393,7 +444,6 @@ export class Worker extends EventEmitter {
   private pump(): void {
     if (this.state !== 'running') return;
     this.dispatch();
-    const now = Date.now();
     for (const lane of this.lanes) {
       // Refill before the local buffer runs dry, so handlers never wait for a
       // fetch round trip. Up to MAX_FETCHES run at once: a fetch mostly waits
@@ -402,7 +452,7 @@ export class Worker extends EventEmitter {
         lane.fetching < MAX_FETCHES &&
         !lane.sleeping &&
         !lane.drained &&
-        lane.pausedUntil <= now &&
+        !lane.paused &&
         (lane.fetching === 0 || !lane.lastFetchShort) &&
         lane.buffer.length + lane.fetching * this.o.batchSize <
           Math.max(this.o.concurrency, this.o.batchSize * 1.5)
@@ -460,6 +510,7 @@ export class Worker extends EventEmitter {
         .then((rows) => rows.map((r) => toMessage<unknown>(r)));
     try {
       let got = await fetch();
+      this.recovery.ok();
       if (got.length === 0 && this.state === 'running') {
         if (this.drain) {
           lane.drained = true;
@@ -483,9 +534,15 @@ export class Worker extends EventEmitter {
         lane.sleeping = false;
       }
     } catch (err) {
-      this.fail(err);
-      lane.pausedUntil = Date.now() + this.o.errorRetryIntervalMs;
-      setTimeout(() => this.pump(), this.o.errorRetryIntervalMs).unref();
+      const delay = this.failed(err);
+      if (!lane.paused) {
+        lane.paused = true;
+        lane.retryTimer = setTimeout(() => {
+          lane.retryTimer = undefined;
+          lane.paused = false;
+          this.pump();
+        }, delay);
+      }
     } finally {
       lane.fetching--;
     }

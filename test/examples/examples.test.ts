@@ -48,7 +48,12 @@ function snippets(doc: string): Snippet[] {
   return out;
 }
 
-const docs = ['README.md', ...readdirSync(join(repo, 'docs')).map((f) => `docs/${f}`)];
+const docs = [
+  'README.md',
+  ...readdirSync(join(repo, 'docs'))
+    .filter((f) => f.endsWith('.md'))
+    .map((f) => `docs/${f}`),
+];
 const all = docs.flatMap(snippets);
 const examples = readdirSync(join(repo, 'examples')).filter((f) => f.endsWith('.ts'));
 

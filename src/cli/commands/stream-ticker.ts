@@ -2,6 +2,7 @@ import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
+import { HEALTH_OPTIONS, HEALTH_USAGE, healthFromFlags } from '../health-server.js';
 import { Ticker } from '../../stream/ticker.js';
 import { requireInstalled } from '../explain.js';
 
@@ -33,6 +34,7 @@ Options:
   --max-interval-ms <n>  longest idle pause (default: 500)
   --election-ms <n>      how often a follower tries to take over (default: 1000)
   --maint-ms <n>         table rotation period (default: 30000)
+${HEALTH_USAGE}
   -h, --help             show this help`,
   async run(argv) {
     const { values } = parseArgs({
@@ -44,6 +46,7 @@ Options:
         'max-interval-ms': { type: 'string' },
         'election-ms': { type: 'string' },
         'maint-ms': { type: 'string' },
+        ...HEALTH_OPTIONS,
       },
       strict: true,
     });
@@ -60,6 +63,11 @@ Options:
     });
     // Without this, a database without the stream engine reads as a missing privilege.
     await requireInstalled(values.url ?? process.env.DATABASE_URL, ticker.schema, 'stream');
+    const health = await healthFromFlags(
+      values,
+      () => ticker.health(),
+      (line) => console.error(`pgferry ticker: ${line}`),
+    );
     ticker.start();
     console.error(`pgferry ticker: campaigning for schema ${ticker.schema}; Ctrl-C to stop`);
     await new Promise<void>((resolve) => {
@@ -67,6 +75,7 @@ Options:
       process.once('SIGTERM', resolve);
     });
     await ticker.stop();
+    await health?.close();
     return 0;
   },
 };

@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { EXIT, UsageError, type Command } from '../command.js';
 import { consoleLogger } from '../console-logger.js';
 import { installed } from '../../migrate/installed.js';
+import { HEALTH_OPTIONS, HEALTH_USAGE, healthFromFlags } from '../health-server.js';
 import { TaskClient } from '../../tasks/client.js';
 import { Worker } from '../../tasks/worker.js';
 import { isTask, type AnyTask } from '../../tasks/types.js';
@@ -38,6 +39,7 @@ Options:
   --prune-batch-size <n>         archived jobs deleted per statement (default: 1000)
   --prune-retention-hours <n>    archived jobs older than this are pruned (default: 168)
   --quiet                        log only errors
+${HEALTH_USAGE}
   -h, --help                     show this help
 
 Exit codes: 0 stopped cleanly; 1 the module failed to load or the worker
@@ -66,6 +68,7 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
         'prune-batch-size': { type: 'string' },
         'prune-retention-hours': { type: 'string' },
         quiet: { type: 'boolean', default: false },
+        ...HEALTH_OPTIONS,
       },
       strict: true,
     });
@@ -184,7 +187,16 @@ name; 3 database unreachable; 4 the tasks engine is not installed (run
           'pgferry worker started',
         ),
       );
-      await worker.run();
+      const health = await healthFromFlags(
+        values,
+        () => worker.health(),
+        (line) => console.error(`pgferry worker: ${line}`),
+      );
+      try {
+        await worker.run();
+      } finally {
+        await health?.close();
+      }
       logger.info({}, 'pgferry worker stopped');
       return EXIT.ok;
     } finally {
