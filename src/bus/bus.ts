@@ -2,7 +2,7 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import { Recovery, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkInt } from '../queue/validate.js';
+import { checkInt } from '../queue/index.js';
 import { BusNotMemberError } from './errors.js';
 import { JsonSerializer, type BusSerializer } from './serializer.js';
 import type { BackendMessage, BusBackend } from './types.js';
