@@ -157,6 +157,16 @@ export class Bus<T = unknown> {
     await this.starting;
   }
 
+  /** start(), then resolves once the bus has been stopped (stop()) and has left the channel. */
+  async run(): Promise<void> {
+    await this.start();
+    await new Promise<void>((resolve) => {
+      if (this.abort.signal.aborted) resolve();
+      else this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await this.stop();
+  }
+
   private async join(): Promise<void> {
     let queue: string;
     try {

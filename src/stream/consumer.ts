@@ -110,6 +110,7 @@ export class Consumer<T = unknown> {
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  private started: Promise<void> | undefined;
   private notified = false;
   private wakeUp: (() => void) | undefined;
   private requestTickSupported = true;
@@ -179,12 +180,31 @@ export class Consumer<T = unknown> {
   }
 
   /**
-   * Consumes until stop(), the AbortSignal, SIGINT or SIGTERM; resolves once
-   * the batch in hand is finished and every connection it opened is released.
+   * Starts consuming and resolves once it runs (subscribed, listening, the
+   * shared ticker acquired); rejects when it cannot start. The lifecycle verb
+   * of every layer (docs/concepts.md). Until 0.x, `start()` resolved only at
+   * stop: that is now {@link Consumer.run}.
    */
   start(): Promise<void> {
-    if (!this.running) this.running = this.run().finally(() => (this.running = undefined));
-    return this.running;
+    if (!this.running) {
+      let ready!: () => void;
+      const started = new Promise<void>((resolve) => (ready = resolve));
+      this.running = this.loop(ready).finally(() => (this.running = undefined));
+      // A failure while starting rejects start(); one after it, run() and stop().
+      this.running.catch(() => undefined);
+      this.started = Promise.race([started, this.running]);
+    }
+    return this.started!;
+  }
+
+  /**
+   * start(), then consumes until stop(), the AbortSignal, SIGINT or SIGTERM;
+   * resolves once the batch in hand is finished and every connection it
+   * opened is released.
+   */
+  async run(): Promise<void> {
+    await this.start();
+    await this.running;
   }
 
   /** Graceful stop: handlers see their signal aborted; the current batch still commits or rolls back. */
@@ -194,7 +214,7 @@ export class Consumer<T = unknown> {
     await this.running;
   }
 
-  private async run(): Promise<void> {
+  private async loop(ready: () => void): Promise<void> {
     const onSignal = (): void => void this.stop();
     const handleSignals = this.options.handleSignals ?? true;
     if (handleSignals) {
@@ -223,6 +243,7 @@ export class Consumer<T = unknown> {
         });
       }
       this.recovery.start();
+      ready();
       while (!this.abort.signal.aborted) {
         try {
           this.notified = false;

@@ -220,7 +220,7 @@ describe('Consumer', () => {
       '*',
       (m) => void got.push(m),
     );
-    const done = c.start();
+    const done = c.run();
     await eventually(async () => (await sc.consumerInfo('abort')).length === 1);
     await sc.send('abort', 'hello');
     await eventually(() => got.length === 1);
@@ -233,6 +233,35 @@ describe('Consumer', () => {
     expect(
       () => new Consumer({ stream: 's', name: 'x', unknownHandlerPolicy: 'drop' as 'ack' }),
     ).toThrow(/unknownHandlerPolicy/);
+  });
+});
+
+describe('Consumer lifecycle (docs/concepts.md)', () => {
+  it('start() resolves once running (subscribed), run() resolves at stop; a failed start rejects', async () => {
+    const sc = client();
+    await sc.createStream('life');
+    const got: number[] = [];
+    const c = consumer<{ i: number }>({ stream: 'life', name: 'x' }).on(
+      '*',
+      (m) => void got.push(m.payload.i),
+    );
+    await c.start();
+    expect(c.isRunning).toBe(true);
+    // Subscribed by the time start() resolved: an event sent now is delivered.
+    expect((await sc.consumerInfo('life')).map((i) => i.consumerName)).toEqual(['x']);
+    await sc.send('life', { i: 1 });
+    await eventually(() => got.length === 1);
+    let ended = false;
+    const running = c.run().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false); // run() waits for the stop
+    await c.stop();
+    await running;
+    expect(c.isRunning).toBe(false);
+    // A stream that does not exist: start() rejects (subscribing fails), nothing keeps running.
+    const bad = consumer({ stream: 'no_such_stream', name: 'x' });
+    await expect(bad.start()).rejects.toThrow();
+    expect(bad.isRunning).toBe(false);
   });
 });
 
