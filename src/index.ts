@@ -1,6 +1,12 @@
 // pgferry's public entry point. Explicit exports only.
 export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/index.js';
-export { Consumer, Delivery, type ConsumeMode, type ConsumeOptions } from './queue/index.js';
+export {
+  Consumer, // deprecated alias of QueueConsumer (docs/concepts.md)
+  Delivery,
+  QueueConsumer,
+  type ConsumeMode,
+  type ConsumeOptions,
+} from './queue/index.js';
 export {
   GROUP_HEADER,
   type GroupedReadMode,

@@ -1,5 +1,5 @@
 import type { Subscription } from '../driver/types.js';
-import { Consumer, type ConsumeOptions } from './consumer.js';
+import { QueueConsumer, type ConsumeOptions } from './consumer.js';
 import { QueueClientReliability } from './reliability.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
 import type {
@@ -355,9 +355,9 @@ export class QueueClient extends QueueClientReliability {
    * (long-polls) when the queue is empty, stops when `signal` aborts or the
    * loop is left, and hands back messages it fetched but did not yield.
    */
-  consume<T = unknown>(queue: string, options: ConsumeOptions = {}): Consumer<T> {
+  consume<T = unknown>(queue: string, options: ConsumeOptions = {}): QueueConsumer<T> {
     checkQueueName(queue);
-    return new Consumer<T>(this, queue, options);
+    return new QueueConsumer<T>(this, queue, options);
   }
 
   // --- internals -------------------------------------------------------------

@@ -126,7 +126,7 @@ export class Delivery<T> implements Message<T> {
  * in milliseconds, a delayed or expired one within milliseconds of its
  * time, and without notifications polling still finds everything.
  */
-export class Consumer<T> implements AsyncIterable<Delivery<T>> {
+export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   /** A wake-up that came while no wait was pending (e.g. during a read). */
@@ -332,3 +332,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     });
   }
 }
+
+/** @deprecated The queue's consumer is {@link QueueConsumer} (docs/concepts.md); this name stays one release. */
+export const Consumer = QueueConsumer;
+/** @deprecated Use {@link QueueConsumer}. */
+export type Consumer<T> = QueueConsumer<T>;

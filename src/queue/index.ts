@@ -8,7 +8,13 @@
 
 // --- public API (what `pgferry` re-exports from src/index.ts) --------------
 export { QueueClient, TypedQueue, type QueueClientOptions } from './client.js';
-export { Consumer, Delivery, type ConsumeMode, type ConsumeOptions } from './consumer.js';
+export {
+  Consumer, // deprecated alias of QueueConsumer
+  Delivery,
+  QueueConsumer,
+  type ConsumeMode,
+  type ConsumeOptions,
+} from './consumer.js';
 export type { BatchHandler, ProcessBatchOptions } from './process.js';
 export {
   GROUP_HEADER,

@@ -1,4 +1,4 @@
-import type { Consumer, ConsumeOptions } from './consumer.js';
+import type { ConsumeOptions, QueueConsumer } from './consumer.js';
 import type { QueueClient } from './client.js';
 import type {
   CreateQueueOptions,
@@ -62,7 +62,7 @@ export class TypedQueue<T> {
   metrics(options?: TxOption): Promise<QueueMetrics> {
     return this.client.metrics(this.name, options);
   }
-  consume(options?: ConsumeOptions): Consumer<T> {
+  consume(options?: ConsumeOptions): QueueConsumer<T> {
     return this.client.consume<T>(this.name, options);
   }
   private finish(

@@ -93,7 +93,7 @@ class HandlerTx implements Queryable {
  * catch-all), one transaction per batch (receive → handlers → nack of failed
  * events → ack), LISTEN wake-up with polling fallback, cooperative mode.
  */
-export class Consumer<T = unknown> {
+export class StreamConsumer<T = unknown> {
   readonly client: StreamClient;
   readonly stream: string;
   readonly name: string;
@@ -183,7 +183,7 @@ export class Consumer<T = unknown> {
    * Starts consuming and resolves once it runs (subscribed, listening, the
    * shared ticker acquired); rejects when it cannot start. The lifecycle verb
    * of every layer (docs/concepts.md). Until 0.x, `start()` resolved only at
-   * stop: that is now {@link Consumer.run}.
+   * stop: that is now {@link StreamConsumer.run}.
    */
   start(): Promise<void> {
     if (!this.running) {
@@ -459,3 +459,8 @@ export class Consumer<T = unknown> {
     return `"${this.client.schema.replace(/"/g, '""')}"`;
   }
 }
+
+/** @deprecated The stream's consumer is {@link StreamConsumer} (docs/concepts.md); this name stays one release. */
+export const Consumer = StreamConsumer;
+/** @deprecated Use {@link StreamConsumer}. */
+export type Consumer<T = unknown> = StreamConsumer<T>;

@@ -310,6 +310,12 @@ describe('Consumer (async iterator)', () => {
     expect(new Set(seen).size).toBe(total);
   });
 
+  it('QueueConsumer is the class; Consumer its deprecated alias', async () => {
+    const { Consumer, QueueConsumer } = await import('../../src/index.js');
+    expect(Consumer).toBe(QueueConsumer);
+    expect(db.queueClient().consume('any')).toBeInstanceOf(QueueConsumer);
+  });
+
   it('stop() resolves once the loop has ended and handed back what it fetched', async () => {
     const client = db.queueClient();
     await client.createQueue('stopping');

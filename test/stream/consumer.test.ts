@@ -3,8 +3,14 @@
 // LISTEN wake-up, nack on handler error, cooperative mode, graceful stop.
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { Consumer, StreamClient, type StreamMessage } from '../../src/stream/index.js';
+import {
+  Consumer,
+  StreamClient,
+  StreamConsumer,
+  type StreamMessage,
+} from '../../src/stream/index.js';
 import { migrate } from '../../src/migrate/migrator.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { S } from './helpers.js';
 
@@ -236,7 +242,31 @@ describe('Consumer', () => {
   });
 });
 
+describe('payload validation (src/payload.ts, shared with the queue)', () => {
+  it('a circular or BigInt payload is an InvalidArgumentError, as in the queue, and nothing is sent', async () => {
+    const sc = client();
+    await sc.createStream('bad_payloads');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const bad of [cyclic, { n: 1n }]) {
+      await expect(sc.send('bad_payloads', bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sc.sendBatch('bad_payloads', [1, bad])).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+    }
+    // Nothing reached the database: the stream's first event id is still unused.
+    expect(await sc.send('bad_payloads', { ok: true })).toBe(1);
+  });
+});
+
 describe('Consumer lifecycle (docs/concepts.md)', () => {
+  it('StreamConsumer is the class; Consumer its deprecated alias', () => {
+    expect(Consumer).toBe(StreamConsumer);
+    expect(new Consumer({ stream: 's', name: 'x', client: client() })).toBeInstanceOf(
+      StreamConsumer,
+    );
+  });
+
   it('start() resolves once running (subscribed), run() resolves at stop; a failed start rejects', async () => {
     const sc = client();
     await sc.createStream('life');
