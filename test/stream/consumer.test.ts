@@ -129,6 +129,21 @@ describe('Consumer', () => {
     );
     const [dl] = await sc.dlqInspect('unknown');
     expect(dl).toMatchObject({ evType: 'mystery', reason: 'no handler for event type "mystery"' });
+    // The one dead-letter record shape (docs/concepts.md), and the one put-back verb.
+    expect(dl).toMatchObject({
+      id: dl!.dlId,
+      source: 'unknown',
+      sourceId: dl!.evId,
+      payload: '2',
+      reason: 'no handler for event type "mystery"',
+      attempts: (dl!.evRetry ?? 0) + 1,
+      failedAt: dl!.time,
+    });
+    const requeued = await sc.requeueDeadLetter(dl!.dlId);
+    expect(requeued).toBeGreaterThan(dl!.evId);
+    expect(await sc.dlqInspect('unknown')).toEqual([]);
+    // dlqReplay / dlqReplayAll: deprecated aliases, same behaviour.
+    expect(await sc.dlqReplayAll('unknown')).toEqual({ replayed: 0, failed: 0, firstError: null });
     expect(star).toEqual(['mystery']);
     expect(skipped).toEqual([]);
     await eventually(
