@@ -114,6 +114,26 @@ export async function throughput(
   return done / secs;
 }
 
+export function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+/** Runs `fn` (returning [ours, baseline]) 3 times (once in smoke runs), interleaved; the medians. */
+export async function rounds(
+  ctx: BenchContext,
+  fn: () => Promise<[number, number]>,
+): Promise<[number, number]> {
+  const ours: number[] = [];
+  const base: number[] = [];
+  for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
+    const [a, b] = await fn();
+    ours.push(a);
+    base.push(b);
+  }
+  return [median(ours), median(base)];
+}
+
 export function percentile(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
   const idx = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));

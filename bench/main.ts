@@ -1,6 +1,7 @@
 // `npm run bench [section …] [--smoke]`: pgferry against baselines measured
 // in the same run on the same database. See bench/README.md.
 import { createDatabase, startServer, type BenchContext, type BenchRow } from './harness.js';
+import { loadavg } from 'node:os';
 import { sections } from './sections/index.js';
 
 const args = process.argv.slice(2);
@@ -16,7 +17,14 @@ const fmt = (n: number): string =>
   n >= 100 ? Math.round(n).toLocaleString('en-US') : n.toFixed(n >= 10 ? 1 : 2);
 
 const rows: BenchRow[] = [];
+const load = (): string =>
+  loadavg()
+    .map((l) => l.toFixed(2))
+    .join(' ');
 const server = await startServer();
+console.log(
+  `server: ${process.env.DATABASE_URL ? 'DATABASE_URL' : 'embedded PostgreSQL'}; load average (1/5/15 min) at start: ${load()}`,
+);
 let failed = false;
 try {
   for (const section of selected) {
@@ -46,6 +54,7 @@ try {
     };
     try {
       await section.run(ctx);
+      console.log(`  (load average after ${section.name}: ${load()})`);
     } catch (err) {
       failed = true;
       console.error(`  section ${section.name} failed:`, err);

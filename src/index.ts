@@ -33,6 +33,7 @@ export type {
   PopOptions,
   QueueInfo,
   QueueMetrics,
+  MetricsOptions,
   ReadOptions,
   ReadWithPollOptions,
   SendBatchOptions,

@@ -9,6 +9,7 @@ import { busSection } from './bus.js';
 import { tasksSection } from './tasks.js';
 import { streamSection } from './stream.js';
 import { recoverySection } from './recovery.js';
+import { streamSendSection } from './stream-send.js';
 
 /** Every bench section, in run order. Add new ones here (one file each). */
 export const sections: BenchSection[] = [
@@ -20,6 +21,7 @@ export const sections: BenchSection[] = [
   queueReliabilitySection,
   busSection,
   tasksSection,
+  streamSendSection,
   streamSection,
   recoverySection,
 ];

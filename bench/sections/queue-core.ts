@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { QueueClient } from '../../src/queue/client.js';
 import { migrate } from '../../src/migrate/migrator.js';
-import { throughput, type BenchContext, type BenchSection } from '../harness.js';
+import { rounds, throughput, type BenchSection } from '../harness.js';
 
 // The PGMQ core operations through pgferry's client, each against the same
 // operation done in plain SQL on an equivalent table, on the same database,
@@ -26,25 +26,6 @@ const BODY = JSON.stringify({
   items: [1, 2, 3],
   note: 'benchmark payload',
 });
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-}
-
-async function rounds(
-  ctx: BenchContext,
-  fn: () => Promise<[number, number]>,
-): Promise<[number, number]> {
-  const ours: number[] = [];
-  const base: number[] = [];
-  for (let i = 0; i < (ctx.smoke ? 1 : 3); i++) {
-    const [a, b] = await fn();
-    ours.push(a);
-    base.push(b);
-  }
-  return [median(ours), median(base)];
-}
 
 export const queueCoreSection: BenchSection = {
   name: 'queue-core',

@@ -85,6 +85,26 @@ export const queueMetricsSection: BenchSection = {
       const metricsSql = `SELECT * FROM ${s}.metrics('big')`;
 
       const exact = await callsPerSecond(admin, metricsSql, ctx.smoke ? 1 : 5);
+
+      // --- QueueClient.metrics() by default, no fast metrics: exact below
+      // 10,000 rows, an estimate above (sql/queue/0008_metrics.sql)
+      const dfltSql = `SELECT * FROM ${s}.metrics_fast('big')`;
+      const dflt = await callsPerSecond(admin, dfltSql, ctx.smoke ? 1 : 200);
+      const est = await client.metrics('big');
+      ctx.report({
+        section: SECTION,
+        operation: `metrics() default on ${size.toLocaleString('en-US')} messages, no fast metrics`,
+        value: dflt,
+        unit: 'calls/s',
+        baseline: { name: 'exact scan (PGMQ)', value: exact },
+        target: { ratio: 10 },
+      });
+      ctx.log(
+        `default metrics(): exact=${est.exact}, queueLength ${est.queueLength} (true ${size}, ${((100 * (est.queueLength - size)) / size).toFixed(1)} %), visible ${est.queueVisibleLength} (true ${size - 50})`,
+      );
+      const dfltPlans = (await nestedPlans(ctx.url, dfltSql)).filter((p) => p.includes('q_big'));
+      if (dfltPlans.some((p) => /Seq Scan on q_big\b/.test(p)))
+        throw new Error('default metrics() scanned the queue table');
       const t0 = Date.now();
       await client.enableFastMetrics('big');
       ctx.log(

@@ -1,7 +1,7 @@
 import pg from 'pg';
 import { migrate } from '../../src/migrate/migrator.js';
 import { Consumer, StreamClient } from '../../src/stream/index.js';
-import { percentile, throughput, type BenchContext, type BenchSection } from '../harness.js';
+import { percentile, type BenchContext, type BenchSection } from '../harness.js';
 
 // Streams: producing against plain INSERTs into a table of the event
 // tables' shape; consuming (1 and 3 fan-out consumers through the Consumer
@@ -91,54 +91,7 @@ export const streamSection: BenchSection = {
       await admin.query(PLAIN);
       await client.createStream('bench_send');
 
-      // --- send, one per transaction, 4 clients
-      const singles = ctx.size(6000, 40);
-      const base1 = await throughput(singles, 4, 1, () =>
-        admin.query({
-          name: 'plain_ins',
-          text: `INSERT INTO bench_plain_events (ev_type, ev_data) VALUES ('bench', $1::jsonb::text) RETURNING ev_id`,
-          values: [JSON.stringify(BODY)],
-        }),
-      );
-      const ours1 = await throughput(
-        singles,
-        4,
-        1,
-        async () => void (await client.send('bench_send', BODY, { type: 'bench' })),
-      );
-      ctx.report({
-        section: 'stream',
-        operation: 'send, 1 per transaction, 4 clients',
-        value: ours1,
-        unit: 'ev/s',
-        baseline: { name: 'INSERT', value: base1 },
-        target: { ratio: 0.7 },
-      });
-
-      // --- send_batch of 100, 4 clients
-      const batched = ctx.size(100_000, 400);
-      const bodies = Array.from({ length: 100 }, () => BODY);
-      const baseB = await throughput(batched, 4, 100, () =>
-        admin.query({
-          name: 'plain_insb',
-          text: `INSERT INTO bench_plain_events (ev_type, ev_data) SELECT 'bench', m::text FROM unnest($1::jsonb[]) m RETURNING ev_id`,
-          values: [bodies.map((b) => JSON.stringify(b))],
-        }),
-      );
-      const oursB = await throughput(
-        batched,
-        4,
-        100,
-        async () => (await client.sendBatch('bench_send', bodies, { type: 'bench' })).length,
-      );
-      ctx.report({
-        section: 'stream',
-        operation: 'send_batch of 100, 4 clients',
-        value: oursB,
-        unit: 'ev/s',
-        baseline: { name: 'multi-row INSERT', value: baseB },
-        target: { ratio: 0.85 },
-      });
+      // send / send_batch against INSERT: the stream-send section.
 
       // --- consumers: 1 and 3 (fan-out: each gets every event) vs queue read+delete of the same count
       const events = ctx.size(50_000, 300);

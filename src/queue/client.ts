@@ -8,6 +8,7 @@ import type {
   PopOptions,
   QueueInfo,
   QueueMetrics,
+  MetricsOptions,
   ReadOptions,
   ReadWithPollOptions,
   SendBatchOptions,
@@ -145,12 +146,18 @@ export class QueueClient extends QueueClientReliability {
 
   // --- metrics (lifecycle.ts) ----------------------------------------------
 
-  async metrics(queue: string, options: TxOption = {}): Promise<QueueMetrics> {
+  /**
+   * Queue figures without scanning a large queue: exact when fast metrics are
+   * enabled or the table is small, else estimated (`exact: false`); see
+   * docs/queue.md. `{ exact: true }` runs PGMQ's `metrics()` (a full count).
+   */
+  async metrics(queue: string, options: MetricsOptions = {}): Promise<QueueMetrics> {
     checkQueueName(queue);
-    return life.metrics(this.engine, this.x(options), queue);
+    return life.metrics(this.engine, this.x(options), queue, options.exact ?? false);
   }
-  metricsAll(options: TxOption = {}): Promise<QueueMetrics[]> {
-    return life.metricsAll(this.engine, this.x(options));
+  /** `metrics()` of every queue (skipping a queue whose metrics fail, as `metrics_all()`). */
+  metricsAll(options: MetricsOptions = {}): Promise<QueueMetrics[]> {
+    return life.metricsAll(this.engine, this.x(options), options.exact ?? false);
   }
 
   // --- FIFO groups, topics, notifications, held reads (issue 4 part A) ------

@@ -42,6 +42,7 @@ export type {
   PopOptions,
   QueueInfo,
   QueueMetrics,
+  MetricsOptions,
   ReadOptions,
   ReadWithPollOptions,
   SendBatchOptions,

@@ -52,14 +52,22 @@ export async function validateQueueName(
   await e.call(exec, 'format_table_name', [...name(queue), ['q', 'text']]);
 }
 
+/** `metrics_fast` (no scan of a large queue), or PGMQ's exact `metrics` when `exact`. */
 export async function metrics(
   e: QueueEngine,
   exec: Executor,
   queue: string,
+  exact: boolean,
 ): Promise<QueueMetrics> {
-  return toMetrics((await e.call<MetricsRow>(exec, 'metrics', name(queue)))[0]!);
+  const fn = exact ? 'metrics' : 'metrics_fast';
+  return toMetrics((await e.call<MetricsRow>(exec, fn, name(queue)))[0]!);
 }
 
-export async function metricsAll(e: QueueEngine, exec: Executor): Promise<QueueMetrics[]> {
-  return (await e.call<MetricsRow>(exec, 'metrics_all', [])).map(toMetrics);
+export async function metricsAll(
+  e: QueueEngine,
+  exec: Executor,
+  exact: boolean,
+): Promise<QueueMetrics[]> {
+  const fn = exact ? 'metrics_all' : 'metrics_fast_all';
+  return (await e.call<MetricsRow>(exec, fn, [])).map(toMetrics);
 }

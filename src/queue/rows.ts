@@ -54,6 +54,8 @@ export interface MetricsRow {
   scrape_time: Date | string;
   queue_visible_length: string | number | bigint;
   default_partition_length: string | number | bigint | null;
+  /** Only from metrics_fast(); metrics() is always exact. */
+  exact?: boolean;
 }
 
 export function toMetrics(row: MetricsRow): QueueMetrics {
@@ -66,6 +68,7 @@ export function toMetrics(row: MetricsRow): QueueMetrics {
     totalMessages: toNum(row.total_messages),
     scrapeTime: toDate(row.scrape_time),
     defaultPartitionLength: toNullableNum(row.default_partition_length),
+    exact: row.exact ?? true,
   };
 }
 

@@ -3,6 +3,7 @@ import type { QueueClient } from './client.js';
 import type {
   CreateQueueOptions,
   Message,
+  MetricsOptions,
   PopOptions,
   QueueMetrics,
   ReadOptions,
@@ -59,7 +60,7 @@ export class TypedQueue<T> {
   ): Promise<Message<T>[]> {
     return this.client.setVisibilityTimeout<T>(this.name, ids, vt, options);
   }
-  metrics(options?: TxOption): Promise<QueueMetrics> {
+  metrics(options?: MetricsOptions): Promise<QueueMetrics> {
     return this.client.metrics(this.name, options);
   }
   consume(options?: ConsumeOptions): QueueConsumer<T> {

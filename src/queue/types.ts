@@ -35,6 +35,17 @@ export interface QueueMetrics {
   totalMessages: number;
   scrapeTime: Date;
   defaultPartitionLength: number | null;
+  /**
+   * True when every figure is exact. `metrics()` estimates queueLength,
+   * queueVisibleLength and the ages on a large queue without fast metrics
+   * (see docs/queue.md, "Metrics"); `{ exact: true }` always counts.
+   */
+  exact: boolean;
+}
+
+export interface MetricsOptions extends TxOption {
+  /** Count the whole table as PGMQ's `metrics()` does, however large it is. Default false. */
+  exact?: boolean;
 }
 
 export type { TxOption };

@@ -4,11 +4,12 @@ import { toJsonPayload } from '../payload.js';
 /** PGMQ's limit on queue names (characters). */
 export const MAX_QUEUE_NAME_LENGTH = 47;
 /**
- * The same limit in UTF-8 bytes: `q_<name>_msg_id_seq` must fit PostgreSQL's
- * 63-byte identifiers, or the sequence name is truncated and create fails
- * with 42809. ASCII names never reach it before the 47-character rule.
+ * The same limit in UTF-8 bytes, as the SQL `create` enforces it: every
+ * derived identifier (`q_<name>_msg_id_seq`, the archive's indexes) must fit
+ * PostgreSQL's 63 bytes untruncated. ASCII names never reach it before the
+ * 47-character rule.
  */
-export const MAX_QUEUE_NAME_BYTES = 50;
+export const MAX_QUEUE_NAME_BYTES = 47;
 
 /**
  * Checks a queue name in TypeScript before anything is sent, with PGMQ's

@@ -8,6 +8,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName, migrate, type MigrateResult } from '../migrate/migrator.js';
 import { mapStreamError } from './errors.js';
+import { StreamStatements } from './statements.js';
 import {
   messageParams,
   toConsumerInfo,
@@ -54,10 +55,12 @@ export class StreamClient {
   readonly connectionString: string | undefined;
   private readonly ownsDriver: boolean;
   private readonly s: string;
+  private readonly statements: StreamStatements;
 
   constructor(options: StreamClientOptions = {}) {
     this.schema = checkSchemaName(options.schema ?? 'pgque');
     this.s = quoteIdent(this.schema);
+    this.statements = new StreamStatements(this.schema);
     this.logger = options.logger ?? silentLogger;
     this.connectionString = options.connectionString;
     ({ driver: this.driver, owned: this.ownsDriver } = resolveDriver(options, this.logger));
@@ -132,12 +135,25 @@ export class StreamClient {
 
   // Producing ----------------------------------------------------------------
 
-  /** Publishes one event (JSON payload); returns its id. Visible once the transaction commits and a tick follows. */
+  /**
+   * Publishes one event (JSON payload); returns its id. Visible once the
+   * transaction commits and a tick follows. Runs a prepared INSERT that does
+   * what `send()` does (src/stream/statements.ts), else `send()` itself.
+   */
   async send(stream: string, payload: unknown, options: StreamSendOptions = {}): Promise<number> {
     const data = payload === null ? null : toJsonText('payload', payload);
+    const name = checkStreamName(stream);
+    const type = eventType(options.type);
+    const exec = options.tx ?? this.driver;
+    try {
+      const id = await this.statements.send(exec, name, type, data);
+      if (id !== null) return id;
+    } catch (err) {
+      throw mapStreamError(err);
+    }
     const rows = await this.q<{ id: string }>(
       `SELECT @s@.send($1, $2, $3::jsonb) AS id`,
-      [checkStreamName(stream), eventType(options.type), data],
+      [name, type, data],
       options.tx,
       true,
     );
@@ -152,9 +168,18 @@ export class StreamClient {
   ): Promise<number[]> {
     if (!Array.isArray(payloads)) throw new InvalidArgumentError('payloads must be an array');
     const data = payloads.map((p, i) => (p === null ? null : toJsonText(`payloads[${i}]`, p)));
+    const name = checkStreamName(stream);
+    const type = eventType(options.type);
+    const exec = options.tx ?? this.driver;
+    try {
+      const ids = await this.statements.sendBatch(exec, name, type, data);
+      if (ids !== null) return ids;
+    } catch (err) {
+      throw mapStreamError(err);
+    }
     const rows = await this.q<{ ids: string[] }>(
       `SELECT @s@.send_batch($1, $2, $3::jsonb[]) AS ids`,
-      [checkStreamName(stream), eventType(options.type), data],
+      [name, type, data],
       options.tx,
       true,
     );

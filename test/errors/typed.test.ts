@@ -134,16 +134,16 @@ describe('queue names', () => {
     const nul = await rejection(q.send('a\u0000b', 1));
     expect(nul).toBeInstanceOf(InvalidQueueNameError);
     expect(nul.message).toMatch(/NUL/);
-    // 26 characters (under PGMQ's 47) but 52 bytes: q_<name>_msg_id_seq would not fit 63 bytes.
-    const long = await rejection(q.createQueue('é'.repeat(26)));
+    // 24 characters (under PGMQ's 47) but 48 bytes: derived identifiers would not fit 63 bytes.
+    const long = await rejection(q.createQueue('é'.repeat(24)));
     expect(long).toBeInstanceOf(InvalidQueueNameError);
-    expect(long.message).toMatch(/52 bytes/);
-    // 50 bytes is the most that works.
-    await q.createQueue('é'.repeat(25));
-    await q.send('é'.repeat(25), 1);
+    expect(long.message).toMatch(/48 bytes/);
+    // 46 bytes works (47 is the most).
+    await q.createQueue('é'.repeat(23));
+    await q.send('é'.repeat(23), 1);
     const names = (await q.listQueues()).map((x) => x.queueName);
-    expect(names).toContain('é'.repeat(25));
-    expect(names).not.toContain('é'.repeat(26));
+    expect(names).toContain('é'.repeat(23));
+    expect(names).not.toContain('é'.repeat(24));
   });
 });
 
@@ -152,7 +152,9 @@ describe('SQLSTATEs a caller can provoke through raw SQL map to typed errors', (
     ['22P05', `SELECT '"\\u0000"'::jsonb`, InvalidArgumentError],
     ['22021', `SELECT $1::text`, InvalidArgumentError, ['a\u0000']],
     ['54000', `SELECT array_fill(1, ARRAY[200000000])`, InvalidArgumentError],
-    ['42809', `SELECT ${S}.create($1)`, InvalidQueueNameError, ['é'.repeat(30)]],
+    // A multibyte name over the identifier limit: the SQL refuses it (P0001) before any
+    // derived identifier is truncated (which gave 42809 "is not a sequence").
+    ['P0001', `SELECT ${S}.create($1)`, InvalidQueueNameError, ['é'.repeat(30)]],
   ] as const)('%s', async (state, text, cls, params?: readonly unknown[]) => {
     const q = queues();
     const err = await rejection(q.driver.query(text, params ? [...params] : []));

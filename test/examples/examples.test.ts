@@ -16,6 +16,13 @@ const OUTPUT: Record<string, RegExp> = {
   'tasks-define.ts': /^mail to a@example\.com: hi\n$/,
   'dead-letters.ts': /^0\n$/,
   'migrate.ts': /^0 \{ queue: \d+ \}\n$/,
+  'dashboard-node.ts': /^200 Queues · pgferry true\nyour app\n$/,
+  'dashboard-express.ts': /^200 Queues · pgferry true\n$/,
+  'dashboard-fastify.ts': /^200 Queues · pgferry true\n$/,
+  'dashboard-hono.ts': /^200 Queues · pgferry true\n$/,
+  'metrics-server.ts': /^pgferry_task_succeeded_total\{task="ping"\} 1\n$/,
+  'tracing.ts': /^true\n\[ 'send orders' \]\n$/,
+  'installed.ts': /^(\w+ \w+ up to date\n){4}$/,
 };
 const MARKER = /^<!-- example: (examples\/[\w.-]+\.ts) -->$/;
 /** A block of declarations (an interface, a constructor's signature), shown as reference, not run. */

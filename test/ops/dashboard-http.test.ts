@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { createServer } from 'node:http';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import express from 'express';
 import { useTestDatabase } from '../support/db.js';
 import { Ops } from '../../src/ops/ops.js';
 import { dashboardHandler, type DashboardOptions } from '../../src/ops/dashboard/handler.js';
@@ -148,6 +150,48 @@ describe('dashboard over HTTP', () => {
     expect(page).toContain('href="/admin/ferry/tasks"');
     expect(await (await fetch(base + '/elsewhere')).text()).toBe('app');
     expect(passed).toBe(1);
+  });
+
+  it('takes the form a body parser read first (Express), and says so when the body is gone', async () => {
+    const q = db.queueClient();
+    await q.createQueue('d_parsed');
+    const [a, b, c] = await q.sendBatch('d_parsed', [{ n: 1 }, { n: 2 }, { n: 3 }]);
+    const dashboard = dashboardHandler({ ops: ops(), basePath: '/admin', allowWrites: true });
+    const listen = async (server: Server) => {
+      await once(server.listen(0, '127.0.0.1'), 'listening');
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}/admin/`;
+    };
+    const app = express();
+    app.use(express.urlencoded({ extended: false }));
+    app.use('/admin', dashboard);
+    const parsed = app.listen(0, '127.0.0.1');
+    // a handler that drains the body without keeping it
+    const drained = createServer((req, res) => {
+      req.resume();
+      req.once('end', () => dashboard(req, res));
+    });
+    try {
+      for (const [url, ids, status] of [
+        [await listen(parsed), [a!, b!], 303],
+        [await listen(drained), [c!], 400],
+      ] as const) {
+        const page = await (await fetch(url + 'queues/d_parsed')).text();
+        const form = new URLSearchParams({ action: 'delete', csrf: csrfOf(page) });
+        for (const id of ids) form.append('id', String(id));
+        const r = await fetch(url + 'queues/d_parsed/actions', {
+          method: 'POST',
+          redirect: 'manual',
+          body: form,
+        });
+        expect(r.status).toBe(status);
+        if (status === 303) expect(r.headers.get('location')).toContain('deleted%202%20of%202');
+        else expect(await r.text()).toMatch(/^PGFERRY_\w+: the request body was already read/);
+      }
+    } finally {
+      parsed.close();
+      drained.close();
+    }
+    expect((await q.read('d_parsed', { qty: 10 })).map((m) => m.msgId)).toEqual([c]);
   });
 
   it('rejects bad options with typed errors', () => {

@@ -156,5 +156,7 @@ function declarations(dir: string): { file: string; line: string }[] {
 
 function stripComment(line: string): string {
   const t = line.trim();
-  return t.startsWith('*') || t.startsWith('/*') || t.startsWith('//') ? '' : t;
+  if (t.startsWith('*') || t.startsWith('/*') || t.startsWith('//')) return '';
+  // The words inside string literals are text, not types.
+  return t.replace(/"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'/g, '""');
 }

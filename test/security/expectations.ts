@@ -66,6 +66,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'queue._queue_table(text, text)': 'none',
   'queue._read_grouped(text, timestamp with time zone, integer, text)': 'none',
   'queue._read_grouped_core(text, timestamp with time zone, integer, text)': 'none',
+  'queue._read_grouped_take(regclass, bigint[], integer[], integer[], integer, timestamp with time zone, text)':
+    'none',
   'queue._read_with_poll_at(text, timestamp with time zone, integer, integer, integer, jsonb)':
     'none',
   'queue._read_grouped_with_poll(text, timestamp with time zone, integer, integer, integer, text)':
@@ -117,6 +119,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'queue.list_topic_bindings(text)': 'none',
   'queue.metrics(text)': 'none',
   'queue.metrics_all()': 'none',
+  'queue.metrics_fast(text, bigint)': 'none',
+  'queue.metrics_fast_all(bigint)': 'none',
   'queue.next_visible_at(text)': 'none',
   'queue.notify_queue_delete_listeners()': 'none',
   'queue.notify_queue_listeners()': 'none',

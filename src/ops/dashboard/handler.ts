@@ -173,7 +173,7 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         'text/plain; charset=utf-8',
         'the dashboard is read-only (start it with write access enabled)',
       );
-    const form = new URLSearchParams(await readBody(req));
+    const form = await readForm(req);
     const given = Buffer.from(form.get('csrf') ?? '');
     if (given.length !== csrf.length || !timingSafeEqual(given, Buffer.from(csrf)))
       return send(
@@ -296,6 +296,24 @@ function send(res: ServerResponse, status: number, type: string, body: string): 
     'referrer-policy': 'no-referrer',
   });
   res.end(body);
+}
+
+/**
+ * The form of a POST. A body parser mounted before the dashboard (Express's
+ * `express.urlencoded()`) has read the request already: take its `req.body`,
+ * or say so instead of waiting for a body that will never come.
+ */
+async function readForm(req: IncomingMessage): Promise<URLSearchParams> {
+  if (!req.readableEnded) return new URLSearchParams(await readBody(req));
+  const parsed = (req as { body?: unknown }).body;
+  if (!parsed || typeof parsed !== 'object' || Buffer.isBuffer(parsed))
+    throw new InvalidArgumentError(
+      'the request body was already read by something mounted before the dashboard; mount the dashboard before body parsers',
+    );
+  const form = new URLSearchParams();
+  for (const [k, v] of Object.entries(parsed))
+    for (const x of [v].flat()) if (typeof x === 'string') form.append(k, x);
+  return form;
 }
 
 function readBody(req: IncomingMessage): Promise<string> {
