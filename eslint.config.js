@@ -29,10 +29,9 @@ const rootForbidden = {
   'src/index.ts': ['cli', 'testing', 'embedded'],
 };
 
-// Phase 2 of issue #13 (the queue's door, src/queue/index.ts): the folders
-// listed here may import the queue layer only through that file. Empty until
-// the door exists; turning it on is adding 'tasks', 'bus', 'testing'.
-const QUEUE_DOOR_ONLY = [];
+// The queue's door (src/queue/index.ts): the folders listed here may import
+// the queue layer only through that file (docs/internals.md).
+const QUEUE_DOOR_ONLY = ['tasks', 'bus', 'testing'];
 
 const MAX_DEPTH = 3; // src/<folder>/a/b/file.ts
 const esc = (s) => s.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&');

@@ -24,7 +24,7 @@ const consumer = new Consumer<{ orderId: number }>({
     invoiced();
   })
   .on('*', (msg) => console.log('ignored', msg.type));
-const running = consumer.start(); // resolves after stop(), the AbortSignal, SIGINT or SIGTERM
+const running = consumer.run(); // start(), then resolves after stop(), the AbortSignal, SIGINT or SIGTERM
 
 // Producer: in the caller's transaction — the event is published exactly
 // when (and only if) the business write commits.

@@ -13,7 +13,7 @@ const consumer = new Consumer<{ orderId: number }>({
 const billed = new Promise<number>((resolve) =>
   consumer.on('order.created', (msg) => resolve(msg.payload.orderId)),
 );
-const running = consumer.start();
+const running = consumer.run();
 await streams.send('orders', { orderId: 42 }, { type: 'order.created' }); // or { tx }: published when tx commits
 console.log('billed order', await billed);
 await consumer.stop();

@@ -1,25 +1,31 @@
 // pgferry's public entry point. Explicit exports only.
-export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/client.js';
-export { Consumer, Delivery, type ConsumeMode, type ConsumeOptions } from './queue/consumer.js';
+export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/index.js';
+export {
+  Consumer, // deprecated alias of QueueConsumer (docs/concepts.md)
+  Delivery,
+  QueueConsumer,
+  type ConsumeMode,
+  type ConsumeOptions,
+} from './queue/index.js';
 export {
   GROUP_HEADER,
   type GroupedReadMode,
   type GroupedReadOptions,
   type GroupedReadWithPollOptions,
-} from './queue/grouped.js';
+} from './queue/index.js';
 export type {
   SendBatchTopicOptions,
   SendTopicOptions,
   TopicBinding,
   TopicRoute,
   TopicSendResult,
-} from './queue/topics.js';
+} from './queue/index.js';
 export {
   DEFAULT_THROTTLE_INTERVAL_MS,
   notifyChannel,
   type NotifyEvent,
   type NotifyThrottle,
-} from './queue/notify.js';
+} from './queue/index.js';
 export type {
   CreateQueueOptions,
   Headers,
@@ -33,15 +39,15 @@ export type {
   SendBatchOptions,
   SendOptions,
   TxOption,
-} from './queue/types.js';
-export { MAX_QUEUE_NAME_LENGTH } from './queue/validate.js';
+} from './queue/index.js';
+export { MAX_QUEUE_NAME_LENGTH } from './queue/index.js';
 // Partitions, dead letters, archive retention, fast metrics, maintenance.
 export type {
   ConvertArchiveOptions,
   CreatePartitionedQueueOptions,
   MaintenanceResult,
-} from './queue/partitions.js';
-export { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './queue/maintenance.js';
+} from './queue/index.js';
+export { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './queue/index.js';
 export {
   DEAD_LETTER_HEADERS,
   type DeadLetter,
@@ -50,7 +56,7 @@ export {
   type DeadLetterPolicy,
   type ListDeadLettersOptions,
   type SetDeadLetterPolicyOptions,
-} from './queue/dead-letters.js';
+} from './queue/index.js';
 export type {
   Driver,
   Executor,

@@ -1,7 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import { checkInt } from '../queue/validate.js';
+import { checkInt } from '../queue/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import './errors.js';
 

@@ -2,7 +2,7 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import { Recovery, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkInt } from '../queue/validate.js';
+import { checkInt } from '../queue/index.js';
 import { BusNotMemberError } from './errors.js';
 import { JsonSerializer, type BusSerializer } from './serializer.js';
 import type { BackendMessage, BusBackend } from './types.js';
@@ -155,6 +155,16 @@ export class Bus<T = unknown> {
     this.state = 'starting';
     this.starting = this.join();
     await this.starting;
+  }
+
+  /** start(), then resolves once the bus has been stopped (stop()) and has left the channel. */
+  async run(): Promise<void> {
+    await this.start();
+    await new Promise<void>((resolve) => {
+      if (this.abort.signal.aborted) resolve();
+      else this.abort.signal.addEventListener('abort', () => resolve(), { once: true });
+    });
+    await this.stop();
   }
 
   private async join(): Promise<void> {

@@ -1,12 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import type { QueueClient } from '../queue/client.js';
-import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
-import { MAX_QUEUE_NAME_LENGTH } from '../queue/validate.js';
+import { MAX_QUEUE_NAME_LENGTH, type Arg, type QueueClient } from '../queue/index.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { JsonValue } from './serializer.js';
 import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
-import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
+import { Waker, longPoll, wakeChannel } from './wake.js';
 
 export interface DirectBackendOptions {
   /** The queue client to use; the backend never closes it. */
@@ -58,7 +56,7 @@ export class DirectBackend implements BusBackend {
   private readonly ttlMs: number;
   private readonly peerCache = new Map<string, { peers: string[]; until: number }>();
   private readonly wakers = new Map<string, Waker>();
-  private readonly sql: { fanOut: string; read: string; readWithPoll: string; archive: string };
+  private readonly asyncPublish: boolean;
 
   constructor(options: DirectBackendOptions) {
     if (!options?.client)
@@ -66,20 +64,10 @@ export class DirectBackend implements BusBackend {
     this.client = options.client;
     this.logger = options.logger ?? options.client.logger;
     this.ttlMs = options.peerCacheTtlMs ?? 1000;
-    const q = quoteIdent(this.client.schema);
-    // The queue client has no multi-queue send and cannot run its reads with
-    // asynchronous commit, so these few statements call the queue engine's
-    // SQL functions through the client's driver.
-    this.sql = {
-      fanOut: `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM ${options.durablePublish === false ? `${ASYNC_COMMIT}, ` : ''}unnest($1::text[], $2::text[]) AS p(queue, wake),
-                      LATERAL ${q}.send(p.queue, $3::jsonb) AS s(id)`,
-      // Reads and archives commit without waiting for the WAL flush: losing
-      // one in a crash only makes a message visible again (at least once).
-      read: `SELECT r.msg_id, r.message FROM ${ASYNC_COMMIT}, ${q}.read($1::text, $2::integer, $3::integer) AS r`,
-      readWithPoll: `SELECT r.msg_id, r.message FROM ${ASYNC_COMMIT},
-                            ${q}.read_with_poll($1::text, $2::integer, $3::integer, $4::integer, $5::integer) AS r`,
-      archive: `SELECT a.id::text AS id FROM ${ASYNC_COMMIT}, ${q}.archive($1::text, $2::bigint[]) AS a(id)`,
-    };
+    // Publishes go out in one statement (the engine's sendMany); reads and
+    // archives commit without waiting for the WAL flush: losing one in a
+    // crash only makes a message visible again (at least once).
+    this.asyncPublish = options.durablePublish === false;
   }
 
   async join(channel: string): Promise<string> {
@@ -103,12 +91,10 @@ export class DirectBackend implements BusBackend {
       // Fast path: every send and every wake-up in one statement, so one
       // round trip and one commit (one WAL flush, one NOTIFY lock) per
       // publish, whatever the number of peers.
-      const res = await this.client.driver.query<{ id: string }>(
-        this.sql.fanOut,
-        [peers, peers.map((q) => wakeChannel(q, safe)), body],
-        { prepare: true },
-      );
-      return res.rows.map((r) => Number(r.id));
+      const wake = peers.map((q) => wakeChannel(q, safe));
+      return await this.client.engine.messages.sendMany(this.client.driver, peers, wake, body, {
+        asyncCommit: this.asyncPublish,
+      });
     } catch (err) {
       // Some peer failed (most likely its queue was dropped): send one by
       // one, so only the failing peers miss the message.
@@ -160,37 +146,51 @@ export class DirectBackend implements BusBackend {
   }
 
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
-    const args = [queue, options.visibilityTimeoutSeconds, options.batchSize];
-    const run = async (
-      text: string,
-      extra: unknown[] = [],
-      waitMs = 0,
-    ): Promise<BackendMessage[]> => {
-      const res = await this.client.driver.query<{ msg_id: string; message: JsonValue }>(
-        text,
+    const args: Arg[] = [
+      [queue, 'text'],
+      [options.visibilityTimeoutSeconds, 'integer'],
+      [options.batchSize, 'integer'],
+    ];
+    const run = async (fn: string, extra: Arg[] = [], waitMs = 0): Promise<BackendMessage[]> => {
+      const rows = await this.client.engine.call<{ msg_id: string; message: JsonValue }>(
+        this.client.driver,
+        fn,
         [...args, ...extra],
         // A long-poll waits in the database on purpose: extend the query deadline by it.
-        { prepare: true, timeoutExtraMs: waitMs },
+        { select: 'msg_id, message', asyncCommit: true, prepare: true, timeoutExtraMs: waitMs },
       );
-      return res.rows
+      return rows
         .map((r) => ({ msgId: Number(r.msg_id), message: r.message }))
         .sort((a, b) => a.msgId - b.msgId);
     };
     return longPoll(
       this.wakers.get(queue),
       options,
-      () => run(this.sql.read),
+      () => run('read'),
       (maxPollSeconds) =>
-        run(this.sql.readWithPoll, [maxPollSeconds, options.pollIntervalMs], maxPollSeconds * 1000),
+        run(
+          'read_with_poll',
+          [
+            [maxPollSeconds, 'integer'],
+            [options.pollIntervalMs, 'integer'],
+          ],
+          maxPollSeconds * 1000,
+        ),
     );
   }
 
   async archive(queue: string, _channel: string, msgIds: readonly number[]): Promise<number[]> {
     if (msgIds.length === 0) return [];
-    const res = await this.client.driver.query<{ id: string }>(this.sql.archive, [queue, msgIds], {
-      prepare: true,
-    });
-    return res.rows.map((r) => Number(r.id));
+    const rows = await this.client.engine.call<{ id: string }>(
+      this.client.driver,
+      'archive',
+      [
+        [queue, 'text'],
+        [msgIds, 'bigint[]'],
+      ],
+      { select: 'r::text AS id', asyncCommit: true, prepare: true },
+    );
+    return rows.map((r) => Number(r.id));
   }
 
   async leave(queue: string, channel: string): Promise<void> {

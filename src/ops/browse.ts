@@ -1,9 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { InvalidArgumentError } from '../errors.js';
-import { toMessage, type MessageRow } from '../queue/rows.js';
-import type { Message } from '../queue/types.js';
-import { checkQueueName } from '../queue/validate.js';
+import { checkQueueName, toMessage, type Message, type MessageRow } from '../queue/index.js';
 import type { JobState } from '../tasks/client.js';
 
 export interface BrowseFilter {

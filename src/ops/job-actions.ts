@@ -48,7 +48,7 @@ export async function runJobAction(
           skip(j, 'no dead-letter id on the archived job');
           continue;
         }
-        const moved = await ops.writeTasks.deadLetters(task).reschedule({ ids: [dl] });
+        const moved = await ops.writeTasks.deadLetters(task).requeue({ ids: [dl] });
         if (moved[0])
           out.push({ id: j.msgId, outcome: 'done', detail: `new job ${moved[0].newId}` });
         else skip(j, `dead letter ${dl} is gone (rescheduled or purged)`);

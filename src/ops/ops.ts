@@ -4,7 +4,7 @@ import { resolveDriver } from '../driver/resolve.js';
 import { PgDriver } from '../driver/pg.js';
 import { silentLogger, type Logger } from '../logger.js';
 import { checkSchemaName } from '../migrate/migrator.js';
-import { QueueClient } from '../queue/client.js';
+import { QueueClient } from '../queue/index.js';
 import { TaskClient } from '../tasks/client.js';
 import { StreamClient } from '../stream/client.js';
 

@@ -1,4 +1,5 @@
-import { execute, type Executor } from '../driver/types.js';
+import type { Executor } from '../driver/types.js';
+import { call } from './engine/calls.js';
 import { checkInt } from './validate.js';
 
 /**
@@ -14,11 +15,10 @@ export async function setArchiveRetention(
 ): Promise<void> {
   const secs =
     retentionSeconds === null ? null : checkInt('retentionSeconds', retentionSeconds, { min: 1 });
-  await execute(
-    exec,
-    `SELECT ${s}.set_archive_retention($1::text, make_interval(secs => $2::bigint))`,
-    [queue, secs],
-  );
+  await call(exec, s, 'set_archive_retention', [
+    [queue, 'text'],
+    [secs === null ? null : `${secs} seconds`, 'interval'],
+  ]);
 }
 
 export async function getArchiveRetention(
@@ -26,11 +26,13 @@ export async function getArchiveRetention(
   s: string,
   queue: string,
 ): Promise<number | null> {
-  const res = await execute<{ secs: string | number | null }>(
+  const rows = await call<{ secs: string | number | null }>(
     exec,
-    `SELECT extract(epoch FROM ${s}.get_archive_retention($1::text)) AS secs`,
-    [queue],
+    s,
+    'get_archive_retention',
+    [[queue, 'text']],
+    { select: 'extract(epoch FROM r) AS secs' },
   );
-  const v = res.rows[0]?.secs;
+  const v = rows[0]?.secs;
   return v == null ? null : Number(v);
 }

@@ -126,7 +126,7 @@ export class Delivery<T> implements Message<T> {
  * in milliseconds, a delayed or expired one within milliseconds of its
  * time, and without notifications polling still finds everything.
  */
-export class Consumer<T> implements AsyncIterable<Delivery<T>> {
+export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
   private stopped = false;
   private wakeUp: (() => void) | undefined;
   /** A wake-up that came while no wait was pending (e.g. during a read). */
@@ -137,6 +137,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   private readonly retryDelayMs: number;
   private readonly mode: ConsumeMode;
   private started = false;
+  /** Resolves once the iteration has ended (see stop()). */
+  private ended: Promise<void> | undefined;
   private subscriptions: Subscription[] = [];
   private listening = false;
   /** LISTEN failed with a connection error: try again when reads recover from an outage. */
@@ -172,7 +174,7 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
       context: { queue },
     });
     if (options.signal?.aborted) this.stopped = true;
-    options.signal?.addEventListener('abort', () => this.stop(), { once: true });
+    options.signal?.addEventListener('abort', () => void this.stop(), { once: true });
   }
 
   get isStopped(): boolean {
@@ -189,10 +191,16 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     return this.recovery.health();
   }
 
-  /** Ends the iteration after the message being handled. */
-  stop(): void {
+  /**
+   * Ends the iteration after the message being handled. The promise resolves
+   * once the loop has ended (LISTEN closed, unhandled messages handed back);
+   * at once when it never started. Do not await it inside the loop's body:
+   * the loop ends only after the body returns.
+   */
+  stop(): Promise<void> {
     this.stopped = true;
     this.wake();
+    return this.ended ?? Promise.resolve();
   }
 
   /** Cuts the current wait short (e.g. on a notification that messages arrived). */
@@ -206,6 +214,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
   async *[Symbol.asyncIterator](): AsyncIterator<Delivery<T>> {
     if (this.started) throw new InvalidArgumentError('a Consumer can be iterated only once');
     this.started = true;
+    let end!: () => void;
+    this.ended = new Promise<void>((resolve) => (end = resolve));
     let buffer: Message<T>[] = [];
     this.recovery.start();
     try {
@@ -242,8 +252,12 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
       }
     } finally {
       this.recovery.stop();
-      await this.stopListening();
-      if (buffer.length > 0) await this.handBack(buffer);
+      try {
+        await this.stopListening();
+        if (buffer.length > 0) await this.handBack(buffer);
+      } finally {
+        end();
+      }
     }
   }
 
@@ -318,3 +332,8 @@ export class Consumer<T> implements AsyncIterable<Delivery<T>> {
     });
   }
 }
+
+/** @deprecated The queue's consumer is {@link QueueConsumer} (docs/concepts.md); this name stays one release. */
+export const Consumer = QueueConsumer;
+/** @deprecated Use {@link QueueConsumer}. */
+export type Consumer<T> = QueueConsumer<T>;

@@ -1,4 +1,6 @@
-import { execute, type Executor } from '../driver/types.js';
+import type { DeadLetterRecord } from '../dead-letter.js';
+import type { Executor } from '../driver/types.js';
+import { call, type Arg } from './engine/calls.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 import type { Message, TxOption } from './types.js';
 import { checkInt, checkMsgId, checkQueueName } from './validate.js';
@@ -42,8 +44,12 @@ export interface DeadLetterOrigin {
   movedAt: Date;
 }
 
-/** A message of a dead-letter queue; `origin` is null for messages that were sent there directly. */
-export interface DeadLetter<T = unknown> extends Message<T> {
+/**
+ * A message of a dead-letter queue; `origin` is null for messages that were
+ * sent there directly. It also carries the one dead-letter record shape
+ * (`id`, `source`, `sourceId`, `payload`, `reason`, `attempts`, `failedAt`).
+ */
+export interface DeadLetter<T = unknown> extends Message<T>, DeadLetterRecord<T> {
   origin: DeadLetterOrigin | null;
 }
 
@@ -75,10 +81,10 @@ export async function setDeadLetterPolicy(
 ): Promise<void> {
   checkQueueName(options.deadLetterQueue);
   const max = checkInt('maxReadCount', options.maxReadCount, { min: 1 });
-  await execute(exec, `SELECT ${s}.set_dead_letter_policy($1::text, $2::text, $3::integer)`, [
-    queue,
-    options.deadLetterQueue,
-    max,
+  await call(exec, s, 'set_dead_letter_policy', [
+    [queue, 'text'],
+    [options.deadLetterQueue, 'text'],
+    [max, 'integer'],
   ]);
 }
 
@@ -87,12 +93,7 @@ export async function getDeadLetterPolicy(
   s: string,
   queue: string,
 ): Promise<DeadLetterPolicy | null> {
-  const res = await execute<PolicyRow>(
-    exec,
-    `SELECT * FROM ${s}.get_dead_letter_policy($1::text)`,
-    [queue],
-  );
-  const r = res.rows[0];
+  const r = (await call<PolicyRow>(exec, s, 'get_dead_letter_policy', [[queue, 'text']]))[0];
   return r
     ? {
         queueName: r.queue_name,
@@ -107,12 +108,7 @@ export async function clearDeadLetterPolicy(
   s: string,
   queue: string,
 ): Promise<boolean> {
-  const res = await execute<{ done: boolean }>(
-    exec,
-    `SELECT ${s}.clear_dead_letter_policy($1::text) AS done`,
-    [queue],
-  );
-  return res.rows[0]!.done;
+  return (await call<{ r: boolean }>(exec, s, 'clear_dead_letter_policy', [[queue, 'text']]))[0]!.r;
 }
 
 export async function listDeadLetters<T>(
@@ -124,14 +120,29 @@ export async function listDeadLetters<T>(
   const qty = checkInt('qty', options.qty ?? 100, { min: 0 });
   const after = checkMsgId(options.afterMsgId ?? 0);
   if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
-  const res = await execute<MessageRow>(
-    exec,
-    `SELECT ${MESSAGE_COLUMNS} FROM ${s}.list_dead_letters($1::text, $2::integer, $3::bigint, $4::text)`,
-    [deadLetterQueue, qty, after, options.sourceQueue ?? null],
-  );
-  return res.rows.map((r) => {
+  const args: Arg[] = [
+    [deadLetterQueue, 'text'],
+    [qty, 'integer'],
+    [after, 'bigint'],
+    [options.sourceQueue ?? null, 'text'],
+  ];
+  const rows = await call<MessageRow>(exec, s, 'list_dead_letters', args, {
+    select: MESSAGE_COLUMNS,
+  });
+  return rows.map((r) => {
     const m = toMessage<T>(r);
-    return { ...m, origin: originOf(m.headers) };
+    const origin = originOf(m.headers);
+    return {
+      ...m,
+      origin,
+      id: m.msgId,
+      source: origin?.sourceQueue ?? null,
+      sourceId: origin?.sourceMsgId ?? null,
+      payload: m.message,
+      reason: origin ? `read ${origin.readCount} times (max read count)` : null,
+      attempts: origin?.readCount ?? m.readCount,
+      failedAt: origin?.movedAt ?? null,
+    };
   });
 }
 
@@ -142,12 +153,11 @@ export async function requeueDeadLetter(
   deadLetterQueue: string,
   msgId: number,
 ): Promise<number | null> {
-  const res = await execute<{ id: string | null }>(
-    exec,
-    `SELECT ${s}.requeue_dead_letter($1::text, $2::bigint) AS id`,
-    [deadLetterQueue, checkMsgId(msgId)],
-  );
-  const id = res.rows[0]?.id;
+  const rows = await call<{ r: string | null }>(exec, s, 'requeue_dead_letter', [
+    [deadLetterQueue, 'text'],
+    [checkMsgId(msgId), 'bigint'],
+  ]);
+  const id = rows[0]?.r;
   return id == null ? null : Number(id);
 }
 
@@ -157,13 +167,7 @@ export async function requeueDeadLetters(
   deadLetterQueue: string,
   options: DeadLetterFilterOptions,
 ): Promise<number> {
-  if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
-  const res = await execute<{ n: string }>(
-    exec,
-    `SELECT ${s}.requeue_dead_letters($1::text, $2::text) AS n`,
-    [deadLetterQueue, options.sourceQueue ?? null],
-  );
-  return Number(res.rows[0]!.n);
+  return moveOrPurge(exec, s, 'requeue_dead_letters', deadLetterQueue, options);
 }
 
 export async function purgeDeadLetters(
@@ -172,13 +176,23 @@ export async function purgeDeadLetters(
   deadLetterQueue: string,
   options: DeadLetterFilterOptions,
 ): Promise<number> {
+  return moveOrPurge(exec, s, 'purge_dead_letters', deadLetterQueue, options);
+}
+
+/** requeue_dead_letters / purge_dead_letters: (dead-letter queue, source queue or null) → how many. */
+async function moveOrPurge(
+  exec: Executor,
+  s: string,
+  fn: string,
+  deadLetterQueue: string,
+  options: DeadLetterFilterOptions,
+): Promise<number> {
   if (options.sourceQueue !== undefined) checkQueueName(options.sourceQueue);
-  const res = await execute<{ n: string }>(
-    exec,
-    `SELECT ${s}.purge_dead_letters($1::text, $2::text) AS n`,
-    [deadLetterQueue, options.sourceQueue ?? null],
-  );
-  return Number(res.rows[0]!.n);
+  const rows = await call<{ r: string }>(exec, s, fn, [
+    [deadLetterQueue, 'text'],
+    [options.sourceQueue ?? null, 'text'],
+  ]);
+  return Number(rows[0]!.r);
 }
 
 function originOf(headers: Message['headers']): DeadLetterOrigin | null {

@@ -1,4 +1,5 @@
-import { execute, type Executor } from '../driver/types.js';
+import type { Executor } from '../driver/types.js';
+import { call } from './engine/calls.js';
 
 /**
  * Fast exact metrics (pgferry addition, opt-in per queue): the queue keeps a
@@ -8,31 +9,15 @@ import { execute, type Executor } from '../driver/types.js';
  * and `npm run bench -- queue-metrics`).
  */
 export async function enableFastMetrics(exec: Executor, s: string, queue: string): Promise<void> {
-  await execute(exec, `SELECT ${s}.enable_fast_metrics($1::text)`, [queue]);
+  await call(exec, s, 'enable_fast_metrics', [[queue, 'text']]);
 }
 
-export async function disableFastMetrics(
+/** disable_fast_metrics / fast_metrics_enabled: (queue) → boolean. */
+export async function fastMetricsFlag(
   exec: Executor,
   s: string,
+  fn: 'disable_fast_metrics' | 'fast_metrics_enabled',
   queue: string,
 ): Promise<boolean> {
-  const res = await execute<{ done: boolean }>(
-    exec,
-    `SELECT ${s}.disable_fast_metrics($1::text) AS done`,
-    [queue],
-  );
-  return res.rows[0]!.done;
-}
-
-export async function fastMetricsEnabled(
-  exec: Executor,
-  s: string,
-  queue: string,
-): Promise<boolean> {
-  const res = await execute<{ on: boolean }>(
-    exec,
-    `SELECT ${s}.fast_metrics_enabled($1::text) AS on`,
-    [queue],
-  );
-  return res.rows[0]!.on;
+  return (await call<{ r: boolean }>(exec, s, fn, [[queue, 'text']]))[0]!.r;
 }

@@ -1,14 +1,20 @@
 // The queue layer's door: everything the rest of pgferry may take from
 // src/queue. tasks/, bus/, testing/, cli/ and src/index.ts import the queue
 // through this file only (docs/internals.md, "The layers"; enforced by the
-// QUEUE_DOOR_ONLY list of eslint.config.js once the importers use it). What is
-// not exported here (the prepared hot-path statements, the feature modules'
-// SQL helpers, the Consumer's internals) is the queue layer's own business
-// and may change without notice. Explicit exports only; no `export *`.
+// QUEUE_DOOR_ONLY list of eslint.config.js). What is not exported here (the
+// feature modules, the statements' text, the Consumer's internals) is the
+// queue layer's own business and may change without notice. Explicit exports
+// only; no `export *`.
 
 // --- public API (what `pgferry` re-exports from src/index.ts) --------------
 export { QueueClient, TypedQueue, type QueueClientOptions } from './client.js';
-export { Consumer, Delivery, type ConsumeMode, type ConsumeOptions } from './consumer.js';
+export {
+  Consumer, // deprecated alias of QueueConsumer
+  Delivery,
+  QueueConsumer,
+  type ConsumeMode,
+  type ConsumeOptions,
+} from './consumer.js';
 export type { BatchHandler, ProcessBatchOptions } from './process.js';
 export {
   GROUP_HEADER,
@@ -68,3 +74,18 @@ export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).
 export { MAX_QUEUE_NAME_LENGTH, checkInt, checkQueueName, toJson } from './validate.js';
+// The queue engine (src/queue/engine/): the layers built on the queue run
+// their statements against queue tables and functions through it — a
+// client's `engine`, or one of their own for a schema — never with SQL of
+// their own (docs/internals.md, "How a statement is written").
+export {
+  ASYNC_COMMIT,
+  QueueEngine,
+  call,
+  type Arg,
+  type ArchivedRow,
+  type CallOptions,
+  type ListOptions,
+  type LiveRow,
+  type VtSpec,
+} from './engine/index.js';

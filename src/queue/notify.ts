@@ -1,4 +1,6 @@
-import { execute, type Driver, type Executor, type Subscription } from '../driver/types.js';
+import type { Driver, Executor, Subscription } from '../driver/types.js';
+import type { Arg } from './engine/calls.js';
+import type { QueueEngine } from './engine/index.js';
 import { checkInt } from './validate.js';
 
 /** Which table event notifies: inserts (PGMQ) or deletes (PGMQ 1.11.3). */
@@ -28,66 +30,57 @@ export function notifyChannel(
   return `${schema}.q_${queue}.${event.toUpperCase()}`;
 }
 
-/** The SQL side of the client's notification methods. */
-export class NotifySql {
-  constructor(
-    private readonly s: string,
-    private readonly schema: string,
-  ) {}
+/** What the client's notification methods do: turn on, turn off, retune. */
+export type NotifyOp = 'enable' | 'disable' | 'update';
 
-  async enable(
-    exec: Executor,
-    queue: string,
-    event: NotifyEvent,
-    throttleIntervalMs: number | undefined,
-  ): Promise<void> {
-    const ms = checkInt('throttleIntervalMs', throttleIntervalMs ?? DEFAULT_THROTTLE_INTERVAL_MS, {
-      min: 0,
-    });
-    await execute(exec, `SELECT ${this.s}.enable_notify_${event}($1::text, $2::integer)`, [
-      queue,
-      ms,
-    ]);
+/**
+ * The one implementation behind the eight notification methods
+ * (`enableNotifyInsert` … `listNotifyDeleteThrottles`): `<op>_notify_<event>`.
+ * `throttleIntervalMs` defaults to PGMQ's 250 for enable; update requires it.
+ */
+export async function notifyOp(
+  e: QueueEngine,
+  exec: Executor,
+  op: NotifyOp,
+  event: NotifyEvent,
+  queue: string,
+  throttleIntervalMs?: number,
+): Promise<void> {
+  const args: Arg[] = [[queue, 'text']];
+  if (op !== 'disable') {
+    const ms =
+      op === 'enable' ? (throttleIntervalMs ?? DEFAULT_THROTTLE_INTERVAL_MS) : throttleIntervalMs;
+    args.push([checkInt('throttleIntervalMs', ms, { min: 0 }), 'integer']);
   }
+  await e.call(exec, `${op}_notify_${event}`, args);
+}
 
-  async disable(exec: Executor, queue: string, event: NotifyEvent): Promise<void> {
-    await execute(exec, `SELECT ${this.s}.disable_notify_${event}($1::text)`, [queue]);
-  }
+/** `list_notify_<event>_throttles()`. */
+export async function listThrottles(
+  e: QueueEngine,
+  exec: Executor,
+  event: NotifyEvent,
+): Promise<NotifyThrottle[]> {
+  const rows = await e.call<{
+    queue_name: string;
+    throttle_interval_ms: number;
+    last_notified_at: Date | string;
+  }>(exec, `list_notify_${event}_throttles`, []);
+  return rows.map((r) => ({
+    queueName: r.queue_name,
+    throttleIntervalMs: Number(r.throttle_interval_ms),
+    lastNotifiedAt:
+      r.last_notified_at instanceof Date ? r.last_notified_at : new Date(r.last_notified_at),
+  }));
+}
 
-  async update(
-    exec: Executor,
-    queue: string,
-    event: NotifyEvent,
-    throttleIntervalMs: number,
-  ): Promise<void> {
-    const ms = checkInt('throttleIntervalMs', throttleIntervalMs, { min: 0 });
-    await execute(exec, `SELECT ${this.s}.update_notify_${event}($1::text, $2::integer)`, [
-      queue,
-      ms,
-    ]);
-  }
-
-  async list(exec: Executor, event: NotifyEvent): Promise<NotifyThrottle[]> {
-    const res = await execute<{
-      queue_name: string;
-      throttle_interval_ms: number;
-      last_notified_at: Date | string;
-    }>(exec, `SELECT * FROM ${this.s}.list_notify_${event}_throttles()`);
-    return res.rows.map((r) => ({
-      queueName: r.queue_name,
-      throttleIntervalMs: Number(r.throttle_interval_ms),
-      lastNotifiedAt:
-        r.last_notified_at instanceof Date ? r.last_notified_at : new Date(r.last_notified_at),
-    }));
-  }
-
-  /** LISTENs (on the driver's dedicated connection) for the queue's notifications. */
-  listen(
-    driver: Driver,
-    queue: string,
-    event: NotifyEvent,
-    handler: () => void,
-  ): Promise<Subscription> {
-    return driver.listen(notifyChannel(this.schema, queue, event), () => handler());
-  }
+/** LISTENs (on the driver's dedicated connection) for the queue's notifications. */
+export function listen(
+  driver: Driver,
+  schema: string,
+  queue: string,
+  event: NotifyEvent,
+  handler: () => void,
+): Promise<Subscription> {
+  return driver.listen(notifyChannel(schema, queue, event), () => handler());
 }

@@ -1,4 +1,5 @@
-import { execute, type Executor } from '../driver/types.js';
+import type { Executor } from '../driver/types.js';
+import { call } from './engine/calls.js';
 import { InvalidArgumentError } from '../errors.js';
 import type { TxOption } from './types.js';
 import { checkInt, describe } from './validate.js';
@@ -55,12 +56,7 @@ export async function createPartitioned(
   options: CreatePartitionedQueueOptions,
 ): Promise<void> {
   const premake = checkInt('premake', options.premake ?? 4, { min: 1 });
-  await execute(exec, `SELECT ${s}.create_partitioned($1::text, $2::text, $3::text, $4::integer)`, [
-    queue,
-    intervalText('partitionInterval', options.partitionInterval, '10000'),
-    intervalText('retentionInterval', options.retentionInterval, '100000'),
-    premake,
-  ]);
+  await partitionCall(exec, s, 'create_partitioned', queue, options, premake);
 }
 
 export async function convertArchivePartitioned(
@@ -70,16 +66,24 @@ export async function convertArchivePartitioned(
   options: ConvertArchiveOptions,
 ): Promise<void> {
   const leading = checkInt('leadingPartitions', options.leadingPartitions ?? 10, { min: 1 });
-  await execute(
-    exec,
-    `SELECT ${s}.convert_archive_partitioned($1::text, $2::text, $3::text, $4::integer)`,
-    [
-      queue,
-      intervalText('partitionInterval', options.partitionInterval, '10000'),
-      intervalText('retentionInterval', options.retentionInterval, '100000'),
-      leading,
-    ],
-  );
+  await partitionCall(exec, s, 'convert_archive_partitioned', queue, options, leading);
+}
+
+/** `(queue, partition interval, retention interval, premake | leading partitions)`. */
+function partitionCall(
+  exec: Executor,
+  s: string,
+  fn: string,
+  queue: string,
+  options: CreatePartitionedQueueOptions | ConvertArchiveOptions,
+  count: number,
+): Promise<unknown> {
+  return call(exec, s, fn, [
+    [queue, 'text'],
+    [intervalText('partitionInterval', options.partitionInterval, '10000'), 'text'],
+    [intervalText('retentionInterval', options.retentionInterval, '100000'), 'text'],
+    [count, 'integer'],
+  ]);
 }
 
 /** What one `run_maintenance(queue)` call did. */
@@ -113,12 +117,11 @@ export async function runMaintenance(
   queue: string,
   batchSize: number,
 ): Promise<MaintenanceResult> {
-  const res = await execute<MaintenanceRow>(
-    exec,
-    `SELECT * FROM ${s}.run_maintenance($1::text, $2::integer)`,
-    [queue, checkInt('batchSize', batchSize, { min: 1 })],
-  );
-  const r = res.rows[0]!;
+  const rows = await call<MaintenanceRow>(exec, s, 'run_maintenance', [
+    [queue, 'text'],
+    [checkInt('batchSize', batchSize, { min: 1 }), 'integer'],
+  ]);
+  const r = rows[0]!;
   return {
     queueName: r.queue_name,
     skipped: r.skipped,
@@ -131,9 +134,6 @@ export async function runMaintenance(
 }
 
 export async function listMaintainedQueues(exec: Executor, s: string): Promise<string[]> {
-  const res = await execute<{ q: string }>(
-    exec,
-    `SELECT q FROM ${s}.list_maintained_queues() AS q`,
-  );
-  return res.rows.map((r) => r.q);
+  const rows = await call<{ r: string }>(exec, s, 'list_maintained_queues', []);
+  return rows.map((row) => row.r);
 }

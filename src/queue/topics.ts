@@ -1,7 +1,9 @@
-import { execute, type Executor } from '../driver/types.js';
-import { InvalidArgumentError } from '../errors.js';
+import type { Executor } from '../driver/types.js';
+import type { Arg } from './engine/calls.js';
+import type { QueueEngine } from './engine/index.js';
+import { vtOf } from './engine/vt.js';
 import type { Headers, TxOption } from './types.js';
-import { checkDate, checkInt, toJson } from './validate.js';
+import { checkInt, encodeBatch, toJson } from './validate.js';
 
 /** One row of `topic_bindings`. */
 export interface TopicBinding {
@@ -51,29 +53,27 @@ const toDate = (v: Date | string): Date => (v instanceof Date ? v : new Date(v))
 
 /** The SQL side of the client's topic methods (the client validates names first). */
 export class TopicSql {
-  constructor(private readonly s: string) {}
+  constructor(private readonly e: QueueEngine) {}
 
   async bind(exec: Executor, pattern: string, queue: string): Promise<void> {
-    await execute(exec, `SELECT ${this.s}.bind_topic($1::text, $2::text)`, [pattern, queue]);
+    await this.e.call(exec, 'bind_topic', [
+      [pattern, 'text'],
+      [queue, 'text'],
+    ]);
   }
 
   async unbind(exec: Executor, pattern: string, queue: string): Promise<boolean> {
-    const res = await execute<{ ok: boolean }>(
-      exec,
-      `SELECT ${this.s}.unbind_topic($1::text, $2::text) AS ok`,
-      [pattern, queue],
-    );
-    return res.rows[0]!.ok;
+    const rows = await this.e.call<{ r: boolean }>(exec, 'unbind_topic', [
+      [pattern, 'text'],
+      [queue, 'text'],
+    ]);
+    return rows[0]!.r;
   }
 
   async list(exec: Executor, queue: string | undefined): Promise<TopicBinding[]> {
-    const res =
-      queue === undefined
-        ? await execute<BindingRow>(exec, `SELECT * FROM ${this.s}.list_topic_bindings()`)
-        : await execute<BindingRow>(exec, `SELECT * FROM ${this.s}.list_topic_bindings($1::text)`, [
-            queue,
-          ]);
-    return res.rows.map((r) => ({
+    const args: Arg[] = queue === undefined ? [] : [[queue, 'text']];
+    const rows = await this.e.call<BindingRow>(exec, 'list_topic_bindings', args);
+    return rows.map((r) => ({
       pattern: r.pattern,
       queueName: r.queue_name,
       boundAt: toDate(r.bound_at),
@@ -82,12 +82,10 @@ export class TopicSql {
   }
 
   async testRouting(exec: Executor, routingKey: string): Promise<TopicRoute[]> {
-    const res = await execute<Omit<BindingRow, 'bound_at'>>(
-      exec,
-      `SELECT * FROM ${this.s}.test_routing($1::text)`,
-      [routingKey],
-    );
-    return res.rows.map((r) => ({
+    const rows = await this.e.call<Omit<BindingRow, 'bound_at'>>(exec, 'test_routing', [
+      [routingKey, 'text'],
+    ]);
+    return rows.map((r) => ({
       pattern: r.pattern,
       queueName: r.queue_name,
       compiledRegex: r.compiled_regex,
@@ -99,7 +97,7 @@ export class TopicSql {
     what: 'routing_key' | 'topic_pattern',
     value: string,
   ): Promise<void> {
-    await execute(exec, `SELECT ${this.s}.validate_${what}($1::text)`, [value]);
+    await this.e.call(exec, `validate_${what}`, [[value, 'text']]);
   }
 
   async send(
@@ -110,13 +108,14 @@ export class TopicSql {
   ): Promise<number> {
     const headers = options.headers == null ? null : toJson('headers', options.headers);
     const delay = checkInt('delaySeconds', options.delaySeconds ?? 0);
-    const res = await execute<{ n: number }>(
-      exec,
-      `SELECT ${this.s}.send_topic($1::text, $2::jsonb, $3::jsonb, $4::integer) AS n`,
-      [routingKey, toJson('message', message), headers, delay],
-      { prepare: true },
-    );
-    return Number(res.rows[0]!.n);
+    const args: Arg[] = [
+      [routingKey, 'text'],
+      [toJson('message', message), 'jsonb'],
+      [headers, 'jsonb'],
+      [delay, 'integer'],
+    ];
+    const rows = await this.e.call<{ r: number }>(exec, 'send_topic', args, { prepare: true });
+    return Number(rows[0]!.r);
   }
 
   async sendBatch(
@@ -125,35 +124,20 @@ export class TopicSql {
     messages: readonly unknown[],
     options: SendBatchTopicOptions,
   ): Promise<TopicSendResult[]> {
-    if (!Array.isArray(messages) || messages.length === 0)
-      throw new InvalidArgumentError('msgs cannot be NULL or empty');
-    const bodies = messages.map((m, i) => toJson(`messages[${i}]`, m));
-    let headers: (string | null)[] | null = null;
-    if (options.headers) {
-      if (options.headers.length !== messages.length) {
-        throw new InvalidArgumentError(
-          `headers array length (${options.headers.length}) must match msgs array length (${messages.length})`,
-        );
-      }
-      headers = options.headers.map((h, i) => (h == null ? null : toJson(`headers[${i}]`, h)));
-    }
-    let vtExpr: string;
-    let vt: number | Date;
-    if (options.deliverAt !== undefined) {
-      if (options.delaySeconds !== undefined)
-        throw new InvalidArgumentError('give delaySeconds or deliverAt, not both');
-      vtExpr = '$4::timestamptz';
-      vt = checkDate('deliverAt', options.deliverAt);
-    } else {
-      vtExpr = '$4::integer';
-      vt = checkInt('delaySeconds', options.delaySeconds ?? 0);
-    }
-    const res = await execute<{ queue_name: string; msg_id: string | number }>(
+    const { bodies, headers } = encodeBatch(messages, options.headers);
+    const vt = vtOf(options);
+    const args: Arg[] = [
+      [routingKey, 'text'],
+      [bodies, 'jsonb[]'],
+      [headers, 'jsonb[]'],
+      [vt.value, vt.kind === 'at' ? 'timestamptz' : 'integer'],
+    ];
+    const rows = await this.e.call<{ queue_name: string; msg_id: string | number }>(
       exec,
-      `SELECT queue_name, msg_id FROM ${this.s}.send_batch_topic($1::text, $2::jsonb[], $3::jsonb[], ${vtExpr})`,
-      [routingKey, bodies, headers, vt],
-      { prepare: true },
+      'send_batch_topic',
+      args,
+      { select: 'queue_name, msg_id', prepare: true },
     );
-    return res.rows.map((r) => ({ queueName: r.queue_name, msgId: Number(r.msg_id) }));
+    return rows.map((r) => ({ queueName: r.queue_name, msgId: Number(r.msg_id) }));
   }
 }

@@ -84,3 +84,28 @@ export function describe(value: unknown): string {
     return String(value);
   return Array.isArray(value) ? 'an array' : `a ${typeof value}`;
 }
+
+/**
+ * The JSON texts of a batch send: one body per message (at least one), and
+ * one headers object or null per message when headers are given (as many as
+ * messages). Used by send_batch and send_batch_topic.
+ */
+export function encodeBatch(
+  messages: readonly unknown[],
+  headers: readonly (Record<string, unknown> | null | undefined)[] | undefined,
+): { bodies: string[]; headers: (string | null)[] | null } {
+  if (!Array.isArray(messages) || messages.length === 0) {
+    throw new InvalidArgumentError('msgs cannot be NULL or empty');
+  }
+  const bodies = messages.map((m, i) => toJson(`messages[${i}]`, m));
+  if (!headers) return { bodies, headers: null };
+  if (headers.length !== messages.length) {
+    throw new InvalidArgumentError(
+      `headers array length (${headers.length}) must match msgs array length (${messages.length})`,
+    );
+  }
+  return {
+    bodies,
+    headers: headers.map((h, i) => (h == null ? null : toJson(`headers[${i}]`, h))),
+  };
+}

@@ -389,16 +389,30 @@ export class StreamClient {
       [stream, options.limit ?? 100],
       options.tx,
     );
-    return rows.map(toDeadLetter);
+    return rows.map((r) => toDeadLetter(stream, r));
   }
 
-  /** Re-sends a dead letter as a new event; returns the new event id. */
-  async dlqReplay(dlId: number, options: TxOption = {}): Promise<number> {
+  /** Puts a dead letter back: re-sends it as a new event (`dlq_replay`); returns the new event id. */
+  async requeueDeadLetter(dlId: number, options: TxOption = {}): Promise<number> {
     const rows = await this.q<{ r: string }>(`SELECT @s@.dlq_replay($1) AS r`, [dlId], options.tx);
     return Number(rows[0]!.r);
   }
 
-  async dlqReplayAll(
+  /** @deprecated Use {@link StreamClient.requeueDeadLetter} (the one put-back verb); kept one release. */
+  dlqReplay(dlId: number, options: TxOption = {}): Promise<number> {
+    return this.requeueDeadLetter(dlId, options);
+  }
+
+  /** @deprecated Use {@link StreamClient.requeueDeadLetters}; kept one release. */
+  dlqReplayAll(
+    stream: string,
+    options: TxOption = {},
+  ): Promise<{ replayed: number; failed: number; firstError: string | null }> {
+    return this.requeueDeadLetters(stream, options);
+  }
+
+  /** Puts every dead letter of the stream back (`dlq_replay_all`). */
+  async requeueDeadLetters(
     stream: string,
     options: TxOption = {},
   ): Promise<{ replayed: number; failed: number; firstError: string | null }> {

@@ -95,7 +95,7 @@ class HandlerTx implements Queryable {
  * catch-all), one transaction per batch (receive → handlers → nack of failed
  * events → ack), LISTEN wake-up with polling fallback, cooperative mode.
  */
-export class Consumer<T = unknown> {
+export class StreamConsumer<T = unknown> {
   readonly client: StreamClient;
   readonly stream: string;
   readonly name: string;
@@ -112,6 +112,7 @@ export class Consumer<T = unknown> {
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
+  private started: Promise<void> | undefined;
   private notified = false;
   private wakeUp: (() => void) | undefined;
   private requestTickSupported = true;
@@ -181,12 +182,31 @@ export class Consumer<T = unknown> {
   }
 
   /**
-   * Consumes until stop(), the AbortSignal, SIGINT or SIGTERM; resolves once
-   * the batch in hand is finished and every connection it opened is released.
+   * Starts consuming and resolves once it runs (subscribed, listening, the
+   * shared ticker acquired); rejects when it cannot start. The lifecycle verb
+   * of every layer (docs/concepts.md). Until 0.x, `start()` resolved only at
+   * stop: that is now {@link StreamConsumer.run}.
    */
   start(): Promise<void> {
-    if (!this.running) this.running = this.run().finally(() => (this.running = undefined));
-    return this.running;
+    if (!this.running) {
+      let ready!: () => void;
+      const started = new Promise<void>((resolve) => (ready = resolve));
+      this.running = this.loop(ready).finally(() => (this.running = undefined));
+      // A failure while starting rejects start(); one after it, run() and stop().
+      this.running.catch(() => undefined);
+      this.started = Promise.race([started, this.running]);
+    }
+    return this.started!;
+  }
+
+  /**
+   * start(), then consumes until stop(), the AbortSignal, SIGINT or SIGTERM;
+   * resolves once the batch in hand is finished and every connection it
+   * opened is released.
+   */
+  async run(): Promise<void> {
+    await this.start();
+    await this.running;
   }
 
   /** Graceful stop: handlers see their signal aborted; the current batch still commits or rolls back. */
@@ -196,7 +216,7 @@ export class Consumer<T = unknown> {
     await this.running;
   }
 
-  private async run(): Promise<void> {
+  private async loop(ready: () => void): Promise<void> {
     const onSignal = (): void => void this.stop();
     const handleSignals = this.options.handleSignals ?? true;
     if (handleSignals) {
@@ -233,6 +253,7 @@ export class Consumer<T = unknown> {
         });
       }
       this.recovery.start();
+      ready();
       while (!this.abort.signal.aborted) {
         try {
           this.notified = false;
@@ -461,3 +482,8 @@ export class Consumer<T = unknown> {
     return `"${this.client.schema.replace(/"/g, '""')}"`;
   }
 }
+
+/** @deprecated The stream's consumer is {@link StreamConsumer} (docs/concepts.md); this name stays one release. */
+export const Consumer = StreamConsumer;
+/** @deprecated Use {@link StreamConsumer}. */
+export type Consumer<T = unknown> = StreamConsumer<T>;

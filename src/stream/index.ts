@@ -1,6 +1,11 @@
 // pgferry/stream: PgQue-compatible event streams. Explicit exports only.
 export { StreamClient, type StreamClientOptions } from './client.js';
-export { Consumer, type StreamConsumerOptions, type BatchResult } from './consumer.js';
+export {
+  Consumer, // deprecated alias of StreamConsumer (docs/concepts.md)
+  StreamConsumer,
+  type StreamConsumerOptions,
+  type BatchResult,
+} from './consumer.js';
 export { Ticker, acquireSharedTicker, type TickerOptions } from './ticker.js';
 export {
   BatchNotFoundError,

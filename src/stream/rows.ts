@@ -56,8 +56,14 @@ export function messageParams(m: StreamMessage<unknown>): unknown[] {
 
 const num = (v: unknown): number | null => (v === null || v === undefined ? null : Number(v));
 
-export function toDeadLetter(r: Record<string, unknown>): DeadLetter {
+export function toDeadLetter(stream: string, r: Record<string, unknown>): DeadLetter {
   return {
+    id: Number(r.dl_id),
+    source: stream,
+    sourceId: Number(r.ev_id),
+    payload: r.ev_data as string | null,
+    attempts: (num(r.ev_retry) ?? 0) + 1,
+    failedAt: r.dl_time as Date,
     dlId: Number(r.dl_id),
     queueId: Number(r.dl_queue_id),
     consumerId: Number(r.dl_consumer_id),

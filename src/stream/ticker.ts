@@ -81,6 +81,8 @@ export class Ticker {
   private loop: Promise<void> | undefined;
   private wake: (() => void) | undefined;
   private woken = false;
+  private firstRound: Promise<void> | undefined;
+  private roundDone: (() => void) | undefined;
   private lastRetry = 0;
   private lastMaint = 0;
   private warnedPrivilege = false;
@@ -121,12 +123,26 @@ export class Ticker {
     return this.leader;
   }
 
-  /** Starts campaigning (returns at once; ticking starts when elected). */
-  start(): void {
-    if (!this.stopped) return;
-    this.stopped = false;
-    this.recovery.start();
-    this.loop = this.run();
+  /**
+   * Starts campaigning and resolves once running: its first election round
+   * is done (it leads or follows; when the database cannot be reached it
+   * keeps retrying with back-off, health() says `reconnecting`). Ticking
+   * starts when elected. Idempotent.
+   */
+  start(): Promise<void> {
+    if (this.stopped) {
+      this.stopped = false;
+      this.recovery.start();
+      this.firstRound = new Promise<void>((resolve) => (this.roundDone = resolve));
+      this.loop = this.rounds();
+    }
+    return Promise.race([this.firstRound!, this.loop!]);
+  }
+
+  /** start(), then resolves once stopped (by stop()). */
+  async run(): Promise<void> {
+    await this.start();
+    await this.loop;
   }
 
   /** Ticks now instead of waiting out the current pause (leader only; no-op otherwise). */
@@ -144,7 +160,7 @@ export class Ticker {
     this.recovery.stop();
   }
 
-  private async run(): Promise<void> {
+  private async rounds(): Promise<void> {
     let interval = this.options.minIntervalMs;
     while (!this.stopped) {
       try {
@@ -164,12 +180,14 @@ export class Ticker {
                 'pgferry ticker: this role may not tick (needs the admin role); leaving ticking to others',
               );
             }
+            this.roundDone?.(); // running, leaving ticking to others
             await this.pause(Math.max(this.options.electionIntervalMs, 30_000));
             continue;
           }
           const held = await this.claim(client);
           this.recovery.ok();
           if (!held) {
+            this.roundDone?.(); // a follower: running
             await this.pause(this.options.electionIntervalMs);
             continue;
           }
@@ -185,6 +203,7 @@ export class Ticker {
         await this.listenForRequests(client);
         const ticked = await this.step(client);
         this.recovery.ok();
+        this.roundDone?.();
         interval =
           ticked > 0
             ? this.options.minIntervalMs
@@ -194,6 +213,7 @@ export class Ticker {
         if (this.stopped) break;
         // Logged once per outage, not per attempt.
         const delay = this.recovery.failed(mapError(err));
+        this.roundDone?.(); // running, reconnecting
         await this.dropClient();
         // A poke while connected (e.g. the error event) must not skip the back-off.
         this.woken = false;
@@ -383,7 +403,7 @@ export function acquireSharedTicker(options: TickerOptions): {
   if (!entry) {
     entry = { ticker: new Ticker(options), users: 0 };
     shared.set(key, entry);
-    entry.ticker.start();
+    void entry.ticker.start();
   }
   entry.users++;
   const e = entry;

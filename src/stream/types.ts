@@ -1,3 +1,4 @@
+import type { DeadLetterRecord } from '../dead-letter.js';
 import type { Queryable } from '../driver/types.js';
 import type { TxOption } from '../driver/tx-option.js';
 
@@ -58,7 +59,13 @@ export interface StreamConfig {
   disable_insert: boolean;
 }
 
-export interface DeadLetter {
+/**
+ * A dead event of a stream (PgQue's dead_letter row). It also carries the one
+ * dead-letter record shape (docs/concepts.md): `id` = `dlId`, `source` = the
+ * stream, `sourceId` = `evId`, `payload` = `evData`, `reason`, `attempts`
+ * (deliveries: retries + 1), `failedAt` = `time`.
+ */
+export interface DeadLetter extends DeadLetterRecord<string | null> {
   dlId: number;
   queueId: number;
   consumerId: number;

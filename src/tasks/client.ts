@@ -1,4 +1,5 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
+import type { TxOption } from '../driver/tx-option.js';
 import { traceSend } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
@@ -6,9 +7,7 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import type { Headers } from '../queue/types.js';
-import { toMessage, MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
-import { toJson } from '../queue/validate.js';
+import { toJson, toMessage, type Headers, type Message } from '../queue/index.js';
 import { checkTaskName } from './define.js';
 import { DeadLetters } from './dead-letters.js';
 import { TaskConfigError } from './errors.js';
@@ -156,7 +155,7 @@ export class TaskClient {
   async enqueueBatch<In, Out>(
     task: Task<In, Out>,
     jobs: readonly BatchItem<In>[],
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<EnqueuedJob[]> {
     if (!Array.isArray(jobs) || jobs.length === 0)
       throw new InvalidArgumentError('enqueueBatch needs at least one job');
@@ -236,7 +235,7 @@ export class TaskClient {
   cancel(
     task: AnyTask | string,
     id: number,
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<'queued' | 'running' | 'not_found'> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     if (!Number.isSafeInteger(id))
@@ -248,61 +247,25 @@ export class TaskClient {
   async getJob(
     task: AnyTask | string,
     id: number,
-    options: { tx?: Executor } = {},
+    options: TxOption = {},
   ): Promise<JobSnapshot | null> {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
     const exec = options.tx ?? this.driver;
-    const q = await this.statements.table(exec, name);
-    const live = await execute<MessageRow & { running: boolean; now: Date }>(
-      exec,
-      `SELECT ${MESSAGE_COLUMNS}, (last_read_at IS NOT NULL AND vt > clock_timestamp()) AS running, clock_timestamp() AS now
-         FROM ${q} WHERE msg_id = $1`,
-      [id],
-    );
-    if (live.rows[0]) {
-      const r = live.rows[0];
+    const records = this.statements.queue.records;
+    const r = await records.get(exec, name, id);
+    if (r) {
       const m = toMessage(r);
       const future = m.visibleAt.getTime() > new Date(r.now).getTime();
-      const state: JobState = r.running
-        ? 'running'
-        : future
-          ? m.readCount > 0
-            ? 'retrying'
-            : 'scheduled'
-          : 'queued';
-      return {
-        id,
-        task: name,
-        state,
-        input: m.message,
-        headers: m.headers ?? {},
-        attempts: m.readCount,
-        enqueuedAt: m.enqueuedAt,
-        runAt: m.visibleAt,
-        archivedAt: null,
-      };
+      const running = m.lastReadAt !== null && future;
+      const waiting = m.readCount > 0 ? 'retrying' : 'scheduled';
+      return snapshot(name, m, running ? 'running' : future ? waiting : 'queued', null);
     }
-    const a = await this.statements.table(exec, name, 'a');
-    const arc = await execute<MessageRow & { archived_at: Date }>(
-      exec,
-      `SELECT ${MESSAGE_COLUMNS}, archived_at FROM ${a} WHERE msg_id = $1`,
-      [id],
-    );
-    if (!arc.rows[0]) return null;
-    const m = toMessage(arc.rows[0]);
+    const arc = await records.getArchived(exec, name, id);
+    if (!arc) return null;
+    const m = toMessage(arc);
     const st = (m.headers ?? {})[H.state];
     const state: JobState = st === 'dead' ? 'dead' : st === 'cancelled' ? 'cancelled' : 'completed';
-    return {
-      id,
-      task: name,
-      state,
-      input: m.message,
-      headers: m.headers ?? {},
-      attempts: m.readCount,
-      enqueuedAt: m.enqueuedAt,
-      runAt: m.visibleAt,
-      archivedAt: new Date(arc.rows[0].archived_at),
-    };
+    return snapshot(name, m, state, new Date(arc.archived_at));
   }
 
   /** The dead-letter queue of a task: list, inspect, reschedule, purge. */
@@ -349,3 +312,18 @@ export class TaskClient {
 
 const ensureKey = (task: AnyTask): string =>
   `${task.name}:${task.grouped}:${task.priority !== undefined}`;
+
+/** A job's snapshot from its queue (or archive) message. */
+function snapshot(task: string, m: Message, state: JobState, archivedAt: Date | null): JobSnapshot {
+  return {
+    id: m.msgId,
+    task,
+    state,
+    input: m.message,
+    headers: m.headers ?? {},
+    attempts: m.readCount,
+    enqueuedAt: m.enqueuedAt,
+    runAt: m.visibleAt,
+    archivedAt,
+  };
+}

@@ -1,12 +1,15 @@
-import { execute } from '../driver/types.js';
+import type { DeadLetterRecord } from '../dead-letter.js';
 import { InvalidArgumentError } from '../errors.js';
-import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../queue/rows.js';
-import type { Headers } from '../queue/types.js';
+import { toMessage, type Arg, type Headers, type MessageRow } from '../queue/index.js';
 import type { TaskClient } from './client.js';
 import { H } from './headers.js';
 
-/** A job that failed for good, as kept in `<task>_dlq`. */
-export interface DeadLetter {
+/**
+ * A job that failed for good, as kept in `<task>_dlq`. It also carries the
+ * one dead-letter record shape (`source` = the task, `sourceId` = the job's
+ * id, `payload` = the input, `reason` = the last error's message).
+ */
+export interface DeadLetter extends DeadLetterRecord {
   /** Its msg_id in the dead-letter queue. */
   id: number;
   task: string;
@@ -35,57 +38,76 @@ export class DeadLetters {
   async list(
     options: { limit?: number; afterId?: number; errorName?: string } = {},
   ): Promise<DeadLetter[]> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<MessageRow>(
-      this.client.driver,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t}
-        WHERE msg_id > $1 AND ($2::text IS NULL OR headers -> '${H.error}' ->> 'class' = $2 OR headers -> '${H.error}' ->> 'name' = $2)
-        ORDER BY msg_id LIMIT $3`,
-      [options.afterId ?? 0, options.errorName ?? null, options.limit ?? 100],
-    );
-    return res.rows.map((r) => this.toDeadLetter(r));
+    const rows = await this.records.list(this.client.driver, this.dlq, {
+      afterId: options.afterId ?? 0,
+      limit: options.limit ?? 100,
+      ...(options.errorName == null
+        ? {}
+        : {
+            headerMatch: { header: H.error, fields: ['class', 'name'], value: options.errorName },
+          }),
+    });
+    return rows.map((r) => this.toDeadLetter(r));
   }
 
   async get(id: number): Promise<DeadLetter | null> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<MessageRow>(
-      this.client.driver,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t} WHERE msg_id = $1`,
-      [id],
-    );
-    return res.rows[0] ? this.toDeadLetter(res.rows[0]) : null;
+    const row = await this.records.get(this.client.driver, this.dlq, id);
+    return row ? this.toDeadLetter(row) : null;
   }
 
-  async count(): Promise<number> {
-    const t = await this.client.statements.table(this.client.driver, this.task + '_dlq');
-    const res = await execute<{ n: string }>(this.client.driver, `SELECT count(*) AS n FROM ${t}`);
-    return Number(res.rows[0]!.n);
+  count(): Promise<number> {
+    return this.records.count(this.client.driver, this.dlq);
+  }
+
+  private get records() {
+    return this.client.statements.queue.records;
+  }
+
+  private get dlq(): string {
+    return this.task + '_dlq';
   }
 
   /**
-   * Enqueues dead letters again as new jobs (attempts start over). The new
-   * job has header x-pgferry-rescheduled-from = the dead letter's id; the
-   * dead letter is archived with x-pgferry-rescheduled-as = the new job id.
+   * Puts dead letters back: enqueues them again as new jobs (attempts start
+   * over). The new job has header x-pgferry-rescheduled-from = the dead
+   * letter's id; the dead letter is archived with x-pgferry-rescheduled-as =
+   * the new job id.
    */
-  async reschedule(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
+  async requeue(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
     const [ids, name] = filterArgs(filter);
-    const res = await execute<{ dead_id: string; new_id: string }>(
+    const rows = await this.client.statements.call<{ dead_id: string; new_id: string }>(
       this.client.driver,
-      `SELECT dead_id, new_id FROM ${this.client.statements.t}.reschedule_dead($1::text, $2::bigint[], $3::text) ORDER BY dead_id`,
-      [this.task, ids, name],
+      'reschedule_dead',
+      this.filterCall(ids, name),
+      { select: 'dead_id, new_id' },
     );
-    return res.rows.map((r) => ({ deadId: Number(r.dead_id), newId: Number(r.new_id) }));
+    return rows
+      .sort((a, b) => Number(a.dead_id) - Number(b.dead_id))
+      .map((r) => ({ deadId: Number(r.dead_id), newId: Number(r.new_id) }));
+  }
+
+  /** @deprecated Use {@link DeadLetters.requeue} (the one put-back verb); kept for one release. */
+  reschedule(filter: DeadLetterFilter): Promise<{ deadId: number; newId: number }[]> {
+    return this.requeue(filter);
   }
 
   /** Deletes dead letters for good; returns how many. */
   async purge(filter: DeadLetterFilter): Promise<number> {
     const [ids, name] = filterArgs(filter);
-    const res = await execute<{ n: string }>(
+    const rows = await this.client.statements.call<{ r: string }>(
       this.client.driver,
-      `SELECT ${this.client.statements.t}.purge_dead($1::text, $2::bigint[], $3::text) AS n`,
-      [this.task, ids, name],
+      'purge_dead',
+      this.filterCall(ids, name),
     );
-    return Number(res.rows[0]!.n);
+    return Number(rows[0]!.r);
+  }
+
+  private filterCall(ids: number[] | null, name: string | null): Arg[] {
+    return [
+      [this.task, 'text'],
+      [ids, 'bigint[]'],
+      [name, 'text'],
+    ];
   }
 
   private toDeadLetter(r: MessageRow): DeadLetter {
@@ -93,16 +115,21 @@ export class DeadLetters {
     const h = m.headers ?? {};
     const num = (v: unknown): number | null => (v === undefined || v === null ? null : Number(v));
     const date = (v: unknown): Date | null => (typeof v === 'string' ? new Date(v) : null);
+    const error = (h[H.error] as DeadLetter['error']) ?? {};
     return {
       id: m.msgId,
       task: this.task,
       input: m.message,
-      error: (h[H.error] as DeadLetter['error']) ?? {},
+      error,
       attempts: num(h[H.attempts]) ?? 0,
       originalId: num(h[H.originalMsgId]),
       enqueuedAt: date(h[H.originalEnqueuedAt]),
       failedAt: date(h[H.failedAt]),
       headers: h,
+      source: this.task,
+      sourceId: num(h[H.originalMsgId]),
+      payload: m.message,
+      reason: typeof error.message === 'string' ? error.message : null,
     };
   }
 }

@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
+import type { Message } from '../queue/index.js';
 import { traceProcess } from '../telemetry/tracing.js';
-import type { Message } from '../queue/types.js';
 import {
   AttemptsExhaustedError,
   JobCancelledError,

@@ -1,7 +1,15 @@
-import { execute, type Executor } from '../driver/types.js';
+import type { Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { DatabaseError } from '../errors.js';
-import { MESSAGE_COLUMNS, type MessageRow } from '../queue/rows.js';
+import {
+  MESSAGE_COLUMNS,
+  QueueEngine,
+  call,
+  type Arg,
+  type CallOptions,
+  type MessageRow,
+  type VtSpec,
+} from '../queue/index.js';
 import { H } from './headers.js';
 
 /** When a job becomes visible: at a time, or after a delay from the database clock. */
@@ -10,43 +18,36 @@ export interface RunAt {
   delayMs: number;
 }
 
+const vtOfRunAt = (r: RunAt): VtSpec =>
+  r.at !== null ? { kind: 'at', value: r.at } : { kind: 'ms', value: r.delayMs };
+
 /**
- * The tasks engine's statements. Enqueue runs as prepared INSERTs straight
- * into the task's queue table, doing exactly what the SQL function
- * `<tasks>.enqueue` does (keep them in step): a PL/pgSQL call plans its
- * dynamic statement on every call, which costs ~45 % of single-row insert
- * throughput in our measurements. Everything else calls the SQL functions
- * in sql/tasks/0001_core.sql, which do one batch of work per call.
+ * The tasks engine's statements. Enqueue is the queue engine's
+ * `sendUnlessDuplicate` (a prepared INSERT straight into the task's queue
+ * table doing what the SQL function `<tasks>.enqueue` does;
+ * test/tasks/statement-parity.test.ts compares them): a PL/pgSQL call plans
+ * its dynamic statement on every call, which costs ~45 % of single-row
+ * insert throughput in our measurements. Everything else calls the SQL
+ * functions in sql/tasks/0001_core.sql (one batch of work per call) through
+ * the queue engine's call helper.
  */
 export class TaskStatements {
-  private readonly tables = new Map<string, string>();
-  readonly q: string;
+  /** The queue engine of the queue schema (tables, records, sends). */
+  readonly queue: QueueEngine;
+  /** The quoted tasks schema. */
   readonly t: string;
 
   constructor(
     readonly queueSchema: string,
     readonly tasksSchema: string,
   ) {
-    this.q = quoteIdent(queueSchema);
+    this.queue = new QueueEngine(queueSchema);
     this.t = quoteIdent(tasksSchema);
   }
 
-  async table(exec: Executor, queue: string, prefix: 'q' | 'a' = 'q'): Promise<string> {
-    const key = prefix + ':' + queue;
-    let t = this.tables.get(key);
-    if (!t) {
-      const res = await execute<{ t: string }>(
-        exec,
-        `SELECT ${this.q}.format_table_name($1, $2) AS t`,
-        [queue, prefix],
-        {
-          prepare: true,
-        },
-      );
-      t = `${this.q}.${quoteIdent(res.rows[0]!.t)}`;
-      this.tables.set(key, t);
-    }
-    return t;
+  /** `<tasks>.<fn>(args)`. */
+  call<R>(exec: Executor, fn: string, args: readonly Arg[], o?: CallOptions): Promise<R[]> {
+    return call<R>(exec, this.t, fn, args, o);
   }
 
   ensureTask(
@@ -55,10 +56,10 @@ export class TaskStatements {
     grouped: boolean,
     byPriority: boolean,
   ): Promise<unknown> {
-    return execute(exec, `SELECT ${this.t}.ensure_task($1::text, $2::boolean, $3::boolean)`, [
-      queue,
-      grouped,
-      byPriority,
+    return this.call(exec, 'ensure_task', [
+      [queue, 'text'],
+      [grouped, 'boolean'],
+      [byPriority, 'boolean'],
     ]);
   }
 
@@ -70,22 +71,15 @@ export class TaskStatements {
     key: string | undefined,
     runAt: RunAt,
   ): Promise<{ id: number; duplicate: boolean }> {
-    const t = await this.table(exec, queue);
+    const vt = vtOfRunAt(runAt);
     for (let i = 0; ; i++) {
-      const res = await execute<{ msg_id: string }>(
-        exec,
-        `INSERT INTO ${t} (vt, message, headers)
-         VALUES (COALESCE($3::timestamptz, clock_timestamp() + make_interval(secs => $4::float8 / 1000)), $1::jsonb, $2::jsonb)
-         ON CONFLICT DO NOTHING RETURNING msg_id`,
-        [body, headers, runAt.at, runAt.delayMs],
-        { prepare: true },
-      );
-      if (res.rows[0]) return { id: Number(res.rows[0].msg_id), duplicate: false };
+      const id = await this.queue.messages.sendUnlessDuplicate(exec, queue, body, headers, vt);
+      if (id !== null) return { id, duplicate: false };
       if (key === undefined || i > 10)
         throw new DatabaseError(`enqueue into ${queue} inserted nothing`);
-      const found = await this.findByKeys(exec, t, [key]);
-      const id = found.get(key);
-      if (id !== undefined) return { id, duplicate: true };
+      const found = await this.findByKeys(exec, queue, [key]);
+      const existing = found.get(key);
+      if (existing !== undefined) return { id: existing, duplicate: true };
       // The job holding the key finished in between: insert again.
     }
   }
@@ -98,24 +92,16 @@ export class TaskStatements {
     keys: (string | undefined)[],
     runAts: RunAt[],
   ): Promise<{ id: number; duplicate: boolean }[]> {
-    const t = await this.table(exec, queue);
-    const res = await execute<{ msg_id: string; k: string | null }>(
+    const rows = await this.queue.messages.sendBatchUnlessDuplicate(
       exec,
-      `INSERT INTO ${t} (vt, message, headers)
-       SELECT COALESCE(m.run_at, clock_timestamp() + make_interval(secs => m.delay_ms / 1000)), m.msg, m.hdr
-         FROM unnest($1::jsonb[], $2::jsonb[], $3::timestamptz[], $4::float8[]) WITH ORDINALITY AS m(msg, hdr, run_at, delay_ms, ord)
-        ORDER BY m.ord
-       ON CONFLICT DO NOTHING
-       RETURNING msg_id, headers ->> '${H.idempotencyKey}' AS k`,
-      [bodies, headers, runAts.map((r) => r.at), runAts.map((r) => r.delayMs)],
-      { prepare: true },
+      queue,
+      bodies,
+      headers,
+      runAts.map(vtOfRunAt),
+      H.idempotencyKey,
     );
-    // Identity values follow the ORDER BY, so unkeyed rows map back in order.
-    const rows = res.rows
-      .map((r) => ({ id: Number(r.msg_id), k: r.k }))
-      .sort((a, b) => a.id - b.id);
-    const unkeyed = rows.filter((r) => r.k === null).map((r) => r.id);
-    const byKey = new Map(rows.filter((r) => r.k !== null).map((r) => [r.k!, r.id]));
+    const unkeyed = rows.filter((r) => r.key === null).map((r) => r.id);
+    const byKey = new Map(rows.filter((r) => r.key !== null).map((r) => [r.key!, r.id]));
     const out: { id: number; duplicate: boolean }[] = [];
     const seen = new Set<string>();
     const missing: number[] = [];
@@ -131,7 +117,7 @@ export class TaskStatements {
       }
     });
     if (missing.length) {
-      const found = await this.findByKeys(exec, t, [...new Set(missing.map((i) => keys[i]!))]);
+      const found = await this.findByKeys(exec, queue, [...new Set(missing.map((i) => keys[i]!))]);
       for (const i of missing) {
         const k = keys[i]!;
         const id = byKey.get(k) ?? found.get(k);
@@ -144,22 +130,11 @@ export class TaskStatements {
     return out;
   }
 
-  private async findByKeys(
-    exec: Executor,
-    table: string,
-    keys: string[],
-  ): Promise<Map<string, number>> {
-    const res = await execute<{ msg_id: string; k: string }>(
-      exec,
-      `SELECT msg_id, headers ->> '${H.idempotencyKey}' AS k FROM ${table}
-        WHERE headers ->> '${H.idempotencyKey}' = ANY($1::text[]) AND headers ? '${H.idempotencyKey}'`,
-      [keys],
-      { prepare: true },
-    );
-    return new Map(res.rows.map((r) => [r.k, Number(r.msg_id)]));
+  private findByKeys(exec: Executor, queue: string, keys: string[]): Promise<Map<string, number>> {
+    return this.queue.records.findByHeader(exec, queue, H.idempotencyKey, keys);
   }
 
-  async fetch(
+  fetch(
     exec: Executor,
     queue: string,
     qty: number,
@@ -169,13 +144,16 @@ export class TaskStatements {
     byPriority: boolean,
     limit: number | null,
   ): Promise<MessageRow[]> {
-    const res = await execute<MessageRow>(
-      exec,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${this.t}.fetch($1::text, $2::integer, $3::integer, $4::boolean, $5::boolean, $6::boolean, $7::integer)`,
-      [queue, qty, leaseMs, lifo, grouped, byPriority, limit],
-      { prepare: true },
-    );
-    return res.rows;
+    const args: Arg[] = [
+      [queue, 'text'],
+      [qty, 'integer'],
+      [leaseMs, 'integer'],
+      [lifo, 'boolean'],
+      [grouped, 'boolean'],
+      [byPriority, 'boolean'],
+      [limit, 'integer'],
+    ];
+    return this.call<MessageRow>(exec, 'fetch', args, { select: MESSAGE_COLUMNS, prepare: true });
   }
 
   async complete(
@@ -187,13 +165,15 @@ export class TaskStatements {
     asyncCommit = false,
     notify = false,
   ): Promise<number> {
-    const res = await execute(
-      exec,
-      `SELECT ${this.t}.complete($1::text, $2::bigint[], $3::integer[], $4::boolean, $5::boolean, $6::boolean)`,
-      [queue, ids, readCounts, archive, asyncCommit, notify],
-      { prepare: true },
-    );
-    return res.rows.length;
+    const args: Arg[] = [
+      [queue, 'text'],
+      [ids, 'bigint[]'],
+      [readCounts, 'integer[]'],
+      [archive, 'boolean'],
+      [asyncCommit, 'boolean'],
+      [notify, 'boolean'],
+    ];
+    return (await this.call(exec, 'complete', args, { prepare: true })).length;
   }
 
   async retry(
@@ -204,13 +184,14 @@ export class TaskStatements {
     delayMs: number,
     error: string,
   ): Promise<boolean> {
-    const res = await execute<{ ok: boolean }>(
-      exec,
-      `SELECT ${this.t}.retry($1::text, $2::bigint, $3::integer, $4::integer, $5::jsonb) AS ok`,
-      [queue, id, readCount, delayMs, error],
-      { prepare: true },
-    );
-    return res.rows[0]!.ok;
+    const args: Arg[] = [
+      [queue, 'text'],
+      [id, 'bigint'],
+      [readCount, 'integer'],
+      [delayMs, 'integer'],
+      [error, 'jsonb'],
+    ];
+    return (await this.call<{ r: boolean }>(exec, 'retry', args, { prepare: true }))[0]!.r;
   }
 
   async deadLetter(
@@ -220,13 +201,16 @@ export class TaskStatements {
     readCount: number,
     error: string,
   ): Promise<number | null> {
-    const res = await execute<{ id: string | null }>(
-      exec,
-      `SELECT ${this.t}.dead_letter($1::text, $2::bigint, $3::integer, $4::jsonb) AS id`,
-      [queue, id, readCount, error],
-      { prepare: true },
-    );
-    const v = res.rows[0]!.id;
+    const args: Arg[] = [
+      [queue, 'text'],
+      [id, 'bigint'],
+      [readCount, 'integer'],
+      [error, 'jsonb'],
+    ];
+    const rows = await this.call<{ r: string | null }>(exec, 'dead_letter', args, {
+      prepare: true,
+    });
+    const v = rows[0]!.r;
     return v === null ? null : Number(v);
   }
 
@@ -236,12 +220,12 @@ export class TaskStatements {
     ids: number[],
     readCounts: number[],
   ): Promise<number> {
-    const res = await execute(
-      exec,
-      `SELECT ${this.t}.hand_back($1::text, $2::bigint[], $3::integer[])`,
-      [queue, ids, readCounts],
-    );
-    return res.rows.length;
+    const args: Arg[] = [
+      [queue, 'text'],
+      [ids, 'bigint[]'],
+      [readCounts, 'integer[]'],
+    ];
+    return (await this.call(exec, 'hand_back', args)).length;
   }
 
   async extend(
@@ -251,12 +235,14 @@ export class TaskStatements {
     readCounts: number[],
     leaseMs: number,
   ): Promise<Set<number>> {
-    const res = await execute<{ id: string }>(
-      exec,
-      `SELECT ${this.t}.extend($1::text, $2::bigint[], $3::integer[], $4::integer) AS id`,
-      [queue, ids, readCounts, leaseMs],
-    );
-    return new Set(res.rows.map((r) => Number(r.id)));
+    const args: Arg[] = [
+      [queue, 'text'],
+      [ids, 'bigint[]'],
+      [readCounts, 'integer[]'],
+      [leaseMs, 'integer'],
+    ];
+    const rows = await this.call<{ r: string }>(exec, 'extend', args);
+    return new Set(rows.map((r) => Number(r.r)));
   }
 
   /**
@@ -265,13 +251,11 @@ export class TaskStatements {
    * a skewed client clock cannot make a worker spin or oversleep.
    */
   async idle(exec: Executor, queue: string): Promise<number | null> {
-    const res = await execute<{ ms: number | string | null }>(
-      exec,
-      `SELECT (extract(epoch FROM ${this.t}.idle($1::text) - clock_timestamp()) * 1000)::float8 AS ms`,
-      [queue],
-      { prepare: true },
-    );
-    const ms = res.rows[0]!.ms;
+    const rows = await this.call<{ ms: number | string | null }>(exec, 'idle', [[queue, 'text']], {
+      select: '(extract(epoch FROM r - clock_timestamp()) * 1000)::float8 AS ms',
+      prepare: true,
+    });
+    const ms = rows[0]!.ms;
     return ms === null ? null : Math.max(0, Number(ms));
   }
 
@@ -280,11 +264,10 @@ export class TaskStatements {
     queue: string,
     id: number,
   ): Promise<'queued' | 'running' | 'not_found'> {
-    const res = await execute<{ r: 'queued' | 'running' | 'not_found' }>(
-      exec,
-      `SELECT ${this.t}.cancel($1::text, $2::bigint) AS r`,
-      [queue, id],
-    );
-    return res.rows[0]!.r;
+    const rows = await this.call<{ r: 'queued' | 'running' | 'not_found' }>(exec, 'cancel', [
+      [queue, 'text'],
+      [id, 'bigint'],
+    ]);
+    return rows[0]!.r;
   }
 }

@@ -1,6 +1,6 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
-import type { Executor } from '../driver/types.js';
-import type { Headers } from '../queue/types.js';
+import type { TxOption } from '../driver/tx-option.js';
+import type { Headers } from '../queue/index.js';
 import type { Logger } from '../logger.js';
 import type { Backoff } from './backoff.js';
 
@@ -126,9 +126,7 @@ export function isTask(x: unknown): x is AnyTask {
   return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK] === true;
 }
 
-export interface EnqueueOptions {
-  /** Run in the caller's transaction (atomic with the caller's writes). */
-  tx?: Executor;
+export interface EnqueueOptions extends TxOption {
   /** Milliseconds from now before the job may run. Excludes `runAt`. */
   delayMs?: number;
   /** When the job may run. Excludes `delayMs`. */

@@ -1,5 +1,5 @@
 import type * as Otel from '@opentelemetry/api';
-import type { Headers } from '../queue/types.js';
+import type { Headers } from '../queue/index.js';
 
 /**
  * OpenTelemetry tracing (optional peer dependency `@opentelemetry/api`).

@@ -1,9 +1,7 @@
 // pgferry/testing: helpers for your own tests (what graphile-worker users get
 // from runTaskListOnce, River from rivertest, Oban from Oban.Testing).
-import { execute } from '../driver/types.js';
 import { silentLogger, type Logger } from '../logger.js';
-import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../queue/rows.js';
-import type { Headers } from '../queue/types.js';
+import { toMessage, type Headers } from '../queue/index.js';
 import type { TaskClient } from '../tasks/client.js';
 import { JobTimeoutError } from '../tasks/errors.js';
 import type { AnyTask, JobInfo, Task } from '../tasks/types.js';
@@ -92,12 +90,8 @@ export interface QueuedJob {
 /** Jobs of a task still in its queue (waiting, scheduled or running), oldest first: for "was it enqueued?" assertions. */
 export async function queuedJobs(client: TaskClient, task: AnyTask | string): Promise<QueuedJob[]> {
   const name = typeof task === 'string' ? task : task.name;
-  const t = await client.statements.table(client.driver, name);
-  const res = await execute<MessageRow>(
-    client.driver,
-    `SELECT ${MESSAGE_COLUMNS} FROM ${t} ORDER BY msg_id`,
-  );
-  return res.rows.map((r) => {
+  const rows = await client.statements.queue.records.list(client.driver, name);
+  return rows.map((r) => {
     const m = toMessage(r);
     return {
       id: m.msgId,

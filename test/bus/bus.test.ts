@@ -82,6 +82,21 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
     }
   });
 
+  it('run() = start() and wait: it resolves once stopped and left', async () => {
+    const channel = `run-${kind}`;
+    const bus = new Bus<number>({ backend: backend(kind), channel });
+    db.track({ close: () => bus.stop() });
+    let ended = false;
+    const running = bus.run().then(() => (ended = true));
+    await eventually(() => bus.running);
+    const q = bus.queue!;
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false);
+    await bus.stop();
+    await running;
+    expect(await queueExists(q)).toBe(false);
+  });
+
   it('two channels do not mix', async () => {
     const a1 = await member<string>(kind, `mix-a-${kind}`);
     const a2 = await member<string>(kind, `mix-a-${kind}`);

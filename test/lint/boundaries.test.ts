@@ -37,6 +37,22 @@ describe('import boundaries (eslint.config.js)', () => {
     ]);
   });
 
+  // QUEUE_DOOR_ONLY: tasks, bus and testing take the queue only through src/queue/index.ts.
+  it.each([
+    ['src/tasks/probe.ts', '../queue/rows.js'],
+    ['src/tasks/probe.ts', '../queue/engine/index.js'],
+    ['src/bus/probe.ts', '../queue/client.js'],
+    ['src/bus/backends/probe.ts', '../../queue/validate.js'],
+    ['src/testing/probe.ts', '../queue/types.js'],
+  ])('%s importing %s (past the queue door) fails lint', async (file, spec) => {
+    const who = file.split('/').slice(0, 2).join('/');
+    expect(await boundaryErrors(file, use(spec))).toEqual([
+      `'${spec}' import is restricted from being used by a pattern. ${who} imports the queue layer only through src/queue/index.ts (docs/internals.md).`,
+    ]);
+    // Type-only imports are caught too.
+    expect(await boundaryErrors(file, use(spec, true))).toHaveLength(1);
+  });
+
   it('catches type-only imports and re-exports too', async () => {
     expect(await boundaryErrors('src/queue/probe.ts', use('../tasks/types.js', true))).toHaveLength(
       1,
@@ -48,8 +64,10 @@ describe('import boundaries (eslint.config.js)', () => {
 
   it('lets the allowed directions through', async () => {
     for (const [file, spec] of [
-      ['src/tasks/probe.ts', '../queue/client.js'],
-      ['src/bus/probe.ts', '../queue/rows.js'],
+      ['src/tasks/probe.ts', '../queue/index.js'],
+      ['src/bus/probe.ts', '../queue/index.js'],
+      ['src/testing/probe.ts', '../queue/index.js'],
+      ['src/cli/commands/probe.ts', '../../queue/client.js'],
       ['src/queue/probe.ts', '../driver/types.js'],
       ['src/queue/probe.ts', '../migrate/schema-name.js'],
       ['src/stream/probe.ts', './queue-names.js'],

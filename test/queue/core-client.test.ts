@@ -310,6 +310,46 @@ describe('Consumer (async iterator)', () => {
     expect(new Set(seen).size).toBe(total);
   });
 
+  it('QueueConsumer is the class; Consumer its deprecated alias', async () => {
+    const { Consumer, QueueConsumer } = await import('../../src/index.js');
+    expect(Consumer).toBe(QueueConsumer);
+    expect(db.queueClient().consume('any')).toBeInstanceOf(QueueConsumer);
+  });
+
+  it('stop() resolves once the loop has ended and handed back what it fetched', async () => {
+    const client = db.queueClient();
+    await client.createQueue('stopping');
+    await client.sendBatch('stopping', [1, 2, 3]);
+    const c = client.consume<number>('stopping', { batchSize: 3, pollIntervalMs: 10 });
+    expect(await client.consume('stopping').stop()).toBeUndefined(); // never started: at once
+    const got: number[] = [];
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    let handling!: () => void;
+    const inBody = new Promise<void>((r) => (handling = r));
+    const loop = (async () => {
+      for await (const d of c) {
+        got.push(d.message);
+        await d.delete();
+        handling();
+        await gate; // the body is busy while stop() is called from outside
+      }
+    })();
+    await inBody;
+    let ended = false;
+    const stopping = c.stop().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false); // the body has not returned yet
+    release();
+    await stopping;
+    await loop;
+    expect(got).toEqual([1]);
+    // Handed back when the loop ended: visible again at once.
+    expect((await client.read<number>('stopping', { qty: 5 })).map((m) => m.message)).toEqual([
+      2, 3,
+    ]);
+  });
+
   it('a signal that is already aborted yields nothing', async () => {
     const client = db.queueClient();
     await client.createQueue('never');

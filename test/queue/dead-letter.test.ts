@@ -79,6 +79,16 @@ describe('dead-letter policies', () => {
     expect(dead.map((d) => d.message.job)).toEqual(['a', 'b']);
     expect(dead[0]!.origin).toMatchObject({ sourceQueue: 'm_src', sourceMsgId: a, readCount: 2 });
     expect(dead[1]!.origin).toMatchObject({ sourceQueue: 'm_src', sourceMsgId: b, readCount: 2 });
+    // The one dead-letter record shape (docs/concepts.md), from the same data.
+    expect(dead[0]).toMatchObject({
+      id: dead[0]!.msgId,
+      source: 'm_src',
+      sourceId: a,
+      payload: { job: 'a' },
+      reason: 'read 2 times (max read count)',
+      attempts: 2,
+      failedAt: dead[0]!.origin!.movedAt,
+    });
     expect(dead[0]!.origin!.movedAt.getTime()).toBeGreaterThanOrEqual(
       dead[0]!.origin!.enqueuedAt.getTime(),
     );

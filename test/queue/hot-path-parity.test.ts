@@ -12,7 +12,7 @@ import { quoteIdent } from '../../src/driver/quote.js';
 import type { Driver } from '../../src/driver/types.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { toMessage, type MessageRow } from '../../src/queue/rows.js';
-import { QueueStatements } from '../../src/queue/statements.js';
+import { QueueEngine } from '../../src/queue/engine/index.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();
@@ -25,12 +25,12 @@ const PAST = new Date('2001-02-03T04:05:06.789Z');
 
 let driver: Driver;
 let client: QueueClient;
-let stmts: QueueStatements;
+let stmts: QueueEngine['messages'];
 
 beforeAll(() => {
   driver = db.driver();
   client = new QueueClient({ driver, schema: db.queueSchema });
-  stmts = new QueueStatements(db.queueSchema);
+  stmts = new QueueEngine(db.queueSchema).messages;
 });
 
 type Row = Record<string, unknown>;

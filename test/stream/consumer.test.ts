@@ -3,8 +3,14 @@
 // LISTEN wake-up, nack on handler error, cooperative mode, graceful stop.
 import { describe, expect, it } from 'vitest';
 import pg from 'pg';
-import { Consumer, StreamClient, type StreamMessage } from '../../src/stream/index.js';
+import {
+  Consumer,
+  StreamClient,
+  StreamConsumer,
+  type StreamMessage,
+} from '../../src/stream/index.js';
 import { migrate } from '../../src/migrate/migrator.js';
+import { InvalidArgumentError } from '../../src/errors.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { S } from './helpers.js';
 
@@ -123,6 +129,16 @@ describe('Consumer', () => {
     );
     const [dl] = await sc.dlqInspect('unknown');
     expect(dl).toMatchObject({ evType: 'mystery', reason: 'no handler for event type "mystery"' });
+    // The one dead-letter record shape (docs/concepts.md), and the one put-back verb.
+    expect(dl).toMatchObject({
+      id: dl!.dlId,
+      source: 'unknown',
+      sourceId: dl!.evId,
+      payload: '2',
+      reason: 'no handler for event type "mystery"',
+      attempts: (dl!.evRetry ?? 0) + 1,
+      failedAt: dl!.time,
+    });
     expect(star).toEqual(['mystery']);
     expect(skipped).toEqual([]);
     await eventually(
@@ -134,6 +150,12 @@ describe('Consumer', () => {
       ),
     ).toEqual([{ n: 0 }]);
     await Promise.all([nacker.stop(), acker.stop(), catcher.stop()]);
+    // Put back with the one verb (the consumers are stopped: nothing re-handles it here).
+    const requeued = await sc.requeueDeadLetter(dl!.dlId);
+    expect(requeued).toBeGreaterThan(dl!.evId);
+    expect(await sc.dlqInspect('unknown')).toEqual([]);
+    // dlqReplay / dlqReplayAll: deprecated aliases, same behaviour.
+    expect(await sc.dlqReplayAll('unknown')).toEqual({ replayed: 0, failed: 0, firstError: null });
   });
 
   it('cooperative mode: workers of one group split the events, each handled once', async () => {
@@ -220,7 +242,7 @@ describe('Consumer', () => {
       '*',
       (m) => void got.push(m),
     );
-    const done = c.start();
+    const done = c.run();
     await eventually(async () => (await sc.consumerInfo('abort')).length === 1);
     await sc.send('abort', 'hello');
     await eventually(() => got.length === 1);
@@ -233,6 +255,59 @@ describe('Consumer', () => {
     expect(
       () => new Consumer({ stream: 's', name: 'x', unknownHandlerPolicy: 'drop' as 'ack' }),
     ).toThrow(/unknownHandlerPolicy/);
+  });
+});
+
+describe('payload validation (src/payload.ts, shared with the queue)', () => {
+  it('a circular or BigInt payload is an InvalidArgumentError, as in the queue, and nothing is sent', async () => {
+    const sc = client();
+    await sc.createStream('bad_payloads');
+    const cyclic: Record<string, unknown> = {};
+    cyclic.self = cyclic;
+    for (const bad of [cyclic, { n: 1n }]) {
+      await expect(sc.send('bad_payloads', bad)).rejects.toBeInstanceOf(InvalidArgumentError);
+      await expect(sc.sendBatch('bad_payloads', [1, bad])).rejects.toBeInstanceOf(
+        InvalidArgumentError,
+      );
+    }
+    // Nothing reached the database: the stream's first event id is still unused.
+    expect(await sc.send('bad_payloads', { ok: true })).toBe(1);
+  });
+});
+
+describe('Consumer lifecycle (docs/concepts.md)', () => {
+  it('StreamConsumer is the class; Consumer its deprecated alias', () => {
+    expect(Consumer).toBe(StreamConsumer);
+    expect(new Consumer({ stream: 's', name: 'x', client: client() })).toBeInstanceOf(
+      StreamConsumer,
+    );
+  });
+
+  it('start() resolves once running (subscribed), run() resolves at stop; a failed start rejects', async () => {
+    const sc = client();
+    await sc.createStream('life');
+    const got: number[] = [];
+    const c = consumer<{ i: number }>({ stream: 'life', name: 'x' }).on(
+      '*',
+      (m) => void got.push(m.payload.i),
+    );
+    await c.start();
+    expect(c.isRunning).toBe(true);
+    // Subscribed by the time start() resolved: an event sent now is delivered.
+    expect((await sc.consumerInfo('life')).map((i) => i.consumerName)).toEqual(['x']);
+    await sc.send('life', { i: 1 });
+    await eventually(() => got.length === 1);
+    let ended = false;
+    const running = c.run().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false); // run() waits for the stop
+    await c.stop();
+    await running;
+    expect(c.isRunning).toBe(false);
+    // A stream that does not exist: start() rejects (subscribing fails), nothing keeps running.
+    const bad = consumer({ stream: 'no_such_stream', name: 'x' });
+    await expect(bad.start()).rejects.toThrow();
+    expect(bad.isRunning).toBe(false);
   });
 });
 

@@ -65,6 +65,22 @@ describe('Ticker', () => {
     expect((await db.sql(`select holder from ${S}.ticker_lease`)).length).toBe(0);
   });
 
+  it('start() resolves once running (after its first election round), run() at stop', async () => {
+    const [a, b] = [ticker(), ticker()];
+    await a.start();
+    expect(a.isLeader).toBe(true); // alone: its first round won the lock
+    await b.start(); // a follower is running too
+    expect(b.isLeader).toBe(false);
+    expect(b.health().state).toBe('running');
+    let ended = false;
+    const running = a.run().then(() => (ended = true));
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false);
+    await a.stop();
+    await running;
+    await b.stop();
+  });
+
   it('ticks adaptively: a stream with new events is ticked at once, an idle one is not', async () => {
     const sc = new StreamClient({ connectionString: db.url });
     db.track(sc);

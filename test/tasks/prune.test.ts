@@ -26,6 +26,7 @@ describe('tasks: pruning', () => {
     await db.sql(
       `UPDATE ${S}.a_prunable SET archived_at = now() - interval '3 days' WHERE msg_id <= 20`,
     );
+    // reschedule: the deprecated alias of requeue, kept for one release.
     await client.deadLetters(t).reschedule({ all: true });
     await db.sql(`UPDATE ${S}.a_prunable_dlq SET archived_at = now() - interval '3 days'`);
     const live = await db.sql(`SELECT count(*)::int AS n FROM ${S}.q_prunable`);

@@ -87,6 +87,15 @@ describe('tasks: retries, timeouts, dead letters', () => {
       originalId: job.id,
       error: { class: 'Fatal', name: 'Fatal', message: 'card declined' },
     });
+    // The one dead-letter record shape (docs/concepts.md).
+    expect(letter).toMatchObject({
+      id: dead[0]!.id,
+      source: 'picky',
+      sourceId: job.id,
+      payload: { order: 7 },
+      reason: 'card declined',
+      attempts: 1,
+    });
     expect(letter!.error.stack).toMatch(/card declined/);
     expect(letter!.failedAt).toBeInstanceOf(Date);
     expect(letter!.enqueuedAt).toBeInstanceOf(Date);
@@ -168,7 +177,7 @@ describe('tasks: retries, timeouts, dead letters', () => {
     const all = await dl.list();
     expect(all.map((d) => d.input)).toEqual(expect.arrayContaining([{ k: 't1' }, { k: 'f3' }]));
     expect(await dl.list({ errorName: 'Transient' })).toHaveLength(2);
-    const one = await dl.reschedule({ ids: [all[0]!.id] });
+    const one = await dl.requeue({ ids: [all[0]!.id] });
     expect(one).toHaveLength(1);
     const resched = await client.getJob(t, one[0]!.newId);
     expect(resched!.state).toBe('queued');
@@ -180,11 +189,11 @@ describe('tasks: retries, timeouts, dead letters', () => {
       [all[0]!.id],
     );
     expect(archived[0]!.headers['x-pgferry-rescheduled-as']).toBe(one[0]!.newId);
-    const transient = await dl.reschedule({ errorName: 'Transient' });
+    const transient = await dl.requeue({ errorName: 'Transient' });
     expect(transient.length).toBe(all[0]!.error.name === 'Transient' ? 1 : 2);
     expect(await dl.purge({ ids: [(await dl.list())[0]!.id] })).toBe(1);
     const rest = await dl.count();
-    expect(await dl.reschedule({ all: true })).toHaveLength(rest);
+    expect(await dl.requeue({ all: true })).toHaveLength(rest);
     expect(await dl.count()).toBe(0);
     await client.enqueue(t, { k: 'f9' });
     const w2 = worker(db, { tasks: [t] });

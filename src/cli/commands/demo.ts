@@ -6,7 +6,7 @@ import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../embedded/server.js';
 import { migrate } from '../../migrate/migrator.js';
-import { QueueClient } from '../../queue/client.js';
+import { QueueClient } from '../../queue/index.js';
 
 interface Order {
   orderId: number;

@@ -73,7 +73,7 @@ ${HEALTH_USAGE}
       () => ticker.health(),
       (line) => console.error(`pgferry ticker: ${line}`),
     );
-    ticker.start();
+    void ticker.start();
     console.error(`pgferry ticker: campaigning for schema ${ticker.schema}; Ctrl-C to stop`);
     await new Promise<void>((resolve) => {
       process.once('SIGINT', resolve);

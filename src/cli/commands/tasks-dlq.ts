@@ -104,7 +104,7 @@ usage; 3 database unreachable.`,
         default: {
           const filter = filterOf(ids, values.error, values.all);
           if (action === 'reschedule') {
-            const moved = await dl.reschedule(filter);
+            const moved = await dl.requeue(filter);
             out(
               moved,
               moved.length

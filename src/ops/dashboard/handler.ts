@@ -213,7 +213,7 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
       back = `${base}streams`;
       let n = 0;
       for (const id of ids) {
-        await ops.writeStreams.dlqReplay(id);
+        await ops.writeStreams.requeueDeadLetter(id);
         n++;
       }
       msg = `replayed ${n}`;

@@ -1,0 +1,180 @@
+import type { Driver, Executor } from '../driver/types.js';
+import { InvalidArgumentError } from '../errors.js';
+import { traceReceive, traceSend } from '../telemetry/tracing.js';
+import { lockedMessages, type Arg } from './engine/calls.js';
+import type { QueueEngine } from './engine/index.js';
+import { readVt, vtOf, vtOfValue } from './engine/vt.js';
+import type { BatchHandler, ProcessBatchOptions } from './process.js';
+import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
+import type {
+  Message,
+  PopOptions,
+  ReadWithPollOptions,
+  SendBatchOptions,
+  SendOptions,
+} from './types.js';
+import { checkInt, checkMsgId, checkMsgIds, encodeBatch, toJson } from './validate.js';
+
+// The messaging operations of QueueClient (send, read, finish), argument
+// checks included; the client delegates to them. Statements: engine/.
+
+export const byMsgId = (a: Message<unknown>, b: Message<unknown>): number => a.msgId - b.msgId;
+
+export function conditionalJson(conditional: unknown): string {
+  return conditional === undefined || conditional === null
+    ? '{}'
+    : toJson('conditional', conditional);
+}
+
+export function send<T>(
+  e: QueueEngine,
+  exec: Executor,
+  queue: string,
+  message: T,
+  options: SendOptions,
+): Promise<number> {
+  const body = toJson('message', message);
+  // A send span when tracing is on; its traceparent goes into the headers.
+  return traceSend(
+    queue,
+    options.headers,
+    (h) =>
+      e.messages.send(exec, queue, body, h == null ? null : toJson('headers', h), vtOf(options)),
+    (id) => id,
+  );
+}
+
+export function sendBatch<T>(
+  e: QueueEngine,
+  exec: Executor,
+  queue: string,
+  messages: readonly T[],
+  options: SendBatchOptions,
+): Promise<number[]> {
+  const { bodies, headers } = encodeBatch(messages, options.headers);
+  return e.messages.sendBatch(exec, queue, bodies, headers, vtOf(options));
+}
+
+/**
+ * Every read function (`read`, `read_with_poll`, the FIFO group reads and
+ * their `_with_poll` forms): `(queue, vt, qty[, max_poll, interval][, conditional])`.
+ * Rows come back in the function's order (for round robin that order is the API).
+ */
+export async function readBy<T>(
+  e: QueueEngine,
+  exec: Executor,
+  fn: string,
+  queue: string,
+  options: ReadWithPollOptions,
+  how: { poll: boolean; conditional: boolean; traced?: boolean },
+): Promise<Message<T>[]> {
+  const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+  const [vt, vtType] = readVt(options);
+  const args: Arg[] = [
+    [queue, 'text'],
+    [vt, vtType],
+    [qty, 'integer'],
+  ];
+  let waitMs = 0;
+  if (how.poll) {
+    const maxPoll = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0 });
+    const interval = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
+    args.push([maxPoll, 'integer'], [interval, 'integer']);
+    waitMs = maxPoll * 1000;
+  }
+  if (how.conditional) args.push([conditionalJson(options.conditional), 'jsonb']);
+  const go = () =>
+    e.call<MessageRow>(exec, fn, args, {
+      select: MESSAGE_COLUMNS,
+      prepare: !how.poll,
+      timeoutExtraMs: waitMs,
+    });
+  // A receive span when tracing is on (`read`: what the OTel hooks trace).
+  const rows = how.traced ? await traceReceive(queue, go) : await go();
+  return rows.map((r) => toMessage<T>(r));
+}
+
+export async function pop<T>(
+  e: QueueEngine,
+  exec: Executor,
+  queue: string,
+  options: PopOptions,
+): Promise<Message<T>[]> {
+  const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+  const rows = await e.call<MessageRow>(
+    exec,
+    'pop',
+    [
+      [queue, 'text'],
+      [qty, 'integer'],
+    ],
+    { select: MESSAGE_COLUMNS, prepare: true },
+  );
+  return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+}
+
+/** archive / delete of one id (→ whether it existed) or of a list (→ which existed). */
+export async function finish(
+  e: QueueEngine,
+  exec: Executor,
+  how: 'archive' | 'delete',
+  queue: string,
+  ids: number | readonly number[],
+): Promise<boolean | number[]> {
+  const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
+  const done = await e.messages[how](exec, queue, list, lockedMessages(queue, list));
+  return Array.isArray(ids) ? done : done.length > 0;
+}
+
+export async function setVisibilityTimeout<T>(
+  e: QueueEngine,
+  exec: Executor,
+  queue: string,
+  ids: number | readonly number[],
+  vt: number | Date,
+): Promise<Message<T>[]> {
+  const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
+  const spec = vtOfValue('vt', vt);
+  const rows = await e.call<MessageRow>(
+    exec,
+    'set_vt',
+    [
+      [queue, 'text'],
+      [list, 'bigint[]'],
+      [spec.value, spec.kind === 'at' ? 'timestamptz' : 'integer'],
+    ],
+    {
+      select: MESSAGE_COLUMNS,
+      prepare: true,
+      lockTimeoutMs: e.lockTimeoutMs,
+      composite: true,
+      locked: lockedMessages(queue, list),
+    },
+  );
+  return rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+}
+
+/** processBatch: lock, handle and finish a batch in one transaction (see QueueClient.processBatch). */
+export function processBatch<T>(
+  e: QueueEngine,
+  driver: Driver,
+  queue: string,
+  handler: BatchHandler<T>,
+  options: ProcessBatchOptions,
+): Promise<number> {
+  const qty = checkInt('qty', options.qty ?? 10, { min: 1 });
+  const how = options.finish ?? 'delete';
+  if (how !== 'delete' && how !== 'archive') {
+    throw new InvalidArgumentError(`finish must be 'delete' or 'archive', got ${String(how)}`);
+  }
+  const conditional = conditionalJson(options.conditional);
+  return driver.transaction(async (tx) => {
+    const rows = await e.messages.readLocked(tx, queue, qty, conditional);
+    if (rows.length === 0) return 0;
+    const messages = rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+    await handler(messages, tx);
+    const ids = messages.map((m) => m.msgId);
+    await e.messages[how](tx, queue, ids);
+    return ids.length;
+  });
+}
