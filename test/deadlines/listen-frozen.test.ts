@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxy } from '../support/fault-proxy.js';
 import { TimeoutError } from '../../src/index.js';
 import { PgDriver } from '../../src/driver/pg.js';
 
@@ -9,24 +9,15 @@ import { PgDriver } from '../../src/driver/pg.js';
 // the statement's deadline discards it and the next LISTEN opens a new one.
 
 const db = useTestDatabase();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  const u = new URL(db.url);
-  proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port) });
-});
-afterAll(async () => {
-  proxy.thaw();
-  await proxy.close();
-});
+const proxy = useFaultProxy(db);
 
 describe('the LISTEN connection on a black-holed path', () => {
   it('times out, is discarded, and the next LISTEN works on a new connection', async () => {
     const driver = db.track(
-      new PgDriver({ connectionString: proxy.url(db.url), queryTimeoutMs: 800 }),
+      new PgDriver({ connectionString: proxy().url(db.url), queryTimeoutMs: 800 }),
     );
     await driver.listen('lf_a', () => undefined); // the LISTEN connection is open
-    proxy.freezeExisting();
+    proxy().freezeExisting();
     await expect(driver.listen('lf_b', () => undefined)).rejects.toBeInstanceOf(TimeoutError);
     // The old path stays silent; a new connection gets through.
     const got: (string | undefined)[] = [];

@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxy } from '../support/fault-proxy.js';
 import { Ticker } from '../../src/stream/index.js';
 
 // The Ticker opens its own connection outside any pool: it gets the same
@@ -9,16 +9,7 @@ import { Ticker } from '../../src/stream/index.js';
 // inside a tick.
 
 const db = useTestDatabase();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  const u = new URL(db.url);
-  proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port) });
-});
-afterAll(async () => {
-  proxy.thaw();
-  await proxy.close();
-});
+const proxy = useFaultProxy(db);
 
 async function eventually(ok: () => boolean, ms: number): Promise<void> {
   const until = Date.now() + ms;
@@ -31,7 +22,7 @@ async function eventually(ok: () => boolean, ms: number): Promise<void> {
 describe('the Ticker on a black-holed connection', () => {
   it('times out, reports reconnecting, and leads again on a new connection', async () => {
     const ticker = new Ticker({
-      connectionString: proxy.url(db.url),
+      connectionString: proxy().url(db.url),
       queryTimeoutMs: 1000,
       electionIntervalMs: 200,
       maxIntervalMs: 50,
@@ -39,7 +30,7 @@ describe('the Ticker on a black-holed connection', () => {
     db.track({ close: () => ticker.stop() });
     void ticker.start();
     await eventually(() => ticker.isLeader, 15_000);
-    proxy.freezeExisting();
+    proxy().freezeExisting();
     await eventually(() => ticker.health().state === 'reconnecting', 15_000);
     expect(ticker.health().lastError?.name).toBe('TimeoutError');
     // New connections get through: it renews its own lease and leads again.

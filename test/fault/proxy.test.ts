@@ -1,21 +1,13 @@
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
-import { startFaultProxy, type FaultProxy } from '../support/fault-proxy.js';
+import { useFaultProxy } from '../support/fault-proxy.js';
 
 const db = useTestDatabase();
-let proxy: FaultProxy;
-
-beforeAll(async () => {
-  const u = new URL(db.url);
-  proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port) });
-});
-afterAll(async () => {
-  await proxy.close();
-});
+const proxy = useFaultProxy(db);
 
 async function connect(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: proxy.url(db.url) });
+  const c = new pg.Client({ connectionString: proxy().url(db.url) });
   c.on('error', () => undefined);
   await c.connect();
   return c;
@@ -23,8 +15,8 @@ async function connect(): Promise<pg.Client> {
 
 describe('fault proxy', () => {
   it('forwards queries and rewrites the URL to itself', async () => {
-    expect(new URL(proxy.url(db.url)).port).toBe(String(proxy.port));
-    expect(new URL(proxy.url(db.url)).pathname).toBe(new URL(db.url).pathname);
+    expect(new URL(proxy().url(db.url)).port).toBe(String(proxy().port));
+    expect(new URL(proxy().url(db.url)).pathname).toBe(new URL(db.url).pathname);
     const c = await connect();
     try {
       const { rows } = await c.query<{ n: number }>('SELECT 41 + 1 AS n');
@@ -36,7 +28,7 @@ describe('fault proxy', () => {
 
   it('cut() breaks every open connection; new ones work', async () => {
     const c = await connect();
-    proxy.cut();
+    proxy().cut();
     await expect(c.query('SELECT 1')).rejects.toThrow();
     const d = await connect();
     expect((await d.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
@@ -46,7 +38,7 @@ describe('fault proxy', () => {
   it('freeze() holds bytes both ways until thaw(); nothing is lost', async () => {
     const c = await connect();
     try {
-      proxy.freeze();
+      proxy().freeze();
       let done = false;
       const q = c.query<{ n: number }>('SELECT 7 AS n').then((r) => {
         done = true;
@@ -54,7 +46,7 @@ describe('fault proxy', () => {
       });
       // A new connection is accepted but cannot finish its handshake while frozen.
       let lateConnected = false;
-      const late = new pg.Client({ connectionString: proxy.url(db.url) });
+      const late = new pg.Client({ connectionString: proxy().url(db.url) });
       late.on('error', () => undefined);
       const lateConnect = late.connect().then(() => {
         lateConnected = true;
@@ -62,25 +54,25 @@ describe('fault proxy', () => {
       await new Promise((r) => setTimeout(r, 300));
       expect(done).toBe(false);
       expect(lateConnected).toBe(false);
-      proxy.thaw();
+      proxy().thaw();
       expect((await q).rows[0]!.n).toBe(7);
       await lateConnect;
       expect((await late.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });
       await late.end();
     } finally {
-      proxy.thaw();
+      proxy().thaw();
       await c.end();
     }
   });
 
   it('refuse(true) closes new connections at once; refuse(false) accepts again', async () => {
-    proxy.refuse(true);
+    proxy().refuse(true);
     try {
-      const c = new pg.Client({ connectionString: proxy.url(db.url) });
+      const c = new pg.Client({ connectionString: proxy().url(db.url) });
       c.on('error', () => undefined);
       await expect(c.connect()).rejects.toThrow();
     } finally {
-      proxy.refuse(false);
+      proxy().refuse(false);
     }
     const d = await connect();
     expect((await d.query('SELECT 1 AS one')).rows[0]).toEqual({ one: 1 });

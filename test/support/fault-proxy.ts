@@ -2,6 +2,7 @@
 // Put it between clients and a PostgreSQL server, then cut, freeze or refuse
 // connections on demand.
 import net from 'node:net';
+import { afterAll, beforeAll } from 'vitest';
 
 export interface FaultProxy {
   readonly port: number;
@@ -132,5 +133,26 @@ export async function startFaultProxy(target: { host: string; port: number }): P
       cut();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
+  };
+}
+
+/**
+ * A proxy in front of the test database for the whole file: started before
+ * its tests, thawed and closed after them. Call `proxy()` inside a test.
+ */
+export function useFaultProxy(db: { readonly url: string }): () => FaultProxy {
+  let proxy: FaultProxy | undefined;
+  beforeAll(async () => {
+    const u = new URL(db.url);
+    proxy = await startFaultProxy({ host: u.hostname, port: Number(u.port) });
+  });
+  afterAll(async () => {
+    proxy?.thaw();
+    await proxy?.close();
+  });
+  return () => {
+    if (!proxy)
+      throw new Error('useFaultProxy: the proxy is not started yet (call it inside a test)');
+    return proxy;
   };
 }
