@@ -3,21 +3,24 @@
 -- <schema>_reader and <schema>_admin (a monitoring role is given the reader
 -- role), not PUBLIC.
 
--- The elected ticker (src/stream/ticker.ts): the session holding the ticker's
--- advisory lock for this schema, or no row while no ticker leads. pid,
--- application_name and backend start come from pg_stat_activity (a role
--- without pg_read_all_stats sees NULL for another role's backend_start).
+-- The elected ticker (src/stream/ticker.ts): the holder of the ticker's
+-- lease, or no row while no ticker leads. pid and backend start come from
+-- pg_stat_activity (a role without pg_read_all_stats may see NULL there).
 CREATE FUNCTION @schema@.ticker_leader()
 RETURNS TABLE (pid integer, application_name text, backend_start timestamptz)
 LANGUAGE sql STABLE AS $$
-  SELECT l.pid, a.application_name::text, a.backend_start
-    FROM pg_catalog.pg_locks l
-    LEFT JOIN pg_catalog.pg_stat_activity a ON a.pid = l.pid
-   WHERE l.locktype = 'advisory' AND l.granted AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-     AND l.classid::integer = hashtext('pgferry.stream.ticker')
-     AND l.objid::integer = hashtext('@schema_name@')
-     AND l.objsubid = 2
-   LIMIT 1;
+  -- The leader is the holder of the unexpired lease row (migration 10); its
+  -- connection is found by the application_name the Ticker sets
+  -- ('pgferry ticker <holder>'). Behind a pooler, or for a role that may not
+  -- see that session, pid and backend_start are NULL.
+  SELECT a.pid, 'pgferry ticker ' || l.holder, a.backend_start
+    FROM @schema@.ticker_lease l
+    LEFT JOIN LATERAL (
+      SELECT s.pid, s.backend_start FROM pg_catalog.pg_stat_activity s
+       WHERE s.application_name = 'pgferry ticker ' || l.holder
+         AND s.datname = current_database()
+       ORDER BY s.backend_start DESC LIMIT 1) a ON true
+   WHERE l.expires_at > clock_timestamp();
 $$;
 
 -- Ticks per stream: ticks in the last window_seconds (at most the last 1,000

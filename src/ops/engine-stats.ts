@@ -39,7 +39,7 @@ export interface BusChannelStat {
   oldestJoinedAt: Date;
 }
 
-/** The elected stream ticker (the session holding its advisory lock), if one leads. */
+/** The elected stream ticker (the holder of its lease row), if one leads. */
 export interface TickerLeader {
   pid: number;
   applicationName: string | null;

@@ -119,7 +119,7 @@ export async function renderMetrics(ops: Ops, options: MetricsOptions = {}): Pro
       e.sample('pgferry_stream_consumer_lag_seconds', l, c.lagSeconds);
       e.sample('pgferry_stream_consumer_pending_events', l, c.pendingEvents);
     }
-    e.family('pgferry_stream_ticker_leader', 'gauge', '1 while a ticker holds the leader lock.');
+    e.family('pgferry_stream_ticker_leader', 'gauge', '1 while a ticker holds the leader lease.');
     e.sample('pgferry_stream_ticker_leader', {}, s.leader ? 1 : 0);
     e.family('pgferry_stream_ticks_per_minute', 'gauge', 'Ticks of the stream in the last minute.');
     for (const r of s.tickRates)
