@@ -1,14 +1,16 @@
 // `npm test`: everything CI checks, in order, stopping at the first failure.
 //   1. the generated SQL modules match sql/ (drift check)
 //   2. strict typecheck of src, test, bench and scripts, then eslint and prettier --check
-//   3. the whole vitest suite (embedded Postgres unless DATABASE_URL is set)
+//   3. the whole vitest suite (embedded Postgres unless DATABASE_URL is set),
+//      but for test/pooler
 //   4. the queue suite again under a non-default schema
 //   5. the queue and driver suites again on postgres.js and on PGlite
 //      (PGFERRY_TEST_DRIVER; on PGlite without the files whose tests need
 //      several sessions, listed in test/support/pglite-exclusions.ts)
-//   6. the dashboard's browser tests (Debian chromium via playwright-core);
-//      passes with a printed reason when /usr/bin/chromium is missing
-//   7. a one-iteration smoke run of the benchmarks
+//   6. test/pooler through a real PgBouncer (Debian pgbouncer), and
+//   7. the dashboard's browser tests (Debian chromium via playwright-core);
+//      each passes with a printed reason when its program is missing
+//   8. a one-iteration smoke run of the benchmarks
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -28,7 +30,8 @@ const steps: Step[] = [
   { name: 'typecheck', cmd: ['tsc', '-p', 'tsconfig.json', '--noEmit'] },
   { name: 'lint', cmd: ['eslint', '.'] },
   { name: 'format check', cmd: ['prettier', '--check', '.'] },
-  { name: 'test suite', cmd: ['vitest', 'run'] },
+  // The PgBouncer suite has a step of its own below (it needs Debian's pgbouncer).
+  { name: 'test suite', cmd: ['vitest', 'run', '--exclude', 'test/pooler/**'] },
   {
     name: 'queue suite under schema "ferry_alt"',
     cmd: ['vitest', 'run', 'test/queue'],
@@ -43,6 +46,14 @@ const steps: Step[] = [
     name: 'queue and driver suites on PGlite',
     cmd: ['vitest', 'run', 'test/queue', 'test/driver', ...pgliteExcludeArgs()],
     env: { PGFERRY_TEST_DRIVER: 'pglite' },
+  },
+  {
+    name: 'pooler tests through PgBouncer',
+    cmd: ['vitest', 'run', 'test/pooler'],
+    needs: {
+      file: '/usr/sbin/pgbouncer',
+      why: 'Debian pgbouncer is not installed (scripts/ensure-system-deps.sh installs it; CI runs that)',
+    },
   },
   {
     name: 'browser tests',
