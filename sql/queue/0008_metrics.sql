@@ -28,6 +28,8 @@ DECLARE
   rel regclass := @schema@._queue_table(qname);
   def regclass := @schema@._default_partition(rel);
   est bigint;
+  live bigint;
+  is_exact boolean := false;
   invisible bigint;
   plan jsonb;
   m @schema@.metrics_result;
@@ -56,6 +58,16 @@ BEGIN
     RETURN QUERY SELECT m.*, true;
     RETURN;
   END IF;
+  -- The statistics can be stale (a queue drained since the last ANALYZE):
+  -- count the live rows along the primary key, at most exact_below + 1 of
+  -- them. At or under the bar that count is exact, and so is every figure
+  -- below (each is exact while the counts stay under their caps).
+  EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s ORDER BY msg_id LIMIT $1) x', rel)
+    INTO live USING exact_below + 1;
+  IF live <= exact_below THEN
+    est := live;
+    is_exact := true;
+  END IF;
   EXECUTE format('SELECT count(*) FROM (SELECT 1 FROM %s WHERE vt > now() LIMIT 10001) x', rel)
     INTO invisible;
   IF invisible > 10000 THEN
@@ -67,10 +79,10 @@ BEGIN
             round(extract(epoch FROM now() - (SELECT enqueued_at FROM %1$s ORDER BY msg_id DESC LIMIT 1)))::integer,
             round(extract(epoch FROM now() - (SELECT enqueued_at FROM %1$s ORDER BY msg_id LIMIT 1)))::integer,
             (SELECT CASE WHEN is_called THEN last_value ELSE 0 END FROM %2$s),
-            now(), greatest($2 - $3, 0)::bigint, %3$s, false',
+            now(), greatest($2 - $3, 0)::bigint, %3$s, $4',
     rel, pg_get_serial_sequence(rel::text, 'msg_id'),
     CASE WHEN def IS NULL THEN 'NULL::bigint' ELSE format('(SELECT count(*) FROM %s)', def) END)
-    USING qname, est, invisible;
+    USING qname, est, invisible, is_exact;
 END;
 $$;
 

@@ -79,6 +79,27 @@ describe('metrics() default: exact where cheap, estimated otherwise', () => {
     expect(counted.seqScans).toBeGreaterThan(0); // the check above can fail
   });
 
+  it('a queue drained since its statistics were taken: exact again, without a scan', async () => {
+    await fill('md_drained', 14_000);
+    await db.sql(`ANALYZE ${S}.q_md_drained`); // the statistics say 14,000 rows
+    await db.sql(
+      `SELECT ${S}.delete('md_drained', ARRAY(SELECT generate_series(1, 13990)::bigint))`,
+    );
+    const scanned = await withSeqScans('md_drained', `SELECT * FROM ${S}.metrics_fast($1)`, [
+      'md_drained',
+    ]);
+    expect(scanned.row).toMatchObject({
+      exact: true,
+      queue_length: '10',
+      queue_visible_length: '10',
+      total_messages: '14000',
+    });
+    expect(scanned.seqScans).toBe(0);
+    const dflt = await client.metrics('md_drained');
+    const exact = await client.metrics('md_drained', { exact: true });
+    expect({ ...dflt, scrapeTime: null }).toEqual({ ...exact, scrapeTime: null });
+  });
+
   it('exact_below decides; with fast metrics a large queue is exact without a scan', async () => {
     await fill('md_fast', 3000);
     await db.sql(`ANALYZE ${S}.q_md_fast`);
