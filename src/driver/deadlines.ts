@@ -81,21 +81,29 @@ export function withDeadline<T>(p: PromiseLike<T>, ms: number, onTimeout: () => 
   });
 }
 
-/**
- * The deadlines as settings of a standalone node-postgres `Client` (the
- * dedicated connections some components open outside a pool).
- */
-export function pgClientDeadlines(options: DeadlineOptions): {
+/** The connect timeout and keep-alive as node-postgres connection settings. */
+export function pgConnectionDeadlines(d: Deadlines): {
   connectionTimeoutMillis: number;
   keepAlive: boolean;
   keepAliveInitialDelayMillis: number;
-  query_timeout?: number;
 } {
-  const d = resolveDeadlines(options);
   return {
     connectionTimeoutMillis: d.connectTimeoutMs,
     keepAlive: d.keepAliveMs > 0,
     keepAliveInitialDelayMillis: d.keepAliveMs,
+  };
+}
+
+/**
+ * Every deadline as settings of a standalone node-postgres `Client` (the
+ * dedicated connections some components open outside a pool).
+ */
+export function pgClientDeadlines(
+  options: DeadlineOptions,
+): ReturnType<typeof pgConnectionDeadlines> & { query_timeout?: number } {
+  const d = resolveDeadlines(options);
+  return {
+    ...pgConnectionDeadlines(d),
     ...(d.queryTimeoutMs > 0 ? { query_timeout: d.queryTimeoutMs } : {}),
   };
 }

@@ -13,7 +13,12 @@ import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { TimeoutError, mapError } from '../errors.js';
-import { resolveDeadlines, statementDeadline, type DeadlineOptions } from './deadlines.js';
+import {
+  pgConnectionDeadlines,
+  resolveDeadlines,
+  statementDeadline,
+  type DeadlineOptions,
+} from './deadlines.js';
 import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
 import { ListenGuard, type PoolerOptions } from './pooler.js';
 
@@ -89,9 +94,7 @@ export class PgDriver implements Driver {
     // would also bound the wait for a free pooled connection (busy, not down).
     const connectionConfig: pg.ClientConfig = {
       ...(connectionString ? { connectionString } : {}),
-      connectionTimeoutMillis: deadlines.connectTimeoutMs,
-      keepAlive: deadlines.keepAliveMs > 0,
-      keepAliveInitialDelayMillis: deadlines.keepAliveMs,
+      ...pgConnectionDeadlines(deadlines),
       ...options.poolConfig,
     };
     if (options.pool) {
