@@ -15,6 +15,22 @@ import { H } from './headers.js';
 import { TaskStatements, type RunAt } from './statements.js';
 import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
 import { checkIdempotencyKey, validateInput } from './validate.js';
+import {
+  childResults,
+  enqueueFlow,
+  type ChildResult,
+  type EnqueuedFlow,
+  type FlowSpec,
+} from './flows.js';
+import { jobHistory, type JobAttempt } from './history.js';
+import {
+  checkId,
+  pruneResults,
+  readResult,
+  waitForResult,
+  type JobResult,
+  type WaitForResultOptions,
+} from './results.js';
 
 export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
@@ -44,6 +60,8 @@ export interface JobSnapshot {
   enqueuedAt: Date;
   runAt: Date;
   archivedAt: Date | null;
+  /** The latest value the handler reported with ctx.progress (undefined: none). */
+  progress: unknown;
 }
 
 /**
@@ -180,7 +198,8 @@ export class TaskClient {
     return res.map((r) => ({ id: r.id, task: task.name, duplicate: r.duplicate }));
   }
 
-  private jobHeaders(
+  /** @internal The headers, idempotency key and run time of one job (also used by enqueueFlow). */
+  jobHeaders(
     task: AnyTask,
     o: Omit<EnqueueOptions, 'tx'>,
   ): { headers: string; key: string | undefined; runAt: RunAt } {
@@ -301,6 +320,54 @@ export class TaskClient {
     }
   }
 
+  // --- results, flows, history (results.ts, flows.ts, history.ts) ---------
+
+  /** A job's state, stored result, error and progress (`<tasks>.job_result`). */
+  result<R = unknown>(task: AnyTask | string, id: number, o: TxOption = {}): Promise<JobResult<R>> {
+    return readResult<R>(o.tx ?? this.driver, this.statements, taskName(task), id);
+  }
+
+  /**
+   * Waits until the job finished and returns its handler's return value
+   * (undefined when it returned none). Throws JobFailedError (dead or
+   * cancelled, with the error), JobNotFoundError or ResultTimeoutError.
+   */
+  waitForResult<R = unknown>(
+    task: AnyTask | string,
+    id: number,
+    o: WaitForResultOptions = {},
+  ): Promise<R | undefined> {
+    return waitForResult<R>(this.driver, this.statements, taskName(task), id, o);
+  }
+
+  /** Enqueues a parent and its children atomically; the parent runs once they finished. */
+  enqueueFlow(spec: FlowSpec, o: TxOption = {}): Promise<EnqueuedFlow> {
+    return enqueueFlow(this, spec, o);
+  }
+
+  /** The children of a flow parent and how each ended (what the parent's ctx.childResults holds). */
+  childResults(task: AnyTask | string, parentId: number, o: TxOption = {}): Promise<ChildResult[]> {
+    checkId(parentId);
+    return childResults(o.tx ?? this.driver, this.statements, taskName(task), parentId);
+  }
+
+  /** A job's attempts with their timings and errors (null when the job is gone). */
+  history(task: AnyTask | string, id: number, o: TxOption = {}): Promise<JobAttempt[] | null> {
+    checkId(id);
+    return jobHistory(o.tx ?? this.driver, this.statements, taskName(task), id);
+  }
+
+  /** Deletes stored results (and finished flows' bookkeeping) older than `retentionMs`. */
+  pruneResults(
+    task: AnyTask | string,
+    o: { retentionMs: number; batchSize?: number },
+  ): Promise<number> {
+    const batch = o.batchSize ?? 1000;
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new InvalidArgumentError('batchSize must be a positive integer');
+    return pruneResults(this.driver, this.statements, taskName(task), o.retentionMs, batch);
+  }
+
   async close(): Promise<void> {
     if (this.ownsDriver) await this.driver.close();
   }
@@ -309,6 +376,9 @@ export class TaskClient {
     await this.close();
   }
 }
+
+const taskName = (task: AnyTask | string): string =>
+  typeof task === 'string' ? checkTaskName(task) : task.name;
 
 const ensureKey = (task: AnyTask): string =>
   `${task.name}:${task.grouped}:${task.priority !== undefined}`;
@@ -325,5 +395,6 @@ function snapshot(task: string, m: Message, state: JobState, archivedAt: Date | 
     enqueuedAt: m.enqueuedAt,
     runAt: m.visibleAt,
     archivedAt,
+    progress: m.headers?.[H.progress],
   };
 }

@@ -335,4 +335,14 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.purge_dead(text, bigint[], text)': 'none',
   'tasks.reschedule_dead(text, bigint[], text)': 'none',
   'tasks.retry(text, bigint, integer, integer, jsonb)': 'none',
+  // taskfeat-b additions (progress, results, flows, history)
+  'tasks._child_finished(text, bigint, text, jsonb)': 'none',
+  'tasks._held_until()': 'none',
+  'tasks._history_push(jsonb, jsonb)': 'none',
+  'tasks.complete_results(text, bigint[], integer[], jsonb[], boolean, boolean, boolean)': 'none',
+  'tasks.enqueue_flow(text, jsonb, jsonb, jsonb, text)': 'none',
+  'tasks.flow_child_results(text, bigint)': 'none',
+  'tasks.job_result(text, bigint)': 'none',
+  'tasks.progress(text, bigint, integer, jsonb)': 'none',
+  'tasks.prune_results(text, interval, integer)': 'none',
 };
