@@ -66,3 +66,16 @@ export class ResultTooLargeError extends PgferryError {
     );
   }
 }
+
+/** ctx.complete(tx): the job is no longer this attempt's (its lease ran out, or it was cancelled); roll back. */
+export class JobNotHeldError extends PgferryError {
+  constructor(
+    readonly task: string,
+    readonly id: number,
+  ) {
+    super(
+      'PGFERRY_JOB_NOT_HELD',
+      `job ${id} of task "${task}" is no longer held by this attempt (lease ran out or cancelled)`,
+    );
+  }
+}

@@ -11,10 +11,13 @@ import {
 import { H } from './headers.js';
 import type { AnyTask, JobInfo } from './types.js';
 import { validateInput } from './validate.js';
+import { JobRun, noFeatures, type JobFeatures } from './job-features.js';
+import { encodeResult } from './results.js';
 
 /** How one attempt ended. */
 export type Outcome =
-  | { kind: 'success' }
+  /** result: the handler's return value as JSON (null: undefined, nothing to store); inTx: ctx.complete(tx) finished it. */
+  | { kind: 'success'; result: string | null; inTx: boolean }
   | { kind: 'retry'; error: unknown }
   | { kind: 'dead'; error: unknown }
   | { kind: 'cancelled' }
@@ -50,6 +53,7 @@ export async function runAttempt(
   controller: AbortController,
   settleMs: number,
   logger: Logger,
+  features: JobRun | JobFeatures = noFeatures,
 ): Promise<Outcome> {
   if (job.attempt > job.maxAttempts)
     return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
@@ -59,16 +63,46 @@ export async function runAttempt(
   } catch (err) {
     return { kind: 'dead', error: err };
   }
+  try {
+    if (features instanceof JobRun) await features.load();
+  } catch (err) {
+    return { kind: 'retry', error: err };
+  }
+  const outcome = await runHandler(task, input, job, controller, settleMs, logger, features);
+  if (!(features instanceof JobRun)) return outcome;
+  await features.settle();
+  return outcome.kind === 'success' && features.completedInTx
+    ? { kind: 'success', result: null, inTx: true }
+    : outcome;
+}
+
+async function runHandler(
+  task: AnyTask,
+  input: unknown,
+  job: JobInfo,
+  controller: AbortController,
+  settleMs: number,
+  logger: Logger,
+  features: JobFeatures,
+): Promise<Outcome> {
   const signal = controller.signal;
+  const ctx = {
+    signal,
+    job,
+    logger,
+    progress: features.progress,
+    complete: features.complete,
+    childResults: features.childResults,
+  };
   const timer = setTimeout(
     () => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)),
     task.timeoutMs,
   );
   try {
     const settled = Promise.resolve()
-      .then(() => traceProcess(job, () => task.handler(input, { signal, job, logger })))
+      .then(() => traceProcess(job, () => task.handler(input, ctx)))
       .then(
-        () => ({ ok: true as const }),
+        (value: unknown) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       );
     const aborted = new Promise<void>((resolve) => {
@@ -77,7 +111,13 @@ export async function runAttempt(
     });
     const first = await Promise.race([settled, aborted.then(() => null)]);
     if (first && !signal.aborted) {
-      return first.ok ? { kind: 'success' } : classify(task, job, first.error);
+      if (!first.ok) return classify(task, job, first.error);
+      try {
+        return { kind: 'success', result: encodeResult(first.value), inTx: false };
+      } catch (err) {
+        // A result that cannot be stored (too large, not JSON): the same every time.
+        return { kind: 'dead', error: err };
+      }
     }
     // Aborted: give the handler a moment to stop, then fail the attempt.
     let settleTimer: NodeJS.Timeout | undefined;
