@@ -1,12 +1,20 @@
 import { frees, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
+import { completeResults, isFlowChild } from '../job-features.js';
 
 /** Records a succeeded job and finishes it with the lane's next completion statement. */
-export function completed(core: Core, r: Running, startedAt: number): void {
+export function completed(
+  core: Core,
+  r: Running,
+  startedAt: number,
+  result: string | null = null,
+): void {
   const { lane, m } = r.leased;
   lane.done.ids.push(m.msgId);
   lane.done.rcs.push(m.readCount);
   lane.done.jobs.push({ job: r.job, startedAt });
+  lane.done.results.push(result);
+  if (result !== null || isFlowChild(m)) lane.done.extra = true;
   // Not awaited: the slot is free at once, and completions made while
   // a flush runs go together in the next statement.
   void flush(core, lane);
@@ -20,19 +28,35 @@ export function flush(core: Core, lane: Lane): Promise<void> {
   if (lane.flushing) return lane.flushing;
   const batch = lane.done;
   if (batch.ids.length === 0) return Promise.resolve();
-  lane.done = { ids: [], rcs: [], jobs: [] };
+  lane.done = { ids: [], rcs: [], jobs: [], results: [], extra: false };
   const task = lane.task;
-  lane.flushing = core.client.statements
-    .complete(
-      core.client.driver,
-      task.name,
-      batch.ids,
-      batch.rcs,
-      task.onComplete === 'archive',
-      core.o.asyncCommit,
-      // Other workers may be waiting for the slot or group this frees.
-      frees(task),
-    )
+  const st = core.client.statements;
+  const archive = task.onComplete === 'archive';
+  // Other workers may be waiting for the slot or group this frees.
+  const notify = frees(task);
+  // Results and flow children need complete_results; plain batches keep the plain statement.
+  const statement = batch.extra
+    ? completeResults(
+        core.client.driver,
+        st,
+        task.name,
+        batch.ids,
+        batch.rcs,
+        batch.results,
+        archive,
+        core.o.asyncCommit,
+        notify,
+      )
+    : st.complete(
+        core.client.driver,
+        task.name,
+        batch.ids,
+        batch.rcs,
+        archive,
+        core.o.asyncCommit,
+        notify,
+      );
+  lane.flushing = statement
     .then(
       () => {
         const now = Date.now();
