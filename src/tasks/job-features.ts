@@ -108,9 +108,12 @@ export class JobRun implements JobFeatures {
     private readonly logger: Logger,
   ) {}
 
-  /** A flow parent reads its children's outcomes before its handler runs. */
+  /** A flow parent: its children's outcomes are read before its handler runs. */
+  get isFlowParent(): boolean {
+    return this.m.headers?.[H.flow] !== undefined;
+  }
+
   async load(): Promise<void> {
-    if (this.m.headers?.[H.flow] === undefined) return;
     this.childResults = await childResults(
       this.client.driver,
       this.client.statements,
@@ -162,14 +165,22 @@ export class JobRun implements JobFeatures {
   }
 
   /** After the handler: writes the last reported value now, then stops. */
-  async settle(): Promise<void> {
-    clearTimeout(this.timer);
-    this.timer = undefined;
-    await this.writing;
-    if (this.pending && !this.closed) {
-      this.lastWrite = 0;
-      this.schedule();
-      await this.writing;
+  settle(): Promise<void> | undefined {
+    this.closed ||= !this.writing && !this.timer && !this.pending;
+    // No progress reported (or all written): nothing to wait for, no extra tick.
+    return this.closed ? undefined : this.flushProgress();
+  }
+
+  private async flushProgress(): Promise<void> {
+    for (;;) {
+      // A finished write may have set a timer for the pending value: write it now instead.
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      if (this.writing) await this.writing;
+      else if (this.pending && !this.closed) {
+        this.lastWrite = 0;
+        this.schedule();
+      } else break;
     }
     this.closed = true;
   }

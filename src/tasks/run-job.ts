@@ -63,15 +63,17 @@ export async function runAttempt(
   } catch (err) {
     return { kind: 'dead', error: err };
   }
+  const run = features instanceof JobRun ? features : undefined;
   try {
-    if (features instanceof JobRun) await features.load();
+    if (run?.isFlowParent) await run.load();
   } catch (err) {
     return { kind: 'retry', error: err };
   }
   const outcome = await runHandler(task, input, job, controller, settleMs, logger, features);
-  if (!(features instanceof JobRun)) return outcome;
-  await features.settle();
-  return outcome.kind === 'success' && features.completedInTx
+  if (!run) return outcome;
+  const settling = run.settle();
+  if (settling) await settling;
+  return outcome.kind === 'success' && run.completedInTx
     ? { kind: 'success', result: null, inTx: true }
     : outcome;
 }
