@@ -153,10 +153,11 @@ REVOKE ALL ON FUNCTION @schema@._child_finished(text, bigint, text, jsonb) FROM 
 
 -- Enqueues a parent and its children in one statement. children: a JSON
 -- array of { "queue": text, "input": json, "headers": object?, "run_at":
--- timestamptz?, "delay_ms": number? }. The parent is held until its last child finishes, then
--- runs with its children's results (flow_child_results). Idempotency keys
--- are refused (a deduplicated child would belong to another flow). Returns
--- the parent (position 0) and the children (1…n).
+-- timestamptz?, "delay_ms": number? }. The parent is held until its last
+-- child finishes, then runs with its children's results
+-- (flow_child_results). Idempotency keys are refused (a deduplicated child
+-- would belong to another flow). Returns the parent (position 0) and the
+-- children (1…n).
 CREATE FUNCTION @schema@.enqueue_flow(
   parent_queue text, parent_input jsonb, parent_headers jsonb, children jsonb,
   on_child_failure text DEFAULT 'fail')

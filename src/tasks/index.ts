@@ -39,9 +39,11 @@ export {
   type FlowSpec,
 } from './flows.js';
 export { type JobAttempt } from './history.js';
+export { MAX_PROGRESS_BYTES } from './job-features.js';
 export {
   JobFailedError,
   JobNotFoundError,
+  JobNotHeldError,
   ResultTimeoutError,
   ResultTooLargeError,
   type StoredError,

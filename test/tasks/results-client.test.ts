@@ -360,6 +360,20 @@ describe('tasks: flows (SQL side)', () => {
         ],
       }),
     ).rejects.toBeInstanceOf(TaskConfigError);
+    // Children may be delayed or scheduled.
+    const at = new Date(Date.now() + 3_600_000);
+    const later = await client.enqueueFlow({
+      parent: { task: sum, input: { label: 'later' } },
+      children: [
+        { task: calc, input: { n: 1 }, options: { delayMs: 60_000 } },
+        { task: calc, input: { n: 2 }, options: { runAt: at } },
+      ],
+    });
+    const [d1, d2] = await Promise.all(later.children.map((c) => client.getJob(calc, c.id)));
+    expect([d1!.state, d2!.state]).toEqual(['scheduled', 'scheduled']);
+    expect(d1!.runAt.getTime()).toBeGreaterThan(Date.now() + 50_000);
+    expect(d2!.runAt.getTime()).toBe(at.getTime());
+    const before2 = (await calcs())[0]!.n;
     // In the caller's transaction: rolled back, nothing is left.
     await client
       .transaction(async (tx) => {
@@ -373,7 +387,8 @@ describe('tasks: flows (SQL side)', () => {
         throw new Error('rollback');
       })
       .catch(() => undefined);
-    expect((await calcs())[0]!.n).toBe(before);
+    expect((await calcs())[0]!.n).toBe(before2);
+    expect(before2).toBe(before + 2);
     // From SQL, with a bad policy: PF301.
     await expect(
       client.transaction((tx) =>

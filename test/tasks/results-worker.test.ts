@@ -88,27 +88,20 @@ describe('tasks worker: ctx.complete(tx)', () => {
   it("commits the handler's writes and the completion together; a rolled-back attempt is retried", async () => {
     await db.sql(`CREATE TABLE ledger (job bigint, attempt int)`);
     const successes: number[] = [];
+    const client = taskClient(db);
     const t = defineTask<{ failFirst: boolean }>({
       name: 'w_tx',
       backoff: { kind: 'fixed', delayMs: 0 },
       handler: async ({ failFirst }, ctx) => {
-        const c = await db.pool.connect();
-        try {
-          await c.query('BEGIN');
-          await c.query('INSERT INTO ledger VALUES ($1, $2)', [ctx.job.id, ctx.job.attempt]);
-          await ctx.complete(c, { result: { attempt: ctx.job.attempt } });
+        // One of pgferry's transactions here; examples/tasks-complete-tx.ts passes a pg client.
+        await client.transaction(async (tx) => {
+          await tx.query('INSERT INTO ledger VALUES ($1, $2)', [ctx.job.id, ctx.job.attempt]);
+          await ctx.complete(tx, { result: { attempt: ctx.job.attempt } });
           if (failFirst && ctx.job.attempt === 1) throw new Error('after complete, before commit');
-          await c.query('COMMIT');
-        } catch (err) {
-          await c.query('ROLLBACK');
-          throw err;
-        } finally {
-          c.release();
-        }
+        });
         return 'ignored: the result given to complete() is the stored one';
       },
     });
-    const client = taskClient(db);
     const w = worker(db, { tasks: [t] });
     w.on('job:success', (job) => successes.push(job.id));
     await w.start();
