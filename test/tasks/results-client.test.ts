@@ -340,7 +340,8 @@ describe('tasks: flows (SQL side)', () => {
 
   it('is atomic and refuses what a flow cannot hold', async () => {
     const client = taskClient(db);
-    const calcs = () => db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.q_calc`);
+    const calcs = () =>
+      db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${db.queueSchema}.q_calc`);
     const before = (await calcs())[0]!.n;
     await expect(
       client.enqueueFlow({ parent: { task: sum, input: { label: 'x' } }, children: [] }),
