@@ -6,7 +6,8 @@ export {
   type StreamConsumerOptions,
   type BatchResult,
 } from './consumer.js';
-export { Ticker, acquireSharedTicker, type TickerOptions } from './ticker.js';
+export { Ticker, type TickerOptions } from './ticker.js';
+export { acquireSharedTicker } from './shared-ticker.js';
 export {
   BatchNotFoundError,
   CooperativeConsumerError,
