@@ -1,13 +1,12 @@
 // Stream spans: send (PRODUCER), receive (CLIENT), process (CONSUMER) per event,
 // and the trace context carried in ev_extra4 from the send to the process span.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { SpanKind } from '@opentelemetry/api';
 import { useTestDatabase } from '../support/db.js';
 import { disableTracing, enableTracing } from '../../src/telemetry/index.js';
 import { Consumer, StreamClient, StreamConsumer } from '../../src/stream/index.js';
 import { inMemoryTracing, record, type SpanRecord } from './fixtures/otel.js';
+import { runFixture } from './fixtures/run-fixture.js';
 
 const db = useTestDatabase();
 const otel = inMemoryTracing();
@@ -64,34 +63,15 @@ describe('stream tracing', () => {
   });
 });
 
-const root = fileURLToPath(new URL('../../', import.meta.url));
-
 /** Runs test/telemetry/fixtures/traced-stream-consumer.ts in its own process. */
 function consumeInAnotherProcess(
   stream: string,
   consumer: string,
 ): Promise<{ result: { events: number; nacked: number }; spans: SpanRecord[] }> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'test/telemetry/fixtures/traced-stream-consumer.ts'],
-      {
-        cwd: root,
-        env: { ...process.env, DATABASE_URL: db.url, STREAM: stream, CONSUMER: consumer },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 40_000);
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0)
-        resolve(JSON.parse(out) as Awaited<ReturnType<typeof consumeInAnotherProcess>>);
-      else reject(new Error(`consumer process exited ${code}: ${err}`));
-    });
+  return runFixture('test/telemetry/fixtures/traced-stream-consumer.ts', {
+    DATABASE_URL: db.url,
+    STREAM: stream,
+    CONSUMER: consumer,
   });
 }
 
