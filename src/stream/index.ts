@@ -1,5 +1,6 @@
 // pgferry/stream: PgQue-compatible event streams. Explicit exports only.
 export { StreamClient, type StreamClientOptions } from './client.js';
+export type { DlqPurgeOptions, RequeueAllResult } from './admin.js';
 export {
   Consumer, // deprecated alias of StreamConsumer (docs/concepts.md)
   StreamConsumer,
