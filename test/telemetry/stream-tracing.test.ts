@@ -193,6 +193,52 @@ describe('stream trace context (ev_extra4)', () => {
     expect(byId.get(traced)).toMatchObject({ traceId: send.traceId, parentSpanId: send.spanId });
   });
 
+  it('a redelivery after a nack is still a child of the original send', async () => {
+    const sc = db.track(new StreamClient({ connectionString: db.url }));
+    await sc.createStream('tr_retry');
+    await sc.subscribe('tr_retry', 'retry_reader');
+    otel.exporter.reset();
+    const id = await sc.send('tr_retry', { n: 1 });
+    const send = otel.exporter.getFinishedSpans().map(record)[0]!;
+    const c = new StreamConsumer({
+      connectionString: db.url,
+      stream: 'tr_retry',
+      name: 'retry_reader',
+      retryAfterMs: 0,
+      ticker: false,
+      listen: false,
+      subscribe: false,
+      handleSignals: false,
+    });
+    db.track({ close: () => c.client.close() });
+    let calls = 0;
+    c.on('*', () => {
+      if (++calls === 1) throw new Error('first delivery fails');
+    });
+    await sc.forceNextTick('tr_retry');
+    await sc.tick('tr_retry');
+    expect(await c.processNext()).toMatchObject({ events: 1, nacked: 1 });
+    expect(await sc.maintRetryEvents()).toBe(1);
+    await sc.forceNextTick('tr_retry');
+    await sc.tick('tr_retry');
+    expect(await c.processNext()).toMatchObject({ events: 1, nacked: 0 });
+    const processed = otel.exporter
+      .getFinishedSpans()
+      .map(record)
+      .filter((s) => s.name === 'process tr_retry');
+    expect(
+      processed.map((s) => [
+        s.attributes['messaging.message.id'],
+        s.attributes['messaging.message.delivery_count'],
+        s.parentSpanId,
+        s.status,
+      ]),
+    ).toEqual([
+      [String(id), 1, send.spanId, 2],
+      [String(id), 2, send.spanId, 0],
+    ]);
+  });
+
   it('a role served by the SQL functions (writer grant only) carries the context too', async () => {
     const sc = db.track(new StreamClient({ connectionString: db.url }));
     await sc.createStream('tr_role');
