@@ -1,6 +1,6 @@
 import { execute, type Executor } from '../driver/types.js';
 import type { Logger } from '../logger.js';
-import type { Message } from '../queue/index.js';
+import type { Headers, Message } from '../queue/index.js';
 import type { TaskClient } from './client.js';
 import { TaskConfigError } from './errors.js';
 import { childResults, type ChildResult } from './flows.js';
@@ -82,6 +82,12 @@ export function completeResults(
 
 /** Whether completing this job needs complete_results (it is a flow child). */
 export const isFlowChild = (m: Message<unknown>): boolean => m.headers?.[H.parent] !== undefined;
+
+/** A flow child's parent task (whose job this child's finish may release), or undefined. */
+export function parentTask(headers: Headers | null | undefined): string | undefined {
+  const p = headers?.[H.parent] as { task?: unknown } | undefined;
+  return typeof p?.task === 'string' ? p.task : undefined;
+}
 
 /**
  * One running job's progress writer, in-transaction completion and flow

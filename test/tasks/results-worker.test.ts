@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { TaskClient } from '../../src/tasks/client.js';
+import { Pruner } from '../../src/tasks/pruner.js';
 import {
   JobFailedError,
   JobNotHeldError,
@@ -234,5 +235,38 @@ describe('tasks worker: flows and history', () => {
     for (const a of h)
       expect(a.finishedAt!.getTime()).toBeGreaterThanOrEqual(a.startedAt!.getTime());
     await w.stop();
+  });
+});
+
+describe('tasks worker: result retention', () => {
+  it("the pruner chore deletes results after resultRetentionMs (default 7 days), not with the job's archive", async () => {
+    const t = defineTask<{ n: number }>({ name: 'w_keep', handler: ({ n }) => n });
+    const client = taskClient(db);
+    const jobs = await client.enqueueBatch(
+      t,
+      [1, 2, 3].map((n) => ({ input: { n } })),
+    );
+    const flow = await client.enqueueFlow({
+      parent: { task: t, input: { n: 4 } },
+      children: [{ task: t, input: { n: 5 } }],
+    });
+    expect(await worker(db, { tasks: [t] }).runUntilIdle()).toMatchObject({ succeeded: 5 });
+    const S = db.queueSchema;
+    await db.sql(`UPDATE ${S}.a_w_keep SET archived_at = now() - interval '2 days'`);
+    await db.sql(
+      `UPDATE pgferry_tasks.job_results SET finished_at = now() - interval '8 days'
+        WHERE queue_name = 'w_keep' AND msg_id = ANY($1)`,
+      [[jobs[0]!.id, jobs[1]!.id]],
+    );
+    await db.sql(`UPDATE pgferry_tasks.flows SET created_at = now() - interval '8 days'`);
+    const pruner = new Pruner(client, [t], { retentionMs: 86_400_000 }, (e) => {
+      throw e;
+    });
+    expect(await pruner.once()).toBe(5); // the archive: every job
+    expect(await client.getJob(t, jobs[2]!.id)).toBeNull();
+    expect(await client.waitForResult(t, jobs[2]!.id)).toBe(3); // 7 days not over
+    expect((await client.result(t, jobs[0]!.id)).state).toBe('unknown');
+    expect((await client.result(t, jobs[1]!.id)).state).toBe('unknown');
+    expect(await client.childResults(t, flow.parent.id)).toEqual([]); // its bookkeeping went too
   });
 });

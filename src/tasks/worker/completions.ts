@@ -1,6 +1,7 @@
 import { frees, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
-import { completeResults, isFlowChild } from '../job-features.js';
+import { completeResults, isFlowChild, parentTask } from '../job-features.js';
+import type { JobInfo } from '../types.js';
 
 /** Records a succeeded job and finishes it with the lane's next completion statement. */
 export function completed(
@@ -61,6 +62,7 @@ export function flush(core: Core, lane: Lane): Promise<void> {
       () => {
         const now = Date.now();
         for (const { job, startedAt } of batch.jobs) core.fire('job:success', job, now - startedAt);
+        if (batch.extra) wakeParents(core, batch.jobs);
         if (core.drain) core.drain.summary.succeeded += batch.jobs.length;
       },
       (err: unknown) => {
@@ -76,6 +78,18 @@ export function flush(core: Core, lane: Lane): Promise<void> {
       else core.pump();
     });
   return lane.flushing;
+}
+
+/**
+ * Flow children finished: their parents may now be runnable. The release
+ * also notifies, but a drain (runUntilIdle, or a worker without LISTEN)
+ * must look again at once.
+ */
+export function wakeParents(core: Core, jobs: readonly { job: JobInfo }[]): void {
+  for (const { job } of jobs) {
+    const lane = core.byName.get(parentTask(job.headers) ?? '');
+    if (lane) wakeLane(core, lane);
+  }
 }
 
 /** Waits until every completion of the lane is written. */

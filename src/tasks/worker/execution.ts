@@ -1,6 +1,6 @@
 import { retryDelayMs } from '../backoff.js';
 import { jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
-import { completed } from './completions.js';
+import { completed, wakeParents } from './completions.js';
 import { JobRun } from '../job-features.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
 import { refresh, wakeLane } from './fetching.js';
@@ -80,6 +80,7 @@ async function execute(core: Core, r: Running): Promise<void> {
           // ctx.complete(tx) finished it in the handler's transaction.
           core.fire('job:success', r.job, Date.now() - startedAt);
           if (core.drain) core.drain.summary.succeeded++;
+          wakeParents(core, [r]);
         } else completed(core, r, startedAt, outcome.result);
         return;
       case 'cancelled':
@@ -111,6 +112,7 @@ async function execute(core: Core, r: Running): Promise<void> {
           serialiseError(outcome.error),
         );
         core.fire('job:dead', r.job, outcome.error, id);
+        wakeParents(core, [r]); // a 'continue' flow runs its parent anyway
         if (core.drain) core.drain.summary.dead++;
         return;
       }
