@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { TaskClient } from '../../src/tasks/client.js';
 import { Pruner } from '../../src/tasks/pruner.js';
+import { TaskConfigError } from '../../src/tasks/errors.js';
+import { runTask } from '../../src/testing/index.js';
 import {
   JobFailedError,
   JobNotHeldError,
@@ -268,5 +270,30 @@ describe('tasks worker: result retention', () => {
     expect((await client.result(t, jobs[0]!.id)).state).toBe('unknown');
     expect((await client.result(t, jobs[1]!.id)).state).toBe('unknown');
     expect(await client.childResults(t, flow.parent.id)).toEqual([]); // its bookkeeping went too
+  });
+});
+
+describe('pgferry/testing runTask: the database features inline', () => {
+  it('hands progress to onProgress, childResults through, and checks ctx.complete’s arguments', async () => {
+    const seen: unknown[] = [];
+    const t = defineTask<{ n: number }>({
+      name: 'inline_feat',
+      handler: async ({ n }, ctx) => {
+        ctx.progress(n);
+        await ctx.complete({ query: async () => ({ rows: [] }) }, { result: 1 });
+        await expect(ctx.complete(null as never)).rejects.toBeInstanceOf(TaskConfigError);
+        return ctx.childResults.map((c) => c.result);
+      },
+    });
+    const out = await runTask(
+      t,
+      { n: 7 },
+      {
+        onProgress: (v) => seen.push(v),
+        childResults: [{ task: 'x', id: 1, state: 'completed', result: 'r', error: null }],
+      },
+    );
+    expect(out).toEqual(['r']);
+    expect(seen).toEqual([7]);
   });
 });
