@@ -241,6 +241,7 @@ DECLARE
   ids bigint[];
   hdrs jsonb[];
   ress jsonb[];
+  child bigint;
 BEGIN
   IF async_commit THEN
     PERFORM set_config('synchronous_commit', 'off', true);
@@ -267,10 +268,13 @@ BEGIN
    WHERE u.res IS NOT NULL
   ON CONFLICT ON CONSTRAINT job_results_pkey DO UPDATE
     SET state = 'completed', result = excluded.result, error = NULL, finished_at = excluded.finished_at;
-  FOR i IN 1 .. array_length(ids, 1) LOOP
-    IF hdrs[i] ? 'x-pgferry-parent' THEN
-      PERFORM @schema@._child_finished(queue_name, ids[i], 'completed', NULL);
-    END IF;
+  -- In parent order: two batches holding children of the same parents then
+  -- lock the parents' flows rows in the same order (no deadlock).
+  FOR child IN SELECT u.id FROM unnest(ids, hdrs) AS u(id, h)
+                WHERE u.h ? 'x-pgferry-parent'
+                ORDER BY u.h -> 'x-pgferry-parent' ->> 'task', (u.h -> 'x-pgferry-parent' ->> 'id')::bigint
+  LOOP
+    PERFORM @schema@._child_finished(queue_name, child, 'completed', NULL);
   END LOOP;
   RETURN QUERY SELECT unnest(ids);
 END;
