@@ -197,24 +197,25 @@ export class JobRun implements JobFeatures {
     if (this.closed) throw new TaskConfigError('ctx.complete was called after the attempt ended');
     checkTx(tx);
     const result = encodeResult(o.result);
-    // Progress written now would wait for (and then miss) the row this deletes.
+    // A progress write from the pool now would wait for (and then miss) the
+    // row this deletes: the last value goes into the transaction instead.
     clearTimeout(this.timer);
     this.timer = undefined;
+    const last = this.pending;
     this.pending = undefined;
     await this.writing;
     this.closed = true;
     const st = this.client.statements;
+    const key: [string, number, number] = [this.task.name, this.m.msgId, this.m.readCount];
+    if (last)
+      await execute(tx, `SELECT ${st.t}.progress($1::text, $2::bigint, $3::integer, $4::jsonb)`, [
+        ...key,
+        last.text,
+      ]);
     const rows = await execute<{ r: string }>(
       tx,
       `SELECT r FROM ${st.t}.complete_results($1::text, $2::bigint[], $3::integer[], $4::jsonb[], $5::boolean, false, $6::boolean) AS r`,
-      [
-        this.task.name,
-        [this.m.msgId],
-        [this.m.readCount],
-        [result],
-        this.task.onComplete === 'archive',
-        this.notify,
-      ],
+      [key[0], [key[1]], [key[2]], [result], this.task.onComplete === 'archive', this.notify],
     );
     if (rows.rows.length === 0) throw new JobNotHeldError(this.task.name, this.m.msgId);
     this.completedInTx = true;

@@ -99,6 +99,8 @@ describe('tasks worker: ctx.complete(tx)', () => {
         // One of pgferry's transactions here; examples/tasks-complete-tx.ts passes a pg client.
         await client.transaction(async (tx) => {
           await tx.query('INSERT INTO ledger VALUES ($1, $2)', [ctx.job.id, ctx.job.attempt]);
+          ctx.progress('half'); // written at once, from the pool
+          ctx.progress('all'); // throttled: goes into tx with the completion
           await ctx.complete(tx, { result: { attempt: ctx.job.attempt } });
           if (failFirst && ctx.job.attempt === 1) throw new Error('after complete, before commit');
         });
@@ -112,6 +114,7 @@ describe('tasks worker: ctx.complete(tx)', () => {
     const flaky = await client.enqueue(t, { failFirst: true });
     expect(await client.waitForResult(t, ok.id, { timeoutMs: 15_000 })).toEqual({ attempt: 1 });
     expect(await client.waitForResult(t, flaky.id, { timeoutMs: 15_000 })).toEqual({ attempt: 2 });
+    expect((await client.getJob(t, ok.id))!.progress).toBe('all');
     const rows = await db.sql(`SELECT job, attempt FROM ledger ORDER BY job, attempt`);
     expect(rows.map((r) => [Number(r.job), r.attempt])).toEqual([
       [ok.id, 1],
