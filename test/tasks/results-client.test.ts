@@ -338,6 +338,44 @@ describe('tasks: flows (SQL side)', () => {
     }
   });
 
+  it('two batches finishing children of the same parents in opposite orders do not deadlock', async () => {
+    const client = taskClient(db);
+    const [a, b, c] = await connections(db, 3);
+    const mk = (label: string) =>
+      client.enqueueFlow({
+        parent: { task: sum, input: { label } },
+        children: [
+          { task: calc, input: { n: 1 } },
+          { task: calc, input: { n: 2 } },
+        ],
+      });
+    const x = await mk('x');
+    const y = await mk('y');
+    const ls = await lease(client, 'calc');
+    const rc = (id: number) => ls.find((l) => l.id === id)!.rc;
+    const batch = (conn: typeof a, ids: number[]) =>
+      conn!.query(
+        `SELECT ${T}.complete_results('calc', $1::bigint[], $2::int[], ARRAY[NULL, NULL]::jsonb[])`,
+        [ids, ids.map(rc)],
+      );
+    // c holds y's flow row, so a (y's child first, then x's) and b (x's, then y's) overlap.
+    await c!.query('BEGIN');
+    await c!.query(`SELECT 1 FROM ${T}.flows WHERE parent_id = $1 FOR UPDATE`, [y.parent.id]);
+    await a!.query('BEGIN');
+    await b!.query('BEGIN');
+    const first = batch(a, [y.children[0]!.id, x.children[0]!.id]);
+    await sleep(50);
+    const second = batch(b, [x.children[1]!.id, y.children[1]!.id]);
+    await sleep(50);
+    await c!.query('COMMIT');
+    await first;
+    await a!.query('COMMIT');
+    await second;
+    await b!.query('COMMIT');
+    const released = (await lease(client, 'sum')).map((l) => l.id).sort((p, q) => p - q);
+    expect(released).toEqual([x.parent.id, y.parent.id]);
+  });
+
   it('is atomic and refuses what a flow cannot hold', async () => {
     const client = taskClient(db);
     const calcs = () =>
