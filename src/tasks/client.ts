@@ -297,12 +297,20 @@ export class TaskClient {
   }
 
   /** Retries dead (requeued from the dead-letter queue) and retrying (run now) jobs matching the filter; returns how many. */
-  async retryJobs(task: AnyTask | string, filter: JobFilter = {}, o: TxOption = {}): Promise<number> {
+  async retryJobs(
+    task: AnyTask | string,
+    filter: JobFilter = {},
+    o: TxOption = {},
+  ): Promise<number> {
     return bulk(this.statements, o.tx ?? this.driver, 'retry', taskName(task), filter);
   }
 
   /** Cancels live jobs matching the filter (default states queued, scheduled, retrying); returns how many. */
-  async cancelJobs(task: AnyTask | string, filter: JobFilter = {}, o: TxOption = {}): Promise<number> {
+  async cancelJobs(
+    task: AnyTask | string,
+    filter: JobFilter = {},
+    o: TxOption = {},
+  ): Promise<number> {
     return bulk(this.statements, o.tx ?? this.driver, 'cancel', taskName(task), filter);
   }
 

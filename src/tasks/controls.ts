@@ -34,7 +34,8 @@ export function normaliseControls(
     );
   if (groupConcurrency !== undefined && groupConcurrency > 1 && !grouped)
     throw new TaskConfigError(`task "${name}": groupConcurrency needs grouped: true`);
-  if (rateLimit === undefined) return { rateLimit: undefined, groupConcurrency: groupConcurrency ?? 1 };
+  if (rateLimit === undefined)
+    return { rateLimit: undefined, groupConcurrency: groupConcurrency ?? 1 };
   if (typeof rateLimit !== 'object' || rateLimit === null || !posInt(rateLimit.limit))
     throw new InvalidArgumentError(`task "${name}": rateLimit.limit must be a positive integer`);
   if (!posInt(rateLimit.periodMs))
@@ -60,11 +61,7 @@ export function checkKey(what: string, key: unknown): string {
 }
 
 /** Writes the task's controls into the registry (`configure_task`); TaskClient.ensure does it. */
-export function configureTask(
-  st: TaskStatements,
-  exec: Executor,
-  task: AnyTask,
-): Promise<unknown> {
+export function configureTask(st: TaskStatements, exec: Executor, task: AnyTask): Promise<unknown> {
   const r = task.rateLimit;
   return st.call(exec, 'configure_task', [
     [task.name, 'text'],

@@ -89,7 +89,12 @@ export function defineTask<In, Out>(options: TaskOptions<In, Out>): Task<In, Out
     priority: int('priority', options.priority, -2_147_483_647, undefined),
     onComplete: options.onComplete ?? 'archive',
     cron: normaliseCron(name, options.cron),
-    ...normaliseControls(name, options.grouped === true, options.rateLimit, options.groupConcurrency),
+    ...normaliseControls(
+      name,
+      options.grouped === true,
+      options.rateLimit,
+      options.groupConcurrency,
+    ),
   };
   return Object.freeze(task);
 }

@@ -62,9 +62,13 @@ export function controlOptions(
   if (o.unique !== undefined && o.debounce !== undefined)
     throw new TaskConfigError('give unique or debounce, not both');
   if (o.idempotencyKey !== undefined)
-    throw new TaskConfigError(`give idempotencyKey or ${o.unique ? 'unique' : 'debounce'}, not both`);
+    throw new TaskConfigError(
+      `give idempotencyKey or ${o.unique ? 'unique' : 'debounce'}, not both`,
+    );
   if (o.debounce !== undefined && (o.delayMs !== undefined || o.runAt !== undefined))
-    throw new TaskConfigError('a debounced job runs windowMs after the last enqueue: no delayMs or runAt');
+    throw new TaskConfigError(
+      'a debounced job runs windowMs after the last enqueue: no delayMs or runAt',
+    );
   const kind = o.unique !== undefined ? 'unique' : 'debounce';
   const w = o.unique ?? o.debounce;
   return { kind, key: checkKey(`${kind}.key`, w?.key), windowMs: window(kind, w) };
@@ -73,7 +77,9 @@ export function controlOptions(
 /** enqueueBatch inserts in one statement: unique and debounced jobs go through enqueue. */
 export function refuseInBatch(o: ControlEnqueueOptions | undefined, i: number): void {
   if (o?.unique !== undefined || o?.debounce !== undefined)
-    throw new TaskConfigError(`jobs[${i}]: unique and debounce are for enqueue(), not enqueueBatch()`);
+    throw new TaskConfigError(
+      `jobs[${i}]: unique and debounce are for enqueue(), not enqueueBatch()`,
+    );
 }
 
 /** Runs enqueue_unique / enqueue_debounced. */

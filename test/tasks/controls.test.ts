@@ -155,9 +155,13 @@ describe('tasks: rate limits in fetch', () => {
 
   it('a definition without a rate limit clears it from the registry (ensure writes the controls)', async () => {
     const client = taskClient(db);
-    await client.ensure(defineTask({ name: 'rated_off', rateLimit: { limit: 1, periodMs: 1000 }, handler: () => 0 }));
+    await client.ensure(
+      defineTask({ name: 'rated_off', rateLimit: { limit: 1, periodMs: 1000 }, handler: () => 0 }),
+    );
     await client.ensure(defineTask({ name: 'rated_off', handler: () => 0 }));
-    const [reg] = await db.sql(`SELECT rate_limit FROM ${T}.ops_tasks() WHERE queue_name = 'rated_off'`);
+    const [reg] = await db.sql(
+      `SELECT rate_limit FROM ${T}.ops_tasks() WHERE queue_name = 'rated_off'`,
+    );
     expect(reg!.rate_limit).toBeNull();
     await expect(
       db.sql(`SELECT ${T}.configure_task('rated_off', 1, 5, NULL, false)`),
@@ -190,15 +194,15 @@ describe('tasks: unique and debounced enqueues', () => {
     expect(later.duplicate).toBe(false);
     expect(later.id).not.toBe(first.id);
     // From SQL, with the same semantics.
-    const [sqlRow] = await db.sql(
-      `SELECT * FROM ${T}.enqueue_unique('uniq', '{"i":4}', 'k', 800)`,
-    );
+    const [sqlRow] = await db.sql(`SELECT * FROM ${T}.enqueue_unique('uniq', '{"i":4}', 'k', 800)`);
     expect(Number(sqlRow!.msg_id)).toBe(later.id);
     expect(sqlRow!.duplicate).toBe(true);
     // Expired keys are pruned.
     await sleep(900);
     await client.prune(t, { retentionMs: 3_600_000 });
-    const keys = await db.sql(`SELECT key FROM ${T}.job_keys WHERE queue_name = 'uniq' ORDER BY key`);
+    const keys = await db.sql(
+      `SELECT key FROM ${T}.job_keys WHERE queue_name = 'uniq' ORDER BY key`,
+    );
     expect(keys).toEqual([{ key: 'race' }]);
   });
 
@@ -218,7 +222,10 @@ describe('tasks: unique and debounced enqueues', () => {
     const other = await client.enqueue(t, { v: 9 }, { debounce: { key: 'doc-2', windowMs: 1000 } });
     expect(other.id).not.toBe(a.id);
     // Once the job has started, the next enqueue makes a new job.
-    await db.sql(`UPDATE ${db.queueSchema}.q_debounced SET vt = clock_timestamp() WHERE msg_id = $1`, [a.id]);
+    await db.sql(
+      `UPDATE ${db.queueSchema}.q_debounced SET vt = clock_timestamp() WHERE msg_id = $1`,
+      [a.id],
+    );
     expect(await fetchIds('debounced', 1)).toEqual([a.id]);
     const c = await client.enqueue(t, { v: 3 }, { debounce: { key: 'doc-1', windowMs: 1000 } });
     expect(c.duplicate).toBe(false);
@@ -229,20 +236,37 @@ describe('tasks: unique and debounced enqueues', () => {
     const t = defineTask<{ v: number }>({ name: 'uniq_bad', handler: () => undefined });
     const client = taskClient(db);
     const w = { key: 'k', windowMs: 10 };
-    await expect(client.enqueue(t, { v: 1 }, { unique: w, debounce: w })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.enqueue(t, { v: 1 }, { unique: w, idempotencyKey: 'x' })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.enqueue(t, { v: 1 }, { debounce: w, delayMs: 5 })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.enqueue(t, { v: 1 }, { unique: { key: 'k', windowMs: 0 } })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.enqueue(t, { v: 1 }, { unique: { key: '', windowMs: 5 } })).rejects.toBeInstanceOf(InvalidArgumentError);
-    await expect(client.enqueueBatch(t, [{ input: { v: 1 }, options: { unique: w } }])).rejects.toBeInstanceOf(TaskConfigError);
-    const rows = await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.q_uniq_bad`).catch(() => [{ n: 0 }]);
+    await expect(client.enqueue(t, { v: 1 }, { unique: w, debounce: w })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(
+      client.enqueue(t, { v: 1 }, { unique: w, idempotencyKey: 'x' }),
+    ).rejects.toBeInstanceOf(TaskConfigError);
+    await expect(client.enqueue(t, { v: 1 }, { debounce: w, delayMs: 5 })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(
+      client.enqueue(t, { v: 1 }, { unique: { key: 'k', windowMs: 0 } }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      client.enqueue(t, { v: 1 }, { unique: { key: '', windowMs: 5 } }),
+    ).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(
+      client.enqueueBatch(t, [{ input: { v: 1 }, options: { unique: w } }]),
+    ).rejects.toBeInstanceOf(TaskConfigError);
+    const rows = await db
+      .sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.q_uniq_bad`)
+      .catch(() => [{ n: 0 }]);
     expect(rows[0]!.n).toBe(0);
   });
 });
 
 describe('tasks: bulk operations by filter', () => {
   it('retries dead and retrying jobs, cancels and deletes by payload containment, returns counts', async () => {
-    const t = defineTask<{ customer: number; n: number }>({ name: 'bulky', handler: () => undefined });
+    const t = defineTask<{ customer: number; n: number }>({
+      name: 'bulky',
+      handler: () => undefined,
+    });
     const client = taskClient(db);
     const jobs = await client.enqueueBatch(
       t,
@@ -254,11 +278,19 @@ describe('tasks: bulk operations by filter', () => {
     // Cancel the scheduled jobs of customer 1.
     expect(await client.cancelJobs(t, { state: 'scheduled', payload: { customer: 1 } })).toBe(3);
     const states = await Promise.all(jobs.map(async (j) => (await client.getJob(t, j.id))!.state));
-    expect(states).toEqual(['scheduled', 'cancelled', 'scheduled', 'cancelled', 'scheduled', 'cancelled']);
-    // Make two of customer 0 fail: one retrying, one dead.
-    await db.sql(`UPDATE ${db.queueSchema}.q_bulky SET vt = clock_timestamp() WHERE msg_id = ANY($1)`, [
-      [jobs[0]!.id, jobs[2]!.id],
+    expect(states).toEqual([
+      'scheduled',
+      'cancelled',
+      'scheduled',
+      'cancelled',
+      'scheduled',
+      'cancelled',
     ]);
+    // Make two of customer 0 fail: one retrying, one dead.
+    await db.sql(
+      `UPDATE ${db.queueSchema}.q_bulky SET vt = clock_timestamp() WHERE msg_id = ANY($1)`,
+      [[jobs[0]!.id, jobs[2]!.id]],
+    );
     const leased = await fetchIds('bulky');
     expect(leased).toEqual([jobs[0]!.id, jobs[2]!.id]);
     await client.statements.retry(client.driver, 'bulky', jobs[0]!.id, 1, 60_000, '{"name":"E"}');
@@ -281,11 +313,19 @@ describe('tasks: bulk operations by filter', () => {
     expect(Number(n!.r)).toBe(3);
     // Bad filters: typed errors, nothing changed.
     await expect(client.deleteJobs(t, {})).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.cancelJobs(t, { state: 'completed' })).rejects.toBeInstanceOf(TaskConfigError);
+    await expect(client.cancelJobs(t, { state: 'completed' })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
     await expect(client.retryJobs(t, { state: 'queued' })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.retryJobs(t, { payload: [1] as never })).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(client.cancelJobs(t, { stat: 'queued' } as never)).rejects.toBeInstanceOf(TaskConfigError);
-    await expect(db.sql(`SELECT ${T}.bulk_delete('bulky', '{nope}')`)).rejects.toThrow(/states must be/);
+    await expect(client.retryJobs(t, { payload: [1] as never })).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(client.cancelJobs(t, { stat: 'queued' } as never)).rejects.toBeInstanceOf(
+      TaskConfigError,
+    );
+    await expect(db.sql(`SELECT ${T}.bulk_delete('bulky', '{nope}')`)).rejects.toThrow(
+      /states must be/,
+    );
     await expect(client.deleteJobs(t, { state: [] })).rejects.toBeInstanceOf(TaskConfigError);
     expect(await client.deleteJobs(t, { state: ['cancelled'] })).toBe(3);
   });
