@@ -541,7 +541,16 @@ REVOKE ALL ON FUNCTION @schema@.bulk_delete(text, text[], jsonb, jsonb) FROM PUB
 
 -- ---------------------------------------------------------------------------
 -- Listing: ops_tasks() with the controls (a new column list, so recreated).
+-- The EXECUTE grants an administrator gave on it (a monitoring role, see
+-- docs/operations.md) are carried over to the new function.
 -- ---------------------------------------------------------------------------
+CREATE TEMPORARY TABLE pf_ops_tasks_grantees ON COMMIT DROP AS
+  SELECT DISTINCT CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS grantee
+    FROM pg_catalog.pg_proc p
+   CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+    LEFT JOIN pg_catalog.pg_roles r ON r.oid = a.grantee
+   WHERE p.oid = '@schema@.ops_tasks()'::regprocedure
+     AND a.privilege_type = 'EXECUTE' AND a.grantee <> p.proowner;
 DROP FUNCTION @schema@.ops_tasks();
 CREATE FUNCTION @schema@.ops_tasks()
 RETURNS TABLE (queue_name text, grouped boolean, by_priority boolean, paused boolean,
@@ -552,3 +561,12 @@ LANGUAGE sql STABLE AS $$
     FROM @schema@.queues q ORDER BY q.queue_name;
 $$;
 REVOKE ALL ON FUNCTION @schema@.ops_tasks() FROM PUBLIC;
+DO $$
+DECLARE
+  g text;
+BEGIN
+  FOR g IN SELECT grantee FROM pf_ops_tasks_grantees LOOP
+    EXECUTE format('GRANT EXECUTE ON FUNCTION @schema@.ops_tasks() TO %s', g);
+  END LOOP;
+END;
+$$;

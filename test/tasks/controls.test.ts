@@ -2,6 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { TaskConfigError } from '../../src/tasks/errors.js';
 import { InvalidArgumentError } from '../../src/errors.js';
+import { components } from '../../src/migrate/components.js';
+import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
 import { useTestDatabase } from '../support/db.js';
 import { sleep, taskClient } from './helpers.js';
 
@@ -328,5 +330,27 @@ describe('tasks: bulk operations by filter', () => {
     );
     await expect(client.deleteJobs(t, { state: [] })).rejects.toBeInstanceOf(TaskConfigError);
     expect(await client.deleteJobs(t, { state: ['cancelled'] })).toBe(3);
+  });
+});
+
+describe('tasks migration 3', () => {
+  it("keeps the EXECUTE grants an administrator gave on ops_tasks() (recreated with the controls' columns)", async () => {
+    const schema = 'tasks_upgrade';
+    const schemas = resolveSchemas({ queue: db.queueSchema, tasks: schema });
+    const [m1, m2, m3] = components.tasks.migrations;
+    await db.sql(`CREATE SCHEMA ${schema}`);
+    await db.sql(expand(m1!.sql, schema, schemas));
+    await db.sql(expand(m2!.sql, schema, schemas));
+    await db.sql(`DROP ROLE IF EXISTS pf_monitor_upgrade; CREATE ROLE pf_monitor_upgrade NOLOGIN;
+                  GRANT EXECUTE ON FUNCTION ${schema}.ops_tasks() TO pf_monitor_upgrade`);
+    await db.sql(`BEGIN; ${expand(m3!.sql, schema, schemas)}; COMMIT`);
+    const [r] = await db.sql(
+      `SELECT has_function_privilege('pf_monitor_upgrade', '${schema}.ops_tasks()', 'EXECUTE') AS monitor,
+              has_function_privilege('public', '${schema}.ops_tasks()', 'EXECUTE') AS everyone`,
+    );
+    expect(r).toEqual({ monitor: true, everyone: false });
+    const cols = await db.sql(`SELECT * FROM ${schema}.ops_tasks()`);
+    expect(cols).toEqual([]);
+    await db.sql(`DROP SCHEMA ${schema} CASCADE; DROP ROLE pf_monitor_upgrade`);
   });
 });
