@@ -90,37 +90,31 @@ END;
 $$;
 REVOKE ALL ON FUNCTION @schema@.configure_task(text, integer, integer, integer, boolean) FROM PUBLIC;
 
--- Pauses a task on every worker: fetch() returns nothing until resume().
--- Running jobs finish; workers hand back leased jobs that have not started
--- (told on channel <schema>_pause). Returns false when it was paused already.
-CREATE FUNCTION @schema@.pause(queue_name text)
+-- Pauses (paused = true) or resumes a task on every worker; returns false
+-- when it was in that state already. Paused: fetch() leases nothing, running
+-- jobs finish, and workers hand back leased jobs that have not started (told
+-- on channel <schema>_pause). Resumed: sleeping workers are woken (<schema>_wake).
+CREATE FUNCTION @schema@._set_paused(queue_name text, paused boolean)
 RETURNS boolean LANGUAGE plpgsql AS $$
 BEGIN
   PERFORM @schema@._registered(queue_name);
-  UPDATE @schema@.queues q SET paused = true WHERE q.queue_name = pause.queue_name AND NOT q.paused;
+  UPDATE @schema@.queues q SET paused = _set_paused.paused
+   WHERE q.queue_name = _set_paused.queue_name AND q.paused <> _set_paused.paused;
   IF NOT FOUND THEN
     RETURN false;
   END IF;
-  PERFORM pg_notify('@schema_name@_pause', queue_name);
+  PERFORM pg_notify(CASE WHEN paused THEN '@schema_name@_pause' ELSE '@schema_name@_wake' END, queue_name);
   RETURN true;
 END;
 $$;
+REVOKE ALL ON FUNCTION @schema@._set_paused(text, boolean) FROM PUBLIC;
+
+CREATE FUNCTION @schema@.pause(queue_name text)
+RETURNS boolean LANGUAGE sql AS $$ SELECT @schema@._set_paused(queue_name, true); $$;
 REVOKE ALL ON FUNCTION @schema@.pause(text) FROM PUBLIC;
 
--- Resumes a paused task and wakes its sleeping workers. Returns false when
--- it was not paused.
 CREATE FUNCTION @schema@.resume(queue_name text)
-RETURNS boolean LANGUAGE plpgsql AS $$
-BEGIN
-  PERFORM @schema@._registered(queue_name);
-  UPDATE @schema@.queues q SET paused = false WHERE q.queue_name = resume.queue_name AND q.paused;
-  IF NOT FOUND THEN
-    RETURN false;
-  END IF;
-  PERFORM pg_notify('@schema_name@_wake', queue_name);
-  RETURN true;
-END;
-$$;
+RETURNS boolean LANGUAGE sql AS $$ SELECT @schema@._set_paused(queue_name, false); $$;
 REVOKE ALL ON FUNCTION @schema@.resume(text) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
@@ -317,6 +311,16 @@ $$;
 -- ---------------------------------------------------------------------------
 -- Unique and debounced enqueues
 -- ---------------------------------------------------------------------------
+CREATE FUNCTION @schema@._check_window(fn text, key text, window_ms integer)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF key IS NULL OR key = '' OR window_ms IS NULL OR window_ms < 1 THEN
+    RAISE EXCEPTION '%: a non-empty key and a positive window_ms are needed', fn USING ERRCODE = 'PF301';
+  END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION @schema@._check_window(text, text, integer) FROM PUBLIC;
+
 -- Enqueues unless a job with the same unique key was enqueued in the last
 -- window_ms (counted from that first enqueue): then returns that job
 -- (duplicate = true), whether it is still queued, running or long finished.
@@ -330,9 +334,7 @@ DECLARE
   mine boolean;
   id bigint;
 BEGIN
-  IF unique_key IS NULL OR unique_key = '' OR window_ms IS NULL OR window_ms < 1 THEN
-    RAISE EXCEPTION 'enqueue_unique: a non-empty key and a positive window_ms are needed' USING ERRCODE = 'PF301';
-  END IF;
+  PERFORM @schema@._check_window('enqueue_unique', unique_key, window_ms);
   INSERT INTO @schema@.job_keys AS k (queue_name, kind, key, msg_id, expires_at)
   VALUES (enqueue_unique.queue_name, 'unique', unique_key, NULL,
           clock_timestamp() + make_interval(secs => window_ms / 1000.0))
@@ -368,9 +370,7 @@ DECLARE
   k record;
   id bigint;
 BEGIN
-  IF debounce_key IS NULL OR debounce_key = '' OR window_ms IS NULL OR window_ms < 1 THEN
-    RAISE EXCEPTION 'enqueue_debounced: a non-empty key and a positive window_ms are needed' USING ERRCODE = 'PF301';
-  END IF;
+  PERFORM @schema@._check_window('enqueue_debounced', debounce_key, window_ms);
   LOOP
     INSERT INTO @schema@.job_keys (queue_name, kind, key, msg_id, expires_at)
     VALUES (enqueue_debounced.queue_name, 'debounce', debounce_key, NULL, clock_timestamp())

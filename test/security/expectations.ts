@@ -338,9 +338,11 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // taskfeat-a additions (sql/tasks/0003_controls.sql)
   'tasks._candidates(regclass, boolean, boolean, boolean, integer, text)': 'none',
   'tasks._check_states(text, text[], text[])': 'none',
+  'tasks._check_window(text, text, integer)': 'none',
   'tasks._fetch_rated(text, regclass, integer, integer, boolean, boolean, boolean, integer, integer, interval, boolean)':
     'none',
   'tasks._registered(text)': 'none',
+  'tasks._set_paused(text, boolean)': 'none',
   'tasks.bulk_cancel(text, text[], jsonb, jsonb)': 'none',
   'tasks.bulk_delete(text, text[], jsonb, jsonb)': 'none',
   'tasks.bulk_retry(text, text[], jsonb, jsonb)': 'none',

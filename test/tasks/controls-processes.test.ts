@@ -39,8 +39,15 @@ const setup = () =>
             ended_at timestamptz);
           CREATE TABLE IF NOT EXISTS group_probe (grp text PRIMARY KEY, cur int NOT NULL, peak int NOT NULL)`);
 
-const count = async (where: string, params: unknown[] = []): Promise<number> =>
-  (await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM runs WHERE ${where}`, params))[0]!.n;
+/** count(what) over the handlers' runs matching `where`. */
+const count = async (where: string, params: unknown[] = [], what = '*'): Promise<number> =>
+  (
+    await db.sql<{ n: number }>(`SELECT count(${what})::int AS n FROM runs WHERE ${where}`, params)
+  )[0]!.n;
+
+/** Waits until `n` handlers of `task` have ended (recorded by the worker processes). */
+const allEnded = (task: string, n: number): Promise<unknown> =>
+  eventually(async () => (await count(`task = $1 AND ended_at IS NOT NULL`, [task])) >= n, 60_000);
 
 /** Lease times (ms, database clock) of a task's finished jobs, oldest first, with their rate key. */
 async function leases(task: string): Promise<{ at: number; key: string }[]> {
@@ -101,19 +108,10 @@ describe('tasks: runtime controls across worker processes', () => {
     expect(startedBy).toBeLessThan(120);
 
     expect(await client.resume(t)).toBe(true);
-    await eventually(
-      async () => (await count(`task = 'pause_t' AND ended_at IS NOT NULL`)) >= 120,
-      60_000,
-    );
-    const after = await db.sql(
-      `SELECT count(DISTINCT pid)::int AS n FROM runs WHERE task = 'pause_t' AND started_at > $1`,
-      [pausedAt],
-    );
-    expect(after[0]!.n).toBe(2); // both processes resumed by themselves
-    const distinct = await db.sql(
-      `SELECT count(DISTINCT i)::int AS n FROM runs WHERE task = 'pause_t'`,
-    );
-    expect(distinct[0]!.n).toBe(120);
+    await allEnded('pause_t', 120);
+    const after = await count(`task = 'pause_t' AND started_at > $1`, [pausedAt], 'DISTINCT pid');
+    expect(after).toBe(2); // both processes resumed by themselves
+    expect(await count(`task = 'pause_t'`, [], 'DISTINCT i')).toBe(120);
     for (const p of procs) p.kill('SIGTERM');
   }, 120_000);
 
@@ -135,10 +133,7 @@ describe('tasks: runtime controls across worker processes', () => {
       t,
       Array.from({ length: jobs }, (_, i) => ({ input: { i } })),
     );
-    await eventually(
-      async () => (await count(`task = 'rate_t' AND ended_at IS NOT NULL`)) >= jobs,
-      60_000,
-    );
+    await allEnded('rate_t', jobs);
     const ls = await leases('rate_t');
     expect(ls.length).toBe(jobs);
     const times = ls.map((l) => l.at);
@@ -149,10 +144,7 @@ describe('tasks: runtime controls across worker processes', () => {
     const span = times[times.length - 1]! - times[0]!;
     expect(span).toBeGreaterThanOrEqual(7 * 500 - 50);
     expect(span).toBeLessThan(7 * 500 * 2 + 1000);
-    const pids = await db.sql(
-      `SELECT count(DISTINCT pid)::int AS n FROM runs WHERE task = 'rate_t'`,
-    );
-    expect(pids[0]!.n).toBeGreaterThanOrEqual(2);
+    expect(await count(`task = 'rate_t'`, [], 'DISTINCT pid')).toBeGreaterThanOrEqual(2);
     for (const p of procs) p.kill('SIGTERM');
   }, 120_000);
 
@@ -171,10 +163,7 @@ describe('tasks: runtime controls across worker processes', () => {
         t,
         Array.from({ length: 12 }, (_, i) => ({ input: { i }, options: { rateKey: key } })),
       );
-    await eventually(
-      async () => (await count(`task = 'ratekey_t' AND ended_at IS NOT NULL`)) >= 24,
-      60_000,
-    );
+    await allEnded('ratekey_t', 24);
     const ls = await leases('ratekey_t');
     for (const key of ['a', 'b']) {
       const times = ls.filter((l) => l.key === key).map((l) => l.at);
@@ -207,10 +196,7 @@ describe('tasks: runtime controls across worker processes', () => {
         options: { group: groups[i % 3]! },
       })),
     );
-    await eventually(
-      async () => (await count(`task = 'group_t' AND ended_at IS NOT NULL`)) >= 30,
-      60_000,
-    );
+    await allEnded('group_t', 30);
     const probe = await db.sql<{ grp: string; peak: number }>(
       `SELECT grp, peak FROM group_probe ORDER BY grp`,
     );
