@@ -127,8 +127,14 @@ REVOKE ALL ON FUNCTION @schema@.resume(text) FROM PUBLIC;
 -- also select the job's rate key as k and skip the keys in $2 (full buckets).
 CREATE FUNCTION @schema@._candidates(
   rel regclass, lifo boolean, grouped boolean, by_priority boolean, group_n integer, rate_key text)
-RETURNS text LANGUAGE sql STABLE AS $$
-  SELECT format($f$SELECT msg_id%5$s FROM %1$s WHERE vt <= clock_timestamp()%4$s%6$s
+RETURNS text LANGUAGE plpgsql STABLE AS $$
+-- PL/pgSQL, not SQL: a SQL function with a FROM clause is not inlined, and
+-- running it through the SQL-function executor on every fetch cost ~10 % of
+-- the worker's throughput (measured); PL/pgSQL keeps its expressions' plans.
+DECLARE
+  dir text := CASE WHEN lifo THEN 'DESC' ELSE 'ASC' END;
+BEGIN
+  RETURN format($f$SELECT msg_id%5$s FROM %1$s WHERE vt <= clock_timestamp()%4$s%6$s
                     ORDER BY %3$s LIMIT $1 FOR UPDATE SKIP LOCKED$f$,
     rel,
     dir,
@@ -144,8 +150,8 @@ RETURNS text LANGUAGE sql STABLE AS $$
                  PARTITION BY COALESCE(headers ->> 'x-pgmq-group', '_default_fifo_group') ORDER BY msg_id %2$s) AS rn
                FROM %1$s) g WHERE g.rn <= %3$s)$g$, rel, dir, group_n) END,
     CASE WHEN rate_key IS NULL THEN '' ELSE format(', %s AS k', rate_key) END,
-    CASE WHEN rate_key IS NULL THEN '' ELSE format(' AND %s <> ALL($2)', rate_key) END)
-  FROM (SELECT CASE WHEN lifo THEN 'DESC' ELSE 'ASC' END AS dir) d;
+    CASE WHEN rate_key IS NULL THEN '' ELSE format(' AND %s <> ALL($2)', rate_key) END);
+END;
 $$;
 REVOKE ALL ON FUNCTION @schema@._candidates(regclass, boolean, boolean, boolean, integer, text) FROM PUBLIC;
 
