@@ -4,8 +4,8 @@ import { TaskConfigError } from '../../src/tasks/errors.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { components } from '../../src/migrate/components.js';
 import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
-import { useTestDatabase } from '../support/db.js';
-import { sleep, taskClient } from './helpers.js';
+import { eventually, useTestDatabase } from '../support/db.js';
+import { sleep, taskClient, worker } from './helpers.js';
 
 const db = useTestDatabase();
 const T = 'pgferry_tasks';
@@ -39,6 +39,48 @@ describe('tasks: pause and resume (SQL and client)', () => {
     expect((await fetchIds('pausable')).length).toBe(2);
     await expect(client.pause('never_registered')).rejects.toBeInstanceOf(TaskConfigError);
     await expect(client.pause('bad name!')).rejects.toBeInstanceOf(TaskConfigError);
+  });
+});
+
+describe('tasks: pause and resume with a worker', () => {
+  it('hands buffered jobs back on pause, lets the running one finish, and resume wakes a sleeping worker', async () => {
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
+    const ran: number[] = [];
+    const t = defineTask<{ i: number }>({
+      name: 'pause_worker',
+      handler: async ({ i }) => {
+        ran.push(i);
+        if (i === 0) await gate;
+      },
+    });
+    const client = taskClient(db);
+    // A poll interval far longer than the test: only resume()'s notification can wake it.
+    const w = worker(db, { tasks: [t], concurrency: 1, batchSize: 10, pollIntervalMs: 60_000 });
+    await w.start();
+    const jobs = await client.enqueueBatch(
+      t,
+      Array.from({ length: 6 }, (_, i) => ({ input: { i } })),
+    );
+    await eventually(() => ran.length === 1);
+    const leased = () =>
+      db.sql<{ n: number }>(
+        `SELECT count(*)::int AS n FROM ${db.queueSchema}.q_pause_worker WHERE vt > clock_timestamp()`,
+      );
+    expect((await leased())[0]!.n).toBe(6); // one running, five in the worker's buffer
+    await client.pause(t);
+    await eventually(async () => (await leased())[0]!.n === 1); // the buffer went back
+    const back = await db.sql(
+      `SELECT count(*)::int AS n FROM ${db.queueSchema}.q_pause_worker WHERE read_ct = 0`,
+    );
+    expect(back[0]!.n).toBe(5); // handed back: the attempt is not counted
+    release();
+    await eventually(async () => (await client.getJob(t, jobs[0]!.id))?.state === 'completed');
+    await sleep(300);
+    expect(ran).toEqual([0]); // the running job finished; nothing else started
+    await client.resume(t);
+    await eventually(() => ran.length === 6, 10_000);
+    expect(ran.sort()).toEqual([0, 1, 2, 3, 4, 5]);
   });
 });
 
