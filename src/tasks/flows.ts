@@ -10,7 +10,10 @@ import type { TaskStatements } from './statements.js';
 import type { AnyTask, EnqueuedJob, EnqueueOptions, Task } from './types.js';
 import { validateInput } from './validate.js';
 
-/** One job of a flow. Idempotency keys are refused (a deduplicated job would belong to another flow). */
+/**
+ * One job of a flow. Idempotency keys, unique and debounce windows are
+ * refused (a deduplicated job would belong to another flow).
+ */
 export interface FlowJob<In = unknown> {
   task: Task<In, unknown> | AnyTask;
   input: In;
@@ -73,6 +76,7 @@ export async function enqueueFlow(
     const task = j.task as AnyTask;
     await validateInput(task, j.input);
     const h = client.jobHeaders(task, j.options ?? {});
+    if (h.keyed) throw new TaskConfigError(`${what}: a flow's jobs cannot be unique or debounced`);
     return { task, input: toJson(`${what}.input`, j.input), ...h };
   };
   const parent = await encode(spec.parent, 'parent');

@@ -14,6 +14,7 @@ import { dispatch } from './worker/execution.js';
 import { fillLanes, onWake } from './worker/fetching.js';
 import { workerSettings, type DrainSummary, type WorkerOptions } from './worker/options.js';
 import { checkDrained, stopLanes } from './worker/shutdown.js';
+import { onPause } from './worker/pause.js';
 
 export type { DrainSummary, WorkerOptions } from './worker/options.js';
 
@@ -134,6 +135,7 @@ export class Worker extends WorkerEmitter {
           this.subs.push(
             await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
           );
+          this.subs.push(await this.client.driver.listen(`${t}_pause`, (p) => onPause(core, p)));
         } catch (err) {
           // Behind a transaction pooler without a direct URL the driver refuses
           // LISTEN (and warns once): the worker polls.
