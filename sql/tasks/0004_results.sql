@@ -11,9 +11,10 @@
 --     last value.
 --   * flows: a parent job held (vt far in the future) until its last child
 --     finishes. Every way a child leaves its queue (complete_results,
---     dead_letter, cancel) calls _child_finished, which decrements the
---     parent's counter under the flows row's lock: of two children finishing
---     at once, exactly one sees zero and releases the parent.
+--     dead_letter, cancel, bulk_cancel, bulk_delete) calls _child_finished,
+--     which decrements the parent's counter under the flows row's lock: of
+--     two children finishing at once, exactly one sees zero and releases
+--     the parent.
 --   * retry() and dead_letter() append the attempt to x-pgferry-history
 --     (the last 25 failed attempts: attempt, started, finished, outcome,
 --     error with stack); the final successful attempt is the row itself.
@@ -151,6 +152,25 @@ END;
 $$;
 REVOKE ALL ON FUNCTION @schema@._child_finished(text, bigint, text, jsonb) FROM PUBLIC;
 
+-- Jobs (ids with their headers) left the queue `queue_name` with `outcome`:
+-- counts the flow children among them, in parent order, so two transactions
+-- holding children of the same parents lock the parents' flows rows in the
+-- same order (no deadlock).
+CREATE FUNCTION @schema@._children_finished(queue_name text, ids bigint[], hdrs jsonb[], outcome text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  child bigint;
+BEGIN
+  FOR child IN SELECT u.id FROM unnest(ids, hdrs) AS u(id, h)
+                WHERE u.h ? 'x-pgferry-parent'
+                ORDER BY u.h -> 'x-pgferry-parent' ->> 'task', (u.h -> 'x-pgferry-parent' ->> 'id')::bigint
+  LOOP
+    PERFORM @schema@._child_finished(queue_name, child, outcome, NULL);
+  END LOOP;
+END;
+$$;
+REVOKE ALL ON FUNCTION @schema@._children_finished(text, bigint[], jsonb[], text) FROM PUBLIC;
+
 -- Enqueues a parent and its children in one statement. children: a JSON
 -- array of { "queue": text, "input": json, "headers": object?, "run_at":
 -- timestamptz?, "delay_ms": number? }. The parent is held until its last
@@ -241,7 +261,6 @@ DECLARE
   ids bigint[];
   hdrs jsonb[];
   ress jsonb[];
-  child bigint;
 BEGIN
   IF async_commit THEN
     PERFORM set_config('synchronous_commit', 'off', true);
@@ -268,14 +287,7 @@ BEGIN
    WHERE u.res IS NOT NULL
   ON CONFLICT ON CONSTRAINT job_results_pkey DO UPDATE
     SET state = 'completed', result = excluded.result, error = NULL, finished_at = excluded.finished_at;
-  -- In parent order: two batches holding children of the same parents then
-  -- lock the parents' flows rows in the same order (no deadlock).
-  FOR child IN SELECT u.id FROM unnest(ids, hdrs) AS u(id, h)
-                WHERE u.h ? 'x-pgferry-parent'
-                ORDER BY u.h -> 'x-pgferry-parent' ->> 'task', (u.h -> 'x-pgferry-parent' ->> 'id')::bigint
-  LOOP
-    PERFORM @schema@._child_finished(queue_name, child, 'completed', NULL);
-  END LOOP;
+  PERFORM @schema@._children_finished(queue_name, ids, hdrs, 'completed');
   RETURN QUERY SELECT unnest(ids);
 END;
 $$;
@@ -384,6 +396,81 @@ BEGIN
     PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r.msg_id);
   END IF;
   RETURN was;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- bulk_cancel, bulk_delete (migration 3), plus: flow children among the jobs
+-- count towards their parents (cancelled), and bulk-cancelled jobs get
+-- their 'cancelled' outcome in job_results as cancel() gives them.
+-- ---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @schema@.bulk_cancel(
+  queue_name text, states text[] DEFAULT '{queued,scheduled,retrying}', body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+  running bigint[];
+  gone_ids bigint[];
+  gone_hdrs jsonb[];
+BEGIN
+  PERFORM @schema@._check_states('bulk_cancel', states, '{queued,scheduled,running,retrying}');
+  EXECUTE format($f$WITH gone AS (
+        DELETE FROM %1$s m
+         WHERE @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+           AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)
+        RETURNING m.*, @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) AS was),
+      moved AS (
+        INSERT INTO %2$s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
+        SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, COALESCE(headers, '{}'::jsonb)
+               || jsonb_build_object('x-pgferry-state', 'cancelled', 'x-pgferry-cancelled-at', clock_timestamp())
+          FROM gone)
+      SELECT count(*), coalesce(array_agg(msg_id) FILTER (WHERE was = 'running'), '{}'),
+             coalesce(array_agg(msg_id), '{}'), coalesce(array_agg(headers), '{}') FROM gone$f$,
+    @schema@._q(queue_name), @schema@._q(queue_name, 'a'))
+    INTO n, running, gone_ids, gone_hdrs USING body, hdrs, states;
+  INSERT INTO @schema@.job_results AS jr (queue_name, msg_id, state)
+  SELECT bulk_cancel.queue_name, u.id, 'cancelled' FROM unnest(gone_ids) AS u(id)
+  ON CONFLICT ON CONSTRAINT job_results_pkey DO UPDATE
+    SET state = 'cancelled', result = NULL, error = NULL, finished_at = excluded.finished_at;
+  PERFORM @schema@._children_finished(queue_name, gone_ids, gone_hdrs, 'cancelled');
+  PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
+  RETURN n;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.bulk_delete(
+  queue_name text, states text[], body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint := 0;
+  m bigint := 0;
+  running bigint[] := '{}';
+  gone_ids bigint[];
+  gone_hdrs jsonb[];
+BEGIN
+  PERFORM @schema@._check_states('bulk_delete', states,
+    '{queued,scheduled,running,retrying,completed,cancelled,dead}');
+  IF states && '{queued,scheduled,running,retrying}'::text[] THEN
+    EXECUTE format($f$WITH gone AS (
+          DELETE FROM %s m
+           WHERE @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+             AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)
+          RETURNING m.msg_id, m.headers, @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) AS was)
+        SELECT count(*), coalesce(array_agg(msg_id) FILTER (WHERE was = 'running'), '{}'),
+               coalesce(array_agg(msg_id), '{}'), coalesce(array_agg(headers), '{}') FROM gone$f$,
+      @schema@._q(queue_name)) INTO n, running, gone_ids, gone_hdrs USING body, hdrs, states;
+    -- A deleted child never completes: it counts as cancelled for its parent.
+    PERFORM @schema@._children_finished(queue_name, gone_ids, gone_hdrs, 'cancelled');
+  END IF;
+  IF states && '{completed,cancelled,dead}'::text[] THEN
+    EXECUTE format($f$DELETE FROM %s m
+         WHERE @schema@.ops_job_state(true, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+           AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)$f$,
+      @schema@._q(queue_name, 'a')) USING body, hdrs, states;
+    GET DIAGNOSTICS m = ROW_COUNT;
+  END IF;
+  PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
+  RETURN n + m;
 END;
 $$;
 

@@ -353,6 +353,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.resume(text)': 'none',
   // taskfeat-b additions (progress, results, flows, history)
   'tasks._child_finished(text, bigint, text, jsonb)': 'none',
+  'tasks._children_finished(text, bigint[], jsonb[], text)': 'none',
   'tasks._held_until()': 'none',
   'tasks._history_push(jsonb, jsonb)': 'none',
   'tasks.complete_results(text, bigint[], integer[], jsonb[], boolean, boolean, boolean)': 'none',

@@ -305,6 +305,34 @@ describe('tasks: flows (SQL side)', () => {
     expect((await client.childResults(sum, flow.parent.id))[0]!.state).toBe('cancelled');
   });
 
+  it('children cancelled or deleted in bulk (bulk_cancel, bulk_delete) count towards their parents', async () => {
+    const client = taskClient(db);
+    const mk = (label: string, policy: 'fail' | 'continue', n: number) =>
+      client.enqueueFlow({
+        parent: { task: sum, input: { label } },
+        children: [
+          { task: calc, input: { n } },
+          { task: calc, input: { n: n + 1 } },
+        ],
+        onChildFailure: policy,
+      });
+    const cont = await mk('bulk-cancel', 'continue', 700);
+    const fail = await mk('bulk-delete', 'fail', 800);
+    await db.sql(`SELECT ${T}.bulk_cancel('calc', '{queued}', '{"n": 700}')`);
+    await db.sql(`SELECT ${T}.bulk_delete('calc', '{queued}', '{"n": 800}')`);
+    expect((await client.result(calc, cont.children[0]!.id)).state).toBe('cancelled');
+    expect((await client.result(sum, fail.parent.id)).error).toMatchObject({
+      class: 'ChildJobFailedError',
+      child: { id: fail.children[0]!.id, state: 'cancelled' },
+    });
+    await db.sql(`SELECT ${T}.bulk_cancel('calc', '{queued}', '{"n": 701}')`);
+    expect((await lease(client, 'sum')).map((l) => l.id)).toEqual([cont.parent.id]);
+    expect((await client.childResults(sum, cont.parent.id)).map((c) => c.state)).toEqual([
+      'cancelled',
+      'cancelled',
+    ]);
+  });
+
   it('two children finishing at once in two sessions release the parent exactly once', async () => {
     const client = taskClient(db);
     const [a, b] = await connections(db, 2);
