@@ -23,7 +23,7 @@ export const jobsCommand: Command = {
 
 Actions:
   list <task>                 jobs (live and archived) in id order
-  show <task> <id>            one job in full: state, input, headers, timings
+  show <task> <id>            one job in full: state, input, headers, timings, failed attempts
   retry <task> <ids…>|filter  queued/scheduled/retrying → run now; dead → reschedule its dead letter
   cancel <task> <ids…>|filter queued/scheduled/retrying/running → cancelled
   delete <task> <ids…>|filter queued/scheduled/retrying → removed
@@ -173,5 +173,21 @@ function full(j: BrowsedJob): string {
     `finished at: ${j.archivedAt?.toISOString() ?? '-'}`,
     `input:       ${JSON.stringify(j.message)}`,
     `headers:     ${JSON.stringify(j.headers)}`,
+    ...failedAttempts(j.headers),
   ].join('\n');
+}
+
+/** The failed attempts a job keeps in x-pgferry-history (docs/tasks.md, Attempt history). */
+function failedAttempts(h: Record<string, unknown> | null): string[] {
+  type Entry = {
+    attempt: number;
+    outcome: string;
+    finishedAt: string;
+    error?: { class?: string; message?: string };
+  };
+  const list = h?.['x-pgferry-history'];
+  return (Array.isArray(list) ? (list as Entry[]) : []).map(
+    (a) =>
+      `attempt ${a.attempt}:   ${a.outcome} at ${a.finishedAt}: ${a.error?.class}: ${a.error?.message}`,
+  );
 }
