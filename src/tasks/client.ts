@@ -311,6 +311,7 @@ export class TaskClient {
     return setPaused(this.statements, this.driver, taskName(task), false);
   }
 
+  /** Whether the task is paused (false for a task not registered yet). */
   async isPaused(task: AnyTask | string): Promise<boolean> {
     return isPaused(this.statements, this.driver, taskName(task));
   }

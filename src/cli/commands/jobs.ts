@@ -18,7 +18,8 @@ const ACTIONS = ['list', 'show', 'retry', 'cancel', 'delete', 'pause', 'resume']
 
 export const jobsCommand: Command = {
   name: 'jobs',
-  summary: "search a task's jobs by state or payload field; show, retry, cancel or delete them",
+  summary:
+    "search a task's jobs by state or payload field; show, retry, cancel or delete them; pause or resume the task",
   usage: `pgferry jobs <action> <task> [ids…] [options]
 
 Actions:
