@@ -43,6 +43,7 @@ export type {
 export { MAX_QUEUE_NAME_LENGTH } from './queue/index.js';
 // Partitions, dead letters, archive retention, fast metrics, maintenance.
 export type {
+  ArchiveRetention,
   ConvertArchiveOptions,
   CreatePartitionedQueueOptions,
   MaintenanceResult,

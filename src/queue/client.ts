@@ -104,7 +104,7 @@ export class QueueClient extends QueueClientReliability {
   async read<T = unknown>(queue: string, options: ReadOptions = {}): Promise<Message<T>[]> {
     return this.readBy<T>('read', queue, options, false);
   }
-  /** Like read, but the database waits up to `maxPollSeconds` for messages. */
+  /** Like read, but the database waits up to `maxPollMs` for messages. */
   async readWithPoll<T = unknown>(
     queue: string,
     options: ReadWithPollOptions = {},

@@ -9,16 +9,20 @@ import type { TxOption } from './types.js';
 export type GroupedReadMode = 'grouped' | 'roundRobin' | 'head';
 
 export interface GroupedReadOptions extends TxOption {
-  /** Seconds the read messages stay invisible to other readers. Default 30. */
+  /** Milliseconds the read messages stay invisible (whole seconds in PGMQ: rounded up). Default 30000. */
+  visibilityTimeoutMs?: number;
+  /** @deprecated Use `visibilityTimeoutMs` (this alias goes in the next release). */
   visibilityTimeoutSeconds?: number;
-  /** Absolute time until which read messages stay invisible. Excludes `visibilityTimeoutSeconds`. */
+  /** Absolute time until which read messages stay invisible. Excludes `visibilityTimeoutMs`. */
   visibleUntil?: Date;
   /** How many messages at most. Default 1. */
   qty?: number;
 }
 
 export interface GroupedReadWithPollOptions extends GroupedReadOptions {
-  /** How long the database waits for a message. Default 5. */
+  /** How long the database waits for a message (whole seconds in PGMQ: rounded up). Default 5000. */
+  maxPollMs?: number;
+  /** @deprecated Use `maxPollMs` (this alias goes in the next release). */
   maxPollSeconds?: number;
   /** Pause between attempts inside the database. Default 100. */
   pollIntervalMs?: number;

@@ -49,6 +49,7 @@ export type {
   SendOptions,
   TxOption,
 } from './types.js';
+export type { ArchiveRetention } from './archive-retention.js';
 export type {
   ConvertArchiveOptions,
   CreatePartitionedQueueOptions,
@@ -74,6 +75,10 @@ export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).
 export { MAX_QUEUE_NAME_LENGTH, checkInt, checkQueueName, toJson } from './validate.js';
+// Durations (docs/concepts.md): `…Ms` options with their deprecated
+// `…Seconds` aliases, and whole seconds where PGMQ counts them.
+export { durationMs, wholeSeconds } from './durations.js';
+export { visibilityMs } from './engine/vt.js';
 // The queue engine (src/queue/engine/): the layers built on the queue run
 // their statements against queue tables and functions through it — a
 // client's `engine`, or one of their own for a schema — never with SQL of

@@ -117,7 +117,7 @@ async function runDemo(
     for await (const msg of queue.consume({
       batchSize: 50,
       pollIntervalMs: 25,
-      visibilityTimeoutSeconds: 30,
+      visibilityTimeoutMs: 30_000,
       signal: consuming.signal,
     })) {
       if (seen.has(msg.message.orderId)) duplicates++;
