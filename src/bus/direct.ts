@@ -4,12 +4,7 @@ import { MAX_QUEUE_NAME_LENGTH, type Arg, type QueueClient } from '../queue/inde
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { JsonValue } from './serializer.js';
 import type { Executor } from '../driver/types.js';
-import type {
-  BackendMessage,
-  BackendPublishOptions,
-  BackendReadOptions,
-  BusBackend,
-} from './types.js';
+import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
 import { Waker, longPoll, wakeChannel } from './wake.js';
 
 export interface DirectBackendOptions {
@@ -88,12 +83,7 @@ export class DirectBackend implements BusBackend {
     return queue;
   }
 
-  async publish(
-    channel: string,
-    myQueue: string,
-    message: JsonValue,
-    options: BackendPublishOptions = {},
-  ): Promise<number[]> {
+  async publish(...[channel, myQueue, message, options = {}]: PublishArgs): Promise<number[]> {
     const safe = safeChannel(channel);
     // In the caller's transaction a failed statement aborts it: no peer-by-peer
     // retry there, so start from a fresh peer list (no member that just left).

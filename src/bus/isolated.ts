@@ -7,12 +7,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
 import type { JsonValue } from './serializer.js';
-import type {
-  BackendMessage,
-  BackendPublishOptions,
-  BackendReadOptions,
-  BusBackend,
-} from './types.js';
+import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 import './errors.js';
 
@@ -100,12 +95,7 @@ export class IsolatedBackend implements BusBackend {
    * transaction (whose role then needs the bus grant). The SQL API carries
    * no headers: a trace context is not sent (docs/operations.md).
    */
-  async publish(
-    channel: string,
-    myQueue: string,
-    message: JsonValue,
-    options: BackendPublishOptions = {},
-  ): Promise<number[]> {
+  async publish(...[channel, myQueue, message, options = {}]: PublishArgs): Promise<number[]> {
     const res = await execute<{ ids: string[] }>(
       options.tx ?? this.driver,
       options.tx ? this.sql.publishInTx : this.sql.publish,

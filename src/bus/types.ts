@@ -53,3 +53,6 @@ export interface BusBackend {
   /** Leaves the channel and drops the member's queue. */
   leave(queue: string, channel: string): Promise<void>;
 }
+
+/** The arguments of `BusBackend.publish`, for its implementations. */
+export type PublishArgs = Parameters<BusBackend['publish']>;
