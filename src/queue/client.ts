@@ -6,7 +6,7 @@ import type * as Q from './types.js';
 import { checkQueueName } from './validate.js';
 import * as life from './lifecycle.js';
 import * as msg from './messaging.js';
-import { finishIfHeld, setVtIfHeld } from './held.js';
+import { finishIfHeld, setVtIfHeld, type FinishIfHeld } from './held.js';
 import { TypedQueue } from './typed-queue.js';
 // FIFO groups, topics, notifications (issue 4 part A).
 import {
@@ -56,11 +56,12 @@ type Throttle = Q.TxOption & { throttleIntervalMs?: number };
  * dead-letters.ts, archive-retention.ts and fast-metrics.ts, and every
  * statement they run is written in engine/ (docs/internals.md).
  */
-// The eight notification methods (NotifyMethods, notify.ts) and the six
-// FIFO group reads (GroupedReads, grouped.ts) are made once per event / mode
-// in the static block below, not written out again and again.
+// The eight notification methods (NotifyMethods, notify.ts), the six FIFO
+// group reads (GroupedReads, grouped.ts) and the two held-only finishes
+// (FinishIfHeld, held.ts) are made once per event / mode / verb in the
+// static block below, not written out again and again.
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
-export interface QueueClient extends NotifyMethods, GroupedReads {}
+export interface QueueClient extends NotifyMethods, GroupedReads, FinishIfHeld {}
 // eslint-disable-next-line @typescript-eslint/no-unsafe-declaration-merging
 export class QueueClient extends QueueClientReliability {
   static {
@@ -85,6 +86,20 @@ export class QueueClient extends QueueClientReliability {
         },
       };
       define(this.prototype, methods);
+    }
+    for (const how of ['delete', 'archive'] as const) {
+      define(this.prototype, {
+        [`${how}IfHeld`](
+          this: QueueClient,
+          queue: string,
+          msgId: number,
+          readCount: number,
+          options: Q.TxOption = {},
+        ) {
+          checkQueueName(queue);
+          return finishIfHeld(this.engine, this.x(options), how, queue, msgId, readCount);
+        },
+      });
     }
     for (const [M, mode] of GROUPED_READS) {
       define(this.prototype, {
@@ -279,29 +294,6 @@ export class QueueClient extends QueueClientReliability {
 
   // --- held-only finishing (held.ts) -----------------------------------------
 
-  /**
-   * Deletes the message only if the read with this `readCount` still holds it
-   * (nobody has read it since). False, and nothing changes, otherwise.
-   */
-  async deleteIfHeld(
-    queue: string,
-    msgId: number,
-    readCount: number,
-    options: Q.TxOption = {},
-  ): Promise<boolean> {
-    checkQueueName(queue);
-    return finishIfHeld(this.engine, this.x(options), 'delete', queue, msgId, readCount);
-  }
-  /** Archives the message only if the read with this `readCount` still holds it. */
-  async archiveIfHeld(
-    queue: string,
-    msgId: number,
-    readCount: number,
-    options: Q.TxOption = {},
-  ): Promise<boolean> {
-    checkQueueName(queue);
-    return finishIfHeld(this.engine, this.x(options), 'archive', queue, msgId, readCount);
-  }
   /** Sets vt (seconds from now, or a Date) only if the read still holds it; null otherwise. */
   async setVisibilityTimeoutIfHeld<T = unknown>(
     queue: string,
