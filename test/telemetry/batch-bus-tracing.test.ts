@@ -3,6 +3,8 @@
 // traceparent in every message's headers, so each consumer's span is its
 // child (the context travels through the database, not the process).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { spawn } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { SpanKind } from '@opentelemetry/api';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { disableTracing, enableTracing } from '../../src/telemetry/index.js';
@@ -10,7 +12,7 @@ import { defineTask } from '../../src/tasks/define.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { Bus, DirectBackend } from '../../src/bus/index.js';
 import { taskClient, worker } from '../tasks/helpers.js';
-import { inMemoryTracing, record } from './fixtures/otel.js';
+import { inMemoryTracing, record, type SpanRecord } from './fixtures/otel.js';
 
 const db = useTestDatabase();
 const otel = inMemoryTracing();
@@ -135,4 +137,63 @@ describe('batch and bus tracing', () => {
     // The handler's own span nests under the delivery span.
     expect(spans().find((s) => s.name === 'handle')?.parentSpanId).toBe(deliver.spanId);
   });
+
+  it('bus, across processes: the receiving member (another process) makes its delivery span a child of the publish', async () => {
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    const channel = 'traced.bus.x';
+    const child = spawn(
+      process.execPath,
+      ['--import', 'tsx', 'test/telemetry/fixtures/traced-bus-member.ts'],
+      {
+        cwd: root,
+        env: {
+          ...process.env,
+          DATABASE_URL: db.url,
+          QUEUE_SCHEMA: db.queueSchema,
+          CHANNEL: channel,
+        },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    let out = '';
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const ready = new Promise<void>((resolve) =>
+      child.stdout.on('data', (d: Buffer) => {
+        out += d.toString();
+        if (out.startsWith('ready\n')) resolve();
+      }),
+    );
+    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
+    await Promise.race([ready, exited]);
+    expect(out.startsWith('ready\n'), err).toBe(true);
+
+    const client = db.track(
+      new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 2 }),
+    );
+    const sender = new Bus<{ hello: string }>({ backend: new DirectBackend({ client }), channel });
+    db.track({ close: () => sender.stop() });
+    await sender.start();
+    otel.exporter.reset();
+    const request = await otel.provider
+      .getTracer('app')
+      .startActiveSpan('POST /x', async (span) => {
+        expect(await sender.publish({ hello: 'there' })).toBe(1);
+        span.end();
+        return span.spanContext();
+      });
+    expect(await exited, err).toBe(0);
+    clearTimeout(timer);
+    const publish = spans().find((s) => s.name === `send ${channel}`)!;
+    expect(publish.parentSpanId).toBe(request.spanId);
+    const theirs = JSON.parse(out.slice('ready\n'.length)) as SpanRecord[];
+    const deliver = theirs.find((s) => s.name === `process ${channel}`)!;
+    expect(deliver).toMatchObject({
+      kind: SpanKind.CONSUMER,
+      traceId: request.traceId,
+      parentSpanId: publish.spanId,
+    });
+    expect(theirs.find((s) => s.name === 'handle')?.parentSpanId).toBe(deliver.spanId);
+  }, 90_000);
 });
