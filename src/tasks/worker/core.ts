@@ -1,0 +1,108 @@
+import type { Recovery } from '../../health.js';
+import type { Logger } from '../../logger.js';
+import type { Message } from '../../queue/index.js';
+import type { TaskClient } from '../client.js';
+import type { WorkerEvents } from '../events.js';
+import type { AnyTask, JobInfo } from '../types.js';
+import type { DrainSummary, WorkerSettings } from './options.js';
+
+/** A job leased into a lane's buffer. */
+export interface Leased {
+  lane: Lane;
+  m: Message<unknown>;
+  leasedAt: number;
+}
+
+/** Jobs whose handlers succeeded, waiting for the next completion statement. */
+export interface Completed {
+  ids: number[];
+  rcs: number[];
+  jobs: { job: JobInfo; startedAt: number }[];
+}
+
+/** One task's fetching state and local buffer. */
+export interface Lane {
+  task: AnyTask;
+  buffer: Leased[];
+  /** Fetch queries in flight (at most MAX_FETCHES). */
+  fetching: number;
+  refreshing: boolean;
+  sleeping: boolean;
+  sleepTimer: NodeJS.Timeout | undefined;
+  /**
+   * A fetch failed: no fetch until `retryTimer` fires. A flag cleared by the
+   * timer itself, never a deadline compared with the clock: a timer may fire
+   * a millisecond before such a deadline, and the lane would never look again.
+   */
+  paused: boolean;
+  retryTimer: NodeJS.Timeout | undefined;
+  drained: boolean;
+  /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
+  notified: boolean;
+  /** The last fetch returned less than a batch: do not run a second fetch beside the next one. */
+  lastFetchShort: boolean;
+  done: Completed;
+  flushing: Promise<void> | undefined;
+}
+
+/** A handler in progress. */
+export interface Running {
+  leased: Leased;
+  job: JobInfo;
+  controller: AbortController;
+  handedBack: boolean;
+  done: Promise<void>;
+}
+
+export type WorkerState = 'new' | 'running' | 'stopping' | 'stopped';
+
+/** A runUntilIdle() in progress. */
+export interface Drain {
+  resolve: (s: DrainSummary) => void;
+  summary: DrainSummary;
+}
+
+/** What the worker's parts (fetching, dispatch, completions, shutdown) share. */
+export interface Core {
+  readonly client: TaskClient;
+  readonly o: WorkerSettings;
+  readonly logger: Logger;
+  readonly recovery: Recovery;
+  readonly lanes: Lane[];
+  readonly byName: Map<string, Lane>;
+  /** Handlers in progress by `task:id`. */
+  readonly running: Map<string, Running>;
+  state: WorkerState;
+  drain: Drain | undefined;
+  /** Emits without letting a throwing listener break the worker. */
+  fire<E extends keyof WorkerEvents>(event: E, ...args: WorkerEvents[E]): void;
+  /** Logs and emits `worker:error`. */
+  fail(err: unknown): void;
+  /** A database call of the loop failed: emits `worker:error`, returns the back-off delay. */
+  failed(err: unknown): number;
+  /** Starts what can start: handlers, fetches; settles a drain. */
+  pump(): void;
+}
+
+export function newLane(task: AnyTask): Lane {
+  return {
+    task,
+    buffer: [],
+    fetching: 0,
+    refreshing: false,
+    sleeping: false,
+    sleepTimer: undefined,
+    paused: false,
+    retryTimer: undefined,
+    drained: false,
+    notified: false,
+    lastFetchShort: true,
+    done: { ids: [], rcs: [], jobs: [] },
+    flushing: undefined,
+  };
+}
+
+/** A limited or grouped lane: a finished job may make another runnable, here or in another worker. */
+export function frees(task: AnyTask): boolean {
+  return task.concurrencyLimit !== undefined || task.grouped;
+}

@@ -1,0 +1,107 @@
+import { retryDelayMs } from '../backoff.js';
+import { jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
+import { completed } from './completions.js';
+import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
+import { refresh, wakeLane } from './fetching.js';
+
+/** Starts buffered jobs, round robin over the lanes, while handler slots are free. */
+export function dispatch(core: Core, rr: { next: number }): void {
+  const { lanes } = core;
+  while (core.running.size < core.o.concurrency && core.state === 'running') {
+    let picked: Lane | undefined;
+    for (let i = 0; i < lanes.length; i++) {
+      const lane = lanes[(rr.next + i) % lanes.length]!;
+      if (lane.buffer.length > 0 && !lane.refreshing) {
+        picked = lane;
+        rr.next = (rr.next + i + 1) % lanes.length;
+        break;
+      }
+    }
+    if (!picked) return;
+    const next = picked.buffer[0]!;
+    // A job that waited in the buffer has used part of its lease: renew the
+    // lane's waiting jobs before starting any of them.
+    if (Date.now() - next.leasedAt > core.o.leaseMarginMs / 2) {
+      void refresh(core, picked);
+      continue;
+    }
+    picked.buffer.shift();
+    startJob(core, next);
+  }
+}
+
+function startJob(core: Core, leased: Leased): void {
+  const { lane, m } = leased;
+  const key = `${lane.task.name}:${m.msgId}`;
+  const entry = {
+    leased,
+    job: jobInfo(lane.task, m),
+    controller: new AbortController(),
+    handedBack: false,
+  } as Running;
+  core.running.set(key, entry);
+  entry.done = execute(core, entry).finally(() => {
+    core.running.delete(key);
+    // A limited or grouped lane may have become runnable by this finish.
+    if (frees(lane.task)) wakeLane(core, lane);
+    core.pump();
+  });
+}
+
+/** Runs one attempt and records its outcome: completion, retry or dead letter. */
+async function execute(core: Core, r: Running): Promise<void> {
+  const { lane, m } = r.leased;
+  const task = lane.task;
+  const { client } = core;
+  const startedAt = Date.now();
+  core.fire('job:start', r.job);
+  let outcome: Outcome;
+  try {
+    outcome = await runAttempt(task, m, r.job, r.controller, core.o.leaseMarginMs / 2, core.logger);
+  } catch (err) {
+    outcome = { kind: 'retry', error: err };
+  }
+  if (r.handedBack || outcome.kind === 'shutdown') return;
+  try {
+    switch (outcome.kind) {
+      case 'success':
+        completed(core, r, startedAt);
+        return;
+      case 'cancelled':
+        core.fire('job:cancelled', r.job);
+        return;
+      case 'retry': {
+        core.fire('job:failure', r.job, outcome.error);
+        const delay = retryDelayMs(task.backoff, r.job.attempt, outcome.error);
+        const ok = await client.statements.retry(
+          client.driver,
+          task.name,
+          m.msgId,
+          m.readCount,
+          delay,
+          serialiseError(outcome.error),
+        );
+        if (ok) core.fire('job:retry', r.job, outcome.error, delay);
+        if (core.drain) core.drain.summary.retried++;
+        lane.drained = false;
+        return;
+      }
+      case 'dead': {
+        core.fire('job:failure', r.job, outcome.error);
+        const id = await client.statements.deadLetter(
+          client.driver,
+          task.name,
+          m.msgId,
+          m.readCount,
+          serialiseError(outcome.error),
+        );
+        core.fire('job:dead', r.job, outcome.error, id);
+        if (core.drain) core.drain.summary.dead++;
+        return;
+      }
+    }
+  } catch (err) {
+    // The job stays leased and comes back after its lease; nothing is lost.
+    core.fail(err);
+  }
+}

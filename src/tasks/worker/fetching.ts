@@ -1,0 +1,169 @@
+import { toMessage, type Message } from '../../queue/index.js';
+import type { AnyTask } from '../types.js';
+import type { Core, Lane } from './core.js';
+
+/** Fetch queries one lane may have in flight at once. */
+const MAX_FETCHES = 2;
+
+/** How long a job's lease lasts: its task's timeout plus the margin. */
+export function leaseMs(core: Core, task: AnyTask): number {
+  return Math.min(task.timeoutMs + core.o.leaseMarginMs, 2_147_483_647);
+}
+
+/**
+ * Refills each lane before its local buffer runs dry, so handlers never wait
+ * for a fetch round trip. Up to MAX_FETCHES run at once: a fetch mostly
+ * waits for its commit, so two overlap well; a lane holds at most ~2 batches.
+ */
+export function fillLanes(core: Core): void {
+  const { batchSize, concurrency } = core.o;
+  for (const lane of core.lanes) {
+    while (
+      lane.fetching < MAX_FETCHES &&
+      !lane.sleeping &&
+      !lane.drained &&
+      !lane.paused &&
+      (lane.fetching === 0 || !lane.lastFetchShort) &&
+      lane.buffer.length + lane.fetching * batchSize < Math.max(concurrency, batchSize * 1.5)
+    ) {
+      void fetchLane(core, lane);
+    }
+  }
+}
+
+async function fetchLane(core: Core, lane: Lane): Promise<void> {
+  lane.fetching++;
+  lane.notified = false;
+  const t = lane.task;
+  const { client } = core;
+  const fetch = (): Promise<Message<unknown>[]> =>
+    client.statements
+      .fetch(
+        client.driver,
+        t.name,
+        core.o.batchSize,
+        leaseMs(core, t),
+        t.lifo,
+        t.grouped,
+        t.priority !== undefined,
+        t.concurrencyLimit ?? null,
+      )
+      .then((rows) => rows.map((r) => toMessage<unknown>(r)));
+  try {
+    let got = await fetch();
+    core.recovery.ok();
+    if (got.length === 0 && core.state === 'running') {
+      if (core.drain) {
+        lane.drained = true;
+      } else {
+        // Going to sleep: tell inserts to notify, then look once more
+        // (an insert that committed in between is seen now).
+        const next = await client.statements.idle(client.driver, t.name);
+        got = await fetch();
+        // A wake-up that arrived during these round trips may be for a job
+        // committed after the fetch's snapshot: look again instead of sleeping.
+        if (got.length === 0 && !lane.notified) sleep(core, lane, next);
+      }
+    }
+    lane.lastFetchShort = got.length < core.o.batchSize;
+    const now = Date.now();
+    // Stopping meanwhile: shutdown hands the buffer back.
+    for (const m of sortLeased(t, got)) lane.buffer.push({ lane, m, leasedAt: now });
+    if (got.length > 0 && lane.sleeping) {
+      // Another fetch of this lane went to sleep meanwhile, but there is work.
+      clearTimeout(lane.sleepTimer);
+      lane.sleeping = false;
+    }
+  } catch (err) {
+    const delay = core.failed(err);
+    if (!lane.paused) {
+      lane.paused = true;
+      lane.retryTimer = setTimeout(() => {
+        lane.retryTimer = undefined;
+        lane.paused = false;
+        core.pump();
+      }, delay);
+    }
+  } finally {
+    lane.fetching--;
+  }
+  core.pump();
+}
+
+function sleep(core: Core, lane: Lane, nextInMs: number | null): void {
+  let ms = core.o.pollIntervalMs;
+  if (nextInMs !== null) ms = Math.max(1, Math.min(ms, nextInMs + 1));
+  lane.sleeping = true;
+  lane.sleepTimer = setTimeout(() => {
+    lane.sleeping = false;
+    core.pump();
+  }, ms);
+}
+
+/** Renews the leases of the jobs waiting in a lane's buffer; drops those no longer held. */
+export async function refresh(core: Core, lane: Lane): Promise<void> {
+  if (lane.refreshing) return;
+  lane.refreshing = true;
+  try {
+    const ids = lane.buffer.map((b) => b.m.msgId);
+    const rcs = lane.buffer.map((b) => b.m.readCount);
+    const kept = await core.client.statements.extend(
+      core.client.driver,
+      lane.task.name,
+      ids,
+      rcs,
+      leaseMs(core, lane.task),
+    );
+    const now = Date.now();
+    // Jobs no longer held (cancelled, or taken over) are dropped.
+    lane.buffer = lane.buffer.filter((b) => kept.has(b.m.msgId));
+    for (const b of lane.buffer) b.leasedAt = now;
+  } catch (err) {
+    core.fail(err);
+    lane.buffer = [];
+  } finally {
+    lane.refreshing = false;
+  }
+  core.pump();
+}
+
+/** There may be work for this lane: look now (or after the fetch in flight). */
+export function wakeLane(core: Core, lane: Lane): void {
+  lane.drained = false;
+  if (!lane.sleeping) {
+    lane.notified = true;
+    return;
+  }
+  clearTimeout(lane.sleepTimer);
+  lane.sleeping = false;
+  core.pump();
+}
+
+/** A `<tasks>_wake` notification: the task's name, or none when the LISTEN connection came back. */
+export function onWake(core: Core, payload: string | undefined): void {
+  // An empty payload means "the LISTEN connection came back": wake all.
+  const named = payload === undefined ? undefined : core.byName.get(payload);
+  const lanes = payload === undefined ? core.lanes : named ? [named] : [];
+  for (const lane of lanes) {
+    // The LISTEN connection is back, so the database is: retry at once.
+    if (payload === undefined && lane.paused) {
+      clearTimeout(lane.retryTimer);
+      lane.retryTimer = undefined;
+      lane.paused = false;
+    }
+    wakeLane(core, lane);
+  }
+  if (payload === undefined) core.pump();
+}
+
+/** The SQL leases in no defined order; run them in the task's order. */
+function sortLeased(task: AnyTask, ms: Message<unknown>[]): Message<unknown>[] {
+  const prio = (m: Message<unknown>): number => Number(m.headers?.['x-pgferry-priority'] ?? 0) || 0;
+  return ms.sort((a, b) => {
+    if (task.priority !== undefined) {
+      const d = prio(b) - prio(a);
+      if (d !== 0) return d;
+    }
+    return task.lifo ? b.msgId - a.msgId : a.msgId - b.msgId;
+  });
+}
