@@ -3,8 +3,6 @@
 // traceparent in every message's headers, so each consumer's span is its
 // child (the context travels through the database, not the process).
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { SpanKind } from '@opentelemetry/api';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { disableTracing, enableTracing } from '../../src/telemetry/index.js';
@@ -13,6 +11,7 @@ import { QueueClient } from '../../src/queue/client.js';
 import { Bus, DirectBackend } from '../../src/bus/index.js';
 import { taskClient, worker } from '../tasks/helpers.js';
 import { inMemoryTracing, record, type SpanRecord } from './fixtures/otel.js';
+import { runFixture } from './fixtures/run-fixture.js';
 
 const db = useTestDatabase();
 const otel = inMemoryTracing();
@@ -138,62 +137,42 @@ describe('batch and bus tracing', () => {
     expect(spans().find((s) => s.name === 'handle')?.parentSpanId).toBe(deliver.spanId);
   });
 
-  it('bus, across processes: the receiving member (another process) makes its delivery span a child of the publish', async () => {
-    const root = fileURLToPath(new URL('../../', import.meta.url));
+  it('bus, across processes: the delivery span is a child of the publish made in another process', async () => {
     const channel = 'traced.bus.x';
-    const child = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'test/telemetry/fixtures/traced-bus-member.ts'],
-      {
-        cwd: root,
-        env: {
-          ...process.env,
-          DATABASE_URL: db.url,
-          QUEUE_SCHEMA: db.queueSchema,
-          CHANNEL: channel,
-        },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    const timer = setTimeout(() => child.kill('SIGKILL'), 60_000);
-    let out = '';
-    let err = '';
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const ready = new Promise<void>((resolve) =>
-      child.stdout.on('data', (d: Buffer) => {
-        out += d.toString();
-        if (out.startsWith('ready\n')) resolve();
-      }),
-    );
-    const exited = new Promise<number | null>((resolve) => child.once('exit', resolve));
-    await Promise.race([ready, exited]);
-    expect(out.startsWith('ready\n'), err).toBe(true);
-
     const client = db.track(
       new QueueClient({ connectionString: db.url, schema: db.queueSchema, maxConnections: 2 }),
     );
-    const sender = new Bus<{ hello: string }>({ backend: new DirectBackend({ client }), channel });
-    db.track({ close: () => sender.stop() });
-    await sender.start();
+    const receiver = new Bus<{ hello: string }>({
+      backend: new DirectBackend({ client }),
+      channel,
+    });
+    db.track({ close: () => receiver.stop() });
+    const handled: string[] = [];
+    receiver.subscribe((m) => {
+      otel.provider.getTracer('app').startActiveSpan('handle here', (s) => s.end());
+      handled.push(m.hello);
+    });
+    await receiver.start();
     otel.exporter.reset();
-    const request = await otel.provider
-      .getTracer('app')
-      .startActiveSpan('POST /x', async (span) => {
-        expect(await sender.publish({ hello: 'there' })).toBe(1);
-        span.end();
-        return span.spanContext();
-      });
-    expect(await exited, err).toBe(0);
-    clearTimeout(timer);
-    const publish = spans().find((s) => s.name === `send ${channel}`)!;
-    expect(publish.parentSpanId).toBe(request.spanId);
-    const theirs = JSON.parse(out.slice('ready\n'.length)) as SpanRecord[];
-    const deliver = theirs.find((s) => s.name === `process ${channel}`)!;
+    const theirs = await runFixture<SpanRecord[]>(
+      'test/telemetry/fixtures/traced-bus-publisher.ts',
+      {
+        DATABASE_URL: db.url,
+        QUEUE_SCHEMA: db.queueSchema,
+        CHANNEL: channel,
+      },
+    );
+    await eventually(async () => spans().some((s) => s.name === `process ${channel}`), 30_000);
+    const request = theirs.find((s) => s.name === 'POST /x')!;
+    const publish = theirs.find((s) => s.name === `send ${channel}`)!;
+    expect(publish).toMatchObject({ kind: SpanKind.PRODUCER, parentSpanId: request.spanId });
+    const deliver = spans().find((s) => s.name === `process ${channel}`)!;
     expect(deliver).toMatchObject({
       kind: SpanKind.CONSUMER,
       traceId: request.traceId,
       parentSpanId: publish.spanId,
     });
-    expect(theirs.find((s) => s.name === 'handle')?.parentSpanId).toBe(deliver.spanId);
+    expect(handled).toEqual(['there']);
+    expect(spans().find((s) => s.name === 'handle here')?.parentSpanId).toBe(deliver.spanId);
   }, 90_000);
 });
