@@ -48,6 +48,8 @@ export class MaintenanceScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MaintenanceResult[]> | undefined;
   private started = false;
+  /** The first pass of `start()`: a second call while it runs waits for it too. */
+  private starting: Promise<this> | undefined;
   /** Resolves the promise `run()` waits on; set while started. */
   private stopped: (() => void) | undefined;
   private whenStopped: Promise<void> | undefined;
@@ -90,8 +92,12 @@ export class MaintenanceScheduler {
    * `intervalMs`. Rejects (and stops) when the first pass cannot list the
    * queues; one queue's failure is logged and does not stop it. Idempotent.
    */
-  async start(): Promise<this> {
-    if (this.started) return this;
+  start(): Promise<this> {
+    if (!this.started) this.starting = this.firstPass();
+    return this.starting ?? Promise.resolve(this);
+  }
+
+  private async firstPass(): Promise<this> {
     this.begin();
     try {
       await this.runOnce();
