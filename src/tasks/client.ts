@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import type { TxOption } from '../driver/tx-option.js';
-import { traceSend } from '../telemetry/tracing.js';
+import { traceSend, traceSendBatch } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
@@ -184,6 +184,18 @@ export class TaskClient {
   ): Promise<EnqueuedJob[]> {
     if (!Array.isArray(jobs) || jobs.length === 0)
       throw new InvalidArgumentError('enqueueBatch needs at least one job');
+    // One send span when tracing is on; its traceparent goes into every job's headers.
+    return traceSendBatch(task.name, jobs.length, (tc) =>
+      this.enqueueBatchNow(task, jobs, options, tc),
+    );
+  }
+
+  private async enqueueBatchNow<In, Out>(
+    task: Task<In, Out>,
+    jobs: readonly BatchItem<In>[],
+    options: TxOption,
+    traceContext: Headers | null,
+  ): Promise<EnqueuedJob[]> {
     const bodies: string[] = [];
     const headers: string[] = [];
     const keys: (string | undefined)[] = [];
@@ -195,7 +207,11 @@ export class TaskClient {
       await validateInput(task, job.input);
       refuseInBatch(job.options, i);
       bodies.push(toJson(`jobs[${i}].input`, job.input));
-      const h = this.jobHeaders(task, job.options ?? {});
+      const o = job.options ?? {};
+      const h = this.jobHeaders(
+        task,
+        traceContext ? { ...o, headers: { ...o.headers, ...traceContext } } : o,
+      );
       headers.push(h.headers);
       keys.push(h.key);
       runAts.push(h.runAt);

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { STR, parseFlags } from '../flags.js';
 import {
   ids,
   intOption,
@@ -45,18 +45,17 @@ ${OPS_USAGE}
 Exit codes: 0 done; 1 failure (show: no such job; an action skipped every job
 it selected); 2 bad usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+    const { values, positionals } = parseFlags(
+      argv,
+      {
         ...OPS_OPTIONS,
-        state: { type: 'string' },
+        state: STR,
         where: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        after: { type: 'string' },
+        limit: STR,
+        after: STR,
       },
-      strict: true,
-    });
+      true,
+    );
     const [action, task, ...rest] = positionals;
     if (!action || !(ACTIONS as readonly string[]).includes(action))
       throw new UsageError(`action must be one of ${ACTIONS.join(', ')}`);
