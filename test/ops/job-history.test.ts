@@ -162,6 +162,15 @@ describe('bulk actions by filter', () => {
     expect(refused.status).toBe(403);
 
     const d = db.track(await startDashboard({ port: 0, ops: o, refreshMs: 0, allowWrites: true }));
+    // A task page's search leads to the bulk form, filled in.
+    const search = await text(`${d.url}tasks/h_hold2?state=scheduled&where=plan%3Dpro`);
+    expect(search).toContain(
+      'href="/tasks?task=h_hold2&amp;state=scheduled&amp;where=plan%3Dpro#bulk-form"',
+    );
+    const filled = await text(`${d.url}tasks?task=h_hold2&state=scheduled&where=plan%3Dpro`);
+    expect(filled).toMatch(/value="scheduled"\s+checked/);
+    expect(filled).toContain('name="where" placeholder="field.path=value" value="plan=pro"');
+    expect(filled).not.toContain('id="bulk-confirm"');
     const page = await text(`${d.url}tasks?${q}`);
     expect(page).toContain('id="bulk-form"');
     expect(page).toContain('data-action="bulk-confirm"');

@@ -145,6 +145,15 @@ export async function taskDetail(
         ['oldest job age (s)', c.series.age.get(task)],
       ])}
       ${searchForm(q, stateSelect)}
+      ${
+        c.writable
+          ? html`<p>
+              <a href="${u(c, `tasks?${bulkQuery(task, state, q)}#bulk-form`)}" id="bulk-link"
+                >Bulk action by this filter (no limit, counted first)…</a
+              >
+            </p>`
+          : html``
+      }
       <form method="post" action="${u(c, `tasks/${enc(task)}/actions`)}">
         ${csrfField(c)} <input type="hidden" name="state" value="${state ?? ''}" /><input
           type="hidden"
@@ -168,4 +177,12 @@ export async function taskDetail(
         )}
       </form>`,
   };
+}
+
+/** The tasks page's bulk form, filled in with a task page's search. */
+function bulkQuery(task: string, state: JobState | undefined, q: URLSearchParams): string {
+  const p = new URLSearchParams({ task });
+  if (state) p.append('state', state);
+  for (const k of ['where', 'header']) if (q.get(k)) p.set(k, q.get(k)!);
+  return p.toString();
 }
