@@ -118,6 +118,38 @@ describe('job page', () => {
   });
 });
 
+describe('one job from its page', () => {
+  const single = defineTask({ name: 'h_single', handler: async () => undefined });
+
+  it('cancels it and comes back to it; read-only shows no buttons', async () => {
+    const client = taskClient(db);
+    const job = await client.enqueue(single, {}, { delayMs: 3_600_000 });
+    const o = ops();
+    const ro = db.track(await startDashboard({ port: 0, ops: o, refreshMs: 0 }));
+    expect(await text(`${ro.url}tasks/h_single/jobs/${job.id}`)).not.toContain('id="job-actions"');
+    const d = db.track(await startDashboard({ port: 0, ops: o, refreshMs: 0, allowWrites: true }));
+    const page = await text(`${d.url}tasks/h_single/jobs/${job.id}`);
+    expect(page).toContain('id="job-actions"');
+    const res = await fetch(`${d.url}tasks/h_single/actions`, {
+      method: 'POST',
+      redirect: 'manual',
+      body: new URLSearchParams({
+        csrf: csrfOf(page),
+        action: 'cancel',
+        id: String(job.id),
+        back: 'job',
+      }),
+    });
+    expect(res.status).toBe(303);
+    const to = decodeURIComponent(res.headers.get('location')!);
+    expect(to).toBe(`/tasks/h_single/jobs/${job.id}?flash=cancel: done (cancelled (was queued))`);
+    expect((await client.getJob(single, job.id))?.state).toBe('cancelled');
+    expect(await text(`${d.url}tasks/h_single/jobs/${job.id}`)).toMatch(
+      /id="job-state" data-live>cancelled</,
+    );
+  });
+});
+
 describe('bulk actions by filter', () => {
   const hold = defineTask({ name: 'h_hold', handler: async () => undefined });
   const hold2 = defineTask({ name: 'h_hold2', handler: async () => undefined });

@@ -229,6 +229,11 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
           jobs.push(...(await browseJobs(ops.write, ops.schemas.tasks, task, { id })));
       const r = await runJobAction(ops, action as JobAction, task, jobs);
       msg = `${action}: ${r.filter((x) => x.outcome === 'done').length} of ${r.length} done`;
+      // From a job's page: back there, with what happened to the job.
+      if (form.get('back') === 'job' && ids.length === 1 && r[0]) {
+        msg = `${action}: ${r[0].outcome} (${r[0].detail})`;
+        if (action !== 'delete' || r[0].outcome !== 'done') back = `${back}/jobs/${ids[0]}`;
+      }
     } else if (seg[0] === 'streams' && seg[1] === 'actions' && action === 'replay') {
       back = `${base}streams`;
       let n = 0;

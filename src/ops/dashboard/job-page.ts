@@ -6,7 +6,7 @@ import type { JobAttempt } from '../../tasks/history.js';
 import type { StoredError } from '../../tasks/outcome-errors.js';
 import { browseJobs, browseMessages, type BrowsedMessage } from '../browse.js';
 import { html, Html, table, td } from './html.js';
-import { enc, u, type PageContext, type Rendered } from './page-parts.js';
+import { button, csrfField, enc, u, type PageContext, type Rendered } from './page-parts.js';
 
 /** Header written on a job rescheduled from a dead letter: the original job's id. */
 const RESCHEDULED_FROM_MSG_ID = 'x-pgferry-rescheduled-from-msg-id';
@@ -69,6 +69,19 @@ export async function jobDetail(
     title: `Job ${id} of ${task}`,
     active: 'tasks',
     body: html`<p><span class="badge ${j.state}" id="job-state" data-live>${j.state}</span></p>
+      ${
+        c.writable
+          ? html`<form
+              method="post"
+              action="${u(c, `tasks/${enc(task)}/actions`)}"
+              id="job-actions"
+            >
+              ${csrfField(c)}<input type="hidden" name="id" value="${id}" />
+              <input type="hidden" name="back" value="job" />
+              ${button(c, 'retry', 'Retry')}${button(c, 'cancel', 'Cancel')}${button(c, 'delete', 'Delete')}
+            </form>`
+          : html``
+      }
       <table id="job-summary" data-live>
         <tbody>
           ${row('attempts', j.readCount)} ${row('enqueued at', j.enqueuedAt)}
