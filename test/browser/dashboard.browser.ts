@@ -226,7 +226,7 @@ describe('dashboard in a real browser', () => {
     await tasks.waitForFunction(
       () =>
         document.querySelector('[data-failure-rate="b_work"]')?.textContent?.trim() === '0.0%' &&
-        /^\d+\.\d%$/.test(
+        /^(?!0\.0%)\d+\.\d%$/.test(
           document.querySelector('[data-failure-rate="b_broken"]')?.textContent?.trim() ?? '',
         ) &&
         document.querySelector('svg[aria-label="jobs of b_broken dead-lettered per second"]'),
