@@ -13,6 +13,8 @@
 --   * bulk_delete() deletes the stored outcomes (job_results) of the jobs it
 --     deletes: a job "deleted for good" kept its result readable through
 --     job_result() and waitForResult().
+--   * prune_results() keeps a flow's bookkeeping until every child has
+--     finished (it deadlocked with a child finishing after its parent left).
 --   * configure_task() refuses a rate limit over 10,000 per period: the
 --     sliding-window log holds one timestamp per start, and fetch() reads and
 --     rewrites it under the bucket's lock, so a larger log made every fetch
@@ -176,5 +178,39 @@ BEGIN
      AND (q.group_concurrency, q.rate_limit, q.rate_period_ms, q.rate_per_key)
          IS DISTINCT FROM (configure_task.group_concurrency, configure_task.rate_limit,
                            configure_task.rate_period_ms, coalesce(configure_task.rate_per_key, false));
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- prune_results(): a flow's bookkeeping goes once every child has finished
+-- ---------------------------------------------------------------------------
+-- Migration 4 deleted the flows row of a parent gone from its queue even
+-- while a child was finishing: the child's transaction holds its
+-- flow_children row and then asks for the flows row, the prune held the
+-- flows row and its cascade asked for the flow_children row (a deadlock).
+-- Now a flow with a child not finished is kept (a finishing child's update is
+-- not committed, so its flow is not picked), and locked rows are skipped.
+CREATE OR REPLACE FUNCTION @schema@.prune_results(queue_name text, retention interval, batch_size integer DEFAULT 1000)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint;
+BEGIN
+  DELETE FROM @schema@.job_results j
+   WHERE (j.queue_name, j.msg_id) IN (
+     SELECT x.queue_name, x.msg_id FROM @schema@.job_results x
+      WHERE x.queue_name = prune_results.queue_name AND x.finished_at < clock_timestamp() - retention
+      ORDER BY x.finished_at LIMIT batch_size FOR UPDATE SKIP LOCKED);
+  GET DIAGNOSTICS n = ROW_COUNT;
+  EXECUTE format('DELETE FROM @schema@.flows f
+                   WHERE (f.parent_queue, f.parent_id) IN (
+                     SELECT x.parent_queue, x.parent_id FROM @schema@.flows x
+                      WHERE x.parent_queue = $1 AND x.created_at < clock_timestamp() - $2
+                        AND NOT EXISTS (SELECT 1 FROM %s q WHERE q.msg_id = x.parent_id)
+                        AND NOT EXISTS (SELECT 1 FROM @schema@.flow_children c
+                                         WHERE c.parent_queue = x.parent_queue AND c.parent_id = x.parent_id
+                                           AND c.state IS NULL)
+                        FOR UPDATE OF x SKIP LOCKED)', @schema@._q(queue_name))
+    USING queue_name, retention;
+  RETURN n;
 END;
 $$;

@@ -126,6 +126,40 @@ describe('tasks: prune() and the locks of fetch and enqueue', () => {
   });
 });
 
+describe('tasks: prune_results() and finishing children', () => {
+  it("keeps a flow while a child is finishing (it deadlocked with the child's transaction), prunes it after", async () => {
+    const part = defineTask<{ n: number }>({ name: 'fx_pr_part', handler: noop });
+    const whole = defineTask<{ n: number }>({ name: 'fx_pr_whole', handler: noop });
+    const client = taskClient(db);
+    const flow = await client.enqueueFlow({
+      parent: { task: whole, input: { n: 0 } },
+      children: [{ task: part, input: { n: 1 } }],
+      onChildFailure: 'continue',
+    });
+    // The parent leaves its queue first (cancelled); its child is still running.
+    expect(await client.cancel(whole, flow.parent.id)).toBe('queued');
+    const [l] = await lease(client, 'fx_pr_part');
+    const [child, pruner] = await connections(db, 2);
+    await child!.query('BEGIN');
+    await child!.query(
+      `SELECT ${T}.complete_results('fx_pr_part', ARRAY[$1::bigint], ARRAY[$2::int], ARRAY[NULL::jsonb])`,
+      [l!.id, l!.rc],
+    );
+    await pruner!.query(`SET lock_timeout = '3s'`);
+    await pruner!.query(`SELECT ${T}.prune_results('fx_pr_whole', '0', 1000)`);
+    const flows = () =>
+      db.sql(
+        `SELECT pending FROM ${T}.flows WHERE parent_queue = 'fx_pr_whole' AND parent_id = $1`,
+        [flow.parent.id],
+      );
+    expect(await flows()).toEqual([{ pending: 1 }]);
+    await child!.query('COMMIT');
+    expect(await flows()).toEqual([{ pending: 0 }]);
+    await client.pruneResults(whole, { retentionMs: 0 });
+    expect(await flows()).toEqual([]);
+  });
+});
+
 describe('tasks: bulk delete and stored outcomes', () => {
   it("deleted jobs' results and errors go with them (job_result: unknown)", async () => {
     const t = defineTask<{ customer: number }>({ name: 'fx_bulk', handler: noop });
