@@ -362,4 +362,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.job_result(text, bigint)': 'none',
   'tasks.progress(text, bigint, integer, jsonb)': 'none',
   'tasks.prune_results(text, interval, integer)': 'none',
+  // review17 additions: none new. sql/tasks/0005_review_fixes.sql replaces
+  // complete, prune, prune_results, bulk_delete and configure_task (classified
+  // above; CREATE OR REPLACE keeps their revoked EXECUTE).
 };
