@@ -15,6 +15,8 @@
 --     job_result() and waitForResult().
 --   * prune_results() keeps a flow's bookkeeping until every child has
 --     finished (it deadlocked with a child finishing after its parent left).
+--   * enqueue_unique() and enqueue_debounced() refuse headers carrying an
+--     idempotency key (PF301), as the client does, instead of a bare 23505.
 --   * configure_task() refuses a rate limit over 10,000 per period: the
 --     sliding-window log holds one timestamp per start, and fetch() reads and
 --     rewrites it under the bucket's lock, so a larger log made every fetch
@@ -212,5 +214,90 @@ BEGIN
                         FOR UPDATE OF x SKIP LOCKED)', @schema@._q(queue_name))
     USING queue_name, retention;
   RETURN n;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- enqueue_unique(), enqueue_debounced(): no idempotency key beside the window
+-- ---------------------------------------------------------------------------
+-- A job with both failed with a bare unique violation (23505) when the
+-- idempotency key was taken, after the window's key had been claimed; the
+-- client refuses idempotencyKey with unique/debounce, and so does SQL now.
+CREATE FUNCTION @schema@._check_no_idempotency_key(fn text, headers jsonb)
+RETURNS void LANGUAGE plpgsql IMMUTABLE AS $$
+BEGIN
+  IF headers ? 'x-pgferry-idempotency-key' THEN
+    RAISE EXCEPTION '%: an idempotency key (x-pgferry-idempotency-key) and a unique or debounce key exclude each other', fn
+      USING ERRCODE = 'PF301';
+  END IF;
+END;
+$$;
+REVOKE ALL ON FUNCTION @schema@._check_no_idempotency_key(text, jsonb) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION @schema@.enqueue_unique(
+  queue_name text, input jsonb, unique_key text, window_ms integer,
+  headers jsonb DEFAULT NULL, run_at timestamptz DEFAULT NULL)
+RETURNS TABLE (msg_id bigint, duplicate boolean) LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._q(queue_name);
+  mine boolean;
+  id bigint;
+BEGIN
+  PERFORM @schema@._check_window('enqueue_unique', unique_key, window_ms);
+  PERFORM @schema@._check_no_idempotency_key('enqueue_unique', headers);
+  INSERT INTO @schema@.job_keys AS k (queue_name, kind, key, msg_id, expires_at)
+  VALUES (enqueue_unique.queue_name, 'unique', unique_key, NULL,
+          clock_timestamp() + make_interval(secs => window_ms / 1000.0))
+  ON CONFLICT ON CONSTRAINT job_keys_pkey DO UPDATE SET msg_id = NULL, expires_at = excluded.expires_at
+   WHERE k.expires_at <= clock_timestamp()
+  RETURNING true INTO mine;
+  IF mine IS NULL THEN
+    SELECT k.msg_id INTO id FROM @schema@.job_keys k
+     WHERE k.queue_name = enqueue_unique.queue_name AND k.kind = 'unique' AND k.key = unique_key;
+    msg_id := id; duplicate := true; RETURN NEXT; RETURN;
+  END IF;
+  EXECUTE format('INSERT INTO %s (vt, message, headers) VALUES (COALESCE($1, clock_timestamp()), $2, $3) RETURNING msg_id', rel)
+    INTO id USING run_at, input, COALESCE(headers, '{}'::jsonb) || jsonb_build_object('x-pgferry-unique-key', unique_key);
+  UPDATE @schema@.job_keys k SET msg_id = id
+   WHERE k.queue_name = enqueue_unique.queue_name AND k.kind = 'unique' AND k.key = unique_key;
+  msg_id := id; duplicate := false; RETURN NEXT;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.enqueue_debounced(
+  queue_name text, input jsonb, debounce_key text, window_ms integer, headers jsonb DEFAULT NULL)
+RETURNS TABLE (msg_id bigint, duplicate boolean) LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._q(queue_name);
+  hdr jsonb := COALESCE(headers, '{}'::jsonb) || jsonb_build_object('x-pgferry-debounce-key', debounce_key);
+  win interval := make_interval(secs => window_ms / 1000.0);
+  k record;
+  id bigint;
+BEGIN
+  PERFORM @schema@._check_window('enqueue_debounced', debounce_key, window_ms);
+  PERFORM @schema@._check_no_idempotency_key('enqueue_debounced', headers);
+  LOOP
+    INSERT INTO @schema@.job_keys (queue_name, kind, key, msg_id, expires_at)
+    VALUES (enqueue_debounced.queue_name, 'debounce', debounce_key, NULL, clock_timestamp())
+    ON CONFLICT ON CONSTRAINT job_keys_pkey DO NOTHING;
+    SELECT j.msg_id, j.expires_at INTO k FROM @schema@.job_keys j
+     WHERE j.queue_name = enqueue_debounced.queue_name AND j.kind = 'debounce' AND j.key = debounce_key
+       FOR UPDATE;
+    EXIT WHEN FOUND; -- else pruned in between: insert again
+  END LOOP;
+  IF k.msg_id IS NOT NULL AND k.expires_at > clock_timestamp() THEN
+    -- read_ct = 0: never leased (a fetch that holds the row makes us wait, then fails this check).
+    EXECUTE format('UPDATE %s SET message = $2, headers = $3, vt = clock_timestamp() + $4
+                     WHERE msg_id = $1 AND read_ct = 0 RETURNING msg_id', rel)
+      INTO id USING k.msg_id, input, hdr, win;
+  END IF;
+  duplicate := id IS NOT NULL;
+  IF id IS NULL THEN
+    EXECUTE format('INSERT INTO %s (vt, message, headers) VALUES (clock_timestamp() + $1, $2, $3) RETURNING msg_id', rel)
+      INTO id USING win, input, hdr;
+  END IF;
+  UPDATE @schema@.job_keys j SET msg_id = id, expires_at = clock_timestamp() + win
+   WHERE j.queue_name = enqueue_debounced.queue_name AND j.kind = 'debounce' AND j.key = debounce_key;
+  msg_id := id; RETURN NEXT;
 END;
 $$;

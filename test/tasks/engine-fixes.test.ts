@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { InvalidArgumentError } from '../../src/errors.js';
+import { TaskConfigError } from '../../src/tasks/errors.js';
 import { JobNotFoundError } from '../../src/tasks/outcome-errors.js';
 import type { TaskClient } from '../../src/tasks/client.js';
 import { components } from '../../src/migrate/components.js';
@@ -192,6 +193,33 @@ describe('tasks: bulk delete and stored outcomes', () => {
       state: 'completed',
       result: { secret: 1 },
     });
+  });
+});
+
+describe('tasks: unique and debounce beside an idempotency key', () => {
+  it('refuse an idempotency key in the headers (PF301, TaskConfigError), leaving no key and no job', async () => {
+    const t = defineTask<{ n: number }>({ name: 'fx_keys', handler: noop });
+    const client = taskClient(db);
+    const first = await client.enqueue(t, { n: 1 }, { idempotencyKey: 'idem' });
+    const headers = { 'x-pgferry-idempotency-key': 'idem' };
+    // Before: a bare unique violation (23505) once the window's key was claimed.
+    await expect(
+      client.enqueue(t, { n: 2 }, { headers, unique: { key: 'u', windowMs: 60_000 } }),
+    ).rejects.toBeInstanceOf(TaskConfigError);
+    await expect(
+      client.enqueue(t, { n: 3 }, { headers, debounce: { key: 'd', windowMs: 60_000 } }),
+    ).rejects.toBeInstanceOf(TaskConfigError);
+    await expect(
+      db.sql(
+        `SELECT * FROM ${T}.enqueue_unique('fx_keys', '{}', 'u', 1000, '{"x-pgferry-idempotency-key":"other"}')`,
+      ),
+    ).rejects.toMatchObject({ code: 'PF301' });
+    expect(await db.sql(`SELECT key FROM ${T}.job_keys WHERE queue_name = 'fx_keys'`)).toEqual([]);
+    const jobs = await db.sql<{ msg_id: string }>(`SELECT msg_id FROM ${db.queueSchema}.q_fx_keys`);
+    expect(jobs.map((j) => Number(j.msg_id))).toEqual([first.id]);
+    // Without the idempotency header both still work.
+    const u = await client.enqueue(t, { n: 4 }, { unique: { key: 'u', windowMs: 60_000 } });
+    expect(u.duplicate).toBe(false);
   });
 });
 
