@@ -17,6 +17,8 @@
 --     finished (it deadlocked with a child finishing after its parent left).
 --   * enqueue_unique() and enqueue_debounced() refuse headers carrying an
 --     idempotency key (PF301), as the client does, instead of a bare 23505.
+--   * idle() of a rate-limited task returns the time a slot frees only when
+--     a job is waiting for it (an idle worker woke once per logged start).
 --   * configure_task() refuses a rate limit over 10,000 per period: the
 --     sliding-window log holds one timestamp per start, and fetch() reads and
 --     rewrites it under the bucket's lock, so a larger log made every fetch
@@ -299,5 +301,48 @@ BEGIN
   UPDATE @schema@.job_keys j SET msg_id = id, expires_at = clock_timestamp() + win
    WHERE j.queue_name = enqueue_debounced.queue_name AND j.kind = 'debounce' AND j.key = debounce_key;
   msg_id := id; RETURN NEXT;
+END;
+$$;
+
+-- ---------------------------------------------------------------------------
+-- idle(): a rate-limited task wakes for a freed slot only when jobs wait
+-- ---------------------------------------------------------------------------
+-- Migration 3 returned the time the oldest logged start leaves the period
+-- even with no job to run, so after a busy period an idle worker woke (a
+-- fetch and an idle(), each reading the whole log) once for every start of
+-- the last period: up to `limit` wake-ups per period for nothing. Now only
+-- when a visible job is waiting (one the limit held back); a job inserted or
+-- becoming visible later wakes the worker as for any task.
+CREATE OR REPLACE FUNCTION @schema@.idle(queue_name text)
+RETURNS timestamptz LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._q(queue_name);
+  nxt timestamptz;
+  slot timestamptz;
+  visible boolean;
+  ctl record;
+BEGIN
+  SELECT q.paused, q.rate_period_ms INTO ctl FROM @schema@.queues q WHERE q.queue_name = idle.queue_name;
+  IF ctl.paused THEN
+    RETURN NULL;
+  END IF;
+  IF NOT pg_try_advisory_xact_lock(@schema@._wait_key(queue_name)) THEN
+    -- An insert is in progress (most take a few ms); it may not have seen
+    -- us: look again in a moment rather than sleep through its job.
+    RETURN clock_timestamp() + interval '3 milliseconds';
+  END IF;
+  UPDATE @schema@.queues q SET waiting = true WHERE q.queue_name = idle.queue_name AND NOT q.waiting;
+  EXECUTE format('SELECT min(vt) FROM %s WHERE vt > clock_timestamp()', rel) INTO nxt;
+  IF ctl.rate_period_ms IS NOT NULL THEN
+    EXECUTE format('SELECT EXISTS (SELECT 1 FROM %s WHERE vt <= clock_timestamp())', rel) INTO visible;
+  END IF;
+  IF visible THEN
+    SELECT min(x) + make_interval(secs => ctl.rate_period_ms / 1000.0) INTO slot
+      FROM @schema@.rate_buckets b, unnest(b.starts) x
+     WHERE b.queue_name = idle.queue_name
+       AND x > clock_timestamp() - make_interval(secs => ctl.rate_period_ms / 1000.0);
+    nxt := least(nxt, slot);
+  END IF;
+  RETURN nxt;
 END;
 $$;

@@ -223,6 +223,35 @@ describe('tasks: unique and debounce beside an idempotency key', () => {
   });
 });
 
+describe('tasks: idle() of a rate-limited task', () => {
+  it('asks to be woken when a slot frees only while a job waits for it', async () => {
+    const t = defineTask<{ n: number }>({
+      name: 'fx_idle',
+      rateLimit: { limit: 2, periodMs: 60_000 },
+      handler: noop,
+    });
+    const client = taskClient(db);
+    await client.ensure(t);
+    await client.enqueue(t, { n: 1 });
+    const ls = await lease(client, 'fx_idle');
+    await db.sql(`SELECT ${T}.complete('fx_idle', $1::bigint[], $2::integer[])`, [
+      ls.map((l) => l.id),
+      ls.map((l) => l.rc),
+    ]);
+    // Nothing to run: no wake-up when the logged start leaves the period (it woke for each before).
+    const [none] = await db.sql(`SELECT ${T}.idle('fx_idle') AS r`);
+    expect(none!.r).toBeNull();
+    // Jobs held back by the limit: woken when the oldest start leaves the period.
+    await client.enqueueBatch(t, [{ input: { n: 2 } }, { input: { n: 3 } }]);
+    expect(await lease(client, 'fx_idle')).toHaveLength(1);
+    const [slot] = await db.sql<{ r: Date; first: Date }>(
+      `SELECT ${T}.idle('fx_idle') AS r, (SELECT starts[1] FROM ${T}.rate_buckets
+         WHERE queue_name = 'fx_idle') + interval '60 seconds' AS first`,
+    );
+    expect(slot!.r).toEqual(slot!.first);
+  });
+});
+
 describe('tasks: rate limit bounds', () => {
   it('refuses a limit over 10,000 per period, in defineTask and in configure_task, changing nothing', async () => {
     expect(() =>
