@@ -7,17 +7,17 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import { toJson, toMessage, type Headers, type Message } from '../queue/index.js';
+import { toJson, type Headers } from '../queue/index.js';
 import { checkTaskName } from './define.js';
 import { DeadLetters } from './dead-letters.js';
-import { TaskConfigError } from './errors.js';
-import { H } from './headers.js';
 import { TaskStatements, type RunAt } from './statements.js';
 import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
-import { checkIdempotencyKey, validateInput } from './validate.js';
+import { validateInput } from './validate.js';
 import { bulk, type JobFilter } from './bulk.js';
 import { configureTask, isPaused, setPaused } from './controls.js';
-import { controlOptions, enqueueKeyed, refuseInBatch } from './unique.js';
+import { enqueueKeyed, refuseInBatch } from './unique.js';
+import { jobHeaders, type JobHeaders } from './job-headers.js';
+import { readJob, type JobSnapshot } from './job-snapshot.js';
 import {
   childResults,
   enqueueFlow,
@@ -35,36 +35,14 @@ import {
   type WaitForResultOptions,
 } from './results.js';
 
+export type { JobSnapshot, JobState } from './job-snapshot.js';
+
 export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
   queueSchema?: string;
   /** Schema of the tasks engine. Default `pgferry_tasks`. */
   tasksSchema?: string;
   logger?: Logger;
-}
-
-/** Where a job is in its life (see the state machine in docs/tasks.md). */
-export type JobState =
-  | 'scheduled' // waiting for its run time
-  | 'queued' // runnable now
-  | 'running' // leased by a worker
-  | 'retrying' // failed, waiting for its next attempt
-  | 'completed'
-  | 'cancelled'
-  | 'dead'; // moved to the dead-letter queue
-
-export interface JobSnapshot {
-  id: number;
-  task: string;
-  state: JobState;
-  input: unknown;
-  headers: Headers;
-  attempts: number;
-  enqueuedAt: Date;
-  runAt: Date;
-  archivedAt: Date | null;
-  /** The latest value the handler reported with ctx.progress (undefined: none). */
-  progress: unknown;
 }
 
 /**
@@ -223,54 +201,8 @@ export class TaskClient {
   }
 
   /** @internal The headers, idempotency key and run time of one job (also used by enqueueFlow). */
-  jobHeaders(
-    task: AnyTask,
-    o: Omit<EnqueueOptions, 'tx'>,
-  ): { headers: string; key: string | undefined; runAt: RunAt } & {
-    keyed: ReturnType<typeof controlOptions>;
-  } {
-    const h: Headers = { ...(o.headers ?? {}), [H.task]: task.name };
-    const keyed = controlOptions(task, o, h);
-    if (o.group !== undefined) {
-      if (!task.grouped)
-        throw new TaskConfigError(
-          `task "${task.name}" is not grouped; define it with grouped: true to use groups`,
-        );
-      if (typeof o.group !== 'string' || o.group.length === 0)
-        throw new InvalidArgumentError('group must be a non-empty string');
-      h[H.group] = o.group;
-    }
-    if (o.priority !== undefined) {
-      if (task.priority === undefined) {
-        throw new TaskConfigError(
-          `task "${task.name}" has no priority ordering; define it with a default priority to use priorities`,
-        );
-      }
-      if (!Number.isInteger(o.priority) || Math.abs(o.priority) > 2_147_483_647) {
-        throw new InvalidArgumentError(`priority must be an integer, got ${String(o.priority)}`);
-      }
-    }
-    const priority = o.priority ?? task.priority;
-    if (priority !== undefined) h[H.priority] = priority;
-    if (o.idempotencyKey !== undefined) {
-      h[H.idempotencyKey] = checkIdempotencyKey(o.idempotencyKey);
-    }
-    let runAt: RunAt = { at: null, delayMs: 0 };
-    if (o.runAt !== undefined) {
-      if (o.delayMs !== undefined)
-        throw new InvalidArgumentError('give delayMs or runAt, not both');
-      if (!(o.runAt instanceof Date) || Number.isNaN(o.runAt.getTime()))
-        throw new InvalidArgumentError('runAt must be a valid Date');
-      runAt = { at: o.runAt, delayMs: 0 };
-    } else if (o.delayMs !== undefined) {
-      if (typeof o.delayMs !== 'number' || !Number.isFinite(o.delayMs) || o.delayMs < 0) {
-        throw new InvalidArgumentError(
-          `delayMs must be a non-negative number, got ${String(o.delayMs)}`,
-        );
-      }
-      runAt = { at: null, delayMs: o.delayMs };
-    }
-    return { headers: toJson('headers', h), key: o.idempotencyKey, runAt, keyed };
+  jobHeaders(task: AnyTask, o: Omit<EnqueueOptions, 'tx'>): JobHeaders {
+    return jobHeaders(task, o);
   }
 
   /**
@@ -295,23 +227,7 @@ export class TaskClient {
     id: number,
     options: TxOption = {},
   ): Promise<JobSnapshot | null> {
-    const name = typeof task === 'string' ? checkTaskName(task) : task.name;
-    const exec = options.tx ?? this.driver;
-    const records = this.statements.queue.records;
-    const r = await records.get(exec, name, id);
-    if (r) {
-      const m = toMessage(r);
-      const future = m.visibleAt.getTime() > new Date(r.now).getTime();
-      const running = m.lastReadAt !== null && future;
-      const waiting = m.readCount > 0 ? 'retrying' : 'scheduled';
-      return snapshot(name, m, running ? 'running' : future ? waiting : 'queued', null);
-    }
-    const arc = await records.getArchived(exec, name, id);
-    if (!arc) return null;
-    const m = toMessage(arc);
-    const st = (m.headers ?? {})[H.state];
-    const state: JobState = st === 'dead' ? 'dead' : st === 'cancelled' ? 'cancelled' : 'completed';
-    return snapshot(name, m, state, new Date(arc.archived_at));
+    return readJob(this.statements, options.tx ?? this.driver, taskName(task), id);
   }
 
   /**
@@ -450,19 +366,3 @@ const taskName = (task: AnyTask | string): string =>
 
 const ensureKey = (task: AnyTask): string =>
   `${task.name}:${task.grouped}:${task.priority !== undefined}`;
-
-/** A job's snapshot from its queue (or archive) message. */
-function snapshot(task: string, m: Message, state: JobState, archivedAt: Date | null): JobSnapshot {
-  return {
-    id: m.msgId,
-    task,
-    state,
-    input: m.message,
-    headers: m.headers ?? {},
-    attempts: m.readCount,
-    enqueuedAt: m.enqueuedAt,
-    runAt: m.visibleAt,
-    archivedAt,
-    progress: m.headers?.[H.progress],
-  };
-}
