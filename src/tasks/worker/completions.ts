@@ -21,6 +21,7 @@ export function flush(core: Core, lane: Lane): Promise<void> {
   const batch = lane.done;
   if (batch.ids.length === 0) return Promise.resolve();
   lane.done = { ids: [], rcs: [], jobs: [] };
+  lane.flushingCount = batch.ids.length;
   const task = lane.task;
   lane.flushing = core.client.statements
     .complete(

@@ -24,6 +24,8 @@ export interface Completed {
 export interface Lane {
   task: AnyTask;
   buffer: Leased[];
+  /** Jobs asked for per fetch now (adapts within the settings' batch bounds). */
+  batch: number;
   /** Fetch queries in flight (at most MAX_FETCHES). */
   fetching: number;
   refreshing: boolean;
@@ -43,6 +45,8 @@ export interface Lane {
   lastFetchShort: boolean;
   done: Completed;
   flushing: Promise<void> | undefined;
+  /** Jobs in the completion statement in flight. */
+  flushingCount: number;
 }
 
 /** A handler in progress. */
@@ -84,10 +88,11 @@ export interface Core {
   pump(): void;
 }
 
-export function newLane(task: AnyTask): Lane {
+export function newLane(task: AnyTask, batch: number): Lane {
   return {
     task,
     buffer: [],
+    batch,
     fetching: 0,
     refreshing: false,
     sleeping: false,
@@ -99,6 +104,7 @@ export function newLane(task: AnyTask): Lane {
     lastFetchShort: true,
     done: { ids: [], rcs: [], jobs: [] },
     flushing: undefined,
+    flushingCount: 0,
   };
 }
 

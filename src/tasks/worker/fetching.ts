@@ -16,8 +16,9 @@ export function leaseMs(core: Core, task: AnyTask): number {
  * waits for its commit, so two overlap well; a lane holds at most ~2 batches.
  */
 export function fillLanes(core: Core): void {
-  const { batchSize, concurrency } = core.o;
+  const { concurrency } = core.o;
   for (const lane of core.lanes) {
+    const batchSize = lane.batch;
     while (
       lane.fetching < MAX_FETCHES &&
       !lane.sleeping &&
@@ -36,12 +37,13 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   lane.notified = false;
   const t = lane.task;
   const { client } = core;
+  const asked = lane.batch;
   const fetch = (): Promise<Message<unknown>[]> =>
     client.statements
       .fetch(
         client.driver,
         t.name,
-        core.o.batchSize,
+        asked,
         leaseMs(core, t),
         t.lifo,
         t.grouped,
@@ -52,6 +54,7 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   try {
     let got = await fetch();
     core.recovery.ok();
+    adapt(core, lane, asked, got.length);
     if (got.length === 0 && core.state === 'running') {
       if (core.drain) {
         lane.drained = true;
@@ -65,7 +68,7 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
         if (got.length === 0 && !lane.notified) sleep(core, lane, next);
       }
     }
-    lane.lastFetchShort = got.length < core.o.batchSize;
+    lane.lastFetchShort = got.length < asked;
     const now = Date.now();
     // Stopping meanwhile: shutdown hands the buffer back.
     for (const m of sortLeased(t, got)) lane.buffer.push({ lane, m, leasedAt: now });
@@ -88,6 +91,21 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
     lane.fetching--;
   }
   core.pump();
+}
+
+/**
+ * The adaptive fetch size: doubles (up to the maximum) when a fetch came
+ * back full while the lane had nothing buffered and a handler slot was free
+ * (handlers were waiting for jobs), halves (down to the minimum) when a
+ * fetch came back short. Slow handlers keep it small, so a worker does not
+ * hoard jobs that other workers could run; a backlog of fast jobs makes it
+ * large, so a fetch round trip is shared by many jobs.
+ */
+function adapt(core: Core, lane: Lane, asked: number, got: number): void {
+  const { min, max } = core.o.batch;
+  if (got < asked) lane.batch = Math.max(min, Math.ceil(lane.batch / 2));
+  else if (lane.buffer.length === 0 && core.running.size < core.o.concurrency)
+    lane.batch = Math.min(max, lane.batch * 2);
 }
 
 function sleep(core: Core, lane: Lane, nextInMs: number | null): void {

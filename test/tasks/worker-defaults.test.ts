@@ -1,0 +1,124 @@
+import { describe, expect, it } from 'vitest';
+import { defineTask } from '../../src/tasks/define.js';
+import { ADAPTIVE_MAX_BATCH } from '../../src/tasks/worker/options.js';
+import { eventually, useTestDatabase } from '../support/db.js';
+import { sleep, taskClient, worker } from './helpers.js';
+
+const db = useTestDatabase();
+
+const archived = async (name: string): Promise<number> =>
+  (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_${name}`))[0]!.n as number;
+
+describe('Worker defaults: adaptive fetching, durable completions', () => {
+  it('grows the fetch size under a backlog of fast jobs and shrinks it back when the queue runs dry', async () => {
+    const sizes: number[] = [];
+    const t = defineTask<{ i: number }>({
+      name: 'adaptive_fast',
+      handler: () => void sizes.push(w.stats().tasks.adaptive_fast!.batchSize),
+    });
+    const client = taskClient(db);
+    for (let i = 0; i < 4000; i += 1000)
+      await client.enqueueBatch(
+        t,
+        Array.from({ length: 1000 }, (_, k) => ({ input: { i: i + k } })),
+      );
+    const w = worker(db, { tasks: [t], pollIntervalMs: 50 }); // every other option default
+    expect(w.stats().tasks.adaptive_fast!.batchSize).toBe(10); // starts at concurrency
+    await w.start();
+    await eventually(async () => (await archived('adaptive_fast')) === 4000, 60_000);
+    // Handlers waited for jobs while fetches came back full: it doubled, several times.
+    expect(Math.max(...sizes)).toBeGreaterThanOrEqual(160);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(ADAPTIVE_MAX_BATCH);
+    // Empty fetches halve it back to the minimum.
+    await eventually(() => w.stats().tasks.adaptive_fast!.batchSize === 10, 20_000);
+    const s = w.stats();
+    expect(s.running).toBe(0);
+    expect(s.tasks.adaptive_fast).toMatchObject({ buffered: 0, completing: 0 });
+    await w.stop();
+    expect(sizes).toHaveLength(4000);
+  });
+
+  it('keeps the fetch size small while every handler slot is busy (slow handlers do not hoard jobs)', async () => {
+    const sizes: number[] = [];
+    const t = defineTask<{ i: number }>({
+      name: 'adaptive_slow',
+      handler: async () => {
+        sizes.push(w.stats().tasks.adaptive_slow.batchSize);
+        await sleep(150);
+      },
+    });
+    const client = taskClient(db);
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 16 }, (_, i) => ({ input: { i } })),
+    );
+    const w = worker(db, { tasks: [t], concurrency: 2 });
+    await w.start();
+    await eventually(async () => (await archived('adaptive_slow')) === 16, 30_000);
+    await w.stop();
+    // It may double once or twice at the start (every slot free, nothing
+    // buffered), never towards the maximum.
+    expect(sizes).toHaveLength(16);
+    expect(Math.max(...sizes)).toBeLessThanOrEqual(8);
+  });
+
+  it('keeps an explicit batchSize fixed', async () => {
+    const sizes = new Set<number>();
+    const t = defineTask<{ i: number }>({
+      name: 'fixed_batch',
+      handler: () => void sizes.add(w.stats().tasks.fixed_batch!.batchSize),
+    });
+    const client = taskClient(db);
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: 500 }, (_, i) => ({ input: { i } })),
+    );
+    const w = worker(db, { tasks: [t], batchSize: 7 });
+    await w.start();
+    await eventually(async () => (await archived('fixed_batch')) === 500, 30_000);
+    await w.stop();
+    expect([...sizes]).toEqual([7]);
+  });
+
+  it('commits completions durably by default (synchronous_commit on); asyncCommit: true turns it off for them', async () => {
+    // A trigger on the archive records the setting in force in the
+    // completing transaction (complete() sets it for that transaction only).
+    const seen = async (name: string): Promise<string[]> =>
+      (
+        await db.sql(
+          `SELECT DISTINCT setting FROM public.commit_settings WHERE task = $1 ORDER BY 1`,
+          [name],
+        )
+      ).map((r) => r.setting as string);
+    await db.sql(`CREATE TABLE public.commit_settings (task text, setting text)`);
+    await db.sql(`CREATE FUNCTION public.record_commit_setting() RETURNS trigger LANGUAGE plpgsql AS $$
+      BEGIN
+        INSERT INTO public.commit_settings VALUES (TG_ARGV[0], current_setting('synchronous_commit'));
+        RETURN NULL;
+      END $$`);
+    const client = taskClient(db);
+    for (const [name, options] of [
+      ['durable_default', {}],
+      ['async_opt_in', { asyncCommit: true }],
+    ] as const) {
+      const t = defineTask<{ i: number }>({ name, handler: () => undefined });
+      await client.ensure(t);
+      await db.sql(
+        `CREATE TRIGGER rec AFTER INSERT ON ${db.queueSchema}.a_${name}
+           FOR EACH ROW EXECUTE FUNCTION public.record_commit_setting('${name}')`,
+      );
+      await client.enqueueBatch(
+        t,
+        Array.from({ length: 20 }, (_, i) => ({ input: { i } })),
+      );
+      const w = worker(db, { tasks: [t], ...options });
+      await w.start();
+      await eventually(async () => (await archived(name)) === 20, 30_000);
+      await w.stop();
+    }
+    const server = (await db.sql(`SELECT current_setting('synchronous_commit') AS s`))[0]!.s;
+    expect(server).toBe('on');
+    expect(await seen('durable_default')).toEqual(['on']);
+    expect(await seen('async_opt_in')).toEqual(['off']);
+  });
+});
