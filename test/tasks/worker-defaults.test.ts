@@ -43,7 +43,7 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
     const t = defineTask<{ i: number }>({
       name: 'adaptive_slow',
       handler: async () => {
-        sizes.push(w.stats().tasks.adaptive_slow.batchSize);
+        sizes.push(w.stats().tasks.adaptive_slow!.batchSize);
         await sleep(150);
       },
     });
