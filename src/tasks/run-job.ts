@@ -37,6 +37,37 @@ export function jobInfo(task: AnyTask, m: Message<unknown>): JobInfo {
 }
 
 /**
+ * A job's abort (timeout, cancel, shutdown). The handler's AbortSignal is
+ * made only when the handler reads `ctx.signal`: most handlers never do,
+ * and an AbortController per job is a measurable share of a no-op job's cost.
+ */
+export class JobAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  private controller: AbortController | undefined;
+  /** The attempt waiting for the handler or an abort, whichever comes first. */
+  onAbort: (() => void) | undefined;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.onAbort?.();
+  }
+}
+
+type Settled = { ok: true } | { ok: false; error: unknown };
+
+/**
  * Runs one attempt: validates the input, calls the handler with an
  * AbortSignal, and classifies the result. A timeout aborts the signal and
  * fails the attempt; the handler then gets `settleMs` to return (its lease
@@ -47,7 +78,7 @@ export async function runAttempt(
   task: AnyTask,
   m: Message<unknown>,
   job: JobInfo,
-  controller: AbortController,
+  abort: JobAbort,
   settleMs: number,
   logger: Logger,
 ): Promise<Outcome> {
@@ -59,31 +90,42 @@ export async function runAttempt(
   } catch (err) {
     return { kind: 'dead', error: err };
   }
-  const signal = controller.signal;
   const timer = setTimeout(
-    () => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)),
+    () => abort.abort(new JobTimeoutError(task.name, task.timeoutMs)),
     task.timeoutMs,
   );
+  const ctx = {
+    get signal() {
+      return abort.signal;
+    },
+    job,
+    logger,
+  };
   try {
-    const settled = Promise.resolve()
-      .then(() => traceProcess(job, () => task.handler(input, { signal, job, logger })))
-      .then(
+    let settled: Promise<Settled>;
+    try {
+      settled = traceProcess(job, () => task.handler(input, ctx)).then(
         () => ({ ok: true as const }),
         (error: unknown) => ({ ok: false as const, error }),
       );
-    const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    const first = await Promise.race([settled, aborted.then(() => null)]);
-    if (first && !signal.aborted) {
+    } catch (error) {
+      settled = Promise.resolve({ ok: false, error });
+    }
+    const first = abort.aborted
+      ? null
+      : await new Promise<Settled | null>((resolve) => {
+          abort.onAbort = () => resolve(null);
+          void settled.then(resolve);
+        });
+    abort.onAbort = undefined;
+    if (first && !abort.aborted) {
       return first.ok ? { kind: 'success' } : classify(task, job, first.error);
     }
     // Aborted: give the handler a moment to stop, then fail the attempt.
     let settleTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((r) => (settleTimer = setTimeout(r, settleMs)))]);
     clearTimeout(settleTimer);
-    const reason: unknown = signal.reason;
+    const reason: unknown = abort.reason;
     if (reason instanceof JobCancelledError) return { kind: 'cancelled' };
     if (reason instanceof WorkerShutdownError) return { kind: 'shutdown' };
     // Timeouts are always worth another attempt (retryOn filters thrown errors).

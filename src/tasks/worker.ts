@@ -222,7 +222,7 @@ export class Worker extends WorkerEmitter {
     const id = Number(payload.slice(i + 1));
     const r = this.core.running.get(`${name}:${id}`);
     if (r) {
-      r.controller.abort(new JobCancelledError(name, id));
+      r.abort.abort(new JobCancelledError(name, id));
       return;
     }
     const lane = this.core.byName.get(name);

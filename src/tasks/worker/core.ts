@@ -2,6 +2,7 @@ import type { Recovery } from '../../health.js';
 import type { Logger } from '../../logger.js';
 import type { Message } from '../../queue/index.js';
 import type { TaskClient } from '../client.js';
+import type { JobAbort } from '../run-job.js';
 import type { WorkerEvents } from '../events.js';
 import type { AnyTask, JobInfo } from '../types.js';
 import type { DrainSummary, WorkerSettings } from './options.js';
@@ -53,7 +54,7 @@ export interface Lane {
 export interface Running {
   leased: Leased;
   job: JobInfo;
-  controller: AbortController;
+  abort: JobAbort;
   handedBack: boolean;
   done: Promise<void>;
 }

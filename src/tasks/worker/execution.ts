@@ -1,5 +1,5 @@
 import { retryDelayMs } from '../backoff.js';
-import { jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
+import { JobAbort, jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
 import { completed } from './completions.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
 import { refresh, wakeLane } from './fetching.js';
@@ -36,7 +36,7 @@ function startJob(core: Core, leased: Leased): void {
   const entry = {
     leased,
     job: jobInfo(lane.task, m),
-    controller: new AbortController(),
+    abort: new JobAbort(),
     handedBack: false,
   } as Running;
   core.running.set(key, entry);
@@ -57,7 +57,7 @@ async function execute(core: Core, r: Running): Promise<void> {
   core.fire('job:start', r.job);
   let outcome: Outcome;
   try {
-    outcome = await runAttempt(task, m, r.job, r.controller, core.o.leaseMarginMs / 2, core.logger);
+    outcome = await runAttempt(task, m, r.job, r.abort, core.o.leaseMarginMs / 2, core.logger);
   } catch (err) {
     outcome = { kind: 'retry', error: err };
   }

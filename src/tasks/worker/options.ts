@@ -110,7 +110,9 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
   const max = Math.max(ADAPTIVE_MAX_BATCH, concurrency);
   return {
     concurrency,
-    batch: fixed ? { min: fixed, max: fixed } : { min: Math.min(concurrency, ADAPTIVE_MAX_BATCH), max },
+    batch: fixed
+      ? { min: fixed, max: fixed }
+      : { min: Math.min(concurrency, ADAPTIVE_MAX_BATCH), max },
     pollIntervalMs: int('pollIntervalMs', options.pollIntervalMs, 1000, 1),
     errorRetryIntervalMs: int('errorRetryIntervalMs', options.errorRetryIntervalMs, 5000, 1),
     listen: options.listen ?? true,
