@@ -24,7 +24,10 @@ export function fillLanes(core: Core): void {
       !lane.sleeping &&
       !lane.drained &&
       !lane.paused &&
-      (lane.fetching === 0 || !lane.lastFetchShort) &&
+      // A second fetch beside one in flight: while batches come back full,
+      // or at once when a wake-up came during the first (which may be busy
+      // with its empty look and the idle() round trip).
+      (lane.fetching === 0 || !lane.lastFetchShort || lane.notified) &&
       lane.buffer.length + lane.fetching * batchSize < Math.max(concurrency, batchSize * 1.5)
     ) {
       void fetchLane(core, lane);
@@ -112,6 +115,7 @@ function sleep(core: Core, lane: Lane, nextInMs: number | null): void {
   let ms = core.o.pollIntervalMs;
   if (nextInMs !== null) ms = Math.max(1, Math.min(ms, nextInMs + 1));
   lane.sleeping = true;
+  clearTimeout(lane.sleepTimer);
   lane.sleepTimer = setTimeout(() => {
     lane.sleeping = false;
     core.pump();
@@ -145,11 +149,12 @@ export async function refresh(core: Core, lane: Lane): Promise<void> {
   core.pump();
 }
 
-/** There may be work for this lane: look now (or after the fetch in flight). */
+/** There may be work for this lane: look now (beside a fetch in flight, if any). */
 export function wakeLane(core: Core, lane: Lane): void {
   lane.drained = false;
   if (!lane.sleeping) {
     lane.notified = true;
+    core.pump();
     return;
   }
   clearTimeout(lane.sleepTimer);
