@@ -1,94 +1,24 @@
-import type { Queryable, QueryOptions, QueryResult, Subscription } from '../driver/types.js';
-import { markNative } from '../driver/types.js';
+import type { Queryable, Subscription } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
-import { traceProcess, traceReceive } from '../telemetry/tracing.js';
-import { StreamClient, type StreamClientOptions } from './client.js';
-import { StaleBatchError, mapStreamError } from './errors.js';
-import { messageParams, toMessage, type MessageRow } from './rows.js';
+import { traceReceive } from '../telemetry/tracing.js';
 import { isListenRefused } from '../driver/pooler.js';
-import { acquireSharedTicker, type TickerOptions } from './ticker.js';
-import type { Handler, StreamMessage } from './types.js';
+import { BatchHandler } from './batch-handler.js';
+import { RECEIVE_COOP_SQL, StreamClient } from './client.js';
 import {
-  checkConsumerName,
-  checkNonNegative,
-  checkPositiveInt,
-  checkStreamName,
-} from './validate.js';
+  consumerSettings,
+  type BatchResult,
+  type ConsumerSettings,
+  type StreamConsumerOptions,
+} from './consumer-options.js';
+import { toSeconds } from './durations.js';
+import { Pause } from './pause.js';
+import { toMessage, type MessageRow } from './rows.js';
+import { acquireSharedTicker } from './shared-ticker.js';
+import type { Handler } from './types.js';
 
-export interface StreamConsumerOptions extends StreamClientOptions {
-  /** A client to use (its driver and schema); otherwise one is made from the connection options. */
-  client?: StreamClient;
-  /** The stream (PgQue queue) to consume. */
-  stream: string;
-  /** The consumer name (its cursor); in cooperative mode the group's name. */
-  name: string;
-  /** Row limit per receive. Lower it only if it is >= the stream's largest batch: ack finishes the whole batch. Default 2147483647. */
-  maxMessages?: number;
-  /** Events of a type with no handler (and no `'*'`): `'nack'` (retry, then dead letter) or `'ack'` (log and skip). Default `'nack'`. */
-  unknownHandlerPolicy?: 'nack' | 'ack';
-  /** Redelivery delay of a failed event. Default 60. */
-  retryAfterSeconds?: number;
-  /** Cooperative mode: this worker's member name within the group `name`. */
-  subconsumer?: string;
-  /** Cooperative mode: take over a member's batch whose heartbeat is older than this. Default: never. */
-  deadIntervalSeconds?: number;
-  /** Cooperative mode: heartbeat period while handling a batch. Default: a third of `deadIntervalSeconds`, else 10000. */
-  heartbeatIntervalMs?: number;
-  /** Fallback poll when no notification arrives. Default 1000. */
-  pollIntervalMs?: number;
-  /** Wake on the stream's tick NOTIFY (`LISTEN "pgque_<stream>"`). Default true. */
-  listen?: boolean;
-  /** Subscribe (or join the group) on start. Default true. */
-  subscribe?: boolean;
-  /** Take part in the elected ticker of this database (one per process, shared). Default true. */
-  ticker?: boolean | Omit<TickerOptions, 'schema' | 'logger'>;
-  /** Stops the consumer when aborted. */
-  signal?: AbortSignal;
-  /** Stop gracefully on SIGINT and SIGTERM while `start()` runs. Default true. */
-  handleSignals?: boolean;
-  /**
-   * Called with errors of the consume loop. It retries: a lost connection or
-   * timeout with back-off from 100 ms up to `pollIntervalMs`, others after `pollIntervalMs`.
-   */
-  onError?: (err: unknown) => void;
-}
-
-/** What one receive/dispatch/ack round did. */
-export interface BatchResult {
-  batchId: number;
-  events: number;
-  /** Events nacked (handler error or unknown type). */
-  nacked: number;
-}
-
-const INT4_MAX = 2147483647;
-const SAVEPOINT = 'pgferry_stream_handler';
-
-/**
- * A handler's view of the batch transaction: the first statement it runs
- * opens a savepoint, so a handler that fails after writing is rolled back
- * alone and its event nacked, while the rest of the batch commits. Handlers
- * that never touch `tx` cost nothing.
- */
-class HandlerTx implements Queryable {
-  used = false;
-  constructor(private readonly tx: Queryable) {
-    markNative(this);
-  }
-  async query<R = Record<string, unknown>>(
-    text: string,
-    params?: readonly unknown[],
-    options?: QueryOptions,
-  ): Promise<QueryResult<R>> {
-    if (!this.used) {
-      this.used = true;
-      await this.tx.query(`SAVEPOINT ${SAVEPOINT}`);
-    }
-    return this.tx.query<R>(text, params, options);
-  }
-}
+export type { BatchResult, StreamConsumerOptions };
 
 /**
  * PgQue's high-level consumer: handlers per event type (`on(type)`, `'*'`
@@ -101,60 +31,35 @@ export class StreamConsumer<T = unknown> {
   readonly name: string;
   private readonly ownsClient: boolean;
   private readonly handlers = new Map<string, Handler<T>>();
-  private readonly opts: {
-    maxMessages: number;
-    unknownHandlerPolicy: 'nack' | 'ack';
-    retryAfterSeconds: number;
-    deadIntervalSeconds: number | null;
-    heartbeatIntervalMs: number;
-    pollIntervalMs: number;
-  };
+  private readonly settings: ConsumerSettings;
+  private readonly batches: BatchHandler<T>;
   private readonly logger: Logger;
   private readonly abort = new AbortController();
   private running: Promise<void> | undefined;
   private started: Promise<void> | undefined;
   private notified = false;
-  private wakeUp: (() => void) | undefined;
+  private readonly pause = new Pause();
   private requestTickSupported = true;
   private readonly recovery: Recovery;
 
   constructor(private readonly options: StreamConsumerOptions) {
-    this.stream = checkStreamName(options.stream);
-    this.name = checkConsumerName('consumer name', options.name, {
-      noDot: options.subconsumer !== undefined,
-    });
-    if (options.subconsumer !== undefined)
-      checkConsumerName('subconsumer name', options.subconsumer, { noDot: true });
-    if (
-      options.unknownHandlerPolicy !== undefined &&
-      !['nack', 'ack'].includes(options.unknownHandlerPolicy)
-    ) {
-      throw new InvalidArgumentError(
-        `unknownHandlerPolicy must be 'nack' or 'ack', got ${String(options.unknownHandlerPolicy)}`,
-      );
-    }
-    const dead =
-      options.deadIntervalSeconds === undefined
-        ? null
-        : checkNonNegative('deadIntervalSeconds', options.deadIntervalSeconds);
-    this.opts = {
-      maxMessages: checkPositiveInt('maxMessages', options.maxMessages ?? INT4_MAX),
-      unknownHandlerPolicy: options.unknownHandlerPolicy ?? 'nack',
-      retryAfterSeconds: checkNonNegative('retryAfterSeconds', options.retryAfterSeconds ?? 60),
-      deadIntervalSeconds: dead,
-      heartbeatIntervalMs: checkPositiveInt(
-        'heartbeatIntervalMs',
-        options.heartbeatIntervalMs ?? (dead ? Math.max(1, Math.floor((dead * 1000) / 3)) : 10_000),
-      ),
-      pollIntervalMs: checkPositiveInt('pollIntervalMs', options.pollIntervalMs ?? 1000),
-    };
+    this.settings = consumerSettings(options);
+    this.stream = this.settings.stream;
+    this.name = this.settings.name;
     this.ownsClient = !options.client;
     this.client = options.client ?? new StreamClient(options);
     this.logger = this.client.logger;
+    this.batches = new BatchHandler(
+      this.client,
+      this.settings,
+      this.handlers,
+      this.abort.signal,
+      this.logger,
+    );
     this.recovery = new Recovery({
       component: 'pgferry stream consumer',
       logger: this.logger,
-      policy: retryPolicy(this.opts.pollIntervalMs),
+      policy: retryPolicy(this.settings.pollIntervalMs),
       context: { stream: this.stream, consumer: this.name },
     });
     if (options.signal) {
@@ -212,7 +117,7 @@ export class StreamConsumer<T = unknown> {
   /** Graceful stop: handlers see their signal aborted; the current batch still commits or rolls back. */
   async stop(): Promise<void> {
     this.abort.abort();
-    this.wakeUp?.();
+    this.pause.wake();
     await this.running;
   }
 
@@ -227,19 +132,7 @@ export class StreamConsumer<T = unknown> {
     let ticker: { release(): Promise<void> } | undefined;
     try {
       if (this.options.subscribe ?? true) await this.subscribe();
-      if (this.options.listen ?? true) {
-        // Refused behind a transaction pooler without a direct URL (the driver
-        // warns once): the consumer then polls.
-        listen = await this.client.driver
-          .listen(`pgque_${this.stream}`, () => {
-            this.notified = true;
-            this.wakeUp?.();
-          })
-          .catch((err: unknown) => {
-            if (!isListenRefused(err)) throw err;
-            return undefined;
-          });
-      }
+      if (this.options.listen ?? true) listen = await this.listen();
       const t = this.options.ticker ?? true;
       if (t) {
         ticker = acquireSharedTicker({
@@ -254,29 +147,7 @@ export class StreamConsumer<T = unknown> {
       }
       this.recovery.start();
       ready();
-      while (!this.abort.signal.aborted) {
-        try {
-          this.notified = false;
-          const r = await this.processNext();
-          this.recovery.ok();
-          if (r !== null || this.abort.signal.aborted) continue;
-          await this.requestTick();
-          if (!this.notified) await this.sleep(this.opts.pollIntervalMs);
-        } catch (err) {
-          if (this.abort.signal.aborted) break;
-          this.options.onError?.(err);
-          if (isTransientError(err)) {
-            // Logged once per outage; the LISTEN reconnect's wake-up cuts the wait short.
-            await this.sleep(this.recovery.failed(err));
-            continue;
-          }
-          this.logger.error(
-            { err, stream: this.stream, consumer: this.name },
-            'pgferry stream consumer: batch failed',
-          );
-          await this.sleep(this.opts.pollIntervalMs);
-        }
-      }
+      while (!this.abort.signal.aborted) await this.round();
     } finally {
       this.recovery.stop();
       if (handleSignals) {
@@ -289,9 +160,51 @@ export class StreamConsumer<T = unknown> {
     }
   }
 
+  /** One pass of the loop: a batch, else a tick request and a wait; errors retried. */
+  private async round(): Promise<void> {
+    const poll = this.settings.pollIntervalMs;
+    try {
+      this.notified = false;
+      const r = await this.processNext();
+      this.recovery.ok();
+      if (r !== null || this.abort.signal.aborted) return;
+      await this.requestTick();
+      if (!this.notified) await this.sleep(poll);
+    } catch (err) {
+      if (this.abort.signal.aborted) return;
+      this.options.onError?.(err);
+      if (isTransientError(err)) {
+        // Logged once per outage; the LISTEN reconnect's wake-up cuts the wait short.
+        await this.sleep(this.recovery.failed(err));
+        return;
+      }
+      this.logger.error(
+        { err, stream: this.stream, consumer: this.name },
+        'pgferry stream consumer: batch failed',
+      );
+      await this.sleep(poll);
+    }
+  }
+
+  /**
+   * LISTENs for the stream's ticks. Refused behind a transaction pooler
+   * without a direct URL (the driver warns once): the consumer then polls.
+   */
+  private listen(): Promise<Subscription | undefined> {
+    return this.client.driver
+      .listen(`pgque_${this.stream}`, () => {
+        this.notified = true;
+        this.pause.wake();
+      })
+      .catch((err: unknown) => {
+        if (!isListenRefused(err)) throw err;
+        return undefined;
+      });
+  }
+
   private async subscribe(): Promise<void> {
-    if (this.options.subconsumer !== undefined) {
-      await this.client.subscribeSubconsumer(this.stream, this.name, this.options.subconsumer);
+    if (this.settings.subconsumer !== undefined) {
+      await this.client.subscribeSubconsumer(this.stream, this.name, this.settings.subconsumer);
     } else {
       await this.client.subscribe(this.stream, this.name);
     }
@@ -313,16 +226,7 @@ export class StreamConsumer<T = unknown> {
   }
 
   private sleep(ms: number): Promise<void> {
-    if (this.abort.signal.aborted) return Promise.resolve();
-    return new Promise((resolve) => {
-      const wake = (): void => {
-        clearTimeout(timer);
-        if (this.wakeUp === wake) this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(wake, ms);
-      this.wakeUp = wake;
-    });
+    return this.pause.for(ms, this.abort.signal.aborted);
   }
 
   /**
@@ -333,7 +237,9 @@ export class StreamConsumer<T = unknown> {
   async processNext(): Promise<BatchResult | null> {
     for (;;) {
       const r =
-        this.options.subconsumer === undefined ? await this.roundNormal() : await this.roundCoop();
+        this.settings.subconsumer === undefined
+          ? await this.roundNormal()
+          : await this.roundCoop(this.settings.subconsumer);
       if (r !== 'empty') return r;
       if (!(await this.windowsPending())) return null;
     }
@@ -341,50 +247,39 @@ export class StreamConsumer<T = unknown> {
 
   private roundNormal(): Promise<BatchResult | 'empty'> {
     return this.client.transaction(async (tx) => {
-      const rows = await traceReceive(this.stream, () =>
-        this.query<MessageRow>(tx, `SELECT * FROM @s@.receive($1, $2, $3)`, [
-          this.stream,
-          this.name,
-          this.opts.maxMessages,
-        ]),
+      const rows = await this.receive(
+        `SELECT * FROM @s@.receive($1, $2, $3)`,
+        [this.stream, this.name, this.settings.maxMessages],
+        tx,
       );
       if (rows.length === 0) return 'empty';
-      return this.handleBatch(
+      return this.batches.handle(
         tx,
         rows.map((r) => toMessage<T>(r)),
       );
     });
   }
 
-  private async roundCoop(): Promise<BatchResult | 'empty'> {
+  private async roundCoop(subconsumer: string): Promise<BatchResult | 'empty'> {
     // Allocation commits on its own: other members then see the batch as
     // taken (and can take it over once its heartbeat is older than
-    // deadIntervalSeconds), and the heartbeat below is visible to them.
-    const rows = await traceReceive(this.stream, () =>
-      this.client.q<MessageRow>(
-        `SELECT * FROM @s@.receive_coop($1, $2, $3, $4, make_interval(secs => $5))`,
-        [
-          this.stream,
-          this.name,
-          this.options.subconsumer,
-          this.opts.maxMessages,
-          this.opts.deadIntervalSeconds,
-        ],
-        undefined,
-        true,
-      ),
-    );
+    // deadIntervalMs), and the heartbeat below is visible to them.
+    const rows = await this.receive(RECEIVE_COOP_SQL, [
+      this.stream,
+      this.name,
+      subconsumer,
+      this.settings.maxMessages,
+      toSeconds(this.settings.deadIntervalMs),
+    ]);
     if (rows.length === 0) return 'empty';
     const heartbeat = setInterval(() => {
-      this.client
-        .touchSubconsumer(this.stream, this.name, this.options.subconsumer!)
-        .catch((err: unknown) => {
-          this.logger.warn({ err }, 'pgferry stream consumer: heartbeat failed');
-        });
-    }, this.opts.heartbeatIntervalMs);
+      this.client.touchSubconsumer(this.stream, this.name, subconsumer).catch((err: unknown) => {
+        this.logger.warn({ err }, 'pgferry stream consumer: heartbeat failed');
+      });
+    }, this.settings.heartbeatIntervalMs);
     try {
       return await this.client.transaction((tx) =>
-        this.handleBatch(
+        this.batches.handle(
           tx,
           rows.map((r) => toMessage<T>(r)),
         ),
@@ -394,62 +289,8 @@ export class StreamConsumer<T = unknown> {
     }
   }
 
-  private async handleBatch(tx: Queryable, messages: StreamMessage<T>[]): Promise<BatchResult> {
-    const batchId = messages[0]!.batchId;
-    let nacked = 0;
-    for (const msg of messages) {
-      const handler =
-        (msg.type !== null ? this.handlers.get(msg.type) : undefined) ?? this.handlers.get('*');
-      if (!handler) {
-        if (this.opts.unknownHandlerPolicy === 'ack') {
-          this.logger.warn(
-            { stream: this.stream, type: msg.type, msgId: msg.msgId },
-            'pgferry stream consumer: no handler, skipped',
-          );
-          continue;
-        }
-        await this.nack(tx, msg, `no handler for event type ${JSON.stringify(msg.type)}`);
-        nacked++;
-        continue;
-      }
-      const htx = new HandlerTx(tx);
-      try {
-        const job = {
-          id: msg.msgId,
-          task: this.stream,
-          consumerGroup: this.name,
-          attempt: (msg.retryCount ?? 0) + 1,
-          headers: {},
-        };
-        await traceProcess(job, () =>
-          handler(msg, { tx: htx, batchId, signal: this.abort.signal }),
-        );
-        if (htx.used) await tx.query(`RELEASE SAVEPOINT ${SAVEPOINT}`);
-      } catch (err) {
-        if (htx.used) await tx.query(`ROLLBACK TO SAVEPOINT ${SAVEPOINT}`);
-        this.logger.warn(
-          { err, stream: this.stream, msgId: msg.msgId, type: msg.type },
-          'pgferry stream consumer: handler failed, nacked',
-        );
-        await this.nack(tx, msg, err instanceof Error ? err.message : String(err));
-        nacked++;
-      }
-    }
-    const ack = await this.query<{ r: number }>(tx, `SELECT @s@.ack($1) AS r`, [batchId]);
-    if (ack[0]!.r !== 1) {
-      // The batch was finished elsewhere or taken over (cooperative mode):
-      // roll back whatever the handlers wrote; the new owner redoes it.
-      throw new StaleBatchError(batchId);
-    }
-    return { batchId, events: messages.length, nacked };
-  }
-
-  private async nack(tx: Queryable, msg: StreamMessage<T>, reason: string): Promise<void> {
-    await this.query(
-      tx,
-      `SELECT @s@.nack($1, ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)::@s@.message, make_interval(secs => $12), $13)`,
-      [msg.batchId, ...messageParams(msg), this.opts.retryAfterSeconds, reason],
-    );
+  private receive(text: string, params: unknown[], tx?: Queryable): Promise<MessageRow[]> {
+    return traceReceive(this.stream, () => this.client.q<MessageRow>(text, params, tx, true));
   }
 
   /** Whether ticks beyond this consumer's (or group's) cursor exist. Readers may SELECT the catalog. */
@@ -465,21 +306,6 @@ export class StreamConsumer<T = unknown> {
       true,
     );
     return rows[0]!.p;
-  }
-
-  private async query<R>(tx: Queryable, text: string, params: unknown[]): Promise<R[]> {
-    try {
-      const res = await tx.query<R>(text.replaceAll('@s@', this.schemaIdent), params, {
-        prepare: true,
-      });
-      return res.rows;
-    } catch (err) {
-      throw mapStreamError(err);
-    }
-  }
-
-  private get schemaIdent(): string {
-    return `"${this.client.schema.replace(/"/g, '""')}"`;
   }
 }
 

@@ -8,39 +8,36 @@ import { PgferryError, mapError, registerSqlState } from '../errors.js';
 
 type ErrorOptions = { cause?: unknown; sqlState?: string };
 
-/** The stream (PgQue "queue") does not exist. */
-export class StreamNotFoundError extends PgferryError {
+/** A stream-layer error whose class names its stable code (`static code`). */
+abstract class StreamError extends PgferryError {
   constructor(message: string, options: ErrorOptions = {}) {
-    super('PGFERRY_STREAM_NOT_FOUND', message, options);
+    super((new.target as unknown as { code: string }).code, message, options);
   }
+}
+
+/** The stream (PgQue "queue") does not exist. */
+export class StreamNotFoundError extends StreamError {
+  static readonly code = 'PGFERRY_STREAM_NOT_FOUND';
 }
 
 /** The consumer is not subscribed to the stream (or the stream is unknown). */
-export class NotSubscribedError extends PgferryError {
-  constructor(message: string, options: ErrorOptions = {}) {
-    super('PGFERRY_NOT_SUBSCRIBED', message, options);
-  }
+export class NotSubscribedError extends StreamError {
+  static readonly code = 'PGFERRY_NOT_SUBSCRIBED';
 }
 
 /** The batch id is not an active batch (finished, unknown, or taken over). */
-export class BatchNotFoundError extends PgferryError {
-  constructor(message: string, options: ErrorOptions = {}) {
-    super('PGFERRY_BATCH_NOT_FOUND', message, options);
-  }
+export class BatchNotFoundError extends StreamError {
+  static readonly code = 'PGFERRY_BATCH_NOT_FOUND';
 }
 
 /** The role lacks the pgque_reader / pgque_writer / pgque_admin grant (SQLSTATE 42501). */
-export class PermissionDeniedError extends PgferryError {
-  constructor(message: string, options: ErrorOptions = {}) {
-    super('PGFERRY_PERMISSION_DENIED', message, options);
-  }
+export class PermissionDeniedError extends StreamError {
+  static readonly code = 'PGFERRY_PERMISSION_DENIED';
 }
 
 /** A cooperative-consumer rule was broken (wrong API for the row's role, active member, …). */
-export class CooperativeConsumerError extends PgferryError {
-  constructor(message: string, options: ErrorOptions = {}) {
-    super('PGFERRY_COOPERATIVE_CONSUMER', message, options);
-  }
+export class CooperativeConsumerError extends StreamError {
+  static readonly code = 'PGFERRY_COOPERATIVE_CONSUMER';
 }
 
 /** `ack` returned 0: the batch is no longer this consumer's (finished elsewhere or taken over). */

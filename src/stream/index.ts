@@ -1,12 +1,14 @@
 // pgferry/stream: PgQue-compatible event streams. Explicit exports only.
 export { StreamClient, type StreamClientOptions } from './client.js';
+export type { DlqPurgeOptions, RequeueAllResult } from './admin.js';
 export {
   Consumer, // deprecated alias of StreamConsumer (docs/concepts.md)
   StreamConsumer,
   type StreamConsumerOptions,
   type BatchResult,
 } from './consumer.js';
-export { Ticker, acquireSharedTicker, type TickerOptions } from './ticker.js';
+export { Ticker, type TickerOptions } from './ticker.js';
+export { acquireSharedTicker } from './shared-ticker.js';
 export {
   BatchNotFoundError,
   CooperativeConsumerError,

@@ -9,7 +9,8 @@ import { quoteIdent, quoteLiteral } from '../driver/quote.js';
  * contract: each statement here does what they do — the queue row is read
  * in the statement's snapshot, ids come from the stream's sequence in input
  * order, `ev_time = now()`, the payload is stored as `jsonb::text`, and
- * `pg_notify('pgferry.<schema>.tick_request', <stream>)` is sent when a
+ * `ev_extra4` is the caller's (the trace context, else NULL: what `insert_event`
+ * writes), `pg_notify('pgferry.<schema>.tick_request', <stream>)` is sent when a
  * consumer waits — but only in the plain case. Whenever the statement
  * inserts nothing (unknown stream, inserts disabled, the current table
  * rotated since it was resolved) the caller runs the SQL function, which
@@ -84,8 +85,8 @@ export class StreamStatements {
                               AND EXISTS (SELECT 1 FROM ${s}._waiter w WHERE w.queue_id = q.queue_id AND w.until > now()))`;
     return {
       one: `WITH ${q},
-        ins AS (INSERT INTO ${table} (ev_id, ev_time, ev_type, ev_data)
-                SELECT nextval(${seq}::regclass), now(), $2, $3::jsonb::text FROM q RETURNING ev_id),
+        ins AS (INSERT INTO ${table} (ev_id, ev_time, ev_type, ev_data, ev_extra4)
+                SELECT nextval(${seq}::regclass), now(), $2, $3::jsonb::text, $4::text FROM q RETURNING ev_id),
         ${wake}
         SELECT ins.ev_id AS id, (SELECT count(*) FROM wake) AS woke FROM ins`,
       // Ids drawn in input order (nextval is evaluated after the sort), as
@@ -93,23 +94,26 @@ export class StreamStatements {
       batch: `WITH ${q},
         ids AS MATERIALIZED (SELECT nextval(${seq}::regclass) AS id, u.d, u.i
                                FROM q, unnest($3::jsonb[]) WITH ORDINALITY AS u(d, i) ORDER BY u.i),
-        ins AS (INSERT INTO ${table} (ev_id, ev_time, ev_type, ev_data)
-                SELECT id, now(), $2, d::text FROM ids RETURNING 1),
+        ins AS (INSERT INTO ${table} (ev_id, ev_time, ev_type, ev_data, ev_extra4)
+                SELECT id, now(), $2, d::text, $4::text FROM ids RETURNING 1),
         ${wake}
         SELECT array_agg(ids.id ORDER BY ids.i) AS ids, (SELECT count(*) FROM wake) AS woke FROM ids`,
     };
   }
 
-  /** The new event's id, or null: run the SQL function instead. */
+  /** The new event's id, or null: run the SQL function instead. `extra4`: ev_extra4 (the trace context). */
   async send(
     exec: Executor,
     stream: string,
     type: string | null,
     data: string | null,
+    extra4: string | null = null,
   ): Promise<number | null> {
     const t = await this.target(exec, stream);
     if (!t.one) return null;
-    const res = await execute<{ id: string }>(exec, t.one, [stream, type, data], { prepare: true });
+    const res = await execute<{ id: string }>(exec, t.one, [stream, type, data, extra4], {
+      prepare: true,
+    });
     if (!res.rows[0]) {
       this.forget(stream);
       return null;
@@ -123,13 +127,19 @@ export class StreamStatements {
     stream: string,
     type: string | null,
     data: (string | null)[],
+    extra4: string | null = null,
   ): Promise<number[] | null> {
     if (data.length === 0) return null; // the function's own early return
     const t = await this.target(exec, stream);
     if (!t.batch) return null;
-    const res = await execute<{ ids: string[] | null }>(exec, t.batch, [stream, type, data], {
-      prepare: true,
-    });
+    const res = await execute<{ ids: string[] | null }>(
+      exec,
+      t.batch,
+      [stream, type, data, extra4],
+      {
+        prepare: true,
+      },
+    );
     const ids = res.rows[0]?.ids;
     if (!ids) {
       this.forget(stream);

@@ -37,23 +37,30 @@ export interface ReceiveOptions extends TxOption {
 
 export interface ReceiveCoopOptions extends ReceiveOptions {
   /** Take over another member's batch whose heartbeat is older than this. Default: never. */
+  deadIntervalMs?: number;
+  /** @deprecated Use `deadIntervalMs`; kept one release (giving both is an InvalidArgumentError). */
   deadIntervalSeconds?: number;
 }
 
 export interface NackOptions extends TxOption {
-  /** Delay before redelivery (rounded to whole seconds by the engine). Default 60. */
+  /** Delay before redelivery (rounded to whole seconds by the engine). Default 60000. */
+  retryAfterMs?: number;
+  /** @deprecated Use `retryAfterMs`; kept one release (giving both is an InvalidArgumentError). */
   retryAfterSeconds?: number;
   /** Reason stored with a dead letter. */
   reason?: string | null;
 }
 
-/** Parameters of `set_queue_config`, with their value types. */
+/**
+ * Parameters of `set_queue_config`, with their value types. The interval
+ * parameters take PgQue's interval text (`'2 hours'`) or milliseconds (a number).
+ */
 export interface StreamConfig {
   ticker_max_count: number;
-  ticker_max_lag: string;
-  ticker_idle_period: string;
+  ticker_max_lag: string | number;
+  ticker_idle_period: string | number;
   ticker_paused: boolean;
-  rotation_period: string;
+  rotation_period: string | number;
   external_ticker: boolean;
   max_retries: number;
   disable_insert: boolean;

@@ -2,8 +2,9 @@
 // PgQue's SQL functions send / send_batch, the contract: the same inputs give
 // the same ids and the same event rows, the same NOTIFY to a waiting
 // consumer (and none without one), the same errors with nothing written, a
-// rotated event table is followed, and a role that may only EXECUTE the
-// functions is served by them.
+// rotated event table is followed, a role that may only EXECUTE the
+// functions is served by them, and ev_extra4 (the trace context) is written
+// as insert_event writes it.
 import { afterAll, describe, expect, it } from 'vitest';
 import type pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
@@ -86,6 +87,27 @@ describe('stream send: the prepared path gives what send() / send_batch() give',
     const rowsTs = await events('par_ts');
     expect(rowsTs).toEqual(await events('par_sql'));
     expect(rowsTs.find((r) => r.ev_id === 2)!.ev_data).toBe('{"a": [1, "x"], "b": 2}'); // jsonb::text
+  });
+
+  it('ev_extra4 (the trace context): the prepared path writes what insert_event writes', async () => {
+    await client.createStream('par_x_ts');
+    await client.createStream('par_x_sql');
+    const statements = new StreamStatements(S);
+    const ctx = '{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}';
+    const data = ['{"a": 1}', null, '"t"'];
+    expect(await statements.send(db.pool, 'par_x_ts', 'one', '{"z":0}', ctx)).toBe(1);
+    expect(await statements.sendBatch(db.pool, 'par_x_ts', 'many', data, ctx)).toEqual([2, 3, 4]);
+    const insert = (type: string, d: string | null): Promise<unknown> =>
+      db.sql(`SELECT ${S}.insert_event('par_x_sql', $1, $2::jsonb::text, NULL, NULL, NULL, $3)`, [
+        type,
+        d,
+        ctx,
+      ]);
+    await insert('one', '{"z":0}');
+    for (const d of data) await insert('many', d);
+    const rows = await events('par_x_ts');
+    expect(rows).toEqual(await events('par_x_sql'));
+    expect(rows.map((r) => r.ev_extra4)).toEqual([ctx, ctx, ctx, ctx]);
   });
 
   it('in one transaction: ev_time is its now(), ev_txid its id, for both paths', async () => {

@@ -1,15 +1,13 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { SpanKind } from '@opentelemetry/api';
 import { useTestDatabase } from '../support/db.js';
 import { disableTracing, enableTracing, tracingEnabled } from '../../src/telemetry/index.js';
 import { defineTask } from '../../src/tasks/define.js';
 import { taskClient } from '../tasks/helpers.js';
 import { inMemoryTracing, record, type SpanRecord } from './fixtures/otel.js';
+import { runFixture } from './fixtures/run-fixture.js';
 
 const db = useTestDatabase();
-const root = fileURLToPath(new URL('../../', import.meta.url));
 const otel = inMemoryTracing();
 
 beforeAll(async () => {
@@ -18,26 +16,9 @@ beforeAll(async () => {
 afterAll(() => disableTracing());
 
 function runWorkerProcess(): Promise<SpanRecord[]> {
-  return new Promise((resolve, reject) => {
-    const p = spawn(
-      process.execPath,
-      ['--import', 'tsx', 'test/telemetry/fixtures/traced-worker.ts'],
-      {
-        cwd: root,
-        env: { ...process.env, DATABASE_URL: db.url, QUEUE_SCHEMA: db.queueSchema },
-        stdio: ['ignore', 'pipe', 'pipe'],
-      },
-    );
-    let out = '';
-    let err = '';
-    p.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    p.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    const timer = setTimeout(() => p.kill('SIGKILL'), 40_000);
-    p.once('exit', (code) => {
-      clearTimeout(timer);
-      if (code === 0) resolve(JSON.parse(out) as SpanRecord[]);
-      else reject(new Error(`worker process exited ${code}: ${err}`));
-    });
+  return runFixture('test/telemetry/fixtures/traced-worker.ts', {
+    DATABASE_URL: db.url,
+    QUEUE_SCHEMA: db.queueSchema,
   });
 }
 
