@@ -9,6 +9,8 @@ export interface TaskStat {
   task: string;
   grouped: boolean;
   byPriority: boolean;
+  /** Paused (TaskClient.pause): no job starts until resumed. */
+  paused: boolean;
   /** Runnable now. */
   queued: number;
   scheduled: number;
@@ -64,10 +66,12 @@ export interface StreamStat {
 /** Tasks from the tasks registry, their figures derived from the queue stats of their queues. */
 export async function taskStats(ops: Ops, queues?: QueueStat[]): Promise<TaskStat[]> {
   const t = quoteIdent(ops.schemas.tasks);
-  const reg = await execute<{ queue_name: string; grouped: boolean; by_priority: boolean }>(
-    ops.read,
-    `SELECT * FROM ${t}.ops_tasks()`,
-  );
+  const reg = await execute<{
+    queue_name: string;
+    grouped: boolean;
+    by_priority: boolean;
+    paused: boolean;
+  }>(ops.read, `SELECT * FROM ${t}.ops_tasks()`);
   if (!reg.rows.length) return [];
   const names = reg.rows.flatMap((r) => [r.queue_name, r.queue_name + '_dlq']);
   const all = queues ?? (await queueStats(ops.read, ops.schemas.queue, names));
@@ -79,6 +83,7 @@ export async function taskStats(ops: Ops, queues?: QueueStat[]): Promise<TaskSta
       task: r.queue_name,
       grouped: r.grouped,
       byPriority: r.by_priority,
+      paused: r.paused === true,
       queued: q ? Math.max(0, q.depth - invisible) : 0,
       scheduled: q?.delayed ?? 0,
       running: q?.inFlight ?? 0,

@@ -15,6 +15,9 @@ import { H } from './headers.js';
 import { TaskStatements, type RunAt } from './statements.js';
 import type { AnyTask, BatchItem, EnqueuedJob, EnqueueOptions, Task } from './types.js';
 import { checkIdempotencyKey, validateInput } from './validate.js';
+import { bulk, type JobFilter } from './bulk.js';
+import { configureTask, isPaused, setPaused } from './controls.js';
+import { controlOptions, enqueueKeyed, refuseInBatch } from './unique.js';
 
 export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
@@ -81,7 +84,9 @@ export class TaskClient {
    */
   ensure(tasks: AnyTask | readonly AnyTask[]): Promise<void> {
     const list = Array.isArray(tasks) ? (tasks as readonly AnyTask[]) : [tasks as AnyTask];
-    return Promise.all(list.map((t) => this.ensureOne(t))).then(() => undefined);
+    // …and writes their controls (rate limit, group concurrency) to the registry.
+    const configure = (t: AnyTask) => configureTask(this.statements, this.driver, t);
+    return Promise.all(list.map((t) => this.ensureOne(t).then(() => configure(t)))).then(() => {});
   }
 
   private ensureOne(task: AnyTask): Promise<void> {
@@ -144,9 +149,11 @@ export class TaskClient {
   ): Promise<EnqueuedJob> {
     await validateInput(task, input);
     const body = toJson('input', input);
-    const { headers, key, runAt } = this.jobHeaders(task, options);
+    const { headers, key, runAt, keyed } = this.jobHeaders(task, options);
     const r = await this.withQueue(task, options.tx, (exec) =>
-      this.statements.enqueue(exec, task.name, body, headers, key, runAt),
+      keyed
+        ? enqueueKeyed(this.statements, exec, task.name, body, headers, runAt, keyed)
+        : this.statements.enqueue(exec, task.name, body, headers, key, runAt),
     );
     return { id: r.id, task: task.name, duplicate: r.duplicate };
   }
@@ -168,6 +175,7 @@ export class TaskClient {
         throw new InvalidArgumentError(`jobs[${i}] must be { input, options? }`);
       }
       await validateInput(task, job.input);
+      refuseInBatch(job.options, i);
       bodies.push(toJson(`jobs[${i}].input`, job.input));
       const h = this.jobHeaders(task, job.options ?? {});
       headers.push(h.headers);
@@ -183,8 +191,11 @@ export class TaskClient {
   private jobHeaders(
     task: AnyTask,
     o: Omit<EnqueueOptions, 'tx'>,
-  ): { headers: string; key: string | undefined; runAt: RunAt } {
+  ): { headers: string; key: string | undefined; runAt: RunAt } & {
+    keyed: ReturnType<typeof controlOptions>;
+  } {
     const h: Headers = { ...(o.headers ?? {}), [H.task]: task.name };
+    const keyed = controlOptions(task, o, h);
     if (o.group !== undefined) {
       if (!task.grouped)
         throw new TaskConfigError(
@@ -224,7 +235,7 @@ export class TaskClient {
       }
       runAt = { at: null, delayMs: o.delayMs };
     }
-    return { headers: toJson('headers', h), key: o.idempotencyKey, runAt };
+    return { headers: toJson('headers', h), key: o.idempotencyKey, runAt, keyed };
   }
 
   /**
@@ -268,6 +279,46 @@ export class TaskClient {
     return snapshot(name, m, state, new Date(arc.archived_at));
   }
 
+  /**
+   * Pauses the task on every worker: no job of it starts until resume()
+   * (running ones finish). Returns false when it was paused already.
+   */
+  async pause(task: AnyTask | string): Promise<boolean> {
+    return setPaused(this.statements, this.driver, taskName(task), true);
+  }
+
+  /** Resumes a paused task and wakes its workers. Returns false when it was not paused. */
+  async resume(task: AnyTask | string): Promise<boolean> {
+    return setPaused(this.statements, this.driver, taskName(task), false);
+  }
+
+  async isPaused(task: AnyTask | string): Promise<boolean> {
+    return isPaused(this.statements, this.driver, taskName(task));
+  }
+
+  /** Retries dead (requeued from the dead-letter queue) and retrying (run now) jobs matching the filter; returns how many. */
+  async retryJobs(
+    task: AnyTask | string,
+    filter: JobFilter = {},
+    o: TxOption = {},
+  ): Promise<number> {
+    return bulk(this.statements, o.tx ?? this.driver, 'retry', taskName(task), filter);
+  }
+
+  /** Cancels live jobs matching the filter (default states queued, scheduled, retrying); returns how many. */
+  async cancelJobs(
+    task: AnyTask | string,
+    filter: JobFilter = {},
+    o: TxOption = {},
+  ): Promise<number> {
+    return bulk(this.statements, o.tx ?? this.driver, 'cancel', taskName(task), filter);
+  }
+
+  /** Deletes jobs (live and archived) in the given states matching the filter; returns how many. */
+  async deleteJobs(task: AnyTask | string, filter: JobFilter, o: TxOption = {}): Promise<number> {
+    return bulk(this.statements, o.tx ?? this.driver, 'delete', taskName(task), filter);
+  }
+
   /** The dead-letter queue of a task: list, inspect, reschedule, purge. */
   deadLetters(task: AnyTask | string): DeadLetters {
     const name = typeof task === 'string' ? checkTaskName(task) : task.name;
@@ -309,6 +360,9 @@ export class TaskClient {
     await this.close();
   }
 }
+
+const taskName = (task: AnyTask | string): string =>
+  typeof task === 'string' ? checkTaskName(task) : task.name;
 
 const ensureKey = (task: AnyTask): string =>
   `${task.name}:${task.grouped}:${task.priority !== undefined}`;

@@ -2,6 +2,7 @@ import type { StandardSchemaV1 } from '@standard-schema/spec';
 import { Cron } from 'croner';
 import { InvalidArgumentError } from '../errors.js';
 import { checkBackoff, DEFAULT_BACKOFF } from './backoff.js';
+import { normaliseControls } from './controls.js';
 import { TaskConfigError } from './errors.js';
 import {
   TASK_BRAND,
@@ -88,6 +89,12 @@ export function defineTask<In, Out>(options: TaskOptions<In, Out>): Task<In, Out
     priority: int('priority', options.priority, -2_147_483_647, undefined),
     onComplete: options.onComplete ?? 'archive',
     cron: normaliseCron(name, options.cron),
+    ...normaliseControls(
+      name,
+      options.grouped === true,
+      options.rateLimit,
+      options.groupConcurrency,
+    ),
   };
   return Object.freeze(task);
 }

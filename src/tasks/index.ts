@@ -8,6 +8,9 @@ export type { PruneOptions } from './pruner.js';
 export type { Backoff } from './backoff.js';
 export { retryDelayMs } from './backoff.js';
 export { isTask } from './types.js';
+export type { RateLimit } from './controls.js';
+export type { ControlEnqueueOptions, KeyWindow } from './unique.js';
+export type { JobFilter } from './bulk.js';
 export type {
   AnyTask,
   BatchItem,

@@ -3,6 +3,8 @@ import type { TxOption } from '../driver/tx-option.js';
 import type { Headers } from '../queue/index.js';
 import type { Logger } from '../logger.js';
 import type { Backoff } from './backoff.js';
+import type { NormalizedRateLimit, RateLimit } from './controls.js';
+import type { ControlEnqueueOptions } from './unique.js';
 
 /** What a handler learns about the job it runs. */
 export interface JobInfo {
@@ -79,6 +81,10 @@ export interface TaskOptions<In, Out> {
   onComplete?: 'archive' | 'delete';
   /** Cron schedules that enqueue this task. */
   cron?: string | CronSchedule<In> | readonly (string | CronSchedule<In>)[];
+  /** At most `limit` jobs start per `periodMs`, across all workers (per rate key with `perKey`). */
+  rateLimit?: RateLimit;
+  /** Grouped tasks: up to this many jobs of one group run at once. Default 1. */
+  groupConcurrency?: number;
 }
 
 const TASK = Symbol.for('pgferry.task');
@@ -100,6 +106,8 @@ export interface Task<In = unknown, Out = In> {
   readonly priority: number | undefined;
   readonly onComplete: 'archive' | 'delete';
   readonly cron: readonly NormalizedSchedule<In>[];
+  readonly rateLimit: NormalizedRateLimit | undefined;
+  readonly groupConcurrency: number;
 }
 
 export interface NormalizedSchedule<In = unknown> {
@@ -126,7 +134,7 @@ export function isTask(x: unknown): x is AnyTask {
   return typeof x === 'object' && x !== null && (x as Record<symbol, unknown>)[TASK] === true;
 }
 
-export interface EnqueueOptions extends TxOption {
+export interface EnqueueOptions extends TxOption, ControlEnqueueOptions {
   /** Milliseconds from now before the job may run. Excludes `runAt`. */
   delayMs?: number;
   /** When the job may run. Excludes `delayMs`. */

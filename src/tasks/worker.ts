@@ -15,6 +15,7 @@ import { fillLanes, onWake } from './worker/fetching.js';
 import { workerSettings, type DrainSummary, type WorkerOptions } from './worker/options.js';
 import { checkDrained, stopLanes } from './worker/shutdown.js';
 import { workerStats, type WorkerStats } from './worker/stats.js';
+import { onPause } from './worker/pause.js';
 
 export type { DrainSummary, WorkerOptions } from './worker/options.js';
 export type { WorkerStats } from './worker/stats.js';
@@ -141,6 +142,7 @@ export class Worker extends WorkerEmitter {
           this.subs.push(
             await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
           );
+          this.subs.push(await this.client.driver.listen(`${t}_pause`, (p) => onPause(core, p)));
         } catch (err) {
           // Behind a transaction pooler without a direct URL the driver refuses
           // LISTEN (and warns once): the worker polls.

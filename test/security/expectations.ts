@@ -335,4 +335,20 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.purge_dead(text, bigint[], text)': 'none',
   'tasks.reschedule_dead(text, bigint[], text)': 'none',
   'tasks.retry(text, bigint, integer, integer, jsonb)': 'none',
+  // taskfeat-a additions (sql/tasks/0003_controls.sql)
+  'tasks._candidates(regclass, boolean, boolean, boolean, integer, text)': 'none',
+  'tasks._check_states(text, text[], text[])': 'none',
+  'tasks._check_window(text, text, integer)': 'none',
+  'tasks._fetch_rated(text, regclass, integer, integer, boolean, boolean, boolean, integer, integer, interval, boolean)':
+    'none',
+  'tasks._registered(text)': 'none',
+  'tasks._set_paused(text, boolean)': 'none',
+  'tasks.bulk_cancel(text, text[], jsonb, jsonb)': 'none',
+  'tasks.bulk_delete(text, text[], jsonb, jsonb)': 'none',
+  'tasks.bulk_retry(text, text[], jsonb, jsonb)': 'none',
+  'tasks.configure_task(text, integer, integer, integer, boolean)': 'none',
+  'tasks.enqueue_debounced(text, jsonb, text, integer, jsonb)': 'none',
+  'tasks.enqueue_unique(text, jsonb, text, integer, jsonb, timestamp with time zone)': 'none',
+  'tasks.pause(text)': 'none',
+  'tasks.resume(text)': 'none',
 };

@@ -14,7 +14,7 @@ import { runJobAction, type JobAction } from '../../ops/job-actions.js';
 import type { JobState } from '../../tasks/client.js';
 import type { Ops } from '../../ops/ops.js';
 
-const ACTIONS = ['list', 'show', 'retry', 'cancel', 'delete'] as const;
+const ACTIONS = ['list', 'show', 'retry', 'cancel', 'delete', 'pause', 'resume'] as const;
 
 export const jobsCommand: Command = {
   name: 'jobs',
@@ -27,6 +27,8 @@ Actions:
   retry <task> <ids…>|filter  queued/scheduled/retrying → run now; dead → reschedule its dead letter
   cancel <task> <ids…>|filter queued/scheduled/retrying/running → cancelled
   delete <task> <ids…>|filter queued/scheduled/retrying → removed
+  pause <task>                every worker stops starting the task's jobs (running ones finish)
+  resume <task>               workers start them again (no restart needed)
 A filter is --state and/or --where (at least one when no ids are given).
 Every action is fenced: a job a worker picked up after it was listed is left
 alone and reported as skipped. For a task's dead letters see \`pgferry dlq\`.
@@ -85,6 +87,15 @@ it selected); 2 bad usage; 3 database unreachable.`,
           jobs.length
             ? table(['ID', 'STATE', 'ATTEMPTS', 'ENQUEUED', 'RUN AT', 'INPUT'], jobs.map(row))
             : `no ${task} jobs`,
+        );
+        return EXIT.ok;
+      }
+      if (action === 'pause' || action === 'resume') {
+        if (list.length || state || payload) throw new UsageError(`${action} takes only the task`);
+        const changed = await ops.writeTasks[action](task);
+        print(
+          { task, paused: action === 'pause', changed },
+          `${task}: ${changed ? '' : 'already '}${action}d`,
         );
         return EXIT.ok;
       }

@@ -188,6 +188,15 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         for (const id of ids) if ((await ops.writeQueues.requeueDeadLetter(q, id)) !== null) n++;
         msg = `requeued ${n} of ${ids.length}`;
       } else return send(res, 400, 'text/plain', 'unknown action');
+    } else if (
+      seg[0] === 'tasks' &&
+      seg.length === 3 &&
+      seg[2] === 'actions' &&
+      /^(pause|resume)$/.test(action)
+    ) {
+      back = `${base}tasks`;
+      const changed = await ops.writeTasks[action as 'pause' | 'resume'](seg[1]!);
+      msg = `${seg[1]}: ${changed ? `${action}d` : `already ${action}d`}`;
     } else if (seg[0] === 'tasks' && seg.length === 3 && seg[2] === 'actions') {
       const task = seg[1]!;
       back = `${base}tasks/${encodeURIComponent(task)}`;

@@ -49,6 +49,7 @@ export async function tasks(c: PageContext): Promise<Rendered> {
           'finished/s',
           'dead/s',
           'failure rate',
+          'paused',
         ],
         ts.map((t) => [
           tl(u(c, `tasks/${enc(t.task)}`), t.task),
@@ -60,6 +61,7 @@ export async function tasks(c: PageContext): Promise<Rendered> {
           tn(t.archivedEstimate),
           tn(age(t.oldestAgeSeconds)),
           ...taskRates(c, t.task),
+          pauseCell(c, t.task, t.paused),
         ]),
       )}
       <p class="muted">
@@ -80,8 +82,25 @@ export async function tasks(c: PageContext): Promise<Rendered> {
           td(next(s.pattern, s.timezone)),
         ]),
       )}
-      <p class="muted">Pausing and resuming a task queue is not available yet.</p>`,
+      <p class="muted">
+        Pause stops every worker from starting jobs of the task (running ones finish); resume lets
+        them continue.
+      </p>`,
   };
+}
+
+/** Paused or not, with the pause / resume button when the dashboard is writable. */
+function pauseCell(c: PageContext, task: string, paused: boolean): Html {
+  return html`<td data-paused="${task}">
+    ${paused ? 'paused' : '–'}
+    ${
+      c.writable
+        ? html`<form method="post" action="${u(c, `tasks/${enc(task)}/actions`)}">
+            ${csrfField(c)}${button(c, paused ? 'resume' : 'pause', paused ? 'Resume' : 'Pause')}
+          </form>`
+        : html``
+    }
+  </td>`;
 }
 
 /** Throughput, dead-letter rate and failure rate of a task from the dashboard's samples. */

@@ -37,7 +37,7 @@ export async function stopLanes(core: Core, graceMs: number): Promise<void> {
   await Promise.all(core.lanes.map((l) => flushAll(core, l)));
 }
 
-async function handBack(core: Core, lane: Lane, leased: Leased[]): Promise<void> {
+export async function handBack(core: Core, lane: Lane, leased: Leased[]): Promise<void> {
   if (leased.length === 0) return;
   try {
     await core.client.statements.handBack(
