@@ -14,11 +14,11 @@ const backend = new DirectBackend({
 const bus = new Bus<T>({
   backend, // DirectBackend | IsolatedBackend | your own BusBackend
   channel: 'pipecat:acme/v2', // any text
-  visibilityTimeoutSeconds: 30, // a read message reappears after this unless archived
+  visibilityTimeoutMs: 30_000, // a read message reappears after this unless archived
   batchSize: 10, // messages per read
   pollIntervalMs: 100, // database-side re-check when LISTEN is unavailable; first wait after a failed read
   maxRetryDelayMs: 5000, // failed reads back off (doubling, jitter) up to this; bus.health() reports it
-  maxPollSeconds: 5, // longest single wait before reading again
+  maxPollMs: 5000, // longest single wait before reading again
   serializer: new JsonSerializer<T>(),
   isLocalOnly: () => false, // true → delivered to this bus's subscribers only, never to the database
   logger, // pino-compatible; silent by default

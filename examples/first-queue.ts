@@ -7,10 +7,10 @@ const client = new QueueClient({ connectionString: url });
 const orders = client.queue<{ orderId: number }>('orders');
 await orders.create();
 
-await orders.send({ orderId: 42 }, { delaySeconds: 1 });
+await orders.send({ orderId: 42 }, { delayMs: 1000 });
 
 const ac = new AbortController();
-for await (const msg of orders.consume({ visibilityTimeoutSeconds: 30, signal: ac.signal })) {
+for await (const msg of orders.consume({ visibilityTimeoutMs: 30_000, signal: ac.signal })) {
   console.log(msg.msgId, msg.message.orderId, msg.readCount);
   await msg.archive(); // or msg.delete(), msg.extend(60), msg.release()
   ac.abort(); // one message is enough for this example

@@ -9,7 +9,7 @@ await client.createPartitionedQueue('audit', {
   partitionInterval: '1 day',
   retentionInterval: '30 days',
 }); // by time
-const maintenance = client.maintenance({ intervalMs: 60_000 }).start();
+const maintenance = await client.maintenance({ intervalMs: 60_000 }).start();
 
 await maintenance.stop();
 await client.close();

@@ -12,13 +12,13 @@ const handle = async (order: Order): Promise<void> => void handled.push(order.or
 
 const ac = new AbortController();
 for await (const msg of client.consume<Order>('orders', {
-  visibilityTimeoutSeconds: 30, // how long a fetched message stays yours (default 30)
+  visibilityTimeoutMs: 30_000, // how long a fetched message stays yours (default 30000)
   batchSize: 10, // messages per read (default 10)
   pollIntervalMs: 250, // wait after an empty read (default 250)
   signal: ac.signal, // abort to stop
 })) {
   await handle(msg.message);
-  await msg.archive(); // or delete(), extend(seconds), release(delaySeconds)
+  await msg.archive(); // or delete(), extend(seconds), release(delaySeconds) — PGMQ's seconds
   if (handled.length === 2) ac.abort();
 }
 await client.close();

@@ -9,9 +9,9 @@ await client.createPartitionedQueue('events', {
   retentionInterval: '30 days',
 }); // no pg_partman
 await client.setDeadLetterPolicy('orders', { deadLetterQueue: 'orders_dlq', maxReadCount: 5 });
-await client.setArchiveRetention('orders', 7 * 86_400);
+await client.setArchiveRetention('orders', { retentionMs: 7 * 86_400_000 });
 await client.enableFastMetrics('events'); // exact metrics() without scanning the table
-const maintenance = client.maintenance({ intervalMs: 60_000 }).start(); // partitions ahead, retention
+const maintenance = await client.maintenance({ intervalMs: 60_000 }).start(); // partitions ahead, retention
 
 await maintenance.stop();
 await client.close();

@@ -1,62 +1,7 @@
 // pgferry's public entry point. Explicit exports only.
-export { QueueClient, TypedQueue, type QueueClientOptions } from './queue/index.js';
-export {
-  Consumer, // deprecated alias of QueueConsumer (docs/concepts.md)
-  Delivery,
-  QueueConsumer,
-  type ConsumeMode,
-  type ConsumeOptions,
-} from './queue/index.js';
-export {
-  GROUP_HEADER,
-  type GroupedReadMode,
-  type GroupedReadOptions,
-  type GroupedReadWithPollOptions,
-} from './queue/index.js';
-export type {
-  SendBatchTopicOptions,
-  SendTopicOptions,
-  TopicBinding,
-  TopicRoute,
-  TopicSendResult,
-} from './queue/index.js';
-export {
-  DEFAULT_THROTTLE_INTERVAL_MS,
-  notifyChannel,
-  type NotifyEvent,
-  type NotifyThrottle,
-} from './queue/index.js';
-export type {
-  CreateQueueOptions,
-  Headers,
-  Message,
-  PopOptions,
-  QueueInfo,
-  QueueMetrics,
-  MetricsOptions,
-  ReadOptions,
-  ReadWithPollOptions,
-  SendBatchOptions,
-  SendOptions,
-  TxOption,
-} from './queue/index.js';
-export { MAX_QUEUE_NAME_LENGTH } from './queue/index.js';
-// Partitions, dead letters, archive retention, fast metrics, maintenance.
-export type {
-  ConvertArchiveOptions,
-  CreatePartitionedQueueOptions,
-  MaintenanceResult,
-} from './queue/index.js';
-export { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './queue/index.js';
-export {
-  DEAD_LETTER_HEADERS,
-  type DeadLetter,
-  type DeadLetterFilterOptions,
-  type DeadLetterOrigin,
-  type DeadLetterPolicy,
-  type ListDeadLettersOptions,
-  type SetDeadLetterPolicyOptions,
-} from './queue/index.js';
+// The queue API: the public half of the queue's door, listed once in
+// src/queue/public.ts (its only `export *`; see test/queue/door.test.ts).
+export * from './queue/public.js';
 export type {
   Driver,
   Executor,

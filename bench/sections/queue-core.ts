@@ -189,7 +189,7 @@ export const queueCoreSection: BenchSection = {
             const ours = await throughput(prefill, consumers, 100, async () => {
               if (mode === 'processBatch+delete')
                 return client.processBatch(q, async () => undefined, { qty: 100 });
-              const msgs = await client.read(q, { qty: 100, visibilityTimeoutSeconds: 30 });
+              const msgs = await client.read(q, { qty: 100, visibilityTimeoutMs: 30_000 });
               const ids = msgs.map((m) => m.msgId);
               if (ids.length) {
                 if (mode === 'read+delete') await client.delete(q, ids);

@@ -80,7 +80,7 @@ export const queueMetricsSection: BenchSection = {
           [BODY, Math.min(100_000, size - done)],
         );
       }
-      await client.read('big', { qty: 50, visibilityTimeoutSeconds: 3600 });
+      await client.read('big', { qty: 50, visibilityTimeoutMs: 3_600_000 });
       await admin.query(`VACUUM ANALYZE ${s}.q_big`);
       const metricsSql = `SELECT * FROM ${s}.metrics('big')`;
 

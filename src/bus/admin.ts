@@ -1,7 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import { checkInt } from '../queue/index.js';
+import { checkInt, durationMs, wholeSeconds } from '../queue/index.js';
 import { InvalidArgumentError } from '../errors.js';
 import './errors.js';
 
@@ -14,7 +14,9 @@ export interface BusAdminOptions {
 }
 
 export interface BusSettings {
-  /** A member silent (no subscribe, no publish) for this long is reaped. Default 60. */
+  /** A member silent (no subscribe, no publish) for this long is reaped (whole seconds, rounded up). Default 60000. */
+  memberTtlMs?: number;
+  /** @deprecated Use `memberTtlMs` (this alias goes in the next release). */
   memberTtlSeconds?: number;
   /** How often bus_subscribe re-checks an empty queue while it long-polls. Default 10. */
   subscribePollIntervalMs?: number;
@@ -74,10 +76,8 @@ export async function configureBus(
   settings: BusSettings,
   options: BusAdminOptions = {},
 ): Promise<void> {
-  const ttl =
-    settings.memberTtlSeconds === undefined
-      ? null
-      : checkInt('memberTtlSeconds', settings.memberTtlSeconds, { min: 1 });
+  const ttlMs = durationMs(settings, 'memberTtlMs', 'memberTtlSeconds', { min: 1 });
+  const ttl = ttlMs === undefined ? null : wholeSeconds(ttlMs);
   const poll =
     settings.subscribePollIntervalMs === undefined
       ? null

@@ -2,7 +2,9 @@ import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import { Recovery, type Health } from '../health.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { checkInt } from '../queue/index.js';
+import { checkInt, durationMs, visibilityMs, wholeSeconds } from '../queue/index.js';
+import type { TxOption } from '../driver/tx-option.js';
+import { traceProcess, traceSend } from '../telemetry/tracing.js';
 import { BusNotMemberError } from './errors.js';
 import { JsonSerializer, type BusSerializer } from './serializer.js';
 import type { BackendMessage, BusBackend } from './types.js';
@@ -12,7 +14,12 @@ export interface BusOptions<T> {
   backend: BusBackend;
   /** The channel to join. Any text; with the isolated backend, knowing it is the capability. */
   channel: string;
-  /** Seconds a fetched message stays hidden before it is delivered again (if not archived). Default 30. */
+  /**
+   * Milliseconds a fetched message stays hidden before it is delivered again
+   * (if not archived); whole seconds in the database, rounded up. Default 30000.
+   */
+  visibilityTimeoutMs?: number;
+  /** @deprecated Use `visibilityTimeoutMs` (this alias goes in the next release). */
   visibilityTimeoutSeconds?: number;
   /** Messages fetched per read. Default 10. */
   batchSize?: number;
@@ -20,7 +27,9 @@ export interface BusOptions<T> {
   pollIntervalMs?: number;
   /** Failed reads back off (doubling with jitter, from `pollIntervalMs`) up to this. Default 5000. */
   maxRetryDelayMs?: number;
-  /** Longest single wait for messages before reading again. Default 5. */
+  /** Longest single wait for messages before reading again (whole seconds, rounded up; at most an hour). Default 5000. */
+  maxPollMs?: number;
+  /** @deprecated Use `maxPollMs` (this alias goes in the next release). */
   maxPollSeconds?: number;
   /** Message ↔ JSON. Default `new JsonSerializer()`. */
   serializer?: BusSerializer<T>;
@@ -112,15 +121,12 @@ export class Bus<T = unknown> {
     this.serializer = options.serializer ?? new JsonSerializer<T>();
     this.logger = options.logger ?? silentLogger;
     this.isLocalOnly = options.isLocalOnly;
-    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, {
-      min: 0,
-    });
+    this.vt = wholeSeconds(visibilityMs(options));
     this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
     this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
-    this.maxPollSeconds = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, {
-      min: 0,
-      max: 3600,
-    });
+    this.maxPollSeconds = wholeSeconds(
+      durationMs(options, 'maxPollMs', 'maxPollSeconds', { min: 0, maxSeconds: 3600 }) ?? 5000,
+    );
     const maxRetry = checkInt('maxRetryDelayMs', options.maxRetryDelayMs ?? 5000, { min: 1 });
     this.recovery = new Recovery({
       component: 'pgferry bus',
@@ -205,15 +211,18 @@ export class Bus<T = unknown> {
    * `isLocalOnly` says so, to this bus's subscribers only). Never throws:
    * resolves with the number of members reached, 0 when it failed (logged,
    * counted in `stats.publishFailures`).
+   *
+   * With `{ tx }` the message is sent in your transaction: the members get it
+   * only if it commits (a rolled-back transaction delivers nothing). A
+   * failure then rejects, since it aborted your transaction anyway. A
+   * local-only message is delivered at once, transaction or not.
    */
-  async publish(message: T): Promise<number> {
+  async publish(message: T, options: TxOption = {}): Promise<number> {
     let local = false;
     try {
       local = this.isLocalOnly?.(message) ?? false;
     } catch (err) {
-      this.counters.publishFailures++;
-      this.logger.error({ err, channel: this.channel }, 'pgferry bus: isLocalOnly threw; dropped');
-      return 0;
+      return this.publishFailed(err, 'isLocalOnly threw', options);
     }
     if (local) {
       await this.publishLocal(message);
@@ -226,18 +235,29 @@ export class Bus<T = unknown> {
         { channel: this.channel, state: this.state },
         'pgferry bus: publish on a bus that is not running; dropped',
       );
+      if (options.tx) {
+        throw new InvalidArgumentError(`bus ${this.state}: publish needs a running bus`);
+      }
       return 0;
     }
     try {
       const payload = this.serializer.encode(message);
-      const ids = await this.backend.publish(this.channel, queue, payload);
+      // A send span when tracing is on; its trace context travels in the message headers.
+      const ids = await traceSend(this.channel, null, (headers) =>
+        this.backend.publish(this.channel, queue, payload, { tx: options.tx, headers }),
+      );
       this.counters.published++;
       return ids.length;
     } catch (err) {
-      this.counters.publishFailures++;
-      this.logger.error({ err, channel: this.channel }, 'pgferry bus: publish failed; dropped');
-      return 0;
+      return this.publishFailed(err, 'publish failed', options);
     }
+  }
+
+  private publishFailed(err: unknown, what: string, options: TxOption): number {
+    this.counters.publishFailures++;
+    this.logger.error({ err, channel: this.channel }, `pgferry bus: ${what}; dropped`);
+    if (options.tx) throw err;
+    return 0;
   }
 
   /** Delivers `message` to this bus's own subscribers only; the database never sees it. */
@@ -330,7 +350,11 @@ export class Bus<T = unknown> {
       );
       return;
     }
-    await this.dispatch(message, { channel: this.channel, msgId: m.msgId, local: false });
+    // A process span when tracing is on, a child of the publisher's send span.
+    await traceProcess(
+      { id: m.msgId, task: this.channel, headers: m.headers, consumerGroup: this.myQueue },
+      () => this.dispatch(message, { channel: this.channel, msgId: m.msgId, local: false }),
+    );
   }
 
   private async dispatch(message: T, context: BusMessageContext): Promise<void> {

@@ -3,7 +3,8 @@ import type { Logger } from '../logger.js';
 import { MAX_QUEUE_NAME_LENGTH, type Arg, type QueueClient } from '../queue/index.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
 import type { JsonValue } from './serializer.js';
-import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
+import type { Executor } from '../driver/types.js';
+import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
 import { Waker, longPoll, wakeChannel } from './wake.js';
 
 export interface DirectBackendOptions {
@@ -82,24 +83,34 @@ export class DirectBackend implements BusBackend {
     return queue;
   }
 
-  async publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]> {
+  async publish(...[channel, myQueue, message, options = {}]: PublishArgs): Promise<number[]> {
     const safe = safeChannel(channel);
+    // In the caller's transaction a failed statement aborts it: no peer-by-peer
+    // retry there, so start from a fresh peer list (no member that just left).
+    if (options.tx) this.peerCache.delete(safe);
     const peers = (await this.peers(safe)).filter((q) => q !== myQueue);
     if (peers.length === 0) return [];
     const body = JSON.stringify(message);
+    const headers = options.headers == null ? null : JSON.stringify(options.headers);
+    // Every send and every wake-up in one statement, so one round trip and
+    // one commit (one WAL flush, one NOTIFY lock) per publish, whatever the
+    // number of peers. In a transaction, the NOTIFYs go out at its commit.
+    const sendAll = (exec: Executor) =>
+      this.client.engine.messages.sendMany(
+        exec,
+        peers,
+        peers.map((q) => wakeChannel(q, safe)),
+        body,
+        { asyncCommit: this.asyncPublish && !options.tx, headers },
+      );
+    if (options.tx) return sendAll(options.tx);
     try {
-      // Fast path: every send and every wake-up in one statement, so one
-      // round trip and one commit (one WAL flush, one NOTIFY lock) per
-      // publish, whatever the number of peers.
-      const wake = peers.map((q) => wakeChannel(q, safe));
-      return await this.client.engine.messages.sendMany(this.client.driver, peers, wake, body, {
-        asyncCommit: this.asyncPublish,
-      });
+      return await sendAll(this.client.driver);
     } catch (err) {
       // Some peer failed (most likely its queue was dropped): send one by
       // one, so only the failing peers miss the message.
       this.logger.debug({ err, channel }, 'pgferry bus: fan-out failed; retrying peer by peer');
-      return this.publishEach(safe, channel, peers, message);
+      return this.publishEach(safe, channel, peers, message, options.headers ?? null);
     }
   }
 
@@ -108,8 +119,11 @@ export class DirectBackend implements BusBackend {
     channel: string,
     peers: string[],
     message: JsonValue,
+    headers: Record<string, unknown> | null,
   ): Promise<number[]> {
-    const results = await Promise.allSettled(peers.map((q) => this.client.send(q, message)));
+    const results = await Promise.allSettled(
+      peers.map((q) => this.client.send(q, message, { headers })),
+    );
     const ids: number[] = [];
     const woken: string[] = [];
     results.forEach((r, i) => {
@@ -152,15 +166,24 @@ export class DirectBackend implements BusBackend {
       [options.batchSize, 'integer'],
     ];
     const run = async (fn: string, extra: Arg[] = [], waitMs = 0): Promise<BackendMessage[]> => {
-      const rows = await this.client.engine.call<{ msg_id: string; message: JsonValue }>(
+      const rows = await this.client.engine.call<{
+        msg_id: string;
+        message: JsonValue;
+        headers: Record<string, unknown> | null;
+      }>(
         this.client.driver,
         fn,
         [...args, ...extra],
         // A long-poll waits in the database on purpose: extend the query deadline by it.
-        { select: 'msg_id, message', asyncCommit: true, prepare: true, timeoutExtraMs: waitMs },
+        {
+          select: 'msg_id, message, headers',
+          asyncCommit: true,
+          prepare: true,
+          timeoutExtraMs: waitMs,
+        },
       );
       return rows
-        .map((r) => ({ msgId: Number(r.msg_id), message: r.message }))
+        .map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }))
         .sort((a, b) => a.msgId - b.msgId);
     };
     return longPoll(

@@ -8,7 +8,12 @@ export {
 } from './bus.js';
 export { DirectBackend, safeChannel, type DirectBackendOptions } from './direct.js';
 export { IsolatedBackend, type IsolatedBackendOptions } from './isolated.js';
-export type { BusBackend, BackendMessage, BackendReadOptions } from './types.js';
+export type {
+  BusBackend,
+  BackendMessage,
+  BackendPublishOptions,
+  BackendReadOptions,
+} from './types.js';
 export {
   JsonSerializer,
   type BusSerializer,

@@ -1,4 +1,4 @@
-import type { Driver } from '../driver/types.js';
+import { execute, type Driver } from '../driver/types.js';
 import { resolveDriver } from '../driver/resolve.js';
 import type { PoolerOptions } from '../driver/pooler.js';
 import type { DeadlineOptions } from '../driver/deadlines.js';
@@ -7,7 +7,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
 import type { JsonValue } from './serializer.js';
-import type { BackendMessage, BackendReadOptions, BusBackend } from './types.js';
+import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 import './errors.js';
 
@@ -54,6 +54,7 @@ export class IsolatedBackend implements BusBackend {
   private readonly sql: {
     join: string;
     publish: string;
+    publishInTx: string;
     subscribe: string;
     archive: string;
     leave: string;
@@ -69,6 +70,8 @@ export class IsolatedBackend implements BusBackend {
         options.durablePublish === false
           ? `SELECT p.ids FROM ${ASYNC_COMMIT}, ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS p(ids)`
           : `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
+      // The caller's transaction commits as the caller set it up.
+      publishInTx: `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
       // Reads and archives commit without waiting for the WAL flush
       // (synchronous_commit off for this statement's own transaction only):
       // losing one in a crash only makes a message visible again, which
@@ -87,9 +90,15 @@ export class IsolatedBackend implements BusBackend {
     return queue;
   }
 
-  async publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]> {
-    const res = await this.driver.query<{ ids: string[] }>(
-      this.sql.publish,
+  /**
+   * bus_publish on this backend's driver or, with `tx`, in the caller's
+   * transaction (whose role then needs the bus grant). The SQL API carries
+   * no headers: a trace context is not sent (docs/operations.md).
+   */
+  async publish(...[channel, myQueue, message, options = {}]: PublishArgs): Promise<number[]> {
+    const res = await execute<{ ids: string[] }>(
+      options.tx ?? this.driver,
+      options.tx ? this.sql.publishInTx : this.sql.publish,
       [channel, myQueue, JSON.stringify(message)],
       {
         prepare: true,

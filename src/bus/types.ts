@@ -1,9 +1,20 @@
+import type { Executor } from '../driver/types.js';
 import type { JsonValue } from './serializer.js';
 
 /** A message as a backend hands it to the bus: its id in the member's queue and its raw JSON body. */
 export interface BackendMessage {
   msgId: number;
   message: JsonValue;
+  /** The message's headers (the publisher's W3C trace context), when the backend carries them. */
+  headers?: Record<string, unknown> | null;
+}
+
+/** How a publish is sent. */
+export interface BackendPublishOptions {
+  /** Run on the caller's transaction: peers get the message only if it commits. */
+  tx?: Executor;
+  /** Headers to send with the message (the trace context), where the backend carries them. */
+  headers?: Record<string, unknown> | null;
 }
 
 export interface BackendReadOptions {
@@ -29,7 +40,12 @@ export interface BusBackend {
   /** Allocates a queue for a new member of `channel`; returns its name. */
   join(channel: string): Promise<string>;
   /** Sends `message` to every other member of `channel`; returns the message id per peer reached. */
-  publish(channel: string, myQueue: string, message: JsonValue): Promise<number[]>;
+  publish(
+    channel: string,
+    myQueue: string,
+    message: JsonValue,
+    options?: BackendPublishOptions,
+  ): Promise<number[]>;
   /** Long-polls the member's queue; resolves with [] when nothing came within `maxPollSeconds`. */
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]>;
   /** Archives handled messages; returns the ids that were archived. */
@@ -37,3 +53,6 @@ export interface BusBackend {
   /** Leaves the channel and drops the member's queue. */
   leave(queue: string, channel: string): Promise<void>;
 }
+
+/** The arguments of `BusBackend.publish`, for its implementations. */
+export type PublishArgs = Parameters<BusBackend['publish']>;

@@ -1,14 +1,7 @@
 import pg from 'pg';
 import { createHash } from 'node:crypto';
-import type {
-  Driver,
-  NotificationHandler,
-  QueryOptions,
-  QueryResult,
-  Queryable,
-  Subscription,
-} from './types.js';
 import { markNative } from './types.js';
+import type * as D from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
@@ -50,13 +43,9 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(target: PgQueryable, queryTimeoutMs: number, named = true): Queryable {
+function runner(target: PgQueryable, queryTimeoutMs: number, named = true): D.Queryable {
   return markNative({
-    async query<R>(
-      text: string,
-      params: readonly unknown[] = [],
-      options?: QueryOptions,
-    ): Promise<QueryResult<R>> {
+    async query<R>(...[text, params = [], options]: D.QueryArgs): Promise<D.QueryResult<R>> {
       try {
         const config: pg.QueryConfig & { query_timeout?: number } = { text, values: [...params] };
         if (options?.prepare && named) config.name = statementName(text);
@@ -73,12 +62,12 @@ function runner(target: PgQueryable, queryTimeoutMs: number, named = true): Quer
 }
 
 /** The default driver, on node-postgres (`pg`). */
-export class PgDriver implements Driver {
+export class PgDriver implements D.Driver {
   readonly name = 'pg';
   readonly pool: PgPool;
   private readonly ownsPool: boolean;
   private readonly logger: Logger;
-  private readonly poolRunner: Queryable;
+  private readonly poolRunner: D.Queryable;
   private readonly listener: PgListener;
   private readonly queryTimeoutMs: number;
   private readonly named: boolean;
@@ -141,15 +130,11 @@ export class PgDriver implements Driver {
     );
   }
 
-  query<R = Record<string, unknown>>(
-    text: string,
-    params?: readonly unknown[],
-    options?: QueryOptions,
-  ): Promise<QueryResult<R>> {
+  query<R = D.Row>(...[text, params, options]: D.QueryArgs): Promise<D.QueryResult<R>> {
     return this.poolRunner.query<R>(text, params, options);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: D.Queryable) => Promise<T>): Promise<T> {
     let client: PgPoolClient;
     try {
       client = await this.pool.connect();
@@ -181,7 +166,7 @@ export class PgDriver implements Driver {
     }
   }
 
-  listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+  listen(channel: string, onNotification: D.NotificationHandler): Promise<D.Subscription> {
     const refused = this.listenGuard.refusal();
     if (refused) return Promise.reject(refused);
     return this.listener.listen(channel, onNotification);

@@ -1,12 +1,5 @@
-import type {
-  Driver,
-  NotificationHandler,
-  QueryOptions,
-  QueryResult,
-  Queryable,
-  Subscription,
-} from './types.js';
 import { markNative } from './types.js';
+import type * as D from './types.js';
 import { quoteIdent } from './quote.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
 import { ConnectionError, InvalidArgumentError, mapError } from '../errors.js';
@@ -95,7 +88,7 @@ export const PGLITE_QUERY_OPTIONS: PGliteQueryOptionsLike = {
 };
 const OPTIONS = PGLITE_QUERY_OPTIONS;
 
-function shape<R>(res: PGliteResults): QueryResult<R> {
+function shape<R>(res: PGliteResults): D.QueryResult<R> {
   const rowCount =
     res.rowCount ?? (res.command === 'SELECT' ? res.rows.length : (res.affectedRows ?? null));
   return { rows: res.rows as R[], rowCount };
@@ -108,13 +101,9 @@ function mapPGliteError(err: unknown): unknown {
   return mapError(err);
 }
 
-function runner(target: PGliteTransactionLike): Queryable {
+function runner(target: PGliteTransactionLike): D.Queryable {
   return markNative({
-    async query<R>(
-      text: string,
-      params: readonly unknown[] = [],
-      options?: QueryOptions,
-    ): Promise<QueryResult<R>> {
+    async query<R>(...[text, params = [], options]: D.QueryArgs): Promise<D.QueryResult<R>> {
       try {
         // Like node-postgres: no parameters and no prepare → the simple
         // protocol, which also runs multi-statement scripts (migrations).
@@ -149,12 +138,12 @@ async function createPGlite(
 }
 
 /** A driver on PGlite (Postgres in WebAssembly, in-process, one session). */
-export class PGliteDriver implements Driver {
+export class PGliteDriver implements D.Driver {
   readonly name = 'pglite';
   private readonly dbReady: Promise<PGliteLike>;
   private readonly ownsDb: boolean;
   private readonly logger: Logger;
-  private readonly subscriptions = new Set<Subscription>();
+  private readonly subscriptions = new Set<D.Subscription>();
   private closing: Promise<void> | undefined;
 
   constructor(options: PGliteDriverOptions = {}) {
@@ -171,15 +160,11 @@ export class PGliteDriver implements Driver {
     return this.dbReady;
   }
 
-  async query<R = Record<string, unknown>>(
-    text: string,
-    params?: readonly unknown[],
-    options?: QueryOptions,
-  ): Promise<QueryResult<R>> {
+  async query<R = D.Row>(...[text, params, options]: D.QueryArgs): Promise<D.QueryResult<R>> {
     return runner(await this.live()).query<R>(text, params, options);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: D.Queryable) => Promise<T>): Promise<T> {
     const db = await this.live();
     try {
       return await db.transaction((tx: PGliteTransactionLike) => fn(runner(tx)));
@@ -188,7 +173,7 @@ export class PGliteDriver implements Driver {
     }
   }
 
-  async listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+  async listen(channel: string, onNotification: D.NotificationHandler): Promise<D.Subscription> {
     const db = await this.live();
     // PGlite splices the channel into LISTEN as given; quoting keeps its case and dots.
     const quoted = quoteIdent(channel);
@@ -205,7 +190,7 @@ export class PGliteDriver implements Driver {
       throw mapPGliteError(err);
     }
     let done = false;
-    const sub: Subscription = {
+    const sub: D.Subscription = {
       close: async () => {
         if (done) return;
         done = true;

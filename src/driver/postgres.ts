@@ -1,12 +1,5 @@
-import type {
-  Driver,
-  NotificationHandler,
-  QueryOptions,
-  QueryResult,
-  Queryable,
-  Subscription,
-} from './types.js';
 import { markNative } from './types.js';
+import type * as D from './types.js';
 import { DedicatedListener } from './listener.js';
 import { parseArrayLiteral, toTextParams } from './text-params.js';
 import { ConnectionError, InvalidArgumentError, mapError } from '../errors.js';
@@ -123,13 +116,9 @@ function runner(
   allowPrepare: boolean,
   queryTimeoutMs: number,
   onTimeout: (err: unknown) => void = () => undefined,
-): Queryable {
+): D.Queryable {
   return markNative({
-    async query<R>(
-      text: string,
-      params: readonly unknown[] = [],
-      options?: QueryOptions,
-    ): Promise<QueryResult<R>> {
+    async query<R>(...[text, params = [], options]: D.QueryArgs): Promise<D.QueryResult<R>> {
       // Text sent as `unknown`: the server infers each type (see text-params.ts).
       const values = toTextParams(params).map((v) =>
         v === null ? null : target.typed(v as never, UNKNOWN_OID),
@@ -152,7 +141,7 @@ function runner(
 }
 
 /** A driver on postgres.js (`postgres` on npm). */
-export class PostgresJsDriver implements Driver {
+export class PostgresJsDriver implements D.Driver {
   readonly name = 'postgres';
   private readonly sqlReady: Promise<PostgresJsSql>;
   private readonly ownsSql: boolean;
@@ -212,16 +201,12 @@ export class PostgresJsDriver implements Driver {
     return this.sqlReady;
   }
 
-  async query<R = Record<string, unknown>>(
-    text: string,
-    params?: readonly unknown[],
-    options?: QueryOptions,
-  ): Promise<QueryResult<R>> {
+  async query<R = D.Row>(...[text, params, options]: D.QueryArgs): Promise<D.QueryResult<R>> {
     const sql = await this.sqlReady;
     return runner(sql, preparesAllowed(sql), this.queryTimeoutMs).query<R>(text, params, options);
   }
 
-  async transaction<T>(fn: (tx: Queryable) => Promise<T>): Promise<T> {
+  async transaction<T>(fn: (tx: D.Queryable) => Promise<T>): Promise<T> {
     const sql = await this.sqlReady;
     const allow = preparesAllowed(sql);
     const ms = this.queryTimeoutMs;
@@ -248,7 +233,7 @@ export class PostgresJsDriver implements Driver {
     }
   }
 
-  listen(channel: string, onNotification: NotificationHandler): Promise<Subscription> {
+  listen(channel: string, onNotification: D.NotificationHandler): Promise<D.Subscription> {
     const refused = this.listenGuard.refusal();
     if (refused) return Promise.reject(refused);
     return this.listener.listen(channel, onNotification);

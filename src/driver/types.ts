@@ -34,6 +34,12 @@ export interface Queryable {
   ): Promise<QueryResult<R>>;
 }
 
+/** A result row when the caller names no type. */
+export type Row = Record<string, unknown>;
+
+/** The arguments of `Queryable.query`, for its implementations: `(text, params?, options?)`. */
+export type QueryArgs = Parameters<Queryable['query']>;
+
 /** A live LISTEN on one channel; `close()` stops it. */
 export interface Subscription {
   close(): Promise<void>;

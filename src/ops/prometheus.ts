@@ -98,6 +98,8 @@ export async function renderMetrics(ops: Ops, options: MetricsOptions = {}): Pro
         for (const state of ['queued', 'scheduled', 'running', 'retrying', 'dead'] as const)
           e.sample('pgferry_task_jobs', { task: t.task, state }, t[state]);
       }
+      e.family('pgferry_task_paused', 'gauge', '1 while the task is paused (TaskClient.pause).');
+      for (const t of ts) e.sample('pgferry_task_paused', { task: t.task }, t.paused ? 1 : 0);
     }
   }
   if (has.stream) {

@@ -61,20 +61,26 @@ export class TaskMetrics {
       c.cancelled++;
       this.observe(c, finish(j));
     };
-    worker.on('job:start', start);
-    worker.on('job:success', success);
-    worker.on('job:failure', failure);
-    worker.on('job:retry', retry);
-    worker.on('job:dead', dead);
-    worker.on('job:cancelled', cancelled);
-    return () => {
-      worker.off('job:start', start);
-      worker.off('job:success', success);
-      worker.off('job:failure', failure);
-      worker.off('job:retry', retry);
-      worker.off('job:dead', dead);
-      worker.off('job:cancelled', cancelled);
+    const listeners = {
+      'job:start': start,
+      'job:success': success,
+      'job:failure': failure,
+      'job:retry': retry,
+      'job:dead': dead,
+      'job:cancelled': cancelled,
     };
+    // One listener per event; the cast joins the worker's per-event overloads.
+    const each = (how: 'on' | 'off'): void => {
+      for (const [event, listener] of Object.entries(listeners)) {
+        (worker[how] as (e: string, l: (...args: never[]) => void) => unknown).call(
+          worker,
+          event,
+          listener,
+        );
+      }
+    };
+    each('on');
+    return () => each('off');
   }
 
   /** A copy of the counters, by task name. */

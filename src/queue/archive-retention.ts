@@ -1,6 +1,12 @@
 import type { Executor } from '../driver/types.js';
 import { call } from './engine/calls.js';
-import { checkInt } from './validate.js';
+import { durationMs, wholeSeconds } from './durations.js';
+import { InvalidArgumentError } from '../errors.js';
+
+/** An archive retention: milliseconds (stored as whole seconds, rounded up), or null to clear. */
+export interface ArchiveRetention {
+  retentionMs: number | null;
+}
 
 /**
  * Archive retention (pgferry addition): archived messages older than the
@@ -11,10 +17,9 @@ export async function setArchiveRetention(
   exec: Executor,
   s: string,
   queue: string,
-  retentionSeconds: number | null,
+  retention: ArchiveRetention | number | null,
 ): Promise<void> {
-  const secs =
-    retentionSeconds === null ? null : checkInt('retentionSeconds', retentionSeconds, { min: 1 });
+  const secs = retentionSecondsOf(retention);
   await call(exec, s, 'set_archive_retention', [
     [queue, 'text'],
     [secs === null ? null : `${secs} seconds`, 'interval'],
@@ -35,4 +40,19 @@ export async function getArchiveRetention(
   );
   const v = rows[0]?.secs;
   return v == null ? null : Number(v);
+}
+
+/** Whole seconds of a retention given as `{ retentionMs }` or (deprecated) as seconds; null clears. */
+function retentionSecondsOf(retention: ArchiveRetention | number | null): number | null {
+  if (retention === null) return null;
+  const given: { retentionMs?: number | null; retentionSeconds?: number } =
+    typeof retention === 'number' ? { retentionSeconds: retention } : { ...retention };
+  if (
+    typeof retention !== 'number' &&
+    (typeof retention !== 'object' || !('retentionMs' in retention))
+  ) {
+    throw new InvalidArgumentError('archive retention must be { retentionMs } or null');
+  }
+  if (given.retentionMs === null) return null;
+  return wholeSeconds(durationMs(given, 'retentionMs', 'retentionSeconds', { min: 1 })!);
 }

@@ -4,13 +4,16 @@ import { Recovery, isTransientError, retryPolicy, type Health } from '../health.
 import type { QueueClient } from './client.js';
 import type { GroupedReadMode } from './grouped.js';
 import type { Message } from './types.js';
+import { visibilityMs } from './engine/vt.js';
 import { checkInt } from './validate.js';
 
 /** How a consumer reads: plain `read`, or one of the FIFO group reads. */
 export type ConsumeMode = 'read' | GroupedReadMode;
 
 export interface ConsumeOptions {
-  /** Seconds a fetched message stays invisible to other consumers. Default 30. */
+  /** Milliseconds a fetched message stays invisible to other consumers (whole seconds in PGMQ: rounded up). Default 30000. */
+  visibilityTimeoutMs?: number;
+  /** @deprecated Use `visibilityTimeoutMs` (this alias goes in the next release). */
   visibilityTimeoutSeconds?: number;
   /** Messages fetched per read. Default 10. */
   batchSize?: number;
@@ -150,9 +153,7 @@ export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
     readonly queue: string,
     private readonly options: ConsumeOptions,
   ) {
-    this.vt = checkInt('visibilityTimeoutSeconds', options.visibilityTimeoutSeconds ?? 30, {
-      min: 0,
-    });
+    this.vt = visibilityMs(options);
     this.batchSize = checkInt('batchSize', options.batchSize ?? 10, { min: 1 });
     this.pollIntervalMs = checkInt('pollIntervalMs', options.pollIntervalMs ?? 250, { min: 1 });
     this.retryDelayMs = checkInt('retryDelayMs', options.retryDelayMs ?? 1000, { min: 1 });
@@ -264,13 +265,13 @@ export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
   private fetch(): Promise<Message<T>[]> {
     if (this.mode === 'read') {
       return this.client.read<T>(this.queue, {
-        visibilityTimeoutSeconds: this.vt,
+        visibilityTimeoutMs: this.vt,
         qty: this.batchSize,
         conditional: this.options.conditional,
       });
     }
     return this.client.readGroupedBy<T>(this.queue, this.mode, {
-      visibilityTimeoutSeconds: this.vt,
+      visibilityTimeoutMs: this.vt,
       qty: this.batchSize,
     });
   }

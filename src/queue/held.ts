@@ -9,6 +9,21 @@ import { checkInt, checkMsgId } from './validate.js';
 // Held-only finishing (stale-read protection) of QueueClient: the receipt is
 // the read's `readCount`; the statements are engine/held.ts.
 
+/**
+ * QueueClient's `deleteIfHeld(queue, msgId, readCount, { tx })` and
+ * `archiveIfHeld(…)`: delete / archive the message only if the read with
+ * this `readCount` still holds it (nobody has read it since). False, and
+ * nothing changes, otherwise.
+ */
+export type FinishIfHeld = {
+  [H in 'delete' | 'archive' as `${H}IfHeld`]: (
+    queue: string,
+    msgId: number,
+    readCount: number,
+    options?: { tx?: Executor },
+  ) => Promise<boolean>;
+};
+
 export function finishIfHeld(
   e: QueueEngine,
   exec: Executor,

@@ -4,66 +4,11 @@
 // QUEUE_DOOR_ONLY list of eslint.config.js). What is not exported here (the
 // feature modules, the statements' text, the Consumer's internals) is the
 // queue layer's own business and may change without notice. Explicit exports
-// only; no `export *`.
+// only, but for one line: the public half of the door, ./public.ts (what
+// `pgferry` re-exports whole from src/index.ts), listed once, there.
 
-// --- public API (what `pgferry` re-exports from src/index.ts) --------------
-export { QueueClient, TypedQueue, type QueueClientOptions } from './client.js';
-export {
-  Consumer, // deprecated alias of QueueConsumer
-  Delivery,
-  QueueConsumer,
-  type ConsumeMode,
-  type ConsumeOptions,
-} from './consumer.js';
-export type { BatchHandler, ProcessBatchOptions } from './process.js';
-export {
-  GROUP_HEADER,
-  type GroupedReadMode,
-  type GroupedReadOptions,
-  type GroupedReadWithPollOptions,
-} from './grouped.js';
-export type {
-  SendBatchTopicOptions,
-  SendTopicOptions,
-  TopicBinding,
-  TopicRoute,
-  TopicSendResult,
-} from './topics.js';
-export {
-  DEFAULT_THROTTLE_INTERVAL_MS,
-  notifyChannel,
-  type NotifyEvent,
-  type NotifyThrottle,
-} from './notify.js';
-export type {
-  CreateQueueOptions,
-  Headers,
-  Message,
-  PopOptions,
-  QueueInfo,
-  QueueMetrics,
-  MetricsOptions,
-  ReadOptions,
-  ReadWithPollOptions,
-  SendBatchOptions,
-  SendOptions,
-  TxOption,
-} from './types.js';
-export type {
-  ConvertArchiveOptions,
-  CreatePartitionedQueueOptions,
-  MaintenanceResult,
-} from './partitions.js';
-export { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './maintenance.js';
-export {
-  DEAD_LETTER_HEADERS,
-  type DeadLetter,
-  type DeadLetterFilterOptions,
-  type DeadLetterOrigin,
-  type DeadLetterPolicy,
-  type ListDeadLettersOptions,
-  type SetDeadLetterPolicyOptions,
-} from './dead-letters.js';
+// --- public API (./public.ts, re-exported by `pgferry`) ---------------------
+export * from './public.js';
 
 // --- for pgferry's own layers (not re-exported by `pgferry`) ---------------
 // The row format: a `message_record` row (as every driver returns it), the
@@ -73,7 +18,11 @@ export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 // Argument checks shared with the layers built on the queue: the queue-name
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).
-export { MAX_QUEUE_NAME_LENGTH, checkInt, checkQueueName, toJson } from './validate.js';
+export { checkInt, checkQueueName, toJson } from './validate.js';
+// Durations (docs/concepts.md): `…Ms` options with their deprecated
+// `…Seconds` aliases, and whole seconds where PGMQ counts them.
+export { durationMs, wholeSeconds } from './durations.js';
+export { visibilityMs } from './engine/vt.js';
 // The queue engine (src/queue/engine/): the layers built on the queue run
 // their statements against queue tables and functions through it — a
 // client's `engine`, or one of their own for a schema — never with SQL of

@@ -33,8 +33,11 @@ export interface MaintenanceSchedulerOptions {
  * leader, because it survives poolers in transaction mode and needs no
  * dedicated connection. Each call is its own short transaction.
  *
- * The timer is unref'd (it does not keep the process alive); `stop()`
- * waits for the pass in progress.
+ * Lifecycle (docs/concepts.md): `start()` runs the first pass and resolves
+ * once the scheduler is running (it rejects, leaving nothing behind, when
+ * that pass cannot list the queues); `stop()` drains (waits for the pass in
+ * progress); `run()` is start() and then waiting until stopped. The timer is
+ * unref'd: it does not keep the process alive (`run()` does).
  */
 export class MaintenanceScheduler {
   private readonly s: string;
@@ -45,6 +48,11 @@ export class MaintenanceScheduler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<MaintenanceResult[]> | undefined;
   private started = false;
+  /** The first pass of `start()`: a second call while it runs waits for it too. */
+  private starting: Promise<this> | undefined;
+  /** Resolves the promise `run()` waits on; set while started. */
+  private stopped: (() => void) | undefined;
+  private whenStopped: Promise<void> | undefined;
   private readonly recovery: Recovery;
   /** The transient failure of the current pass, if any (the pass is then retried with back-off). */
   private passFailure: unknown;
@@ -79,22 +87,76 @@ export class MaintenanceScheduler {
     return this.started;
   }
 
-  /** Runs a pass now and then every `intervalMs`. Idempotent. */
-  start(): this {
+  /**
+   * Runs a first pass and resolves once running, the next passes every
+   * `intervalMs`. Rejects (and stops) when the first pass cannot list the
+   * queues; one queue's failure is logged and does not stop it. Idempotent.
+   */
+  start(): Promise<this> {
+    if (!this.started) this.starting = this.firstPass();
+    return this.starting ?? Promise.resolve(this);
+  }
+
+  private async firstPass(): Promise<this> {
+    this.begin();
+    try {
+      await this.runOnce();
+    } catch (err) {
+      await this.stop();
+      throw err;
+    }
+    if (this.started && this.timer === undefined) {
+      const failure = this.passFailure;
+      this.schedule(
+        failure === undefined
+          ? (this.recovery.ok(), this.intervalMs)
+          : Math.min(this.intervalMs, this.recovery.failed(failure)),
+      );
+    }
+    return this;
+  }
+
+  /**
+   * @deprecated The shipped `start()`: returns at once, the first pass runs in
+   * the background. Use `await start()` (or `run()`); goes in the next release.
+   */
+  startInBackground(): this {
     if (this.started) return this;
-    this.started = true;
-    this.recovery.start();
+    this.begin();
     this.schedule(0);
     return this;
   }
 
-  /** Stops the timer and waits for a pass in progress to finish. */
+  /** start(), then resolves once stopped: by `stop()` or by `signal`. */
+  async run(options: { signal?: AbortSignal } = {}): Promise<void> {
+    const signal = options.signal;
+    if (signal?.aborted) return;
+    const onAbort = (): void => void this.stop();
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      await this.start();
+      await this.whenStopped;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+  }
+
+  /** Stops the timer and waits for a pass in progress to finish. Idempotent. */
   async stop(): Promise<void> {
     this.started = false;
     this.recovery.stop();
     if (this.timer) clearTimeout(this.timer);
     this.timer = undefined;
     await this.running?.catch(() => undefined);
+    const stopped = this.stopped;
+    this.stopped = undefined;
+    stopped?.();
+  }
+
+  private begin(): void {
+    this.started = true;
+    this.whenStopped = new Promise((resolve) => (this.stopped = resolve));
+    this.recovery.start();
   }
 
   /**

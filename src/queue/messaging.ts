@@ -1,9 +1,10 @@
 import type { Driver, Executor } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
-import { traceReceive, traceSend } from '../telemetry/tracing.js';
+import { traceReceive, traceSend, traceSendBatch } from '../telemetry/tracing.js';
+import { durationMs, wholeSeconds } from './durations.js';
 import { lockedMessages, type Arg } from './engine/calls.js';
 import type { QueueEngine } from './engine/index.js';
-import { readVt, vtOf, vtOfValue } from './engine/vt.js';
+import { readVt, vtArg, vtOf, vtOfValue } from './engine/vt.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 import type {
@@ -52,7 +53,15 @@ export function sendBatch<T>(
   options: SendBatchOptions,
 ): Promise<number[]> {
   const { bodies, headers } = encodeBatch(messages, options.headers);
-  return e.messages.sendBatch(exec, queue, bodies, headers, vtOf(options));
+  const vt = vtOf(options);
+  // One send span when tracing is on; its traceparent goes into every message's headers.
+  return traceSendBatch(queue, bodies.length, (tc) => {
+    const traced =
+      tc === null
+        ? headers
+        : bodies.map((_, i) => toJson('headers', { ...(options.headers?.[i] ?? {}), ...tc }));
+    return e.messages.sendBatch(exec, queue, bodies, traced, vt);
+  });
 }
 
 /**
@@ -77,7 +86,8 @@ export async function readBy<T>(
   ];
   let waitMs = 0;
   if (how.poll) {
-    const maxPoll = checkInt('maxPollSeconds', options.maxPollSeconds ?? 5, { min: 0 });
+    const maxPollMs = durationMs(options, 'maxPollMs', 'maxPollSeconds', { min: 0 }) ?? 5000;
+    const maxPoll = wholeSeconds(maxPollMs);
     const interval = checkInt('pollIntervalMs', options.pollIntervalMs ?? 100, { min: 1 });
     args.push([maxPoll, 'integer'], [interval, 'integer']);
     waitMs = maxPoll * 1000;
@@ -134,15 +144,10 @@ export async function setVisibilityTimeout<T>(
   vt: number | Date,
 ): Promise<Message<T>[]> {
   const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
-  const spec = vtOfValue('vt', vt);
   const rows = await e.call<MessageRow>(
     exec,
     'set_vt',
-    [
-      [queue, 'text'],
-      [list, 'bigint[]'],
-      [spec.value, spec.kind === 'at' ? 'timestamptz' : 'integer'],
-    ],
+    [[queue, 'text'], [list, 'bigint[]'], vtArg(vtOfValue('vt', vt))],
     {
       select: MESSAGE_COLUMNS,
       prepare: true,

@@ -30,6 +30,40 @@ export function notifyChannel(
   return `${schema}.q_${queue}.${event.toUpperCase()}`;
 }
 
+type Ev = 'Insert' | 'Delete';
+type Throttle = { tx?: Executor; throttleIntervalMs?: number };
+
+/**
+ * QueueClient's eight notification methods, two per verb, one per event
+ * (inserts: PGMQ's `enable_notify_insert` …; deletes: PGMQ 1.11.3, which
+ * wake FIFO consumers when a group head is finished):
+ * `enableNotifyInsert(queue, { throttleIntervalMs = 250, tx })`,
+ * `disableNotifyInsert(queue, { tx })`,
+ * `updateNotifyInsert(queue, throttleIntervalMs, { tx })`,
+ * `listNotifyInsertThrottles({ tx })`, and the same for `Delete`.
+ */
+export type NotifyMethods = {
+  [E in Ev as `enableNotify${E}`]: (queue: string, options?: Throttle) => Promise<void>;
+} & {
+  [E in Ev as `disableNotify${E}`]: (queue: string, options?: { tx?: Executor }) => Promise<void>;
+} & {
+  [E in Ev as `updateNotify${E}`]: (
+    queue: string,
+    throttleIntervalMs: number,
+    options?: { tx?: Executor },
+  ) => Promise<void>;
+} & {
+  [E in Ev as `listNotify${E}Throttles`]: (options?: {
+    tx?: Executor;
+  }) => Promise<NotifyThrottle[]>;
+};
+
+/** The events and their method-name part. */
+export const NOTIFY_EVENTS = [
+  ['Insert', 'insert'],
+  ['Delete', 'delete'],
+] as const;
+
 /** What the client's notification methods do: turn on, turn off, retune. */
 export type NotifyOp = 'enable' | 'disable' | 'update';
 

@@ -1,7 +1,11 @@
 import type { TxOption } from './types.js';
 import { checkQueueName } from './validate.js';
 import { QueueClientBase } from './base.js';
-import { getArchiveRetention, setArchiveRetention } from './archive-retention.js';
+import {
+  getArchiveRetention,
+  setArchiveRetention,
+  type ArchiveRetention,
+} from './archive-retention.js';
 import * as dl from './dead-letters.js';
 import { enableFastMetrics, fastMetricsFlag } from './fast-metrics.js';
 import { MaintenanceScheduler, type MaintenanceSchedulerOptions } from './maintenance.js';
@@ -105,17 +109,31 @@ export abstract class QueueClientReliability extends QueueClientBase {
     return dl.purgeDeadLetters(this.x(options), this.s, deadLetterQueue, options);
   }
 
-  /** Archived messages older than `retentionSeconds` are deleted by maintenance; null clears. */
+  /**
+   * Archived messages older than `retentionMs` (whole seconds: rounded up)
+   * are deleted by maintenance; `{ retentionMs: null }` clears.
+   */
+  async setArchiveRetention(
+    queue: string,
+    retention: ArchiveRetention,
+    options?: TxOption,
+  ): Promise<void>;
+  /** @deprecated Give `{ retentionMs }` (the seconds form goes in the next release). */
   async setArchiveRetention(
     queue: string,
     retentionSeconds: number | null,
+    options?: TxOption,
+  ): Promise<void>;
+  async setArchiveRetention(
+    queue: string,
+    retention: ArchiveRetention | number | null,
     options: TxOption = {},
   ): Promise<void> {
     checkQueueName(queue);
-    await setArchiveRetention(this.x(options), this.s, queue, retentionSeconds);
+    await setArchiveRetention(this.x(options), this.s, queue, retention);
   }
 
-  /** The archive retention in seconds, or null. */
+  /** The archive retention in seconds (as stored, PGMQ-style), or null. */
   getArchiveRetention(queue: string, options: TxOption = {}): Promise<number | null> {
     checkQueueName(queue);
     return getArchiveRetention(this.x(options), this.s, queue);

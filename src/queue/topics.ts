@@ -1,9 +1,9 @@
 import type { Executor } from '../driver/types.js';
 import type { Arg } from './engine/calls.js';
 import type { QueueEngine } from './engine/index.js';
-import { vtOf } from './engine/vt.js';
+import { vtArg, vtOf } from './engine/vt.js';
 import type { Headers, TxOption } from './types.js';
-import { checkInt, encodeBatch, toJson } from './validate.js';
+import { encodeBatch, toJson } from './validate.js';
 
 /** One row of `topic_bindings`. */
 export interface TopicBinding {
@@ -23,14 +23,18 @@ export interface TopicRoute {
 
 export interface SendTopicOptions extends TxOption {
   headers?: Headers | null;
-  /** Seconds until the messages become visible. Must not be negative. Default 0. */
+  /** Milliseconds until the messages become visible (PGMQ counts whole seconds: rounded up). Must not be negative. Default 0. */
+  delayMs?: number;
+  /** @deprecated Use `delayMs` (this alias goes in the next release). */
   delaySeconds?: number;
 }
 
 export interface SendBatchTopicOptions extends TxOption {
   /** One headers object (or null) per message. */
   headers?: (Headers | null)[];
-  /** Seconds until visible (negative allowed, as in PGMQ). Excludes `deliverAt`. */
+  /** Milliseconds until visible (negative allowed, as in PGMQ; rounded up to whole seconds). Excludes `deliverAt`. */
+  delayMs?: number;
+  /** @deprecated Use `delayMs` (this alias goes in the next release). */
   delaySeconds?: number;
   /** Exact time the messages become visible. */
   deliverAt?: Date;
@@ -107,7 +111,7 @@ export class TopicSql {
     options: SendTopicOptions,
   ): Promise<number> {
     const headers = options.headers == null ? null : toJson('headers', options.headers);
-    const delay = checkInt('delaySeconds', options.delaySeconds ?? 0);
+    const [delay] = vtArg(vtOf(options));
     const args: Arg[] = [
       [routingKey, 'text'],
       [toJson('message', message), 'jsonb'],
@@ -125,12 +129,11 @@ export class TopicSql {
     options: SendBatchTopicOptions,
   ): Promise<TopicSendResult[]> {
     const { bodies, headers } = encodeBatch(messages, options.headers);
-    const vt = vtOf(options);
     const args: Arg[] = [
       [routingKey, 'text'],
       [bodies, 'jsonb[]'],
       [headers, 'jsonb[]'],
-      [vt.value, vt.kind === 'at' ? 'timestamptz' : 'integer'],
+      vtArg(vtOf(options)),
     ];
     const rows = await this.e.call<{ queue_name: string; msg_id: string | number }>(
       exec,

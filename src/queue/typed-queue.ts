@@ -1,17 +1,6 @@
 import type { ConsumeOptions, QueueConsumer } from './consumer.js';
 import type { QueueClient } from './client.js';
-import type {
-  CreateQueueOptions,
-  Message,
-  MetricsOptions,
-  PopOptions,
-  QueueMetrics,
-  ReadOptions,
-  ReadWithPollOptions,
-  SendBatchOptions,
-  SendOptions,
-  TxOption,
-} from './types.js';
+import type * as Q from './types.js';
 
 /** A queue client bound to one queue and payload type. */
 export class TypedQueue<T> {
@@ -19,48 +8,48 @@ export class TypedQueue<T> {
     readonly client: QueueClient,
     readonly name: string,
   ) {}
-  create(options?: CreateQueueOptions): Promise<void> {
+  create(options?: Q.CreateQueueOptions): Promise<void> {
     return this.client.createQueue(this.name, options);
   }
-  drop(options?: TxOption): Promise<boolean> {
+  drop(options?: Q.TxOption): Promise<boolean> {
     return this.client.dropQueue(this.name, options);
   }
-  purge(options?: TxOption): Promise<number> {
+  purge(options?: Q.TxOption): Promise<number> {
     return this.client.purgeQueue(this.name, options);
   }
-  send(message: T, options?: SendOptions): Promise<number> {
+  send(message: T, options?: Q.SendOptions): Promise<number> {
     return this.client.send<T>(this.name, message, options);
   }
-  sendBatch(messages: readonly T[], options?: SendBatchOptions): Promise<number[]> {
+  sendBatch(messages: readonly T[], options?: Q.SendBatchOptions): Promise<number[]> {
     return this.client.sendBatch<T>(this.name, messages, options);
   }
-  read(options?: ReadOptions): Promise<Message<T>[]> {
+  read(options?: Q.ReadOptions): Promise<Q.Message<T>[]> {
     return this.client.read<T>(this.name, options);
   }
-  readWithPoll(options?: ReadWithPollOptions): Promise<Message<T>[]> {
+  readWithPoll(options?: Q.ReadWithPollOptions): Promise<Q.Message<T>[]> {
     return this.client.readWithPoll<T>(this.name, options);
   }
-  pop(options?: PopOptions): Promise<Message<T>[]> {
+  pop(options?: Q.PopOptions): Promise<Q.Message<T>[]> {
     return this.client.pop<T>(this.name, options);
   }
-  archive(msgId: number, options?: TxOption): Promise<boolean>;
-  archive(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
-  archive(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
+  archive(msgId: number, options?: Q.TxOption): Promise<boolean>;
+  archive(msgIds: readonly number[], options?: Q.TxOption): Promise<number[]>;
+  archive(ids: number | readonly number[], options?: Q.TxOption): Promise<boolean | number[]> {
     return this.finish('archive', ids, options);
   }
-  delete(msgId: number, options?: TxOption): Promise<boolean>;
-  delete(msgIds: readonly number[], options?: TxOption): Promise<number[]>;
-  delete(ids: number | readonly number[], options?: TxOption): Promise<boolean | number[]> {
+  delete(msgId: number, options?: Q.TxOption): Promise<boolean>;
+  delete(msgIds: readonly number[], options?: Q.TxOption): Promise<number[]>;
+  delete(ids: number | readonly number[], options?: Q.TxOption): Promise<boolean | number[]> {
     return this.finish('delete', ids, options);
   }
   setVisibilityTimeout(
     ids: number | readonly number[],
     vt: number | Date,
-    options?: TxOption,
-  ): Promise<Message<T>[]> {
+    options?: Q.TxOption,
+  ): Promise<Q.Message<T>[]> {
     return this.client.setVisibilityTimeout<T>(this.name, ids, vt, options);
   }
-  metrics(options?: MetricsOptions): Promise<QueueMetrics> {
+  metrics(options?: Q.MetricsOptions): Promise<Q.QueueMetrics> {
     return this.client.metrics(this.name, options);
   }
   consume(options?: ConsumeOptions): QueueConsumer<T> {
@@ -69,7 +58,7 @@ export class TypedQueue<T> {
   private finish(
     how: 'archive' | 'delete',
     ids: number | readonly number[],
-    options?: TxOption,
+    options?: Q.TxOption,
   ): Promise<boolean | number[]> {
     // The overloads of the client's archive/delete take one id or a list, not the union.
     return typeof ids === 'number'

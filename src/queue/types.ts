@@ -52,23 +52,33 @@ export type { TxOption };
 
 export interface SendOptions extends TxOption {
   headers?: Headers | null;
-  /** Seconds until the message becomes visible (PGMQ's integer `delay`). */
+  /** Milliseconds until the message becomes visible (PGMQ's `delay`, to the millisecond). Default 0. */
+  delayMs?: number;
+  /** @deprecated Use `delayMs` (this alias goes in the next release). Seconds until visible. */
   delaySeconds?: number;
-  /** Exact time the message becomes visible (PGMQ's timestamptz `delay`). Excludes `delaySeconds`. */
+  /** Exact time the message becomes visible (PGMQ's timestamptz `delay`). Excludes `delayMs`. */
   deliverAt?: Date;
 }
 
 export interface SendBatchOptions extends TxOption {
   /** One headers object (or null) per message; same length as the messages. */
   headers?: (Headers | null)[];
+  /** Milliseconds until the messages become visible. Default 0. */
+  delayMs?: number;
+  /** @deprecated Use `delayMs` (this alias goes in the next release). */
   delaySeconds?: number;
   deliverAt?: Date;
 }
 
 export interface ReadOptions extends TxOption {
-  /** Seconds the read messages stay invisible to other readers. Default 30. */
+  /**
+   * Milliseconds the read messages stay invisible to other readers. PGMQ
+   * counts whole seconds: rounded up. Default 30000.
+   */
+  visibilityTimeoutMs?: number;
+  /** @deprecated Use `visibilityTimeoutMs` (this alias goes in the next release). */
   visibilityTimeoutSeconds?: number;
-  /** Absolute time until which read messages stay invisible. Excludes `visibilityTimeoutSeconds`. */
+  /** Absolute time until which read messages stay invisible. Excludes `visibilityTimeoutMs`. */
   visibleUntil?: Date;
   /** How many messages at most. Default 1. */
   qty?: number;
@@ -77,7 +87,9 @@ export interface ReadOptions extends TxOption {
 }
 
 export interface ReadWithPollOptions extends ReadOptions {
-  /** How long the database waits for a message. Default 5. */
+  /** How long the database waits for a message (whole seconds in PGMQ: rounded up). Default 5000. */
+  maxPollMs?: number;
+  /** @deprecated Use `maxPollMs` (this alias goes in the next release). */
   maxPollSeconds?: number;
   /** Pause between attempts inside the database. Default 100. */
   pollIntervalMs?: number;

@@ -1,6 +1,6 @@
 import type { Driver, Executor, Queryable } from '../driver/types.js';
 import type { TxOption } from '../driver/tx-option.js';
-import { traceSend } from '../telemetry/tracing.js';
+import { traceSend, traceSendBatch } from '../telemetry/tracing.js';
 import { execute } from '../driver/types.js';
 import { resolveDriver, type ConnectionOptions } from '../driver/resolve.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../errors.js';
@@ -18,6 +18,22 @@ import { checkIdempotencyKey, validateInput } from './validate.js';
 import { bulk, type JobFilter } from './bulk.js';
 import { configureTask, isPaused, setPaused } from './controls.js';
 import { controlOptions, enqueueKeyed, refuseInBatch } from './unique.js';
+import {
+  childResults,
+  enqueueFlow,
+  type ChildResult,
+  type EnqueuedFlow,
+  type FlowSpec,
+} from './flows.js';
+import { jobHistory, type JobAttempt } from './history.js';
+import {
+  checkId,
+  pruneResults,
+  readResult,
+  waitForResult,
+  type JobResult,
+  type WaitForResultOptions,
+} from './results.js';
 
 export interface TaskClientOptions extends ConnectionOptions {
   /** Schema of the queue engine. Default `pgmq`. */
@@ -47,6 +63,8 @@ export interface JobSnapshot {
   enqueuedAt: Date;
   runAt: Date;
   archivedAt: Date | null;
+  /** The latest value the handler reported with ctx.progress (undefined: none). */
+  progress: unknown;
 }
 
 /**
@@ -166,6 +184,18 @@ export class TaskClient {
   ): Promise<EnqueuedJob[]> {
     if (!Array.isArray(jobs) || jobs.length === 0)
       throw new InvalidArgumentError('enqueueBatch needs at least one job');
+    // One send span when tracing is on; its traceparent goes into every job's headers.
+    return traceSendBatch(task.name, jobs.length, (tc) =>
+      this.enqueueBatchNow(task, jobs, options, tc),
+    );
+  }
+
+  private async enqueueBatchNow<In, Out>(
+    task: Task<In, Out>,
+    jobs: readonly BatchItem<In>[],
+    options: TxOption,
+    traceContext: Headers | null,
+  ): Promise<EnqueuedJob[]> {
     const bodies: string[] = [];
     const headers: string[] = [];
     const keys: (string | undefined)[] = [];
@@ -177,7 +207,11 @@ export class TaskClient {
       await validateInput(task, job.input);
       refuseInBatch(job.options, i);
       bodies.push(toJson(`jobs[${i}].input`, job.input));
-      const h = this.jobHeaders(task, job.options ?? {});
+      const o = job.options ?? {};
+      const h = this.jobHeaders(
+        task,
+        traceContext ? { ...o, headers: { ...o.headers, ...traceContext } } : o,
+      );
       headers.push(h.headers);
       keys.push(h.key);
       runAts.push(h.runAt);
@@ -188,7 +222,8 @@ export class TaskClient {
     return res.map((r) => ({ id: r.id, task: task.name, duplicate: r.duplicate }));
   }
 
-  private jobHeaders(
+  /** @internal The headers, idempotency key and run time of one job (also used by enqueueFlow). */
+  jobHeaders(
     task: AnyTask,
     o: Omit<EnqueueOptions, 'tx'>,
   ): { headers: string; key: string | undefined; runAt: RunAt } & {
@@ -292,6 +327,7 @@ export class TaskClient {
     return setPaused(this.statements, this.driver, taskName(task), false);
   }
 
+  /** Whether the task is paused (false for a task not registered yet). */
   async isPaused(task: AnyTask | string): Promise<boolean> {
     return isPaused(this.statements, this.driver, taskName(task));
   }
@@ -352,6 +388,54 @@ export class TaskClient {
     }
   }
 
+  // --- results, flows, history (results.ts, flows.ts, history.ts) ---------
+
+  /** A job's state, stored result, error and progress (`<tasks>.job_result`). */
+  result<R = unknown>(task: AnyTask | string, id: number, o: TxOption = {}): Promise<JobResult<R>> {
+    return readResult<R>(o.tx ?? this.driver, this.statements, taskName(task), id);
+  }
+
+  /**
+   * Waits until the job finished and returns its handler's return value
+   * (undefined when it returned none). Throws JobFailedError (dead or
+   * cancelled, with the error), JobNotFoundError or ResultTimeoutError.
+   */
+  waitForResult<R = unknown>(
+    task: AnyTask | string,
+    id: number,
+    o: WaitForResultOptions = {},
+  ): Promise<R | undefined> {
+    return waitForResult<R>(this.driver, this.statements, taskName(task), id, o);
+  }
+
+  /** Enqueues a parent and its children atomically; the parent runs once they finished. */
+  enqueueFlow(spec: FlowSpec, o: TxOption = {}): Promise<EnqueuedFlow> {
+    return enqueueFlow(this, spec, o);
+  }
+
+  /** The children of a flow parent and how each ended (what the parent's ctx.childResults holds). */
+  childResults(task: AnyTask | string, parentId: number, o: TxOption = {}): Promise<ChildResult[]> {
+    checkId(parentId);
+    return childResults(o.tx ?? this.driver, this.statements, taskName(task), parentId);
+  }
+
+  /** A job's attempts with their timings and errors (null when the job is gone). */
+  history(task: AnyTask | string, id: number, o: TxOption = {}): Promise<JobAttempt[] | null> {
+    checkId(id);
+    return jobHistory(o.tx ?? this.driver, this.statements, taskName(task), id);
+  }
+
+  /** Deletes stored results (and finished flows' bookkeeping) older than `retentionMs`. */
+  pruneResults(
+    task: AnyTask | string,
+    o: { retentionMs: number; batchSize?: number },
+  ): Promise<number> {
+    const batch = o.batchSize ?? 1000;
+    if (!Number.isInteger(batch) || batch < 1)
+      throw new InvalidArgumentError('batchSize must be a positive integer');
+    return pruneResults(this.driver, this.statements, taskName(task), o.retentionMs, batch);
+  }
+
   async close(): Promise<void> {
     if (this.ownsDriver) await this.driver.close();
   }
@@ -379,5 +463,6 @@ function snapshot(task: string, m: Message, state: JobState, archivedAt: Date | 
     enqueuedAt: m.enqueuedAt,
     runAt: m.visibleAt,
     archivedAt,
+    progress: m.headers?.[H.progress],
   };
 }

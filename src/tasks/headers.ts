@@ -18,4 +18,10 @@ export const H = {
   rescheduledAs: 'x-pgferry-rescheduled-as',
   schedule: 'x-pgferry-schedule',
   occurrence: 'x-pgferry-occurrence',
+  // progress, results, flows, history (sql/tasks/0004)
+  progress: 'x-pgferry-progress',
+  progressAt: 'x-pgferry-progress-at',
+  history: 'x-pgferry-history',
+  flow: 'x-pgferry-flow',
+  parent: 'x-pgferry-parent',
 } as const;

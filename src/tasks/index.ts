@@ -33,3 +33,21 @@ export {
   WorkerShutdownError,
 } from './errors.js';
 export { ON_TIME_WINDOW_MS } from './scheduler.js';
+export { MAX_RESULT_BYTES, type JobResult, type WaitForResultOptions } from './results.js';
+export {
+  type ChildFailurePolicy,
+  type ChildResult,
+  type EnqueuedFlow,
+  type FlowJob,
+  type FlowSpec,
+} from './flows.js';
+export { type JobAttempt } from './history.js';
+export { MAX_PROGRESS_BYTES } from './job-features.js';
+export {
+  JobFailedError,
+  JobNotFoundError,
+  JobNotHeldError,
+  ResultTimeoutError,
+  ResultTooLargeError,
+  type StoredError,
+} from './outcome-errors.js';

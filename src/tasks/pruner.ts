@@ -10,6 +10,11 @@ export interface PruneOptions {
   batchSize?: number;
   /** Archived jobs older than this are deleted. Default 604,800,000 (7 days). */
   retentionMs?: number;
+  /**
+   * Stored results (and dead/cancelled outcomes, finished flows) older than
+   * this are deleted, in the same round. Default 604,800,000 (7 days).
+   */
+  resultRetentionMs?: number;
 }
 
 /**
@@ -24,6 +29,7 @@ export class Pruner {
   private readonly intervalMs: number;
   private readonly batchSize: number;
   private readonly retentionMs: number;
+  private readonly resultRetentionMs: number;
 
   constructor(
     private readonly client: TaskClient,
@@ -42,6 +48,9 @@ export class Pruner {
     this.batchSize = pos('batchSize', options.batchSize, 1000);
     this.retentionMs = options.retentionMs ?? 7 * 24 * 3600_000;
     if (!(this.retentionMs >= 0)) throw new InvalidArgumentError('prune.retentionMs must be ≥ 0');
+    this.resultRetentionMs = options.resultRetentionMs ?? 7 * 24 * 3600_000;
+    if (!(this.resultRetentionMs >= 0))
+      throw new InvalidArgumentError('prune.resultRetentionMs must be ≥ 0');
   }
 
   start(): void {
@@ -82,8 +91,13 @@ export class Pruner {
     );
     if (!claim.rows[0]!.ok) return null;
     let n = 0;
-    for (const t of this.tasks)
+    for (const t of this.tasks) {
       n += await this.client.prune(t, { retentionMs: this.retentionMs, batchSize: this.batchSize });
+      await this.client.pruneResults(t, {
+        retentionMs: this.resultRetentionMs,
+        batchSize: this.batchSize,
+      });
+    }
     return n;
   }
 

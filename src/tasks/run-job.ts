@@ -11,10 +11,13 @@ import {
 import { H } from './headers.js';
 import type { AnyTask, JobInfo } from './types.js';
 import { validateInput } from './validate.js';
+import { JobRun, noFeatures, type JobFeatures } from './job-features.js';
+import { encodeResult } from './results.js';
 
 /** How one attempt ended. */
 export type Outcome =
-  | { kind: 'success' }
+  /** result: the handler's return value as JSON (null: undefined, nothing to store); inTx: ctx.complete(tx) finished it. */
+  | { kind: 'success'; result: string | null; inTx: boolean }
   | { kind: 'retry'; error: unknown }
   | { kind: 'dead'; error: unknown }
   | { kind: 'cancelled' }
@@ -65,7 +68,7 @@ export class JobAbort {
   }
 }
 
-type Settled = { ok: true } | { ok: false; error: unknown };
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
 /**
  * Runs one attempt: validates the input, calls the handler with an
@@ -81,6 +84,7 @@ export async function runAttempt(
   abort: JobAbort,
   settleMs: number,
   logger: Logger,
+  features: JobRun | JobFeatures = noFeatures,
 ): Promise<Outcome> {
   if (job.attempt > job.maxAttempts)
     return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
@@ -90,27 +94,55 @@ export async function runAttempt(
   } catch (err) {
     return { kind: 'dead', error: err };
   }
-  const timer = setTimeout(
-    () => abort.abort(new JobTimeoutError(task.name, task.timeoutMs)),
-    task.timeoutMs,
-  );
+  const run = features instanceof JobRun ? features : undefined;
+  try {
+    if (run?.isFlowParent) await run.load();
+  } catch (err) {
+    return { kind: 'retry', error: err };
+  }
+  const outcome = await runHandler(task, input, job, abort, settleMs, logger, features);
+  if (!run) return outcome;
+  const settling = run.settle();
+  if (settling) await settling;
+  return outcome.kind === 'success' && run.completedInTx
+    ? { kind: 'success', result: null, inTx: true }
+    : outcome;
+}
+
+async function runHandler(
+  task: AnyTask,
+  input: unknown,
+  job: JobInfo,
+  abort: JobAbort,
+  settleMs: number,
+  logger: Logger,
+  features: JobFeatures,
+): Promise<Outcome> {
   const ctx = {
     get signal() {
       return abort.signal;
     },
     job,
     logger,
+    progress: features.progress,
+    complete: features.complete,
+    childResults: features.childResults,
   };
+  const timer = setTimeout(
+    () => abort.abort(new JobTimeoutError(task.name, task.timeoutMs)),
+    task.timeoutMs,
+  );
   try {
     let settled: Promise<Settled>;
     try {
       settled = traceProcess(job, () => task.handler(input, ctx)).then(
-        () => ({ ok: true as const }),
+        (value: unknown) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       );
     } catch (error) {
       settled = Promise.resolve({ ok: false, error });
     }
+    // The handler or an abort, whichever comes first (no abort listener per job).
     const first = abort.aborted
       ? null
       : await new Promise<Settled | null>((resolve) => {
@@ -119,7 +151,13 @@ export async function runAttempt(
         });
     abort.onAbort = undefined;
     if (first && !abort.aborted) {
-      return first.ok ? { kind: 'success' } : classify(task, job, first.error);
+      if (!first.ok) return classify(task, job, first.error);
+      try {
+        return { kind: 'success', result: encodeResult(first.value), inTx: false };
+      } catch (err) {
+        // A result that cannot be stored (too large, not JSON): the same every time.
+        return { kind: 'dead', error: err };
+      }
     }
     // Aborted: give the handler a moment to stop, then fail the attempt.
     let settleTimer: NodeJS.Timeout | undefined;

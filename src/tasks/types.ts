@@ -1,5 +1,7 @@
 import type { StandardSchemaV1 } from '@standard-schema/spec';
 import type { TxOption } from '../driver/tx-option.js';
+import type { Executor } from '../driver/types.js';
+import type { ChildResult } from './flows.js';
 import type { Headers } from '../queue/index.js';
 import type { Logger } from '../logger.js';
 import type { Backoff } from './backoff.js';
@@ -26,6 +28,21 @@ export interface JobContext {
   signal: AbortSignal;
   job: JobInfo;
   logger: Logger;
+  /**
+   * Reports progress (a number or any JSON value), stored on the job and
+   * readable with getJob/result. Throttled: the latest value of each
+   * interval is written. Values over 64 KiB throw ResultTooLargeError.
+   */
+  progress(value: unknown): void;
+  /**
+   * Completes the job in your transaction `tx` (with an optional result),
+   * so your writes and the completion commit together; the worker then does
+   * not complete it again. Throws JobNotHeldError when the job is no longer
+   * this attempt's (roll back then).
+   */
+  complete(tx: Executor, options?: { result?: unknown }): Promise<void>;
+  /** A flow parent: how each child ended, with its result (empty for other jobs). */
+  childResults: ChildResult[];
 }
 
 export type Handler<Out> = (input: Out, ctx: JobContext) => unknown;

@@ -88,39 +88,73 @@ function fail(a: typeof Otel, span: Otel.Span, err: unknown): void {
   span.setAttribute('error.type', err instanceof Error ? err.constructor.name : typeof err);
 }
 
+/** Runs `fn` as `span`'s work: an error is recorded on it (and rethrown); the span ends either way. */
+async function inSpan<R>(a: typeof Otel, span: Otel.Span, fn: () => Promise<R>): Promise<R> {
+  try {
+    return await fn();
+  } catch (err) {
+    fail(a, span, err);
+    throw err;
+  } finally {
+    span.end();
+  }
+}
+
 /**
- * A PRODUCER span `send <destination>` around a send; `fn` gets the headers
- * with this span's `traceparent` added (a copy: the caller's object is left
- * alone). `id` names the message id(s) for `messaging.message.id`.
+ * A PRODUCER span `send <destination>`, active while `fn` runs; `fn` gets the
+ * span's trace context as headers (`traceparent`, `tracestate`), or null
+ * when tracing is off.
  */
-export async function traceSend<R>(
+function producer<R>(
   destination: string,
-  headers: Headers | null | undefined,
-  fn: (headers: Headers | null | undefined) => Promise<R>,
+  extra: Otel.Attributes,
+  fn: (context: Headers | null) => Promise<R>,
   id?: (r: R) => number | string,
 ): Promise<R> {
   const a = api;
   const t = tracer;
-  if (!a || !t) return fn(headers);
+  if (!a || !t) return fn(null);
   return t.startActiveSpan(
     `send ${destination}`,
-    { kind: a.SpanKind.PRODUCER, attributes: attrs('send', destination) },
-    async (span) => {
-      try {
-        const h: Headers = { ...(headers ?? {}), [TRACEPARENT]: traceparent(span.spanContext()) };
+    { kind: a.SpanKind.PRODUCER, attributes: attrs('send', destination, extra) },
+    (span) =>
+      inSpan(a, span, async () => {
+        const h: Headers = { [TRACEPARENT]: traceparent(span.spanContext()) };
         const state = span.spanContext().traceState?.serialize();
         if (state) h[TRACESTATE] = state;
         const r = await fn(h);
         if (id) span.setAttribute('messaging.message.id', String(id(r)));
         return r;
-      } catch (err) {
-        fail(a, span, err);
-        throw err;
-      } finally {
-        span.end();
-      }
-    },
+      }),
   );
+}
+
+/**
+ * A PRODUCER span `send <destination>` around a send; `fn` gets the headers
+ * with this span's `traceparent` added (a copy: the caller's object is left
+ * alone). `id` names the message id(s) for `messaging.message.id`.
+ */
+export function traceSend<R>(
+  destination: string,
+  headers: Headers | null | undefined,
+  fn: (headers: Headers | null | undefined) => Promise<R>,
+  id?: (r: R) => number | string,
+): Promise<R> {
+  return producer(destination, {}, (tc) => fn(tc ? { ...(headers ?? {}), ...tc } : headers), id);
+}
+
+/**
+ * One PRODUCER span `send <destination>` around a batch send of `count`
+ * messages; `fn` gets the span's trace context (null when tracing is off),
+ * to add to every message's headers, so each message's consumer span is a
+ * child of this one.
+ */
+export function traceSendBatch<R>(
+  destination: string,
+  count: number,
+  fn: (context: Headers | null) => Promise<R>,
+): Promise<R> {
+  return producer(destination, { 'messaging.batch.message_count': count }, fn);
 }
 
 /** A CLIENT span `receive <destination>` around a read; records how many messages came. */
@@ -135,16 +169,11 @@ export async function traceReceive<R extends readonly unknown[]>(
     kind: a.SpanKind.CLIENT,
     attributes: attrs('receive', destination),
   });
-  try {
+  return inSpan(a, span, async () => {
     const r = await fn();
     span.setAttribute('messaging.batch.message_count', r.length);
     return r;
-  } catch (err) {
-    fail(a, span, err);
-    throw err;
-  } finally {
-    span.end();
-  }
+  });
 }
 
 /** The process span of each running job, so the settle span can be its child. */
@@ -153,9 +182,11 @@ const processSpans = new WeakMap<object, Otel.Span>();
 /** What process/settle spans need to know about a job. */
 export interface TracedJob {
   id: number;
+  /** The task (or bus channel): the span's destination. */
   task: string;
-  attempt: number;
-  headers: Headers;
+  /** The delivery count, when known. */
+  attempt?: number;
+  headers: Headers | null | undefined;
   /** The consumer group (`messaging.consumer.group.name`); default the task. */
   consumerGroup?: string;
 }
@@ -175,21 +206,14 @@ export async function traceProcess<R>(job: TracedJob, fn: () => R | Promise<R>):
       kind: a.SpanKind.CONSUMER,
       attributes: attrs('process', job.task, {
         'messaging.message.id': String(job.id),
-        'messaging.message.delivery_count': job.attempt,
+        ...(job.attempt === undefined ? {} : { 'messaging.message.delivery_count': job.attempt }),
         'messaging.consumer.group.name': job.consumerGroup ?? job.task,
       }),
     },
     extract(a, job.headers),
   );
   processSpans.set(job, span);
-  try {
-    return await a.context.with(a.trace.setSpan(a.context.active(), span), fn);
-  } catch (err) {
-    fail(a, span, err);
-    throw err;
-  } finally {
-    span.end();
-  }
+  return inSpan(a, span, async () => a.context.with(a.trace.setSpan(a.context.active(), span), fn));
 }
 
 export type SettleOutcome = 'ack' | 'retry' | 'dead_letter' | 'cancel';

@@ -6,6 +6,8 @@ import type { TaskClient } from '../tasks/client.js';
 import { JobTimeoutError } from '../tasks/errors.js';
 import type { AnyTask, JobInfo, Task } from '../tasks/types.js';
 import { validateInput } from '../tasks/validate.js';
+import type { ChildResult } from '../tasks/flows.js';
+import { inlineFeatures } from '../tasks/job-features.js';
 import { Worker, type DrainSummary, type WorkerOptions } from '../tasks/worker.js';
 
 export interface RunTaskOptions {
@@ -15,6 +17,10 @@ export interface RunTaskOptions {
   /** Aborts the handler's signal (e.g. to test cancellation). */
   signal?: AbortSignal;
   logger?: Logger;
+  /** What ctx.childResults holds (a flow parent's children). Default []. */
+  childResults?: ChildResult[];
+  /** Called with each ctx.progress value. */
+  onProgress?: (value: unknown) => void;
 }
 
 /**
@@ -54,6 +60,7 @@ export async function runTask<In, Out>(
       signal: controller.signal,
       job,
       logger: options.logger ?? silentLogger,
+      ...inlineFeatures(options),
     });
   } finally {
     clearTimeout(timer);

@@ -180,6 +180,25 @@ describe('pgferry jobs', () => {
   });
 });
 
+describe('pgferry jobs show: attempt history (taskfeat-b)', () => {
+  it('prints the failed attempts with their errors', async () => {
+    const flaky = defineTask({
+      name: 'cli_flaky',
+      maxRetries: 1,
+      backoff: { kind: 'fixed', delayMs: 0 },
+      handler: async () => {
+        throw new RangeError('out of range');
+      },
+    });
+    const client = taskClient(db);
+    const job = await client.enqueue(flaky, {});
+    await worker(db, { tasks: [flaky] }).runUntilIdle();
+    const shown = await run(['jobs', 'show', 'cli_flaky', String(job.id)]);
+    expect(shown.out).toMatch(/^attempt 1: +retry at \S+: RangeError: out of range$/m);
+    expect(shown.out).toMatch(/^attempt 2: +dead at \S+: RangeError: out of range$/m);
+  });
+});
+
 describe('pgferry streams', () => {
   it('lists streams and consumers with lag', async () => {
     await db.sql(`SELECT pgque.create_queue('cli_events')`);

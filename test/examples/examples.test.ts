@@ -23,6 +23,10 @@ const OUTPUT: Record<string, RegExp> = {
   'metrics-server.ts': /^pgferry_task_succeeded_total\{task="ping"\} 1\n$/,
   'tracing.ts': /^true\n\[ 'send orders' \]\n$/,
   'installed.ts': /^(\w+ \w+ up to date\n){4}$/,
+  // taskfeat-b additions
+  'tasks-results.ts': /^\{ url: 'cat\.small\.png' \} \{ of: 3, done: 3 \}\n\[ '1 completed' \]\n$/,
+  'tasks-flows.ts': /^crawl: 2 pages, 1800 bytes\n$/,
+  'tasks-complete-tx.ts': /^\{ invoiced: 7 \}\n1\n$/,
 };
 const MARKER = /^<!-- example: (examples\/[\w.-]+\.ts) -->$/;
 /** A block of declarations (an interface, a constructor's signature), shown as reference, not run. */

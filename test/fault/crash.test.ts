@@ -76,7 +76,7 @@ beforeAll(async () => {
     }
   })();
   maintenance = queue.maintenance({ intervalMs: 200, onPass: () => void passes++ });
-  maintenance.start();
+  await maintenance.start();
 }, 120_000);
 
 afterAll(async () => {

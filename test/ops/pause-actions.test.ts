@@ -62,6 +62,8 @@ describe('pause and resume from the CLI and the dashboard', () => {
     const after = await (await fetch(d.url + 'tasks')).text();
     expect(after).toMatch(/data-paused="dash_pausable">\s*paused/);
     expect(after).toContain('data-action="resume"');
+    const metrics = await (await fetch(d.url + 'metrics')).text();
+    expect(metrics).toContain('pgferry_task_paused{task="dash_pausable"} 1');
     expect((await post('resume')).status).toBe(303);
     expect(await client.isPaused(t)).toBe(false);
   });

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import {
   InvalidArgumentError,
+  MaintenanceScheduler,
   QueueClient,
   QueueNotFoundError,
   type Logger,
@@ -366,7 +367,8 @@ describe('MaintenanceScheduler', () => {
     };
     let passes = 0;
     const scheduler = client.maintenance({ intervalMs: 20, logger, onPass: () => void passes++ });
-    scheduler.start();
+    // The shipped start() (deprecated alias): returns itself at once.
+    expect(scheduler.startInBackground()).toBe(scheduler);
     expect(scheduler.isRunning).toBe(true);
     await eventually(
       async () => (await client.metrics('sched_b')).defaultPartitionLength === 0 && passes >= 2,
@@ -377,5 +379,57 @@ describe('MaintenanceScheduler', () => {
     expect(errors[0]).toMatchObject({ queue: 'sched_a' });
     // sched_a is intact (its rows still readable, from the default partition).
     expect((await client.metrics('sched_a')).queueLength).toBe(30);
+  });
+
+  it('lifecycle: start() resolves once running (after its first pass), run() waits until stopped', async () => {
+    const client = db.queueClient();
+    await client.createQueue('sched_life');
+    await client.setArchiveRetention('sched_life', { retentionMs: 60_000 });
+    let passes = 0;
+    const scheduler = client.maintenance({
+      queues: ['sched_life'],
+      intervalMs: 60_000,
+      onPass: () => void passes++,
+    });
+    // Two calls at once: one first pass, both resolve once it is done.
+    const [a, b] = await Promise.all([scheduler.start(), scheduler.start()]);
+    expect(a).toBe(scheduler);
+    expect(b).toBe(scheduler);
+    expect(passes).toBe(1);
+    expect(scheduler.isRunning).toBe(true);
+    expect(scheduler.health().state).toBe('running');
+    await scheduler.start(); // idempotent: no second pass
+    expect(passes).toBe(1);
+    await scheduler.stop();
+    expect(scheduler.isRunning).toBe(false);
+
+    // run(): start, then wait for stop() (or the signal).
+    const again = client.maintenance({ queues: ['sched_life'], intervalMs: 60_000 });
+    let ended = false;
+    const running = again.run().then(() => void (ended = true));
+    await eventually(async () => again.isRunning);
+    await new Promise((r) => setTimeout(r, 50));
+    expect(ended).toBe(false);
+    await again.stop();
+    await running;
+    expect(ended).toBe(true);
+
+    const ac = new AbortController();
+    const third = client.maintenance({ queues: ['sched_life'], intervalMs: 60_000 });
+    const byAbort = third.run({ signal: ac.signal });
+    await eventually(async () => third.isRunning);
+    ac.abort();
+    await byAbort;
+    expect(third.isRunning).toBe(false);
+  });
+
+  it('start() rejects and leaves nothing running when the first pass cannot list the queues', async () => {
+    const client = db.queueClient();
+    const broken = new MaintenanceScheduler(client.driver, 'no_such_schema_here', {
+      intervalMs: 60_000,
+    });
+    await expect(broken.start()).rejects.toBeInstanceOf(Error);
+    expect(broken.isRunning).toBe(false);
+    expect(broken.health().state).toBe('stopped');
   });
 });

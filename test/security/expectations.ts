@@ -351,4 +351,15 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.enqueue_unique(text, jsonb, text, integer, jsonb, timestamp with time zone)': 'none',
   'tasks.pause(text)': 'none',
   'tasks.resume(text)': 'none',
+  // taskfeat-b additions (progress, results, flows, history)
+  'tasks._child_finished(text, bigint, text, jsonb)': 'none',
+  'tasks._children_finished(text, bigint[], jsonb[], text)': 'none',
+  'tasks._held_until()': 'none',
+  'tasks._history_push(jsonb, jsonb)': 'none',
+  'tasks.complete_results(text, bigint[], integer[], jsonb[], boolean, boolean, boolean)': 'none',
+  'tasks.enqueue_flow(text, jsonb, jsonb, jsonb, text)': 'none',
+  'tasks.flow_child_results(text, bigint)': 'none',
+  'tasks.job_result(text, bigint)': 'none',
+  'tasks.progress(text, bigint, integer, jsonb)': 'none',
+  'tasks.prune_results(text, interval, integer)': 'none',
 };

@@ -197,6 +197,31 @@ describe('tasks: rate limits in fetch', () => {
     ).toThrow(InvalidArgumentError);
   });
 
+  it('combines with group concurrency: at most N per group and at most the limit in all', async () => {
+    const t = defineTask<{ i: number }>({
+      name: 'rated_groups',
+      grouped: true,
+      groupConcurrency: 2,
+      rateLimit: { limit: 3, periodMs: 60_000 },
+      handler: () => undefined,
+    });
+    const client = taskClient(db);
+    await client.ensure(t);
+    for (const group of ['a', 'b'])
+      await client.enqueueBatch(
+        t,
+        Array.from({ length: 3 }, (_, i) => ({ input: { i }, options: { group } })),
+      );
+    const got = await db.sql<{ g: string }>(
+      `SELECT headers ->> 'x-pgmq-group' AS g
+         FROM ${T}.fetch('rated_groups', 100, 60000, false, true, false, NULL)`,
+    );
+    expect(got.length).toBe(3);
+    expect(got.filter((r) => r.g === 'a').length).toBeLessThanOrEqual(2);
+    expect(got.filter((r) => r.g === 'b').length).toBeLessThanOrEqual(2);
+    expect(await fetchIds('rated_groups', 100, true)).toEqual([]);
+  });
+
   it('a definition without a rate limit clears it from the registry (ensure writes the controls)', async () => {
     const client = taskClient(db);
     await client.ensure(

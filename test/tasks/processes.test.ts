@@ -1,45 +1,14 @@
 import { describe, expect, it } from 'vitest';
-import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { defineTask } from '../../src/tasks/define.js';
 import { eventually, useTestDatabase } from '../support/db.js';
-import { taskClient } from './helpers.js';
+import { taskClient, workerProcess } from './helpers.js';
 
 const db = useTestDatabase();
 const script = fileURLToPath(new URL('./fixtures/child-worker.ts', import.meta.url));
 
-/** Starts a worker process; resolves once it printed "ready". */
-function child(
-  env: Record<string, string>,
-  onLine: (line: string) => void = () => undefined,
-): Promise<ChildProcess> {
-  const p = spawn(process.execPath, ['--import', 'tsx', script], {
-    env: { ...process.env, DB_URL: db.url, QUEUE_SCHEMA: db.queueSchema, ...env },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  db.track({
-    close: async () => {
-      if (p.exitCode === null && p.signalCode === null) {
-        p.kill('SIGKILL');
-        await new Promise((r) => p.once('exit', r));
-      }
-    },
-  });
-  return new Promise((resolve, reject) => {
-    let buf = '';
-    p.stdout!.on('data', (d: Buffer) => {
-      buf += d.toString();
-      let nl;
-      while ((nl = buf.indexOf('\n')) >= 0) {
-        const line = buf.slice(0, nl);
-        buf = buf.slice(nl + 1);
-        if (line === 'ready') resolve(p);
-        onLine(line);
-      }
-    });
-    p.once('exit', (code) => reject(new Error(`worker process exited early (${code})`)));
-  });
-}
+const child = (env: Record<string, string>, onLine?: (line: string) => void) =>
+  workerProcess(db, script, env, onLine);
 
 describe('tasks: several processes', () => {
   it('holds a queue-wide concurrency limit under 4 workers in 2 processes', async () => {

@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { FLAG, STR, parseFlags } from '../flags.js';
 import { intOption, OPS_OPTIONS, OPS_CONNECTION_USAGE, openOps } from '../ops-options.js';
 import { startDashboard } from '../../ops/dashboard/server.js';
 import type { DashboardAuth } from '../../ops/dashboard/handler.js';
@@ -27,22 +27,21 @@ ${OPS_CONNECTION_USAGE}
 
 Exit codes: 0 stopped by a signal; 1 failure; 2 bad usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+    const { values, positionals } = parseFlags(
+      argv,
+      {
         ...OPS_OPTIONS,
         host: { type: 'string', default: '127.0.0.1' },
-        port: { type: 'string' },
+        port: STR,
         'base-path': { type: 'string', default: '/' },
-        'allow-writes': { type: 'boolean', default: false },
-        token: { type: 'string' },
-        basic: { type: 'string' },
-        'refresh-ms': { type: 'string' },
-        'insecure-no-auth': { type: 'boolean', default: false },
+        'allow-writes': FLAG,
+        token: STR,
+        basic: STR,
+        'refresh-ms': STR,
+        'insecure-no-auth': FLAG,
       },
-      strict: true,
-    });
+      true,
+    );
     if (positionals.length) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
     const port = intOption(values.port, 'port') ?? 4000;
     if (port > 65535) throw new UsageError('--port must be at most 65535');

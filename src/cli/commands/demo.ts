@@ -1,9 +1,9 @@
-import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
+import { parseFlags } from '../flags.js';
 import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../embedded/server.js';
 import { migrate } from '../../migrate/migrator.js';
 import { QueueClient } from '../../queue/index.js';
@@ -30,16 +30,12 @@ Options:
   --rate <n>        messages per second the producers offer together (default: 2000)
   -h, --help        show this help`,
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        seconds: { type: 'string', default: '8' },
-        producers: { type: 'string', default: '2' },
-        consumers: { type: 'string', default: '3' },
-        batch: { type: 'string', default: '20' },
-        rate: { type: 'string', default: '2000' },
-      },
-      strict: true,
+    const { values } = parseFlags(argv, {
+      seconds: { type: 'string', default: '8' },
+      producers: { type: 'string', default: '2' },
+      consumers: { type: 'string', default: '3' },
+      batch: { type: 'string', default: '20' },
+      rate: { type: 'string', default: '2000' },
     });
     const num = (name: keyof typeof values, min: number): number => {
       const n = Number(values[name]);
@@ -117,7 +113,7 @@ async function runDemo(
     for await (const msg of queue.consume({
       batchSize: 50,
       pollIntervalMs: 25,
-      visibilityTimeoutSeconds: 30,
+      visibilityTimeoutMs: 30_000,
       signal: consuming.signal,
     })) {
       if (seen.has(msg.message.orderId)) duplicates++;

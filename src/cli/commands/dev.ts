@@ -1,6 +1,6 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
+import { FLAG, parseFlags } from '../flags.js';
 import { startEmbeddedPostgres } from '../../embedded/server.js';
 import { migrate } from '../../migrate/migrator.js';
 
@@ -19,14 +19,10 @@ Options:
   --no-migrate       do not install pgferry's schemas
   -h, --help         show this help`,
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        'data-dir': { type: 'string', default: '.pgferry/data' },
-        port: { type: 'string', default: '54329' },
-        'no-migrate': { type: 'boolean', default: false },
-      },
-      strict: true,
+    const { values } = parseFlags(argv, {
+      'data-dir': { type: 'string', default: '.pgferry/data' },
+      port: { type: 'string', default: '54329' },
+      'no-migrate': FLAG,
     });
     const port = Number(values.port);
     if (!Number.isInteger(port) || port < 1 || port > 65535)

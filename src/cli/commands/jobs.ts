@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { STR, parseFlags } from '../flags.js';
 import {
   ids,
   intOption,
@@ -18,12 +18,13 @@ const ACTIONS = ['list', 'show', 'retry', 'cancel', 'delete', 'pause', 'resume']
 
 export const jobsCommand: Command = {
   name: 'jobs',
-  summary: "search a task's jobs by state or payload field; show, retry, cancel or delete them",
+  summary:
+    "search a task's jobs by state or payload field; show, retry, cancel or delete them; pause or resume the task",
   usage: `pgferry jobs <action> <task> [ids…] [options]
 
 Actions:
   list <task>                 jobs (live and archived) in id order
-  show <task> <id>            one job in full: state, input, headers, timings
+  show <task> <id>            one job in full: state, input, headers, timings, failed attempts
   retry <task> <ids…>|filter  queued/scheduled/retrying → run now; dead → reschedule its dead letter
   cancel <task> <ids…>|filter queued/scheduled/retrying/running → cancelled
   delete <task> <ids…>|filter queued/scheduled/retrying → removed
@@ -44,18 +45,17 @@ ${OPS_USAGE}
 Exit codes: 0 done; 1 failure (show: no such job; an action skipped every job
 it selected); 2 bad usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
+    const { values, positionals } = parseFlags(
+      argv,
+      {
         ...OPS_OPTIONS,
-        state: { type: 'string' },
+        state: STR,
         where: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        after: { type: 'string' },
+        limit: STR,
+        after: STR,
       },
-      strict: true,
-    });
+      true,
+    );
     const [action, task, ...rest] = positionals;
     if (!action || !(ACTIONS as readonly string[]).includes(action))
       throw new UsageError(`action must be one of ${ACTIONS.join(', ')}`);
@@ -173,5 +173,21 @@ function full(j: BrowsedJob): string {
     `finished at: ${j.archivedAt?.toISOString() ?? '-'}`,
     `input:       ${JSON.stringify(j.message)}`,
     `headers:     ${JSON.stringify(j.headers)}`,
+    ...failedAttempts(j.headers),
   ].join('\n');
+}
+
+/** The failed attempts a job keeps in x-pgferry-history (docs/tasks.md, Attempt history). */
+function failedAttempts(h: Record<string, unknown> | null): string[] {
+  type Entry = {
+    attempt: number;
+    outcome: string;
+    finishedAt: string;
+    error?: { class?: string; message?: string };
+  };
+  const list = h?.['x-pgferry-history'];
+  return (Array.isArray(list) ? (list as Entry[]) : []).map(
+    (a) =>
+      `attempt ${a.attempt}:   ${a.outcome} at ${a.finishedAt}: ${a.error?.class}: ${a.error?.message}`,
+  );
 }

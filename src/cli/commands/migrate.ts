@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import type { Command } from '../command.js';
 import { migrate } from '../../migrate/migrator.js';
 import { componentOrder, type ComponentName } from '../../migrate/components.js';
 import { UsageError } from '../command.js';
+import { FLAG, STR, parseFlags } from '../flags.js';
 import { consoleLogger } from '../console-logger.js';
 import { connectedTarget } from '../explain.js';
 
@@ -25,18 +25,14 @@ Options:
   --quiet                print nothing on success
   -h, --help             show this help`,
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        url: { type: 'string' },
-        only: { type: 'string' },
-        'queue-schema': { type: 'string' },
-        'bus-schema': { type: 'string' },
-        'stream-schema': { type: 'string' },
-        'tasks-schema': { type: 'string' },
-        quiet: { type: 'boolean', default: false },
-      },
-      strict: true,
+    const { values } = parseFlags(argv, {
+      url: STR,
+      only: STR,
+      'queue-schema': STR,
+      'bus-schema': STR,
+      'stream-schema': STR,
+      'tasks-schema': STR,
+      quiet: FLAG,
     });
     const only = values.only
       ?.split(',')

@@ -1,14 +1,6 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
-import {
-  age,
-  intOption,
-  openOps,
-  OPS_OPTIONS,
-  OPS_USAGE,
-  parseWhere,
-  table,
-} from '../ops-options.js';
+import { FLAG, STR, parseFlags } from '../flags.js';
+import * as cli from '../ops-options.js';
 import { queueStats } from '../../ops/queue-stats.js';
 import { browseMessages } from '../../ops/browse.js';
 
@@ -28,27 +20,26 @@ pgferry queues messages <queue> [--archive] [--id <n>] [--where f=v]… [--heade
     --limit <n>          at most n (default 50, up to 1000)
     --after <id>         only ids greater than this (paging)
 
-${OPS_USAGE}
+${cli.OPS_USAGE}
 
 Exit codes: 0 ok; 1 failure (e.g. no such queue); 2 bad usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        ...OPS_OPTIONS,
-        archive: { type: 'boolean', default: false },
-        id: { type: 'string' },
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...cli.OPS_OPTIONS,
+        archive: FLAG,
+        id: STR,
         where: { type: 'string', multiple: true },
         header: { type: 'string', multiple: true },
-        limit: { type: 'string' },
-        after: { type: 'string' },
+        limit: STR,
+        after: STR,
       },
-      strict: true,
-    });
+      true,
+    );
     const [action = 'list', queue, ...extra] = positionals;
     if (extra.length) throw new UsageError(`unexpected arguments: ${extra.join(' ')}`);
-    const ops = openOps(values);
+    const ops = cli.openOps(values);
     const print = (data: unknown, text: string) =>
       console.log(values.json ? JSON.stringify(data, null, 2) : text);
     try {
@@ -58,12 +49,12 @@ Exit codes: 0 ok; 1 failure (e.g. no such queue); 2 bad usage; 3 database unreac
         print(
           qs,
           qs.length
-            ? table(
+            ? cli.table(
                 ['QUEUE', 'DEPTH', 'OLDEST', 'IN FLIGHT', 'DELAYED', 'DEAD', 'ARCHIVED~'],
                 qs.map((q) => [
                   q.queue,
                   `${q.depthExact ? '' : '~'}${q.depth}`,
-                  age(q.oldestAgeSeconds),
+                  cli.age(q.oldestAgeSeconds),
                   q.inFlight,
                   q.delayed,
                   q.deadLetters,
@@ -76,11 +67,11 @@ Exit codes: 0 ok; 1 failure (e.g. no such queue); 2 bad usage; 3 database unreac
       }
       if (action !== 'messages') throw new UsageError('action must be list or messages');
       if (!queue) throw new UsageError('give the queue name');
-      const id = intOption(values.id, 'id', 1);
-      const limit = intOption(values.limit, 'limit', 1);
-      const after = intOption(values.after, 'after');
-      const payload = parseWhere(values.where, 'where');
-      const headers = parseWhere(values.header, 'header');
+      const id = cli.intOption(values.id, 'id', 1);
+      const limit = cli.intOption(values.limit, 'limit', 1);
+      const after = cli.intOption(values.after, 'after');
+      const payload = cli.parseWhere(values.where, 'where');
+      const headers = cli.parseWhere(values.header, 'header');
       const rows = await browseMessages(ops.read, ops.schemas.queue, queue, {
         archive: values.archive,
         ...(id !== undefined ? { id } : {}),
@@ -92,7 +83,7 @@ Exit codes: 0 ok; 1 failure (e.g. no such queue); 2 bad usage; 3 database unreac
       print(
         rows,
         rows.length
-          ? table(
+          ? cli.table(
               ['ID', 'READS', 'ENQUEUED', 'VISIBLE AT', 'MESSAGE'],
               rows.map((m) => [
                 m.msgId,

@@ -1,7 +1,7 @@
-import { parseArgs } from 'node:util';
 import { POOLER_FLAGS, POOLER_USAGE, poolerFromFlags } from '../pooler-flags.js';
 import type { Command } from '../command.js';
 import { UsageError } from '../command.js';
+import { STR, parseFlags } from '../flags.js';
 import { consoleLogger } from '../console-logger.js';
 import { HEALTH_OPTIONS, HEALTH_USAGE, healthFromFlags } from '../health-server.js';
 import { Ticker } from '../../stream/ticker.js';
@@ -40,19 +40,15 @@ ${POOLER_USAGE}
 ${HEALTH_USAGE}
   -h, --help             show this help`,
   async run(argv) {
-    const { values } = parseArgs({
-      args: argv,
-      options: {
-        url: { type: 'string' },
-        schema: { type: 'string' },
-        'min-interval-ms': { type: 'string' },
-        'max-interval-ms': { type: 'string' },
-        'election-ms': { type: 'string' },
-        'maint-ms': { type: 'string' },
-        ...POOLER_FLAGS,
-        ...HEALTH_OPTIONS,
-      },
-      strict: true,
+    const { values } = parseFlags(argv, {
+      url: STR,
+      schema: STR,
+      'min-interval-ms': STR,
+      'max-interval-ms': STR,
+      'election-ms': STR,
+      'maint-ms': STR,
+      ...POOLER_FLAGS,
+      ...HEALTH_OPTIONS,
     });
     const opt = <K extends string, V>(k: K, v: V | undefined): Partial<Record<K, V>> =>
       (v === undefined ? {} : { [k]: v }) as Partial<Record<K, V>>;

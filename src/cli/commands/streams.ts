@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { parseFlags } from '../flags.js';
 import { age, openOps, OPS_OPTIONS, OPS_USAGE, table } from '../ops-options.js';
 import { streamStats } from '../../ops/engine-stats.js';
 
@@ -16,12 +16,7 @@ ${OPS_USAGE}
 
 Exit codes: 0 ok; 1 failure; 2 bad usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: OPS_OPTIONS,
-      strict: true,
-    });
+    const { values, positionals } = parseFlags(argv, OPS_OPTIONS, true);
     if (positionals.length) throw new UsageError(`unexpected arguments: ${positionals.join(' ')}`);
     const ops = openOps(values);
     try {

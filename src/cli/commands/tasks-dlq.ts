@@ -1,5 +1,5 @@
-import { parseArgs } from 'node:util';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { FLAG, STR, TASKS_CONNECTION_FLAGS, parseFlags } from '../flags.js';
 import { TaskClient } from '../../tasks/client.js';
 import type { DeadLetter, DeadLetterFilter } from '../../tasks/dead-letters.js';
 
@@ -37,21 +37,18 @@ Options:
 Exit codes: 0 done; 1 failure (e.g. inspect: no such dead letter); 2 bad
 usage; 3 database unreachable.`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        url: { type: 'string' },
-        'queue-schema': { type: 'string' },
-        'tasks-schema': { type: 'string' },
-        limit: { type: 'string' },
-        after: { type: 'string' },
-        error: { type: 'string' },
-        all: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...TASKS_CONNECTION_FLAGS,
+        limit: STR,
+        after: STR,
+        error: STR,
+        all: FLAG,
+        json: FLAG,
       },
-      strict: true,
-    });
+      true,
+    );
     const [action, task, ...rest] = positionals;
     if (!action || !(ACTIONS as readonly string[]).includes(action))
       throw new UsageError(`action must be one of ${ACTIONS.join(', ')}`);

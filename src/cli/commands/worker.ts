@@ -1,8 +1,8 @@
-import { parseArgs } from 'node:util';
 import { POOLER_FLAGS, POOLER_USAGE, poolerFromFlags } from '../pooler-flags.js';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EXIT, UsageError, type Command } from '../command.js';
+import { FLAG, STR, TASKS_CONNECTION_FLAGS, parseFlags } from '../flags.js';
 import { consoleLogger } from '../console-logger.js';
 import { installed } from '../../migrate/installed.js';
 import { HEALTH_OPTIONS, HEALTH_USAGE, healthFromFlags } from '../health-server.js';
@@ -49,32 +49,29 @@ failed; 2 bad flags, no tasks to run or an unknown --include/--exclude
 name; 3 database unreachable; 4 the tasks engine is not installed (run
 \`pgferry migrate\`).`,
   async run(argv) {
-    const { values, positionals } = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        url: { type: 'string' },
-        'queue-schema': { type: 'string' },
-        'tasks-schema': { type: 'string' },
-        concurrency: { type: 'string' },
-        'batch-size': { type: 'string' },
-        'poll-interval-ms': { type: 'string' },
-        'error-retry-interval-ms': { type: 'string' },
-        'shutdown-grace-ms': { type: 'string' },
-        'lease-margin-ms': { type: 'string' },
-        include: { type: 'string' },
-        exclude: { type: 'string' },
-        'no-listen': { type: 'boolean', default: false },
+    const { values, positionals } = parseFlags(
+      argv,
+      {
+        ...TASKS_CONNECTION_FLAGS,
+        concurrency: STR,
+        'batch-size': STR,
+        'poll-interval-ms': STR,
+        'error-retry-interval-ms': STR,
+        'shutdown-grace-ms': STR,
+        'lease-margin-ms': STR,
+        include: STR,
+        exclude: STR,
+        'no-listen': FLAG,
         ...POOLER_FLAGS,
-        'no-cron': { type: 'boolean', default: false },
-        'prune-interval-minutes': { type: 'string' },
-        'prune-batch-size': { type: 'string' },
-        'prune-retention-hours': { type: 'string' },
-        quiet: { type: 'boolean', default: false },
+        'no-cron': FLAG,
+        'prune-interval-minutes': STR,
+        'prune-batch-size': STR,
+        'prune-retention-hours': STR,
+        quiet: FLAG,
         ...HEALTH_OPTIONS,
       },
-      strict: true,
-    });
+      true,
+    );
     if (positionals.length !== 1) throw new UsageError('give exactly one module to load');
     const pooler = poolerFromFlags(values);
     const num = (flag: string, min: number): number | undefined => {

@@ -3,17 +3,8 @@ import { browseMessages } from '../browse.js';
 import { busStats, streamStats, taskStats } from '../engine-stats.js';
 import { queueStats, type QueueStat } from '../queue-stats.js';
 import { age, html, Html, sparkline, table, td, tl, tn } from './html.js';
-import {
-  button,
-  card,
-  csrfField,
-  enc,
-  filterFrom,
-  searchForm,
-  u,
-  type PageContext,
-  type Rendered,
-} from './page-parts.js';
+import { button, card, csrfField, enc, filterFrom, searchForm, u } from './page-parts.js';
+import type { PageContext, Rendered } from './page-parts.js';
 
 function queueRows(c: PageContext, qs: QueueStat[]): Html[][] {
   return qs.map((q) => [

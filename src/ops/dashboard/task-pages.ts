@@ -7,17 +7,8 @@ import { cronStats, taskStats } from '../engine-stats.js';
 import { age, html, Html, table, td, tl, tn } from './html.js';
 import { charts, rateCell } from './queue-pages.js';
 import { HISTORY, total } from './samples.js';
-import {
-  button,
-  card,
-  csrfField,
-  enc,
-  filterFrom,
-  searchForm,
-  u,
-  type PageContext,
-  type Rendered,
-} from './page-parts.js';
+import { button, card, csrfField, enc, filterFrom, searchForm, u } from './page-parts.js';
+import type { PageContext, Rendered } from './page-parts.js';
 
 export async function tasks(c: PageContext): Promise<Rendered> {
   const ts = await taskStats(c.ops);

@@ -193,13 +193,15 @@ export class MessageStatements {
     queues: string[],
     wake: string[],
     message: string,
-    options: { asyncCommit?: boolean } = {},
+    options: { asyncCommit?: boolean; headers?: string | null } = {},
   ): Promise<number[]> {
+    // With headers (a trace context), PGMQ's send(queue, msg, headers).
+    const headers = options.headers ?? null;
     const rows = await run<{ id: string }>(
       exec,
       `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM ${options.asyncCommit ? `${ASYNC_COMMIT}, ` : ''}unnest($1::text[], $2::text[]) AS p(queue, wake),
-              LATERAL ${this.tables.s}.send(p.queue, $3::jsonb) AS s(id)`,
-      [queues, wake, message],
+              LATERAL ${this.tables.s}.send(p.queue, $3::jsonb${headers === null ? '' : ', $4::jsonb'}) AS s(id)`,
+      headers === null ? [queues, wake, message] : [queues, wake, message, headers],
       { prepare: true },
     );
     return rows.map((r) => Number(r.id));

@@ -1,12 +1,21 @@
 import { frees, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
+import { completeResults, isFlowChild, parentTask } from '../job-features.js';
+import type { JobInfo } from '../types.js';
 
 /** Records a succeeded job and finishes it with the lane's next completion statement. */
-export function completed(core: Core, r: Running, startedAt: number): void {
+export function completed(
+  core: Core,
+  r: Running,
+  startedAt: number,
+  result: string | null = null,
+): void {
   const { lane, m } = r.leased;
   lane.done.ids.push(m.msgId);
   lane.done.rcs.push(m.readCount);
   lane.done.jobs.push({ job: r.job, startedAt });
+  lane.done.results.push(result);
+  if (result !== null || isFlowChild(m)) lane.done.extra = true;
   // Not awaited: the slot is free at once, and completions made while
   // a flush runs go together in the next statement.
   void flush(core, lane);
@@ -20,24 +29,41 @@ export function flush(core: Core, lane: Lane): Promise<void> {
   if (lane.flushing) return lane.flushing;
   const batch = lane.done;
   if (batch.ids.length === 0) return Promise.resolve();
-  lane.done = { ids: [], rcs: [], jobs: [] };
+  lane.done = { ids: [], rcs: [], jobs: [], results: [], extra: false };
   lane.flushingCount = batch.ids.length;
   const task = lane.task;
-  lane.flushing = core.client.statements
-    .complete(
-      core.client.driver,
-      task.name,
-      batch.ids,
-      batch.rcs,
-      task.onComplete === 'archive',
-      core.o.asyncCommit,
-      // Other workers may be waiting for the slot or group this frees.
-      frees(task),
-    )
+  const st = core.client.statements;
+  const archive = task.onComplete === 'archive';
+  // Other workers may be waiting for the slot or group this frees.
+  const notify = frees(task);
+  // Results and flow children need complete_results; plain batches keep the plain statement.
+  const statement = batch.extra
+    ? completeResults(
+        core.client.driver,
+        st,
+        task.name,
+        batch.ids,
+        batch.rcs,
+        batch.results,
+        archive,
+        core.o.asyncCommit,
+        notify,
+      )
+    : st.complete(
+        core.client.driver,
+        task.name,
+        batch.ids,
+        batch.rcs,
+        archive,
+        core.o.asyncCommit,
+        notify,
+      );
+  lane.flushing = statement
     .then(
       () => {
         const now = Date.now();
         for (const { job, startedAt } of batch.jobs) core.fire('job:success', job, now - startedAt);
+        if (batch.extra) wakeParents(core, batch.jobs);
         if (core.drain) core.drain.summary.succeeded += batch.jobs.length;
       },
       (err: unknown) => {
@@ -53,6 +79,18 @@ export function flush(core: Core, lane: Lane): Promise<void> {
       else core.pump();
     });
   return lane.flushing;
+}
+
+/**
+ * Flow children finished: their parents may now be runnable. The release
+ * also notifies, but a drain (runUntilIdle, or a worker without LISTEN)
+ * must look again at once.
+ */
+export function wakeParents(core: Core, jobs: readonly { job: JobInfo }[]): void {
+  for (const { job } of jobs) {
+    const lane = core.byName.get(parentTask(job.headers) ?? '');
+    if (lane) wakeLane(core, lane);
+  }
 }
 
 /** Waits until every completion of the lane is written. */

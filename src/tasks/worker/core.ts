@@ -19,6 +19,10 @@ export interface Completed {
   ids: number[];
   rcs: number[];
   jobs: { job: JobInfo; startedAt: number }[];
+  /** Each job's result as JSON (null: none); see completions.ts. */
+  results: (string | null)[];
+  /** A result or a flow child is in the batch: complete_results instead of complete. */
+  extra: boolean;
 }
 
 /** One task's fetching state and local buffer. */
@@ -103,7 +107,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     drained: false,
     notified: false,
     lastFetchShort: true,
-    done: { ids: [], rcs: [], jobs: [] },
+    done: { ids: [], rcs: [], jobs: [], results: [], extra: false },
     flushing: undefined,
     flushingCount: 0,
   };

@@ -1,6 +1,7 @@
 import { retryDelayMs } from '../backoff.js';
 import { JobAbort, jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
-import { completed } from './completions.js';
+import { completed, wakeParents } from './completions.js';
+import { JobRun } from '../job-features.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
 import { refresh, wakeLane } from './fetching.js';
 
@@ -56,8 +57,10 @@ async function execute(core: Core, r: Running): Promise<void> {
   const startedAt = Date.now();
   core.fire('job:start', r.job);
   let outcome: Outcome;
+  // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
+  const run = new JobRun(client, task, m, core.o.progressIntervalMs, frees(task), core.logger);
   try {
-    outcome = await runAttempt(task, m, r.job, r.abort, core.o.leaseMarginMs / 2, core.logger);
+    outcome = await runAttempt(task, m, r.job, r.abort, core.o.leaseMarginMs / 2, core.logger, run);
   } catch (err) {
     outcome = { kind: 'retry', error: err };
   }
@@ -65,7 +68,12 @@ async function execute(core: Core, r: Running): Promise<void> {
   try {
     switch (outcome.kind) {
       case 'success':
-        completed(core, r, startedAt);
+        if (outcome.inTx) {
+          // ctx.complete(tx) finished it in the handler's transaction.
+          core.fire('job:success', r.job, Date.now() - startedAt);
+          if (core.drain) core.drain.summary.succeeded++;
+          wakeParents(core, [r]);
+        } else completed(core, r, startedAt, outcome.result);
         return;
       case 'cancelled':
         core.fire('job:cancelled', r.job);
@@ -96,6 +104,7 @@ async function execute(core: Core, r: Running): Promise<void> {
           serialiseError(outcome.error),
         );
         core.fire('job:dead', r.job, outcome.error, id);
+        wakeParents(core, [r]); // a 'continue' flow runs its parent anyway
         if (core.drain) core.drain.summary.dead++;
         return;
       }

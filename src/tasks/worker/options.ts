@@ -52,6 +52,8 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
   cron?: boolean;
   /** Pruning of archived jobs (one worker per interval does it); null turns it off. */
   prune?: PruneOptions | null;
+  /** Progress (ctx.progress) is written at most this often per job; the latest value wins. Default 500. */
+  progressIntervalMs?: number;
   /** Listeners to attach before the worker starts. */
   hooks?: WorkerHooks;
   logger?: Logger;
@@ -80,6 +82,7 @@ export type WorkerSettings = Required<
     | 'handleSignals'
     | 'cron'
     | 'asyncCommit'
+    | 'progressIntervalMs'
   >
 > & {
   /** Jobs per fetch: adapts between min and max (equal when `batchSize` is given). */
@@ -121,5 +124,6 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     handleSignals: options.handleSignals ?? true,
     cron: options.cron ?? true,
     asyncCommit: options.asyncCommit ?? false,
+    progressIntervalMs: int('progressIntervalMs', options.progressIntervalMs, 500, 1),
   };
 }
