@@ -48,6 +48,10 @@ export interface Lane {
   notified: boolean;
   /** The last fetch returned less than a batch: do not run a second fetch beside the next one. */
   lastFetchShort: boolean;
+  /** Highest id of the last full fetch of a plain FIFO lane: the next fetches start after it. */
+  after: number | undefined;
+  /** When the lane last fetched over its whole queue (Date.now()). */
+  wholeAt: number;
   done: Completed;
   flushing: Promise<void> | undefined;
   /** Jobs in the completion statement in flight. */
@@ -107,6 +111,8 @@ export function newLane(task: AnyTask, batch: number): Lane {
     drained: false,
     notified: false,
     lastFetchShort: true,
+    after: undefined,
+    wholeAt: 0,
     done: { ids: [], rcs: [], jobs: [], results: [], extra: false },
     flushing: undefined,
     flushingCount: 0,

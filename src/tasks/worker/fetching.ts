@@ -5,6 +5,16 @@ import type { Core, Lane } from './core.js';
 /** Fetch queries one lane may have in flight at once. */
 const MAX_FETCHES = 2;
 
+/**
+ * While a plain FIFO lane works through a backlog, its fetches start after
+ * the last full batch (fetch_after, sql/tasks/*_fetch_after.sql): the queue's head is then
+ * a long run of dead index entries that a fetch from the start would walk
+ * every time. At least this often a fetch looks at the whole queue, so a job
+ * below that point that became runnable again (a retry, an expired lease)
+ * waits at most this long for its turn.
+ */
+const WHOLE_QUEUE_EVERY_MS = 1000;
+
 /** How long a job's lease lasts: its task's timeout plus the margin. */
 export function leaseMs(core: Core, task: AnyTask): number {
   return Math.min(task.timeoutMs + core.o.leaseMarginMs, 2_147_483_647);
@@ -41,21 +51,29 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   const t = lane.task;
   const { client } = core;
   const asked = lane.batch;
-  const fetch = (): Promise<Message<unknown>[]> =>
-    client.statements
-      .fetch(
-        client.driver,
-        t.name,
-        asked,
-        leaseMs(core, t),
-        t.lifo,
-        t.grouped,
-        t.priority !== undefined,
-        t.concurrencyLimit ?? null,
-      )
-      .then((rows) => rows.map((r) => toMessage<unknown>(r)));
+  const plain = !t.lifo && !t.grouped && t.priority === undefined && !t.concurrencyLimit;
+  const now0 = Date.now();
+  const after =
+    plain && lane.after !== undefined && now0 - lane.wholeAt < WHOLE_QUEUE_EVERY_MS
+      ? lane.after
+      : undefined;
+  if (after === undefined) lane.wholeAt = now0;
+  const fetch = (afterId: number | undefined): Promise<Message<unknown>[]> =>
+    (afterId !== undefined
+      ? client.statements.fetchAfter(client.driver, t.name, asked, leaseMs(core, t), afterId)
+      : client.statements.fetch(
+          client.driver,
+          t.name,
+          asked,
+          leaseMs(core, t),
+          t.lifo,
+          t.grouped,
+          t.priority !== undefined,
+          t.concurrencyLimit ?? null,
+        )
+    ).then((rows) => rows.map((r) => toMessage<unknown>(r)));
   try {
-    let got = await fetch();
+    let got = await fetch(after);
     core.recovery.ok();
     adapt(core, lane, asked, got.length);
     if (got.length === 0 && core.state === 'running') {
@@ -65,13 +83,17 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
         // Going to sleep: tell inserts to notify, then look once more
         // (an insert that committed in between is seen now).
         const next = await client.statements.idle(client.driver, t.name);
-        got = await fetch();
+        got = await fetch(undefined);
         // A wake-up that arrived during these round trips may be for a job
         // committed after the fetch's snapshot: look again instead of sleeping.
         if (got.length === 0 && !lane.notified) sleep(core, lane, next);
       }
     }
     lane.lastFetchShort = got.length < asked;
+    if (plain) {
+      const top = got.reduce((max, m) => Math.max(max, m.msgId), lane.after ?? 0);
+      lane.after = lane.lastFetchShort ? undefined : top;
+    }
     const now = Date.now();
     // Stopping meanwhile: shutdown hands the buffer back.
     for (const m of sortLeased(t, got)) lane.buffer.push({ lane, m, leasedAt: now });
