@@ -124,4 +124,31 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
     expect(await seen('durable_default')).toEqual(['on']);
     expect(await seen('async_opt_in')).toEqual(['off']);
   });
+  it('loses no wake-up when notifications arrive while a fetch is busy going to sleep', async () => {
+    // Jobs enqueued one by one, a few ms apart: notifications keep arriving
+    // while the lane is between its empty fetch, idle() and its last look.
+    // With a 60 s poll interval a lost wake-up would leave a job waiting
+    // for a minute (the test's deadline is 30 s).
+    const done = new Set<number>();
+    const t = defineTask<{ i: number }>({
+      name: 'wake_race',
+      handler: ({ i }) => void done.add(i),
+    });
+    const client = taskClient(db);
+    await client.ensure(t);
+    const w = worker(db, { tasks: [t], pollIntervalMs: 60_000 });
+    await w.start();
+    // 4 producers, 100 jobs each.
+    await Promise.all(
+      [0, 1, 2, 3].map(async (p) => {
+        for (let i = p; i < 400; i += 4) {
+          await client.enqueue(t, { i });
+          await sleep(2 + (i % 5));
+        }
+      }),
+    );
+    await eventually(() => done.size === 400, 30_000);
+    await w.stop();
+    expect(done.size).toBe(400);
+  }, 60_000);
 });

@@ -44,8 +44,10 @@ export interface Lane {
   paused: boolean;
   retryTimer: NodeJS.Timeout | undefined;
   drained: boolean;
-  /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
+  /** A notification came while the lane was not sleeping: start a fetch beside the one in flight. */
   notified: boolean;
+  /** Notifications so far: a fetch goes to sleep only if none came since it started. */
+  wakes: number;
   /** The last fetch returned less than a batch: do not run a second fetch beside the next one. */
   lastFetchShort: boolean;
   /** Highest id of the last full fetch of a plain FIFO lane: the next fetches start after it. */
@@ -110,6 +112,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     retryTimer: undefined,
     drained: false,
     notified: false,
+    wakes: 0,
     lastFetchShort: true,
     after: undefined,
     wholeAt: 0,

@@ -48,6 +48,7 @@ export function fillLanes(core: Core): void {
 async function fetchLane(core: Core, lane: Lane): Promise<void> {
   lane.fetching++;
   lane.notified = false;
+  const wakes = lane.wakes;
   const t = lane.task;
   const { client } = core;
   const asked = lane.batch;
@@ -85,8 +86,11 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
         const next = await client.statements.idle(client.driver, t.name);
         got = await fetch(undefined);
         // A wake-up that arrived during these round trips may be for a job
-        // committed after the fetch's snapshot: look again instead of sleeping.
-        if (got.length === 0 && !lane.notified) sleep(core, lane, next);
+        // committed after the fetch's snapshot: look again instead of
+        // sleeping. (A counter, not the notified flag: a fetch started beside
+        // this one clears that flag, and the insert's NOTIFY cleared the
+        // queue's waiting flag, so sleeping now would miss the next job.)
+        if (got.length === 0 && lane.wakes === wakes) sleep(core, lane, next);
       }
     }
     lane.lastFetchShort = got.length < asked;
@@ -174,6 +178,7 @@ export async function refresh(core: Core, lane: Lane): Promise<void> {
 /** There may be work for this lane: look now (beside a fetch in flight, if any). */
 export function wakeLane(core: Core, lane: Lane): void {
   lane.drained = false;
+  lane.wakes++;
   if (!lane.sleeping) {
     lane.notified = true;
     core.pump();
