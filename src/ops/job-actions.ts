@@ -21,6 +21,9 @@ export interface JobActionResult {
  *           dead → its dead letter is rescheduled as a new job.
  *   cancel: queued/scheduled/retrying/running → TaskClient.cancel.
  *   delete: queued/scheduled/retrying → removed (running jobs: cancel first).
+ * Flows (sql/tasks/0004_results.sql): a held parent is not made to run
+ * before its children, and a child is not deleted behind its parent's back
+ * (its parent would wait for ever); cancel it, which the parent counts.
  */
 export async function runJobAction(
   ops: Ops,
@@ -35,10 +38,13 @@ export async function runJobAction(
     out.push({ id: j.msgId, outcome: 'skipped', detail: why });
   const waiting = (j: BrowsedJob) =>
     j.state === 'queued' || j.state === 'scheduled' || j.state === 'retrying';
+  const heldParent = (j: BrowsedJob) => j.state === 'scheduled' && j.headers?.[H.flow] != null;
+  const flowChild = (j: BrowsedJob) => j.headers?.[H.parent] != null;
   for (const j of jobs) {
     if (j.task !== task) throw new InvalidArgumentError(`job ${j.msgId} is not a ${task} job`);
     if (action === 'retry') {
-      if (waiting(j)) {
+      if (heldParent(j)) skip(j, 'a flow parent runs when its children have finished');
+      else if (waiting(j)) {
         const m = await ops.writeQueues.setVisibilityTimeoutIfHeld(task, j.msgId, j.readCount, 0);
         if (m) out.push({ id: j.msgId, outcome: 'done', detail: 'runs now' });
         else skip(j, 'picked up or gone since listed');
@@ -60,7 +66,12 @@ export async function runJobAction(
         else out.push({ id: j.msgId, outcome: 'done', detail: `cancelled (was ${was})` });
       } else skip(j, `a ${j.state} job cannot be cancelled`);
     } else {
-      if (waiting(j)) {
+      if (waiting(j) && flowChild(j))
+        skip(
+          j,
+          'a flow child: cancel it instead (its parent counts it; a deleted one it would wait for)',
+        );
+      else if (waiting(j)) {
         const ok = await ops.writeQueues.deleteIfHeld(task, j.msgId, j.readCount);
         if (ok) out.push({ id: j.msgId, outcome: 'done', detail: 'deleted' });
         else skip(j, 'picked up or gone since listed');

@@ -12,7 +12,7 @@ export interface QueueStat {
    */
   depth: number;
   depthExact: boolean;
-  /** Read and not finished: `last_read_at` set and `vt` in the future (counted on the vt index). */
+  /** Read and not finished: `last_read_at` set and `vt` in the future. */
   inFlight: number;
   /** Not visible yet and never read: sent with a delay (tasks: scheduled). */
   delayed: number;
@@ -57,10 +57,11 @@ interface StatRow {
 export const EXACT_UP_TO = 10_000;
 
 /**
- * Figures for every queue (or the named ones) without scanning a queue, read
- * through the queue engine's `ops_queue_stats` (sql/queue/0009_ops.sql): per
- * queue one statement of bounded cost (the first msg_id for the oldest
- * message, the rows with `vt` in the future on the vt index, the fast-metrics
+ * Figures for every queue (or the named ones), read through the queue
+ * engine's `ops_queue_stats` (sql/queue/0009_ops.sql): per queue one
+ * statement (the first msg_id for the oldest message, the rows with `vt` in
+ * the future — a `vt > clock_timestamp()` filter, which reads the live table
+ * since PostgreSQL cannot use it as an index condition —, the fast-metrics
  * counter when enabled, else a count capped at EXACT_UP_TO + 1 rows, then the
  * planner's estimate). Dead letters are the depth of the policy's dead-letter queue.
  */

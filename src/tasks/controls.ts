@@ -10,6 +10,7 @@ import type { AnyTask } from './types.js';
 
 /** At most `limit` jobs start per `periodMs` (sliding window), for the task or for each rate key. */
 export interface RateLimit {
+  /** 1 to 10,000: the window's log holds one timestamp per start (use a shorter period for more). */
   limit: number;
   periodMs: number;
   /** Count each enqueue `rateKey` separately (jobs without one share one budget). Default false. */
@@ -17,6 +18,13 @@ export interface RateLimit {
 }
 
 export type NormalizedRateLimit = Required<RateLimit>;
+
+/**
+ * Largest `rateLimit.limit` (configure_task refuses more too): fetch() reads
+ * and rewrites the window's log of starts under the bucket's lock, so a
+ * longer log slows every fetch. For more, use a shorter period.
+ */
+export const MAX_RATE_LIMIT = 10_000;
 
 const posInt = (v: unknown): v is number =>
   typeof v === 'number' && Number.isInteger(v) && v >= 1 && v <= 2_147_483_647;
@@ -38,6 +46,10 @@ export function normaliseControls(
     return { rateLimit: undefined, groupConcurrency: groupConcurrency ?? 1 };
   if (typeof rateLimit !== 'object' || rateLimit === null || !posInt(rateLimit.limit))
     throw new InvalidArgumentError(`task "${name}": rateLimit.limit must be a positive integer`);
+  if (rateLimit.limit > MAX_RATE_LIMIT)
+    throw new InvalidArgumentError(
+      `task "${name}": rateLimit.limit is at most ${MAX_RATE_LIMIT} per period, got ${rateLimit.limit} (use a shorter periodMs)`,
+    );
   if (!posInt(rateLimit.periodMs))
     throw new InvalidArgumentError(
       `task "${name}": rateLimit.periodMs must be a positive integer (milliseconds)`,

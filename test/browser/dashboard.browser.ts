@@ -67,6 +67,28 @@ const broken = defineTask({
   },
 });
 
+const flaky = defineTask({
+  name: 'b_flaky',
+  maxRetries: 1,
+  backoff: { kind: 'fixed', delayMs: 10 },
+  handler: async (input: { to: string }, ctx) => {
+    ctx.progress({ sent: ctx.job.attempt === 1 ? 0 : 1, of: 1 });
+    if (ctx.job.attempt === 1) {
+      const e = new Error('SMTP 421: try again later');
+      e.stack = `${e.name}: ${e.message}\n    at deliver (app/mail.ts:31:11)\n    at handler (app/tasks.ts:52:5)`;
+      throw e;
+    }
+    return { delivered: input.to };
+  },
+});
+const bulky = defineTask({
+  name: 'b_bulk',
+  maxRetries: 0,
+  handler: async (): Promise<void> => {
+    throw new Error('payment provider down');
+  },
+});
+
 describe('dashboard in a real browser', () => {
   it('refuses a browser without credentials or with wrong ones', async () => {
     for (const creds of [undefined, { username: 'ops', password: 'wrong' }]) {
@@ -169,7 +191,6 @@ describe('dashboard in a real browser', () => {
     const jp = await open(`tasks/b_broken/jobs/${job.id}`);
     expect(await jp.textContent('#job-state')).toBe('dead');
     expect(await jp.textContent('#job-error')).toContain('cannot reach the mail server');
-    if (shots) await jp.screenshot({ path: `${shots}/dashboard-job.png`, fullPage: true });
     await jp.context().close();
     const tp = await open('tasks/b_broken?state=dead');
     await tp.check(`input[name=id][value="${job.id}"]`);
@@ -205,7 +226,7 @@ describe('dashboard in a real browser', () => {
     await tasks.waitForFunction(
       () =>
         document.querySelector('[data-failure-rate="b_work"]')?.textContent?.trim() === '0.0%' &&
-        /^\d+\.\d%$/.test(
+        /^(?!0\.0%)\d+\.\d%$/.test(
           document.querySelector('[data-failure-rate="b_broken"]')?.textContent?.trim() ?? '',
         ) &&
         document.querySelector('svg[aria-label="jobs of b_broken dead-lettered per second"]'),
@@ -266,6 +287,100 @@ describe('dashboard in a real browser', () => {
       await streams.context().close();
     } finally {
       await ticker.stop();
+    }
+  });
+
+  it("shows a failed-then-completed job's attempts with the error stack", async () => {
+    const client = taskClient(db);
+    const job = await client.enqueue(flaky, { to: 'ada@example.com' });
+    const w = worker(db, { tasks: [flaky] });
+    await w.start();
+    await eventually(
+      async () => (await client.getJob(flaky, job.id))?.state === 'completed',
+      20_000,
+    );
+    await w.stop();
+    const page = await open(`tasks/b_flaky/jobs/${job.id}`);
+    expect(await page.textContent('#job-state')).toBe('completed');
+    const rows = page.locator('#job-attempts tbody tr');
+    expect(await rows.count()).toBe(2);
+    expect(await rows.nth(0).locator('.badge').textContent()).toBe('retry');
+    expect(await rows.nth(1).locator('.badge').textContent()).toBe('completed');
+    expect(await rows.nth(0).textContent()).toContain('Error: SMTP 421: try again later');
+    // The stack is folded until asked for.
+    const stack = page.locator('#stack-1 pre.stack');
+    expect(await stack.isVisible()).toBe(false);
+    await page.click('#stack-1 summary');
+    expect(await stack.isVisible()).toBe(true);
+    expect(await stack.textContent()).toContain('at deliver (app/mail.ts:31:11)');
+    expect(await page.textContent('#job-result')).toContain('"delivered": "ada@example.com"');
+    if (shots) await page.screenshot({ path: `${shots}/dashboard-job.png`, fullPage: true });
+    await page.context().close();
+  });
+
+  it('retries the dead jobs matching a payload field by a confirmed bulk action', async () => {
+    const client = taskClient(db);
+    for (const plan of ['pro', 'pro', 'free']) await client.enqueue(bulky, { plan });
+    const w = worker(db, { tasks: [bulky] });
+    await w.start();
+    await eventually(async () => (await client.deadLetters(bulky).count()) === 3, 20_000);
+    await w.stop();
+    const page = await open('tasks');
+    await page.selectOption('#bulk-form select[name=op]', 'retry');
+    await page.selectOption('#bulk-form select[name=task]', 'b_bulk');
+    await page.check('#bulk-form input[name=state][value=dead]');
+    await page.fill('#bulk-form input[name=where]', 'plan=pro');
+    await page.click('button[data-action=bulk-preview]');
+    await page.waitForSelector('#bulk-confirm');
+    expect(await page.textContent('#bulk-summary')).toBe(
+      'retry 2 jobs of b_bulk in states dead with payload {"plan":"pro"}',
+    );
+    if (shots) await page.screenshot({ path: `${shots}/dashboard-tasks-bulk.png`, fullPage: true });
+    await page.click('button[data-action=bulk-confirm]');
+    await page.waitForFunction(
+      () => document.getElementById('flash')?.textContent === 'retry b_bulk: 2 jobs',
+    );
+    const left = await client.deadLetters(bulky).list();
+    expect(left.map((d) => d.input)).toEqual([{ plan: 'free' }]);
+    const requeued = await db.sql<{ plan: string }>(
+      `SELECT message->>'plan' AS plan FROM ${db.queueSchema}.q_b_bulk`,
+    );
+    expect(requeued.map((r) => r.plan)).toEqual(['pro', 'pro']);
+    await page.context().close();
+  });
+
+  it('refuses every action in read-only mode', async () => {
+    const ro = await startDashboard({
+      port: 0,
+      ops: db.track(new Ops({ connectionString: db.url, schemas: { queue: db.queueSchema } })),
+      refreshMs: 0,
+      auth: { basic: user },
+    });
+    try {
+      const ctx = await browser.newContext({ httpCredentials: user });
+      const page = await ctx.newPage();
+      await page.goto(`${ro.url}tasks?bulk=1&op=retry&task=b_bulk&state=dead`);
+      expect(await page.textContent('header .ro')).toBe('read-only');
+      // The count, but nothing to confirm; no bulk form, no pause buttons.
+      expect(await page.textContent('#bulk-summary')).toBe('retry 1 job of b_bulk in states dead');
+      expect(await page.locator('button[data-action]').count()).toBe(0);
+      expect(await page.locator('#bulk-form').count()).toBe(0);
+      const jobs = await open('tasks/b_bulk'); // the writable dashboard: its form token
+      const csrf = await jobs.getAttribute('input[name=csrf]', 'value');
+      await jobs.context().close();
+      for (const [path, form] of [
+        ['tasks/b_bulk/bulk', { op: 'retry', state: 'dead', csrf: csrf! }],
+        ['tasks/b_bulk/actions', { action: 'pause', csrf: csrf! }],
+      ] as const) {
+        const res = await page.request.post(ro.url + path, { form });
+        expect(res.status()).toBe(403);
+        expect(await res.text()).toMatch(/read-only/);
+      }
+      expect(await taskClient(db).deadLetters(bulky).count()).toBe(1);
+      expect(await taskClient(db).isPaused(bulky)).toBe(false);
+      await ctx.close();
+    } finally {
+      await ro.close();
     }
   });
 });

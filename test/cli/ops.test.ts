@@ -199,6 +199,36 @@ describe('pgferry jobs show: attempt history (taskfeat-b)', () => {
   });
 });
 
+describe('pgferry jobs: flows (review17)', () => {
+  it('does not run a held flow parent early, nor delete a child its parent waits for', async () => {
+    const part = defineTask<{ n: number }>({ name: 'cli_part', handler: async () => undefined });
+    const whole = defineTask<{ n: number }>({ name: 'cli_whole', handler: async () => undefined });
+    const client = taskClient(db);
+    const flow = await client.enqueueFlow({
+      parent: { task: whole, input: { n: 0 } },
+      children: [{ task: part, input: { n: 1 } }],
+    });
+    // Before: the parent became visible at once and ran before its child.
+    const r = await run(['jobs', 'retry', 'cli_whole', '--state', 'scheduled', '--json']);
+    expect(r.code).toBe(1);
+    expect(JSON.parse(r.out)).toEqual([
+      {
+        id: flow.parent.id,
+        outcome: 'skipped',
+        detail: 'a flow parent runs when its children have finished',
+      },
+    ]);
+    expect((await client.getJob(whole, flow.parent.id))!.state).toBe('scheduled');
+    // Before: the child was deleted and the parent waited for it for ever.
+    const d = await run(['jobs', 'delete', 'cli_part', String(flow.children[0]!.id)]);
+    expect(d.code).toBe(1);
+    expect((await client.getJob(part, flow.children[0]!.id))!.state).toBe('queued');
+    // Cancelling it is counted: the 'fail' policy dead-letters the parent.
+    expect((await run(['jobs', 'cancel', 'cli_part', String(flow.children[0]!.id)])).code).toBe(0);
+    expect((await client.getJob(whole, flow.parent.id))!.state).toBe('dead');
+  });
+});
+
 describe('pgferry streams', () => {
   it('lists streams and consumers with lag', async () => {
     await db.sql(`SELECT pgque.create_queue('cli_events')`);

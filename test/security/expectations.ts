@@ -364,4 +364,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.job_result(text, bigint)': 'none',
   'tasks.progress(text, bigint, integer, jsonb)': 'none',
   'tasks.prune_results(text, interval, integer)': 'none',
+  // review17 additions (sql/tasks/0005_review_fixes.sql; it also replaces
+  // complete, prune, prune_results, bulk_delete, configure_task, enqueue_unique
+  // and enqueue_debounced, classified above: CREATE OR REPLACE keeps their ACL)
+  'tasks._check_no_idempotency_key(text, jsonb)': 'none',
 };

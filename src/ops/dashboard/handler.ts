@@ -3,6 +3,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { InvalidArgumentError, PgferryError } from '../../errors.js';
 import { browseJobs, type BrowsedJob } from '../browse.js';
 import { runJobAction, type JobAction } from '../job-actions.js';
+import { runBulk } from './bulk-page.js';
 import { Ops, type OpsOptions } from '../ops.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../prometheus.js';
 import { queueStats } from '../queue-stats.js';
@@ -106,7 +107,14 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
         PROMETHEUS_CONTENT_TYPE,
         await renderMetrics(ops, options.taskMetrics ? { taskMetrics: options.taskMetrics } : {}),
       );
-    const c: pages.PageContext = { ops, base, writable, csrf, series };
+    const c: pages.PageContext = {
+      ops,
+      base,
+      writable,
+      csrf,
+      series,
+      refresh: req.headers['x-pgferry-refresh'] === '1',
+    };
     const installed = await ops.components();
     let r: pages.Rendered | null = null;
     if (installed.queue) await sample();
@@ -115,7 +123,7 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
       if (seg.length === 1) r = await pages.queues(c);
       else if (seg.length === 2) r = await pages.queueDetail(c, seg[1]!, url.searchParams);
     } else if (seg[0] === 'tasks' && installed.tasks) {
-      if (seg.length === 1) r = await pages.tasks(c);
+      if (seg.length === 1) r = await pages.tasks(c, url.searchParams);
       else if (seg.length === 2) r = await pages.taskDetail(c, seg[1]!, url.searchParams);
       else if (seg.length === 4 && seg[2] === 'jobs' && /^\d+$/.test(seg[3]!))
         r = await pages.jobDetail(c, seg[1]!, Number(seg[3]));
@@ -197,6 +205,9 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
       back = `${base}tasks`;
       const changed = await ops.writeTasks[action as 'pause' | 'resume'](seg[1]!);
       msg = `${seg[1]}: ${changed ? `${action}d` : `already ${action}d`}`;
+    } else if (seg[0] === 'tasks' && seg.length === 3 && seg[2] === 'bulk') {
+      back = `${base}tasks`;
+      msg = await runBulk(ops, seg[1]!, form);
     } else if (seg[0] === 'tasks' && seg.length === 3 && seg[2] === 'actions') {
       const task = seg[1]!;
       back = `${base}tasks/${encodeURIComponent(task)}`;
@@ -218,6 +229,11 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
           jobs.push(...(await browseJobs(ops.write, ops.schemas.tasks, task, { id })));
       const r = await runJobAction(ops, action as JobAction, task, jobs);
       msg = `${action}: ${r.filter((x) => x.outcome === 'done').length} of ${r.length} done`;
+      // From a job's page: back there, with what happened to the job.
+      if (form.get('back') === 'job' && ids.length === 1 && r[0]) {
+        msg = `${action}: ${r[0].outcome} (${r[0].detail})`;
+        if (action !== 'delete' || r[0].outcome !== 'done') back = `${back}/jobs/${ids[0]}`;
+      }
     } else if (seg[0] === 'streams' && seg[1] === 'actions' && action === 'replay') {
       back = `${base}streams`;
       let n = 0;

@@ -81,17 +81,21 @@ td.n{text-align:right;font-variant-numeric:tabular-nums}
 .card{background:#fff;border:1px solid #e3e6eb;border-radius:6px;padding:10px 14px;min-width:140px}
 .card b{display:block;font-size:22px}.muted{color:#7a8294}
 .badge{padding:1px 6px;border-radius:8px;background:#eef0f4;font-size:12px}
-.badge.dead,.badge.retrying{background:#fde2e1}.badge.running{background:#dff3e4}
+.badge.dead,.badge.retrying,.badge.retry{background:#fde2e1}.badge.running{background:#dff3e4}
+.badge.completed{background:#e1ecfd}.badge.lost{background:#fff0d0}
+details pre.stack{margin:4px 0;max-height:240px;font-size:12px}
+.confirm{background:#fff;border:2px solid #e9a23b;padding:10px 14px;margin-bottom:12px}
 pre{background:#fff;border:1px solid #e3e6eb;padding:8px;overflow:auto;max-height:320px}
 form.inline{display:inline}input,select,button{font:inherit}
 .flash{background:#fff6d6;border:1px solid #e9d48a;padding:6px 10px;margin-bottom:10px}
 .ro{color:#7a8294;font-size:12px}.spark{color:#3d6fd6;vertical-align:middle}
 code{font-size:12px}`;
 
-// Live refresh: fetch this page again and swap every [data-live] element by id.
+// Live refresh: fetch this page again and swap every [data-live] element by id
+// (keeping the <details> the reader opened open).
 const SCRIPT = `(function(){var ms=Number(document.body.dataset.refreshMs||0);if(!ms)return;
 setInterval(function(){fetch(location.href,{credentials:'same-origin',headers:{'x-pgferry-refresh':'1'}}).then(function(r){return r.ok?r.text():null}).then(function(t){if(!t)return;
-var d=new DOMParser().parseFromString(t,'text/html');document.querySelectorAll('[data-live]').forEach(function(el){var n=d.getElementById(el.id);if(n)el.innerHTML=n.innerHTML;});
+var d=new DOMParser().parseFromString(t,'text/html');document.querySelectorAll('[data-live]').forEach(function(el){var n=d.getElementById(el.id);if(!n)return;var o=[].map.call(el.querySelectorAll('details[open]'),function(x){return x.id});el.innerHTML=n.innerHTML;o.forEach(function(i){var x=i&&document.getElementById(i);if(x)x.open=true;});});
 document.body.dataset.refreshed=String(Number(document.body.dataset.refreshed||0)+1);}).catch(function(){});},ms);})();`;
 
 export interface FrameOptions {

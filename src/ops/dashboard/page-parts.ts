@@ -13,6 +13,8 @@ export interface PageContext {
   csrf: string;
   /** Recent samples per queue (for the sparklines). */
   series: Series;
+  /** The page's own live refresh is asking (only its [data-live] parts are used). */
+  refresh?: boolean;
 }
 
 export interface Rendered {

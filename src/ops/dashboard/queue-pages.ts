@@ -143,8 +143,11 @@ export async function queueDetail(
   const isDlq = (await queueStats(c.ops.read, c.ops.schemas.queue)).some(
     (x) => x.deadLetterQueue === name,
   );
+  // A task's dead letters link back to the job that died (and the job that requeued them).
+  const jobLinks = msgs.some((m) => m.headers?.['x-pgferry-original-msg-id'] !== undefined);
   const rows = msgs.map((m) => [
     html`<td><input type="checkbox" name="id" value="${m.msgId}" /></td>`,
+    ...(jobLinks ? [deadLetterLinks(c, m.headers ?? {})] : []),
     tn(m.msgId),
     tn(m.readCount),
     td(m.enqueuedAt),
@@ -173,7 +176,24 @@ export async function queueDetail(
       <form method="post" action="${u(c, `queues/${enc(name)}/actions`)}">
         ${csrfField(c)}
         ${archive ? html`` : html`${button(c, 'delete', 'Delete selected')}${button(c, 'archive', 'Archive selected')}${isDlq ? button(c, 'requeue', 'Requeue selected to their queue') : html``}`}
-        ${table('messages', ['', 'id', 'reads', 'enqueued', archive ? 'archived' : 'visible at', 'message', 'headers'], rows, false)}
+        ${table('messages', ['', ...(jobLinks ? ['job'] : []), 'id', 'reads', 'enqueued', archive ? 'archived' : 'visible at', 'message', 'headers'], rows, false)}
       </form>`,
   };
+}
+
+/** The job a task's dead letter came from, and the job it was requeued as. */
+function deadLetterLinks(c: PageContext, h: Record<string, unknown>): Html {
+  const task = h['x-pgferry-original-queue'];
+  const link = (id: unknown, label: string) =>
+    typeof task === 'string' && (typeof id === 'number' || typeof id === 'string')
+      ? html`<a
+          href="${u(c, `tasks/${enc(task)}/jobs/${enc(String(id))}`)}"
+          data-job-link="${String(id)}"
+          >${label} ${String(id)}</a
+        >`
+      : html``;
+  const as = h['x-pgferry-rescheduled-as'];
+  return html`<td>
+    ${link(h['x-pgferry-original-msg-id'], 'died as')}${as === undefined ? html`` : html`<br />${link(as, 'requeued as')}`}
+  </td>`;
 }

@@ -1,8 +1,8 @@
 // Task, job and cron pages.
 import { Cron } from 'croner';
-import { H } from '../../tasks/headers.js';
 import type { JobState } from '../../tasks/client.js';
 import { browseJobs, JOB_STATES } from '../browse.js';
+import { bulkSection } from './bulk-page.js';
 import { cronStats, taskStats } from '../engine-stats.js';
 import { age, html, Html, table, td, tl, tn } from './html.js';
 import { charts, rateCell } from './queue-pages.js';
@@ -10,8 +10,13 @@ import { HISTORY, total } from './samples.js';
 import { button, card, csrfField, enc, filterFrom, searchForm, u } from './page-parts.js';
 import type { PageContext, Rendered } from './page-parts.js';
 
-export async function tasks(c: PageContext): Promise<Rendered> {
+export async function tasks(c: PageContext, q: URLSearchParams): Promise<Rendered> {
   const ts = await taskStats(c.ops);
+  const bulk = await bulkSection(
+    c,
+    q,
+    ts.map((t) => t.task),
+  );
   const crons = await cronStats(c.ops);
   const next = (p: string, tz: string | null): string => {
     try {
@@ -26,7 +31,7 @@ export async function tasks(c: PageContext): Promise<Rendered> {
   return {
     title: 'Tasks',
     active: 'tasks',
-    body: html`${table(
+    body: html`${bulk.confirm}${table(
         'task-table',
         [
           'task',
@@ -76,7 +81,8 @@ export async function tasks(c: PageContext): Promise<Rendered> {
       <p class="muted">
         Pause stops every worker from starting jobs of the task (running ones finish); resume lets
         them continue.
-      </p>`,
+      </p>
+      ${bulk.form}`,
   };
 }
 
@@ -139,6 +145,15 @@ export async function taskDetail(
         ['oldest job age (s)', c.series.age.get(task)],
       ])}
       ${searchForm(q, stateSelect)}
+      ${
+        c.writable
+          ? html`<p>
+              <a href="${u(c, `tasks?${bulkQuery(task, state, q)}#bulk-form`)}" id="bulk-link"
+                >Bulk action by this filter (no limit, counted first)…</a
+              >
+            </p>`
+          : html``
+      }
       <form method="post" action="${u(c, `tasks/${enc(task)}/actions`)}">
         ${csrfField(c)} <input type="hidden" name="state" value="${state ?? ''}" /><input
           type="hidden"
@@ -164,69 +179,10 @@ export async function taskDetail(
   };
 }
 
-export async function jobDetail(
-  c: PageContext,
-  task: string,
-  id: number,
-): Promise<Rendered | null> {
-  const [j] = await browseJobs(c.ops.read, c.ops.schemas.tasks, task, { id });
-  if (!j) return null;
-  const h = j.headers ?? {};
-  const err = (h[H.error] ?? h[H.lastError]) as Record<string, unknown> | undefined;
-  const dlId = h[H.deadLetterId];
-  const dl =
-    typeof dlId === 'number' || typeof dlId === 'string'
-      ? await c.ops.tasks.deadLetters(task).get(Number(dlId))
-      : null;
-  return {
-    title: `Job ${id} of ${task}`,
-    active: 'tasks',
-    body: html`<p><span class="badge ${j.state}" id="job-state" data-live>${j.state}</span></p>
-      <table>
-        <tbody>
-          <tr>
-            <th>attempts</th>
-            <td>${j.readCount}</td>
-          </tr>
-          <tr>
-            <th>enqueued at</th>
-            <td>${j.enqueuedAt}</td>
-          </tr>
-          <tr>
-            <th>run at / lease until</th>
-            <td>${j.visibleAt}</td>
-          </tr>
-          <tr>
-            <th>last started</th>
-            <td>${j.lastReadAt ?? '–'}</td>
-          </tr>
-          <tr>
-            <th>finished at</th>
-            <td>${j.archivedAt ?? '–'}</td>
-          </tr>
-          <tr>
-            <th>dead letter</th>
-            <td>
-              ${dl ? html`id ${dl.id} in ${task}_dlq, failed ${dl.failedAt}, ${dl.attempts} attempts` : dlId ? `id ${String(dlId)} (rescheduled or purged)` : '–'}
-            </td>
-          </tr>
-        </tbody>
-      </table>
-      <h2>Input</h2>
-      <pre>${JSON.stringify(j.message, null, 2)}</pre>
-      ${
-        err
-          ? html`<h2>Error</h2>
-              <pre id="job-error">${errorText(err)}</pre>`
-          : html``
-      }
-      <h2>Headers</h2>
-      <pre>${JSON.stringify(h, null, 2)}</pre>`,
-  };
-}
-
-/** The stack when there is one (it starts with the class and message), else class: message. */
-function errorText(err: Record<string, unknown>): string {
-  if (typeof err.stack === 'string' && err.stack) return err.stack;
-  return `${String(err.class ?? err.name ?? 'Error')}: ${String(err.message ?? '')}`;
+/** The tasks page's bulk form, filled in with a task page's search. */
+function bulkQuery(task: string, state: JobState | undefined, q: URLSearchParams): string {
+  const p = new URLSearchParams({ task });
+  if (state) p.append('state', state);
+  for (const k of ['where', 'header']) if (q.get(k)) p.set(k, q.get(k)!);
+  return p.toString();
 }
