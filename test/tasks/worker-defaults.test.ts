@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
 import { ADAPTIVE_MAX_BATCH } from '../../src/tasks/worker/options.js';
+import type { Worker } from '../../src/tasks/worker.js';
+import type { AnyTask } from '../../src/tasks/types.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { sleep, taskClient, worker } from './helpers.js';
 
@@ -9,6 +11,23 @@ const db = useTestDatabase();
 const archived = async (name: string): Promise<number> =>
   (await db.sql(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_${name}`))[0]!.n as number;
 
+/** Enqueues jobs {i: 0..n-1} in batches of 1,000. */
+async function enqueueN(t: AnyTask, n: number): Promise<void> {
+  const client = taskClient(db);
+  for (let i = 0; i < n; i += 1000)
+    await client.enqueueBatch(
+      t,
+      Array.from({ length: Math.min(1000, n - i) }, (_, k) => ({ input: { i: i + k } })),
+    );
+}
+
+/** Starts the worker, waits until `n` jobs of its task are archived, stops it. */
+async function runUntilArchived(w: Worker, name: string, n: number): Promise<void> {
+  await w.start();
+  await eventually(async () => (await archived(name)) === n, 60_000);
+  await w.stop();
+}
+
 describe('Worker defaults: adaptive fetching, durable completions', () => {
   it('grows the fetch size under a backlog of fast jobs and shrinks it back when the queue runs dry', async () => {
     const sizes: number[] = [];
@@ -16,12 +35,7 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
       name: 'adaptive_fast',
       handler: () => void sizes.push(w.stats().tasks.adaptive_fast!.batchSize),
     });
-    const client = taskClient(db);
-    for (let i = 0; i < 4000; i += 1000)
-      await client.enqueueBatch(
-        t,
-        Array.from({ length: 1000 }, (_, k) => ({ input: { i: i + k } })),
-      );
+    await enqueueN(t, 4000);
     const w = worker(db, { tasks: [t], pollIntervalMs: 50 }); // every other option default
     expect(w.stats().tasks.adaptive_fast!.batchSize).toBe(10); // starts at concurrency
     await w.start();
@@ -47,15 +61,9 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
         await sleep(150);
       },
     });
-    const client = taskClient(db);
-    await client.enqueueBatch(
-      t,
-      Array.from({ length: 16 }, (_, i) => ({ input: { i } })),
-    );
+    await enqueueN(t, 16);
     const w = worker(db, { tasks: [t], concurrency: 2 });
-    await w.start();
-    await eventually(async () => (await archived('adaptive_slow')) === 16, 30_000);
-    await w.stop();
+    await runUntilArchived(w, 'adaptive_slow', 16);
     // It may double once or twice at the start (every slot free, nothing
     // buffered), never towards the maximum.
     expect(sizes).toHaveLength(16);
@@ -68,15 +76,9 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
       name: 'fixed_batch',
       handler: () => void sizes.add(w.stats().tasks.fixed_batch!.batchSize),
     });
-    const client = taskClient(db);
-    await client.enqueueBatch(
-      t,
-      Array.from({ length: 500 }, (_, i) => ({ input: { i } })),
-    );
+    await enqueueN(t, 500);
     const w = worker(db, { tasks: [t], batchSize: 7 });
-    await w.start();
-    await eventually(async () => (await archived('fixed_batch')) === 500, 30_000);
-    await w.stop();
+    await runUntilArchived(w, 'fixed_batch', 500);
     expect([...sizes]).toEqual([7]);
   });
 
@@ -112,14 +114,8 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
         `CREATE TRIGGER rec AFTER INSERT ON ${db.queueSchema}.a_${name}
            FOR EACH ROW EXECUTE FUNCTION public.record_commit_setting('${name}')`,
       );
-      await client.enqueueBatch(
-        t,
-        Array.from({ length: 20 }, (_, i) => ({ input: { i } })),
-      );
-      const w = worker(db, { tasks: [t], ...options });
-      await w.start();
-      await eventually(async () => (await archived(name)) === 20, 30_000);
-      await w.stop();
+      await enqueueN(t, 20);
+      await runUntilArchived(worker(db, { tasks: [t], ...options }), name, 20);
     }
     expect(await seen('durable_default')).toEqual(['on']);
     expect(await seen('async_opt_in')).toEqual(['off']);
