@@ -2,7 +2,7 @@
 export { defineTask, TASK_NAME } from './define.js';
 export { TaskClient, type JobSnapshot, type JobState, type TaskClientOptions } from './client.js';
 export { DeadLetters, type DeadLetter, type DeadLetterFilter } from './dead-letters.js';
-export { Worker, type DrainSummary, type WorkerOptions } from './worker.js';
+export { Worker, type DrainSummary, type WorkerOptions, type WorkerStats } from './worker.js';
 export type { WorkerEvents, WorkerHooks } from './events.js';
 export type { PruneOptions } from './pruner.js';
 export type { Backoff } from './backoff.js';

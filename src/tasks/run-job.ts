@@ -40,6 +40,37 @@ export function jobInfo(task: AnyTask, m: Message<unknown>): JobInfo {
 }
 
 /**
+ * A job's abort (timeout, cancel, shutdown). The handler's AbortSignal is
+ * made only when the handler reads `ctx.signal`: most handlers never do,
+ * and an AbortController per job is a measurable share of a no-op job's cost.
+ */
+export class JobAbort {
+  aborted = false;
+  reason: unknown = undefined;
+  private controller: AbortController | undefined;
+  /** The attempt waiting for the handler or an abort, whichever comes first. */
+  onAbort: (() => void) | undefined;
+
+  get signal(): AbortSignal {
+    if (!this.controller) {
+      this.controller = new AbortController();
+      if (this.aborted) this.controller.abort(this.reason);
+    }
+    return this.controller.signal;
+  }
+
+  abort(reason: unknown): void {
+    if (this.aborted) return;
+    this.aborted = true;
+    this.reason = reason;
+    this.controller?.abort(reason);
+    this.onAbort?.();
+  }
+}
+
+type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
+
+/**
  * Runs one attempt: validates the input, calls the handler with an
  * AbortSignal, and classifies the result. A timeout aborts the signal and
  * fails the attempt; the handler then gets `settleMs` to return (its lease
@@ -50,7 +81,7 @@ export async function runAttempt(
   task: AnyTask,
   m: Message<unknown>,
   job: JobInfo,
-  controller: AbortController,
+  abort: JobAbort,
   settleMs: number,
   logger: Logger,
   features: JobRun | JobFeatures = noFeatures,
@@ -69,7 +100,7 @@ export async function runAttempt(
   } catch (err) {
     return { kind: 'retry', error: err };
   }
-  const outcome = await runHandler(task, input, job, controller, settleMs, logger, features);
+  const outcome = await runHandler(task, input, job, abort, settleMs, logger, features);
   if (!run) return outcome;
   const settling = run.settle();
   if (settling) await settling;
@@ -82,14 +113,15 @@ async function runHandler(
   task: AnyTask,
   input: unknown,
   job: JobInfo,
-  controller: AbortController,
+  abort: JobAbort,
   settleMs: number,
   logger: Logger,
   features: JobFeatures,
 ): Promise<Outcome> {
-  const signal = controller.signal;
   const ctx = {
-    signal,
+    get signal() {
+      return abort.signal;
+    },
     job,
     logger,
     progress: features.progress,
@@ -97,22 +129,28 @@ async function runHandler(
     childResults: features.childResults,
   };
   const timer = setTimeout(
-    () => controller.abort(new JobTimeoutError(task.name, task.timeoutMs)),
+    () => abort.abort(new JobTimeoutError(task.name, task.timeoutMs)),
     task.timeoutMs,
   );
   try {
-    const settled = Promise.resolve()
-      .then(() => traceProcess(job, () => task.handler(input, ctx)))
-      .then(
+    let settled: Promise<Settled>;
+    try {
+      settled = traceProcess(job, () => task.handler(input, ctx)).then(
         (value: unknown) => ({ ok: true as const, value }),
         (error: unknown) => ({ ok: false as const, error }),
       );
-    const aborted = new Promise<void>((resolve) => {
-      if (signal.aborted) resolve();
-      else signal.addEventListener('abort', () => resolve(), { once: true });
-    });
-    const first = await Promise.race([settled, aborted.then(() => null)]);
-    if (first && !signal.aborted) {
+    } catch (error) {
+      settled = Promise.resolve({ ok: false, error });
+    }
+    // The handler or an abort, whichever comes first (no abort listener per job).
+    const first = abort.aborted
+      ? null
+      : await new Promise<Settled | null>((resolve) => {
+          abort.onAbort = () => resolve(null);
+          void settled.then(resolve);
+        });
+    abort.onAbort = undefined;
+    if (first && !abort.aborted) {
       if (!first.ok) return classify(task, job, first.error);
       try {
         return { kind: 'success', result: encodeResult(first.value), inTx: false };
@@ -125,7 +163,7 @@ async function runHandler(
     let settleTimer: NodeJS.Timeout | undefined;
     await Promise.race([settled, new Promise((r) => (settleTimer = setTimeout(r, settleMs)))]);
     clearTimeout(settleTimer);
-    const reason: unknown = signal.reason;
+    const reason: unknown = abort.reason;
     if (reason instanceof JobCancelledError) return { kind: 'cancelled' };
     if (reason instanceof WorkerShutdownError) return { kind: 'shutdown' };
     // Timeouts are always worth another attempt (retryOn filters thrown errors).

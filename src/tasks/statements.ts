@@ -156,6 +156,26 @@ export class TaskStatements {
     return this.call<MessageRow>(exec, 'fetch', args, { select: MESSAGE_COLUMNS, prepare: true });
   }
 
+  /** fetch() of jobs with msg_id > afterId, topped up by fetch() when short (sql/tasks/*_fetch_after.sql). */
+  fetchAfter(
+    exec: Executor,
+    queue: string,
+    qty: number,
+    leaseMs: number,
+    afterId: number,
+  ): Promise<MessageRow[]> {
+    const args: Arg[] = [
+      [queue, 'text'],
+      [qty, 'integer'],
+      [leaseMs, 'integer'],
+      [afterId, 'bigint'],
+    ];
+    return this.call<MessageRow>(exec, 'fetch_after', args, {
+      select: MESSAGE_COLUMNS,
+      prepare: true,
+    });
+  }
+
   async complete(
     exec: Executor,
     queue: string,

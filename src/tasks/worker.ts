@@ -14,9 +14,11 @@ import { dispatch } from './worker/execution.js';
 import { fillLanes, onWake } from './worker/fetching.js';
 import { workerSettings, type DrainSummary, type WorkerOptions } from './worker/options.js';
 import { checkDrained, stopLanes } from './worker/shutdown.js';
+import { workerStats, type WorkerStats } from './worker/stats.js';
 import { onPause } from './worker/pause.js';
 
 export type { DrainSummary, WorkerOptions } from './worker/options.js';
+export type { WorkerStats } from './worker/stats.js';
 
 /**
  * Runs tasks. It leases jobs in batches into a local buffer, runs up to
@@ -49,7 +51,7 @@ export class Worker extends WorkerEmitter {
     });
     this.ownsClient = !options.client;
     this.client = options.client ?? new TaskClient({ ...options, logger });
-    const lanes = options.tasks.map(newLane);
+    const lanes = options.tasks.map((t) => newLane(t, o.batch.min));
     this.core = {
       client: this.client,
       o,
@@ -110,6 +112,11 @@ export class Worker extends WorkerEmitter {
    */
   health(): Health {
     return this.core.recovery.health();
+  }
+
+  /** What the worker is doing now: handlers running, and per task its fetch size, buffer and pending completions. */
+  stats(): WorkerStats {
+    return workerStats(this.core);
   }
 
   /** Starts the worker and resolves when it has stopped (stop(), SIGINT or SIGTERM). */
@@ -217,7 +224,7 @@ export class Worker extends WorkerEmitter {
     const id = Number(payload.slice(i + 1));
     const r = this.core.running.get(`${name}:${id}`);
     if (r) {
-      r.controller.abort(new JobCancelledError(name, id));
+      r.abort.abort(new JobCancelledError(name, id));
       return;
     }
     const lane = this.core.byName.get(name);

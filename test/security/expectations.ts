@@ -324,6 +324,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks.ensure_task(text, boolean, boolean)': 'none',
   'tasks.extend(text, bigint[], integer[], integer)': 'none',
   'tasks.fetch(text, integer, integer, boolean, boolean, boolean, integer)': 'none',
+  // worker additions
+  'tasks.fetch_after(text, integer, integer, bigint)': 'none',
   'tasks.hand_back(text, bigint[], integer[])': 'none',
   'tasks.idle(text)': 'none',
   'tasks.ops_browse_jobs(text, text, bigint, bigint, jsonb, jsonb, integer)': 'none',

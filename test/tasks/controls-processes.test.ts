@@ -49,8 +49,16 @@ const count = async (where: string, params: unknown[] = [], what = '*'): Promise
 const allEnded = (task: string, n: number): Promise<unknown> =>
   eventually(async () => (await count(`task = $1 AND ended_at IS NOT NULL`, [task])) >= n, 60_000);
 
-/** Lease times (ms, database clock) of a task's finished jobs, oldest first, with their rate key. */
-async function leases(task: string): Promise<{ at: number; key: string }[]> {
+/** Lease times (ms, database clock) of a task's `n` finished jobs, oldest first, with their rate key. */
+async function leases(task: string, n: number): Promise<{ at: number; key: string }[]> {
+  // A handler's end is recorded before its completion commits: wait for the archive.
+  await eventually(
+    async () =>
+      (
+        await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${db.queueSchema}.a_${task}`)
+      )[0]!.n >= n,
+    30_000,
+  );
   const rows = await db.sql<{ at: string; key: string }>(
     `SELECT (extract(epoch FROM last_read_at) * 1000)::float8 AS at,
             coalesce(headers ->> 'x-pgferry-rate-key', '') AS key
@@ -134,7 +142,7 @@ describe('tasks: runtime controls across worker processes', () => {
       Array.from({ length: jobs }, (_, i) => ({ input: { i } })),
     );
     await allEnded('rate_t', jobs);
-    const ls = await leases('rate_t');
+    const ls = await leases('rate_t', 40);
     expect(ls.length).toBe(jobs);
     const times = ls.map((l) => l.at);
     expect(maxInWindow(times, 500)).toBeLessThanOrEqual(5);
@@ -164,7 +172,7 @@ describe('tasks: runtime controls across worker processes', () => {
         Array.from({ length: 12 }, (_, i) => ({ input: { i }, options: { rateKey: key } })),
       );
     await allEnded('ratekey_t', 24);
-    const ls = await leases('ratekey_t');
+    const ls = await leases('ratekey_t', 24);
     for (const key of ['a', 'b']) {
       const times = ls.filter((l) => l.key === key).map((l) => l.at);
       expect(times.length).toBe(12);

@@ -30,6 +30,7 @@ export function flush(core: Core, lane: Lane): Promise<void> {
   const batch = lane.done;
   if (batch.ids.length === 0) return Promise.resolve();
   lane.done = { ids: [], rcs: [], jobs: [], results: [], extra: false };
+  lane.flushingCount = batch.ids.length;
   const task = lane.task;
   const st = core.client.statements;
   const archive = task.onComplete === 'archive';

@@ -2,6 +2,7 @@ import type { Recovery } from '../../health.js';
 import type { Logger } from '../../logger.js';
 import type { Message } from '../../queue/index.js';
 import type { TaskClient } from '../client.js';
+import type { JobAbort } from '../run-job.js';
 import type { WorkerEvents } from '../events.js';
 import type { AnyTask, JobInfo } from '../types.js';
 import type { DrainSummary, WorkerSettings } from './options.js';
@@ -28,6 +29,8 @@ export interface Completed {
 export interface Lane {
   task: AnyTask;
   buffer: Leased[];
+  /** Jobs asked for per fetch now (adapts within the settings' batch bounds). */
+  batch: number;
   /** Fetch queries in flight (at most MAX_FETCHES). */
   fetching: number;
   refreshing: boolean;
@@ -41,19 +44,27 @@ export interface Lane {
   paused: boolean;
   retryTimer: NodeJS.Timeout | undefined;
   drained: boolean;
-  /** A notification came while the lane was not sleeping: do not go to sleep on the current fetch. */
+  /** A notification came while the lane was not sleeping: start a fetch beside the one in flight. */
   notified: boolean;
+  /** Notifications so far: a fetch goes to sleep only if none came since it started. */
+  wakes: number;
   /** The last fetch returned less than a batch: do not run a second fetch beside the next one. */
   lastFetchShort: boolean;
+  /** Highest id of the last full fetch of a plain FIFO lane: the next fetches start after it. */
+  after: number | undefined;
+  /** When the lane last fetched over its whole queue (Date.now()). */
+  wholeAt: number;
   done: Completed;
   flushing: Promise<void> | undefined;
+  /** Jobs in the completion statement in flight. */
+  flushingCount: number;
 }
 
 /** A handler in progress. */
 export interface Running {
   leased: Leased;
   job: JobInfo;
-  controller: AbortController;
+  abort: JobAbort;
   handedBack: boolean;
   done: Promise<void>;
 }
@@ -88,10 +99,11 @@ export interface Core {
   pump(): void;
 }
 
-export function newLane(task: AnyTask): Lane {
+export function newLane(task: AnyTask, batch: number): Lane {
   return {
     task,
     buffer: [],
+    batch,
     fetching: 0,
     refreshing: false,
     sleeping: false,
@@ -100,9 +112,13 @@ export function newLane(task: AnyTask): Lane {
     retryTimer: undefined,
     drained: false,
     notified: false,
+    wakes: 0,
     lastFetchShort: true,
+    after: undefined,
+    wholeAt: 0,
     done: { ids: [], rcs: [], jobs: [], results: [], extra: false },
     flushing: undefined,
+    flushingCount: 0,
   };
 }
 

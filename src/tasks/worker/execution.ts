@@ -1,5 +1,5 @@
 import { retryDelayMs } from '../backoff.js';
-import { jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
+import { JobAbort, jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
 import { completed, wakeParents } from './completions.js';
 import { JobRun } from '../job-features.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
@@ -37,7 +37,7 @@ function startJob(core: Core, leased: Leased): void {
   const entry = {
     leased,
     job: jobInfo(lane.task, m),
-    controller: new AbortController(),
+    abort: new JobAbort(),
     handedBack: false,
   } as Running;
   core.running.set(key, entry);
@@ -60,15 +60,7 @@ async function execute(core: Core, r: Running): Promise<void> {
   // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
   const run = new JobRun(client, task, m, core.o.progressIntervalMs, frees(task), core.logger);
   try {
-    outcome = await runAttempt(
-      task,
-      m,
-      r.job,
-      r.controller,
-      core.o.leaseMarginMs / 2,
-      core.logger,
-      run,
-    );
+    outcome = await runAttempt(task, m, r.job, r.abort, core.o.leaseMarginMs / 2, core.logger, run);
   } catch (err) {
     outcome = { kind: 'retry', error: err };
   }

@@ -5,6 +5,16 @@ import type { Core, Lane } from './core.js';
 /** Fetch queries one lane may have in flight at once. */
 const MAX_FETCHES = 2;
 
+/**
+ * While a plain FIFO lane works through a backlog, its fetches start after
+ * the last full batch (fetch_after, sql/tasks/*_fetch_after.sql): the queue's head is then
+ * a long run of dead index entries that a fetch from the start would walk
+ * every time. At least this often a fetch looks at the whole queue, so a job
+ * below that point that became runnable again (a retry, an expired lease)
+ * waits at most this long for its turn.
+ */
+const WHOLE_QUEUE_EVERY_MS = 1000;
+
 /** How long a job's lease lasts: its task's timeout plus the margin. */
 export function leaseMs(core: Core, task: AnyTask): number {
   return Math.min(task.timeoutMs + core.o.leaseMarginMs, 2_147_483_647);
@@ -16,14 +26,18 @@ export function leaseMs(core: Core, task: AnyTask): number {
  * waits for its commit, so two overlap well; a lane holds at most ~2 batches.
  */
 export function fillLanes(core: Core): void {
-  const { batchSize, concurrency } = core.o;
+  const { concurrency } = core.o;
   for (const lane of core.lanes) {
+    const batchSize = lane.batch;
     while (
       lane.fetching < MAX_FETCHES &&
       !lane.sleeping &&
       !lane.drained &&
       !lane.paused &&
-      (lane.fetching === 0 || !lane.lastFetchShort) &&
+      // A second fetch beside one in flight: while batches come back full,
+      // or at once when a wake-up came during the first (which may be busy
+      // with its empty look and the idle() round trip).
+      (lane.fetching === 0 || !lane.lastFetchShort || lane.notified) &&
       lane.buffer.length + lane.fetching * batchSize < Math.max(concurrency, batchSize * 1.5)
     ) {
       void fetchLane(core, lane);
@@ -34,24 +48,35 @@ export function fillLanes(core: Core): void {
 async function fetchLane(core: Core, lane: Lane): Promise<void> {
   lane.fetching++;
   lane.notified = false;
+  const wakes = lane.wakes;
   const t = lane.task;
   const { client } = core;
-  const fetch = (): Promise<Message<unknown>[]> =>
-    client.statements
-      .fetch(
-        client.driver,
-        t.name,
-        core.o.batchSize,
-        leaseMs(core, t),
-        t.lifo,
-        t.grouped,
-        t.priority !== undefined,
-        t.concurrencyLimit ?? null,
-      )
-      .then((rows) => rows.map((r) => toMessage<unknown>(r)));
+  const asked = lane.batch;
+  const plain = !t.lifo && !t.grouped && t.priority === undefined && !t.concurrencyLimit;
+  const now0 = Date.now();
+  const after =
+    plain && lane.after !== undefined && now0 - lane.wholeAt < WHOLE_QUEUE_EVERY_MS
+      ? lane.after
+      : undefined;
+  if (after === undefined) lane.wholeAt = now0;
+  const fetch = (afterId: number | undefined): Promise<Message<unknown>[]> =>
+    (afterId !== undefined
+      ? client.statements.fetchAfter(client.driver, t.name, asked, leaseMs(core, t), afterId)
+      : client.statements.fetch(
+          client.driver,
+          t.name,
+          asked,
+          leaseMs(core, t),
+          t.lifo,
+          t.grouped,
+          t.priority !== undefined,
+          t.concurrencyLimit ?? null,
+        )
+    ).then((rows) => rows.map((r) => toMessage<unknown>(r)));
   try {
-    let got = await fetch();
+    let got = await fetch(after);
     core.recovery.ok();
+    adapt(core, lane, asked, got.length);
     if (got.length === 0 && core.state === 'running') {
       if (core.drain) {
         lane.drained = true;
@@ -59,13 +84,20 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
         // Going to sleep: tell inserts to notify, then look once more
         // (an insert that committed in between is seen now).
         const next = await client.statements.idle(client.driver, t.name);
-        got = await fetch();
+        got = await fetch(undefined);
         // A wake-up that arrived during these round trips may be for a job
-        // committed after the fetch's snapshot: look again instead of sleeping.
-        if (got.length === 0 && !lane.notified) sleep(core, lane, next);
+        // committed after the fetch's snapshot: look again instead of
+        // sleeping. (A counter, not the notified flag: a fetch started beside
+        // this one clears that flag, and the insert's NOTIFY cleared the
+        // queue's waiting flag, so sleeping now would miss the next job.)
+        if (got.length === 0 && lane.wakes === wakes) sleep(core, lane, next);
       }
     }
-    lane.lastFetchShort = got.length < core.o.batchSize;
+    lane.lastFetchShort = got.length < asked;
+    if (plain) {
+      const top = got.reduce((max, m) => Math.max(max, m.msgId), lane.after ?? 0);
+      lane.after = lane.lastFetchShort ? undefined : top;
+    }
     const now = Date.now();
     // Stopping meanwhile: shutdown hands the buffer back.
     for (const m of sortLeased(t, got)) lane.buffer.push({ lane, m, leasedAt: now });
@@ -90,10 +122,26 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   core.pump();
 }
 
+/**
+ * The adaptive fetch size: doubles (up to the maximum) when a fetch came
+ * back full while the lane had nothing buffered and a handler slot was free
+ * (handlers were waiting for jobs), halves (down to the minimum) when a
+ * fetch came back short. Slow handlers keep it small, so a worker does not
+ * hoard jobs that other workers could run; a backlog of fast jobs makes it
+ * large, so a fetch round trip is shared by many jobs.
+ */
+function adapt(core: Core, lane: Lane, asked: number, got: number): void {
+  const { min, max } = core.o.batch;
+  if (got < asked) lane.batch = Math.max(min, Math.ceil(lane.batch / 2));
+  else if (lane.buffer.length === 0 && core.running.size < core.o.concurrency)
+    lane.batch = Math.min(max, lane.batch * 2);
+}
+
 function sleep(core: Core, lane: Lane, nextInMs: number | null): void {
   let ms = core.o.pollIntervalMs;
   if (nextInMs !== null) ms = Math.max(1, Math.min(ms, nextInMs + 1));
   lane.sleeping = true;
+  clearTimeout(lane.sleepTimer);
   lane.sleepTimer = setTimeout(() => {
     lane.sleeping = false;
     core.pump();
@@ -127,11 +175,13 @@ export async function refresh(core: Core, lane: Lane): Promise<void> {
   core.pump();
 }
 
-/** There may be work for this lane: look now (or after the fetch in flight). */
+/** There may be work for this lane: look now (beside a fetch in flight, if any). */
 export function wakeLane(core: Core, lane: Lane): void {
   lane.drained = false;
+  lane.wakes++;
   if (!lane.sleeping) {
     lane.notified = true;
+    core.pump();
     return;
   }
   clearTimeout(lane.sleepTimer);

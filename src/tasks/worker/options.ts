@@ -13,7 +13,13 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
   client?: TaskClient;
   /** Handlers running at once in this worker. Default 10. */
   concurrency?: number;
-  /** Jobs leased per fetch query. Default max(2 × concurrency, 20), at most 1000. */
+  /**
+   * Jobs leased per fetch query, fixed. Default: adaptive, from
+   * `concurrency` (at most 500) while the queue is quiet, doubling up to
+   * ADAPTIVE_MAX_BATCH (500, or `concurrency` if larger) while fetches come
+   * back full and handlers wait for jobs, halving when a fetch comes back
+   * short. docs/tasks.md "Performance".
+   */
   batchSize?: number;
   /** Longest sleep between looks at an idle queue (LISTEN wakes it sooner). Default 1000. */
   pollIntervalMs?: number;
@@ -36,7 +42,8 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
    * Commit completions without waiting for the WAL flush (synchronous_commit
    * off, for those transactions only). A database crash may then forget the
    * last completions, and those jobs run again, as at-least-once allows.
-   * Leases, retries and dead-letter moves stay durable. Default true.
+   * Leases, retries and dead-letter moves stay durable. Default false:
+   * completions are durable.
    */
   asyncCommit?: boolean;
   /** Stop gracefully on SIGINT/SIGTERM. Default true. */
@@ -59,12 +66,14 @@ export interface DrainSummary {
   dead: number;
 }
 
+/** The largest adaptive fetch (jobs per query) unless `concurrency` is larger. */
+export const ADAPTIVE_MAX_BATCH = 500;
+
 /** The worker's settings after defaults and checks. */
 export type WorkerSettings = Required<
   Pick<
     WorkerOptions,
     | 'concurrency'
-    | 'batchSize'
     | 'pollIntervalMs'
     | 'errorRetryIntervalMs'
     | 'listen'
@@ -75,7 +84,10 @@ export type WorkerSettings = Required<
     | 'asyncCommit'
     | 'progressIntervalMs'
   >
->;
+> & {
+  /** Jobs per fetch: adapts between min and max (equal when `batchSize` is given). */
+  batch: { min: number; max: number };
+};
 
 function int(what: string, v: number | undefined, dflt: number, min: number, max = 2_147_483_647) {
   if (v === undefined) return dflt;
@@ -97,15 +109,13 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     names.add(t.name);
   }
   const concurrency = int('concurrency', options.concurrency, 10, 1, 10_000);
+  const fixed = int('batchSize', options.batchSize, 0, 1, 10_000);
+  const max = Math.max(ADAPTIVE_MAX_BATCH, concurrency);
   return {
     concurrency,
-    batchSize: int(
-      'batchSize',
-      options.batchSize,
-      Math.min(1000, Math.max(2 * concurrency, 20)),
-      1,
-      10_000,
-    ),
+    batch: fixed
+      ? { min: fixed, max: fixed }
+      : { min: Math.min(concurrency, ADAPTIVE_MAX_BATCH), max },
     pollIntervalMs: int('pollIntervalMs', options.pollIntervalMs, 1000, 1),
     errorRetryIntervalMs: int('errorRetryIntervalMs', options.errorRetryIntervalMs, 5000, 1),
     listen: options.listen ?? true,
@@ -113,7 +123,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     leaseMarginMs: int('leaseMarginMs', options.leaseMarginMs, 5000, 1),
     handleSignals: options.handleSignals ?? true,
     cron: options.cron ?? true,
-    asyncCommit: options.asyncCommit ?? true,
+    asyncCommit: options.asyncCommit ?? false,
     progressIntervalMs: int('progressIntervalMs', options.progressIntervalMs, 500, 1),
   };
 }

@@ -27,7 +27,7 @@ export async function stopLanes(core: Core, graceMs: number): Promise<void> {
     const left = [...core.running.values()];
     for (const r of left) {
       r.handedBack = true;
-      r.controller.abort(new WorkerShutdownError());
+      r.abort.abort(new WorkerShutdownError());
     }
     const byLane = new Map<Lane, Leased[]>();
     for (const r of left)
