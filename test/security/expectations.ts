@@ -368,4 +368,9 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // complete, prune, prune_results, bulk_delete, configure_task, enqueue_unique
   // and enqueue_debounced, classified above: CREATE OR REPLACE keeps their ACL)
   'tasks._check_no_idempotency_key(text, jsonb)': 'none',
+  // flowguard additions (sql/tasks/0007_flow_guard.sql; it also replaces
+  // flow_child_results, reschedule_dead, cancel, bulk_cancel and bulk_delete,
+  // classified above: CREATE OR REPLACE keeps their ACL)
+  'tasks._flow_root(text, bigint)': 'none',
+  'tasks._lock_flow_parents(text, text[], jsonb, jsonb)': 'none',
 };
