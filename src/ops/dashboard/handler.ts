@@ -4,6 +4,7 @@ import { InvalidArgumentError, PgferryError } from '../../errors.js';
 import { browseJobs, type BrowsedJob } from '../browse.js';
 import { runJobAction, type JobAction } from '../job-actions.js';
 import { runBulk } from './bulk-page.js';
+import { runQueueAction, type QueueAction } from '../queue-actions.js';
 import { Ops, type OpsOptions } from '../ops.js';
 import { PROMETHEUS_CONTENT_TYPE, renderMetrics } from '../prometheus.js';
 import { queueStats } from '../queue-stats.js';
@@ -186,16 +187,11 @@ export function dashboardHandler(options: DashboardOptions = {}): DashboardHandl
     if (seg[0] === 'queues' && seg.length === 3 && seg[2] === 'actions') {
       const q = seg[1]!;
       back = `${base}queues/${encodeURIComponent(q)}`;
-      if (!ids.length) msg = 'nothing selected';
-      else if (action === 'delete')
-        msg = `deleted ${(await ops.writeQueues.delete(q, ids)).length} of ${ids.length}`;
-      else if (action === 'archive')
-        msg = `archived ${(await ops.writeQueues.archive(q, ids)).length} of ${ids.length}`;
-      else if (action === 'requeue') {
-        let n = 0;
-        for (const id of ids) if ((await ops.writeQueues.requeueDeadLetter(q, id)) !== null) n++;
-        msg = `requeued ${n} of ${ids.length}`;
-      } else return send(res, 400, 'text/plain', 'unknown action');
+      if (!/^(delete|archive|requeue)$/.test(action))
+        return send(res, 400, 'text/plain', 'unknown action');
+      msg = ids.length
+        ? await runQueueAction(ops, q, action as QueueAction, ids)
+        : 'nothing selected';
     } else if (
       seg[0] === 'tasks' &&
       seg.length === 3 &&
