@@ -10,7 +10,7 @@
 --     archive, for jobs requeued before this migration).
 --   * One lock order for a flow: its flows row before its parent's queue
 --     row. A dying child under 'fail' locks the flows row, then the parent's
---     queue row (to dead-letter it); cancel(), bulk_cancel() and
+--     queue row (to dead-letter it); bulk_cancel() and
 --     bulk_delete() took the parent's queue row (their DELETE) before the
 --     flows row (counting a child of the same parent among their jobs): a
 --     deadlock. They now lock the flows rows of the flow parents they are
@@ -65,46 +65,32 @@ LANGUAGE sql STABLE AS $$
    ORDER BY fc.position;
 $$;
 
--- As in migration 1, plus: a flow parent's new job carries the flow's
--- original parent id (x-pgferry-flow.parentId), so its children are found
--- however often it is requeued and whatever archive rows were pruned.
-CREATE OR REPLACE FUNCTION @schema@.reschedule_dead(queue_name text, msg_ids bigint[] DEFAULT NULL, error_name text DEFAULT NULL)
+-- As in migration 1 (renamed _reschedule_dead_rows), plus: a flow parent's
+-- new job carries the flow's original parent id (x-pgferry-flow.parentId),
+-- so its children are found however often it is requeued and whatever
+-- archive rows were pruned.
+ALTER FUNCTION @schema@.reschedule_dead(text, bigint[], text) RENAME TO _reschedule_dead_rows;
+CREATE FUNCTION @schema@.reschedule_dead(queue_name text, msg_ids bigint[] DEFAULT NULL, error_name text DEFAULT NULL)
 RETURNS TABLE (dead_id bigint, new_id bigint) LANGUAGE plpgsql AS $$
 DECLARE
-  rel regclass := @schema@._q(queue_name);
-  dlq regclass := @schema@._q(queue_name || '_dlq');
-  dla regclass := @schema@._q(queue_name || '_dlq', 'a');
   r record;
-  nid bigint;
-  hdr jsonb;
 BEGIN
-  FOR r IN EXECUTE format($f$DELETE FROM %s
-      WHERE ($1::bigint[] IS NULL OR msg_id = ANY($1))
-        AND ($2::text IS NULL OR headers -> 'x-pgferry-error' ->> 'class' = $2 OR headers -> 'x-pgferry-error' ->> 'name' = $2)
-      RETURNING *$f$, dlq) USING msg_ids, error_name
-  LOOP
-    hdr := COALESCE(r.headers, '{}'::jsonb)
-           - 'x-pgferry-state' - 'x-pgferry-error' - 'x-pgferry-attempts' - 'x-pgferry-failed-at'
-           - 'x-pgferry-original-queue' - 'x-pgferry-original-msg-id' - 'x-pgferry-original-enqueued-at'
-           - 'x-pgferry-original-idempotency-key' - 'x-pgferry-rescheduled-from'
-           || jsonb_build_object('x-pgferry-rescheduled-from', r.msg_id,
-                                 'x-pgferry-rescheduled-from-msg-id', r.headers -> 'x-pgferry-original-msg-id');
-    IF jsonb_typeof(r.headers -> 'x-pgferry-flow') = 'object' AND r.headers ? 'x-pgferry-original-msg-id' THEN
-      hdr := hdr || jsonb_build_object('x-pgferry-flow', (r.headers -> 'x-pgferry-flow') || jsonb_build_object(
-               'parentId', COALESCE(r.headers -> 'x-pgferry-flow' -> 'parentId', r.headers -> 'x-pgferry-original-msg-id')));
-    END IF;
-    EXECUTE format('INSERT INTO %s (vt, message, headers) VALUES (clock_timestamp(), $1, $2) RETURNING msg_id', rel)
-      INTO nid USING r.message, hdr;
-    EXECUTE format($f$INSERT INTO %s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-                     VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb) || jsonb_build_object(
-                       'x-pgferry-state', 'rescheduled', 'x-pgferry-rescheduled-as', $8))$f$, dla)
-      USING r.msg_id, r.vt, r.read_ct, r.enqueued_at, r.last_read_at, r.message, r.headers, nid;
-    dead_id := r.msg_id;
-    new_id := nid;
+  FOR r IN SELECT * FROM @schema@._reschedule_dead_rows(queue_name, msg_ids, error_name) LOOP
+    -- x-pgferry-rescheduled-from-msg-id: the id the dead letter's job had.
+    EXECUTE format($f$UPDATE %s SET headers = headers || jsonb_build_object('x-pgferry-flow',
+                       (headers -> 'x-pgferry-flow') || jsonb_build_object('parentId',
+                         COALESCE(headers -> 'x-pgferry-flow' -> 'parentId', headers -> 'x-pgferry-rescheduled-from-msg-id')))
+                     WHERE msg_id = $1 AND jsonb_typeof(headers -> 'x-pgferry-flow') = 'object'
+                       AND jsonb_typeof(headers -> 'x-pgferry-rescheduled-from-msg-id') = 'number'$f$,
+                   @schema@._q(queue_name)) USING r.new_id;
+    dead_id := r.dead_id;
+    new_id := r.new_id;
     RETURN NEXT;
   END LOOP;
 END;
 $$;
+REVOKE ALL ON FUNCTION @schema@._reschedule_dead_rows(text, bigint[], text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION @schema@.reschedule_dead(text, bigint[], text) FROM PUBLIC;
 
 -- ---------------------------------------------------------------------------
 -- One lock order: a flow's flows row before its parent's queue row
@@ -129,42 +115,11 @@ END;
 $$;
 REVOKE ALL ON FUNCTION @schema@._lock_flow_parents(text, text[], jsonb, jsonb) FROM PUBLIC;
 
--- cancel(), bulk_cancel(), bulk_delete(): as in migrations 4 and 5, plus the
--- flows rows of the flow parents among their jobs locked first.
-CREATE OR REPLACE FUNCTION @schema@.cancel(queue_name text, msg_id bigint)
-RETURNS text LANGUAGE plpgsql AS $$
-DECLARE
-  r record;
-  was text;
-BEGIN
-  -- A flow parent: its flows row first (the lock order of a dying child).
-  PERFORM 1 FROM @schema@.flows f WHERE f.parent_queue = cancel.queue_name AND f.parent_id = cancel.msg_id
-     FOR UPDATE;
-  EXECUTE format('DELETE FROM %s WHERE msg_id = $1 RETURNING *', @schema@._q(queue_name))
-    INTO r USING msg_id;
-  IF r.msg_id IS NULL THEN
-    RETURN 'not_found';
-  END IF;
-  was := CASE WHEN r.last_read_at IS NOT NULL AND r.vt > clock_timestamp() THEN 'running' ELSE 'queued' END;
-  EXECUTE format($f$INSERT INTO %s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-                   VALUES ($1, $2, $3, $4, $5, $6, COALESCE($7, '{}'::jsonb) || jsonb_build_object(
-                     'x-pgferry-state', 'cancelled', 'x-pgferry-cancelled-at', clock_timestamp()))$f$,
-                 @schema@._q(queue_name, 'a'))
-    USING r.msg_id, r.vt, r.read_ct, r.enqueued_at, r.last_read_at, r.message, r.headers;
-  INSERT INTO @schema@.job_results AS jr (queue_name, msg_id, state)
-  VALUES (cancel.queue_name, r.msg_id, 'cancelled')
-  ON CONFLICT ON CONSTRAINT job_results_pkey DO UPDATE
-    SET state = 'cancelled', result = NULL, error = NULL, finished_at = excluded.finished_at;
-  IF r.headers ? 'x-pgferry-parent' THEN
-    PERFORM @schema@._child_finished(queue_name, r.msg_id, 'cancelled', NULL);
-  END IF;
-  IF was = 'running' THEN
-    PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r.msg_id);
-  END IF;
-  RETURN was;
-END;
-$$;
-
+-- bulk_cancel(), bulk_delete(): as in migrations 4 and 5, plus the flows
+-- rows of the flow parents among their jobs locked first. (A single
+-- cancel() of a parent locks no flows row: a transaction that also counts
+-- one of its children, cancel(child) after cancel(parent), takes its own
+-- locks in that order.)
 CREATE OR REPLACE FUNCTION @schema@.bulk_cancel(
   queue_name text, states text[] DEFAULT '{queued,scheduled,retrying}', body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
 RETURNS bigint LANGUAGE plpgsql AS $$

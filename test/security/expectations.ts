@@ -368,9 +368,10 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // complete, prune, prune_results, bulk_delete, configure_task, enqueue_unique
   // and enqueue_debounced, classified above: CREATE OR REPLACE keeps their ACL)
   'tasks._check_no_idempotency_key(text, jsonb)': 'none',
-  // flowguard additions (sql/tasks/0007_flow_guard.sql; it also replaces
-  // flow_child_results, reschedule_dead, cancel, bulk_cancel and bulk_delete,
-  // classified above: CREATE OR REPLACE keeps their ACL)
+  // flowguard additions (sql/tasks/0007_flow_guard.sql: it renames
+  // reschedule_dead to _reschedule_dead_rows and wraps it under its name, and
+  // replaces flow_child_results, bulk_cancel and bulk_delete, classified above)
   'tasks._flow_root(text, bigint)': 'none',
   'tasks._lock_flow_parents(text, text[], jsonb, jsonb)': 'none',
+  'tasks._reschedule_dead_rows(text, bigint[], text)': 'none',
 };
