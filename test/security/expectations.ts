@@ -368,4 +368,9 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // complete, prune, prune_results, bulk_delete, configure_task, enqueue_unique
   // and enqueue_debounced, classified above: CREATE OR REPLACE keeps their ACL)
   'tasks._check_no_idempotency_key(text, jsonb)': 'none',
+  // busiso additions (sql/bus/0004_headers.sql; it also replaces bus_publish
+  // (text, text, jsonb), bus_subscribe and _pgferry_bus_grant, classified above)
+  'bus._pgferry_bus_check_headers(jsonb)': 'none',
+  'bus.bus_publish(text, text, jsonb, jsonb)': 'bus',
+  'bus.bus_subscribe_with_headers(text, text, integer, integer, integer)': 'bus',
 };
