@@ -181,3 +181,25 @@ $$;
 REVOKE ALL ON FUNCTION @schema@.bus_publish(text, text, jsonb, jsonb) FROM PUBLIC;
 REVOKE ALL ON FUNCTION @schema@.bus_subscribe_with_headers(text, text, integer, integer, integer) FROM PUBLIC;
 SELECT @schema@._pgferry_bus_grant(c.bus_role) FROM @schema@._pgferry_bus_config c;
+
+-- Roles granted the bus under another name (grantBusRole / _pgferry_bus_grant
+-- by hand) keep working after this upgrade: whoever may execute bus_publish
+-- or bus_subscribe may execute its headers form.
+DO $$
+DECLARE
+  r record;
+BEGIN
+  FOR r IN
+    SELECT DISTINCT a.grantee::regrole::text AS who, n.fn
+      FROM (VALUES
+              ('@schema@.bus_publish(text, text, jsonb)', 'bus_publish(text, text, jsonb, jsonb)'),
+              ('@schema@.bus_subscribe(text, text, integer, integer, integer)',
+               'bus_subscribe_with_headers(text, text, integer, integer, integer)')) AS n(old, fn)
+      JOIN pg_catalog.pg_proc p ON p.oid = n.old::regprocedure
+     CROSS JOIN LATERAL pg_catalog.aclexplode(p.proacl) a
+     WHERE a.privilege_type = 'EXECUTE' AND a.grantee <> 0 AND a.grantee <> p.proowner
+  LOOP
+    EXECUTE pg_catalog.format('GRANT EXECUTE ON FUNCTION @schema@.%s TO %s', r.fn, r.who);
+  END LOOP;
+END;
+$$;
