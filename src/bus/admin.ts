@@ -42,7 +42,7 @@ function schemaOf(options: BusAdminOptions): string {
 }
 
 /**
- * Creates `role` if missing (NOLOGIN) and grants it EXECUTE on the five bus
+ * Creates `role` if missing (NOLOGIN) and grants it EXECUTE on the bus
  * functions and USAGE on their schema, nothing else. The migration already
  * did this for `pgferry_bus` (or the `pgferry.bus_role` setting).
  */

@@ -36,11 +36,31 @@ export interface IsolatedBackendOptions extends DeadlineOptions, PoolerOptions {
 interface Row {
   msg_id: string;
   message: JsonValue;
+  headers: Record<string, unknown> | null;
+}
+
+const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+/**
+ * What bus_publish accepts as headers (sql/bus/0004_headers.sql): the W3C
+ * trace context only. Other keys are left out, and a `tracestate` the
+ * server would refuse (over 512 characters, not printable ASCII) is dropped,
+ * as W3C Trace Context allows, so a publish never fails over its headers.
+ */
+export function busHeaders(
+  headers: Record<string, unknown> | null | undefined,
+): Record<string, string> | null {
+  const tp = headers?.traceparent;
+  const ts = headers?.tracestate;
+  const out: Record<string, string> = {};
+  if (typeof tp === 'string' && TRACEPARENT.test(tp) && !tp.startsWith('ff')) out.traceparent = tp;
+  if (typeof ts === 'string' && ts && ts.length <= 512 && /^[ -~]*$/.test(ts)) out.tracestate = ts;
+  return out.traceparent ? out : null;
 }
 
 /**
  * The untrusting backend (pipecat's IsolatedPgmqBackend): it calls only the
- * five SECURITY DEFINER functions bus_join / bus_publish / bus_subscribe /
+ * SECURITY DEFINER functions bus_join / bus_publish / bus_subscribe(_with_headers) /
  * bus_archive / bus_leave, so its role needs no privilege on the queue
  * engine. Queue names are server-allocated opaque ids; knowing the channel
  * is the capability. Wake-ups: LISTEN on the member's wake channel (which
@@ -68,16 +88,16 @@ export class IsolatedBackend implements BusBackend {
       join: `SELECT ${s}.bus_join($1::text) AS q`,
       publish:
         options.durablePublish === false
-          ? `SELECT p.ids FROM ${ASYNC_COMMIT}, ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS p(ids)`
-          : `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
+          ? `SELECT p.ids FROM ${ASYNC_COMMIT}, ${s}.bus_publish($1::text, $2::text, $3::jsonb, $4::jsonb) AS p(ids)`
+          : `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb, $4::jsonb) AS ids`,
       // The caller's transaction commits as the caller set it up.
-      publishInTx: `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb) AS ids`,
+      publishInTx: `SELECT ${s}.bus_publish($1::text, $2::text, $3::jsonb, $4::jsonb) AS ids`,
       // Reads and archives commit without waiting for the WAL flush
       // (synchronous_commit off for this statement's own transaction only):
       // losing one in a crash only makes a message visible again, which
       // at-least-once delivery allows, and it takes an fsync off every
       // delivery's path. Publishes stay fully durable.
-      subscribe: `SELECT r.msg_id, r.message FROM ${ASYNC_COMMIT}, ${s}.bus_subscribe($1::text, $2::text, $3::integer, $4::integer, $5::integer) AS r`,
+      subscribe: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_subscribe_with_headers($1::text, $2::text, $3::integer, $4::integer, $5::integer) AS r`,
       archive: `SELECT id::text FROM ${ASYNC_COMMIT}, unnest($3::bigint[]) AS id WHERE ${s}.bus_archive($1::text, $2::text, id)`,
       leave: `SELECT ${s}.bus_leave($1::text, $2::text)`,
     };
@@ -92,14 +112,15 @@ export class IsolatedBackend implements BusBackend {
 
   /**
    * bus_publish on this backend's driver or, with `tx`, in the caller's
-   * transaction (whose role then needs the bus grant). The SQL API carries
-   * no headers: a trace context is not sent (docs/operations.md).
+   * transaction (whose role then needs the bus grant). Of the headers only
+   * the trace context is sent (busHeaders).
    */
   async publish(...[channel, myQueue, message, options = {}]: PublishArgs): Promise<number[]> {
+    const headers = busHeaders(options.headers);
     const res = await execute<{ ids: string[] }>(
       options.tx ?? this.driver,
       options.tx ? this.sql.publishInTx : this.sql.publish,
-      [channel, myQueue, JSON.stringify(message)],
+      [channel, myQueue, JSON.stringify(message), headers && JSON.stringify(headers)],
       {
         prepare: true,
       },
@@ -115,7 +136,11 @@ export class IsolatedBackend implements BusBackend {
         // The long-poll waits in the database on purpose: extend the query deadline by it.
         { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
       );
-      return res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message }));
+      return res.rows.map((r) => ({
+        msgId: Number(r.msg_id),
+        message: r.message,
+        headers: r.headers,
+      }));
     };
     return longPoll(this.wakers.get(queue), options, () => call(0), call);
   }

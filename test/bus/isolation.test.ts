@@ -6,7 +6,7 @@ import { collect, makeBusLogin } from './helpers.js';
 
 // Everything here runs as a real LOGIN role whose only privilege is
 // membership in pgferry_bus, the role the migration granted EXECUTE on the
-// five bus functions.
+// bus functions.
 const db = useTestDatabase();
 let login: Awaited<ReturnType<typeof makeBusLogin>>;
 let asBus: pg.Client;
@@ -66,7 +66,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     for (const m of members) await m.stop();
   });
 
-  it('holds EXECUTE on exactly the five functions and nothing else', async () => {
+  it('holds EXECUTE on exactly the bus functions and nothing else', async () => {
     const fns = await db.sql<{
       proname: string;
       secdef: boolean;
@@ -87,7 +87,9 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       'bus_join',
       'bus_leave',
       'bus_publish',
+      'bus_publish',
       'bus_subscribe',
+      'bus_subscribe_with_headers',
     ]);
     for (const f of api) {
       expect(f.secdef).toBe(true);
@@ -116,7 +118,9 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       'bus_join(text)',
       'bus_leave(text,text)',
       'bus_publish(text,text,jsonb)',
+      'bus_publish(text,text,jsonb,jsonb)',
       'bus_subscribe(text,text,integer,integer,integer)',
+      'bus_subscribe_with_headers(text,text,integer,integer,integer)',
     ]);
     // No table/sequence grants, no membership in other roles.
     expect(
@@ -161,6 +165,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       `SELECT public._pgferry_bus_channel_hash('victim-channel')`,
       `SELECT public._pgferry_bus_wake_channel('${victim}', 'victim-channel')`,
       `SELECT public._pgferry_bus_touch('${victim}', 0)`,
+      `SELECT public._pgferry_bus_check_headers('{}')`,
     ]) {
       expect([stmt, await sqlState(stmt)]).toEqual([stmt, '42501']);
     }

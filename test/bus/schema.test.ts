@@ -42,7 +42,9 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
       'bus_join',
       'bus_leave',
       'bus_publish',
+      'bus_publish',
       'bus_subscribe',
+      'bus_subscribe_with_headers',
     ]);
     expect(
       (await db.sql<{ r: string }>(`SELECT bus_role AS r FROM ferry_bus._pgferry_bus_config`))[0]!

@@ -100,6 +100,58 @@ describe('a member of a channel against another member of it', () => {
     await m.query('SELECT public.bus_leave($1, $2)', [mine, CH]);
   });
 
+  it('cannot reach another member through the headers variants, nor inject headers', async () => {
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    const headers = JSON.stringify({ traceparent: tp });
+    const mine = await join(m);
+    const theirs = await join(a);
+    // alice's queue by name, valid headers: the same PF502 as without them
+    expect(
+      await attempt(m, `SELECT public.bus_publish($1, $2, '{"spoof":1}', $3)`, [
+        CH,
+        theirs,
+        headers,
+      ]),
+    ).toBe('PF502');
+    expect(
+      await attempt(m, `SELECT * FROM public.bus_subscribe_with_headers($1, $2, 30, 10, 0)`, [
+        theirs,
+        CH,
+      ]),
+    ).toBe('PF502');
+    // As alice's peer, mallory reaches alice only with a W3C trace context:
+    // any other header (pgferry's own x-pgferry-*, a tenant, a huge value,
+    // SQL in a key or value) is refused and nothing is sent.
+    for (const h of [
+      { 'x-pgferry-task': 'payroll' },
+      { traceparent: tp, tenant: 'acme' },
+      { traceparent: `x'); SELECT pg_sleep(60); --` },
+      { [`'); DROP TABLE public._pgferry_bus_member; --`]: tp },
+      { traceparent: tp, tracestate: 'x'.repeat(200_000) },
+    ]) {
+      expect(
+        await attempt(m, `SELECT public.bus_publish($1, $2, '{"spoof":1}', $3)`, [
+          CH,
+          mine,
+          JSON.stringify(h),
+        ]),
+      ).toBe('PF501');
+    }
+    await m.query(`SELECT public.bus_publish($1, $2, '{"ok":1}', $3)`, [CH, mine, headers]);
+    const got = await a.query<{ message: unknown; headers: unknown }>(
+      `SELECT message, headers FROM public.bus_subscribe_with_headers($1, $2, 30, 10, 0)`,
+      [theirs, CH],
+    );
+    expect(got.rows).toEqual([{ message: { ok: 1 }, headers: { traceparent: tp } }]);
+    expect(
+      await db.sql(`SELECT owner_role FROM public._pgferry_bus_member WHERE queue_name = $1`, [
+        theirs,
+      ]),
+    ).toEqual([{ owner_role: alice.role }]);
+    await a.query('SELECT public.bus_leave($1, $2)', [theirs, CH]);
+    await m.query('SELECT public.bus_leave($1, $2)', [mine, CH]);
+  });
+
   it('cannot shadow the registry with a temporary table', async () => {
     const theirs = await join(a);
     await m.query(`CREATE TEMP TABLE _pgferry_bus_member (queue_name text, channel_hash bytea,

@@ -374,4 +374,9 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'tasks._flow_root(text, bigint)': 'none',
   'tasks._lock_flow_parents(text, text[], jsonb, jsonb)': 'none',
   'tasks._reschedule_dead_rows(text, bigint[], text)': 'none',
+  // busiso additions (sql/bus/0004_headers.sql; it also replaces bus_publish
+  // (text, text, jsonb), bus_subscribe and _pgferry_bus_grant, classified above)
+  'bus._pgferry_bus_check_headers(jsonb)': 'none',
+  'bus.bus_publish(text, text, jsonb, jsonb)': 'bus',
+  'bus.bus_subscribe_with_headers(text, text, integer, integer, integer)': 'bus',
 };

@@ -71,6 +71,17 @@ describe('pg_temp shadowing', () => {
       peer,
     ]);
     expect(got.rows).toHaveLength(1);
+    // the same through the headers variants (sql/bus/0004_headers.sql)
+    const tp = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
+    await c.query(`SELECT public.bus_publish('shadow', $1, '{"n":2}', $2)`, [
+      q,
+      JSON.stringify({ traceparent: tp }),
+    ]);
+    const withHeaders = await c.query(
+      `SELECT message, headers FROM public.bus_subscribe_with_headers($1, 'shadow', 30, 10, 0)`,
+      [peer],
+    );
+    expect(withHeaders.rows).toEqual([{ message: { n: 2 }, headers: { traceparent: tp } }]);
     // leases are real timestamps, not the shadowing now()'s epoch
     const [m] = await db.sql<{ ok: boolean }>(
       `SELECT bool_and(lease_until > now()) AS ok FROM public._pgferry_bus_member WHERE queue_name IN ($1, $2)`,

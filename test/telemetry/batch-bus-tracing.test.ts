@@ -10,8 +10,8 @@ import { defineTask } from '../../src/tasks/define.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { Bus, DirectBackend } from '../../src/bus/index.js';
 import { taskClient, worker } from '../tasks/helpers.js';
-import { inMemoryTracing, record, type SpanRecord } from './fixtures/otel.js';
-import { runFixture } from './fixtures/run-fixture.js';
+import { inMemoryTracing, record } from './fixtures/otel.js';
+import { HANDLE_HERE, expectRemotePublishParent } from './fixtures/remote-bus-publish.js';
 
 const db = useTestDatabase();
 const otel = inMemoryTracing();
@@ -149,30 +149,16 @@ describe('batch and bus tracing', () => {
     db.track({ close: () => receiver.stop() });
     const handled: string[] = [];
     receiver.subscribe((m) => {
-      otel.provider.getTracer('app').startActiveSpan('handle here', (s) => s.end());
+      otel.provider.getTracer('app').startActiveSpan(HANDLE_HERE, (s) => s.end());
       handled.push(m.hello);
     });
     await receiver.start();
     otel.exporter.reset();
-    const theirs = await runFixture<SpanRecord[]>(
-      'test/telemetry/fixtures/traced-bus-publisher.ts',
-      {
-        DATABASE_URL: db.url,
-        QUEUE_SCHEMA: db.queueSchema,
-        CHANNEL: channel,
-      },
+    await expectRemotePublishParent(
+      channel,
+      { DATABASE_URL: db.url, QUEUE_SCHEMA: db.queueSchema },
+      spans,
     );
-    await eventually(async () => spans().some((s) => s.name === `process ${channel}`), 30_000);
-    const request = theirs.find((s) => s.name === 'POST /x')!;
-    const publish = theirs.find((s) => s.name === `send ${channel}`)!;
-    expect(publish).toMatchObject({ kind: SpanKind.PRODUCER, parentSpanId: request.spanId });
-    const deliver = spans().find((s) => s.name === `process ${channel}`)!;
-    expect(deliver).toMatchObject({
-      kind: SpanKind.CONSUMER,
-      traceId: request.traceId,
-      parentSpanId: publish.spanId,
-    });
     expect(handled).toEqual(['there']);
-    expect(spans().find((s) => s.name === 'handle here')?.parentSpanId).toBe(deliver.spanId);
   }, 90_000);
 });
