@@ -39,7 +39,9 @@ export async function startPgBouncer(
       'listen_addr = 127.0.0.1',
       `listen_port = ${port}`,
       'unix_socket_dir =',
-      'auth_type = plain',
+      // A server URL without a password (trust auth, e.g. DATABASE_URL on a local server):
+      // clients send none, which `plain` refuses as an empty password.
+      `auth_type = ${password ? 'plain' : 'trust'}`,
       `auth_file = ${join(dir, 'users.txt')}`,
       `pool_mode = ${mode}`,
       `default_pool_size = ${poolSize}`,
