@@ -1,6 +1,7 @@
 import type { Subscription } from '../driver/types.js';
 import { InvalidArgumentError } from '../errors.js';
 import { Recovery, isTransientError, retryPolicy, type Health } from '../health.js';
+import { Pause } from '../pause.js';
 import type { QueueClient } from './client.js';
 import type { GroupedReadMode } from './grouped.js';
 import type { Message } from './types.js';
@@ -131,9 +132,8 @@ export class Delivery<T> implements Message<T> {
  */
 export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
   private stopped = false;
-  private wakeUp: (() => void) | undefined;
-  /** A wake-up that came while no wait was pending (e.g. during a read). */
-  private wakePending = false;
+  /** The wait after an empty read; a wake-up during a read ends the next wait at once. */
+  private readonly pause = new Pause();
   private readonly vt: number;
   private readonly batchSize: number;
   private readonly pollIntervalMs: number;
@@ -206,10 +206,7 @@ export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
 
   /** Cuts the current wait short (e.g. on a notification that messages arrived). */
   wake(): void {
-    const w = this.wakeUp;
-    this.wakeUp = undefined;
-    if (w) w();
-    else this.wakePending = true;
+    this.pause.wake(true);
   }
 
   async *[Symbol.asyncIterator](): AsyncIterator<Delivery<T>> {
@@ -225,7 +222,7 @@ export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
         if (buffer.length === 0) {
           let waitMs = this.pollIntervalMs;
           try {
-            this.wakePending = false;
+            this.pause.forget();
             buffer = await this.fetch();
             const recovered = this.recovery.reconnecting;
             this.recovery.ok();
@@ -318,19 +315,7 @@ export class QueueConsumer<T> implements AsyncIterable<Delivery<T>> {
   }
 
   private wait(ms: number): Promise<void> {
-    if (this.stopped || this.wakePending) {
-      this.wakePending = false;
-      return Promise.resolve();
-    }
-    return new Promise((resolve) => {
-      const done = (): void => {
-        clearTimeout(timer);
-        if (this.wakeUp === done) this.wakeUp = undefined;
-        resolve();
-      };
-      const timer = setTimeout(done, ms);
-      this.wakeUp = done;
-    });
+    return this.pause.for(ms, this.stopped);
   }
 }
 

@@ -13,7 +13,7 @@ import {
   type StreamConsumerOptions,
 } from './consumer-options.js';
 import { toSeconds } from './durations.js';
-import { Pause } from './pause.js';
+import { Pause } from '../pause.js';
 import { toMessage, type MessageRow } from './rows.js';
 import { acquireSharedTicker } from './shared-ticker.js';
 import type { Handler } from './types.js';

@@ -6,7 +6,7 @@ import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
 import { mapError } from '../errors.js';
-import { Pause } from './pause.js';
+import { Pause } from '../pause.js';
 import { TickerConnection } from './ticker-connection.js';
 import { tickerTiming, type TickerOptions, type TickerTiming } from './ticker-options.js';
 import { TickerStatements } from './ticker-rounds.js';

@@ -1,5 +1,5 @@
 /**
- * A pause that can be cut short: the consumer's poll wait and the ticker's
+ * A pause that can be cut short: the consumers' poll waits (queue and stream) and the ticker's
  * wait between rounds. `wake()` ends the pause in progress; with `remember`,
  * a wake while nothing pauses ends the next pause at once.
  */
