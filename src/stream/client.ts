@@ -1,7 +1,7 @@
 import type { Executor } from '../driver/types.js';
 import { checkNoNul } from '../payload.js';
 import { InvalidArgumentError } from '../errors.js';
-import { traceReceive, traceSend } from '../telemetry/tracing.js';
+import { traceReceive, traceSend, tracingEnabled } from '../telemetry/tracing.js';
 import { eventTraceContext } from '../telemetry/stream-tracing.js';
 import { StreamClientAdmin } from './admin.js';
 import type { StreamClientOptions } from './base.js';
@@ -18,8 +18,16 @@ export type { StreamClientOptions };
 export const NACK_SQL = `SELECT @s@.nack($1, ROW($2, $3, $4, $5, $6, $7, $8, $9, $10, $11)::@s@.message, make_interval(secs => $12), $13)`;
 
 /** One producing path: the prepared statement, else the SQL function (plain, or with ev_extra4). */
-interface SendPath<R> {
-  prepared(exec: Executor, extra4: string | null): Promise<R | null>;
+interface SendPath<D, R> {
+  /** The prepared statement (src/stream/statements.ts); null: run the SQL function. */
+  prepared(
+    statements: StreamStatements,
+    exec: Executor,
+    stream: string,
+    type: string | null,
+    data: D,
+    extra4: string | null,
+  ): Promise<R | null>;
   /** The SQL function call: $1 stream, $2 type, $3 payload(s); the result is column `r`. */
   fn: string;
   /** The same with $4 = ev_extra4 (the trace context). */
@@ -28,14 +36,17 @@ interface SendPath<R> {
   id(r: R): number | string;
 }
 
-const SEND: Pick<SendPath<number>, 'fn' | 'fnExtra4' | 'read' | 'id'> = {
+const SEND: SendPath<string | null, number> = {
+  prepared: (st, exec, stream, type, data, extra4) => st.send(exec, stream, type, data, extra4),
   fn: `SELECT @s@.send($1, $2, $3::jsonb) AS r`,
   fnExtra4: `SELECT @s@.insert_event($1, $2, $3::jsonb::text, NULL, NULL, NULL, $4) AS r`,
   read: (r) => Number(r),
   id: (id) => id,
 };
 
-const SEND_BATCH: Pick<SendPath<number[]>, 'fn' | 'fnExtra4' | 'read' | 'id'> = {
+const SEND_BATCH: SendPath<(string | null)[], number[]> = {
+  prepared: (st, exec, stream, type, data, extra4) =>
+    st.sendBatch(exec, stream, type, data, extra4),
   fn: `SELECT @s@.send_batch($1, $2, $3::jsonb[]) AS r`,
   // send_batch has no extra columns: insert_event per payload, ids in input order.
   fnExtra4: `SELECT coalesce(array_agg(@s@.insert_event($1, $2, u.d::text, NULL, NULL, NULL, $4) ORDER BY u.i), '{}') AS r
@@ -99,12 +110,7 @@ export class StreamClient extends StreamClientAdmin {
    */
   async send(stream: string, payload: unknown, options: T.StreamSendOptions = {}): Promise<number> {
     const data = payload === null ? null : toJsonText('payload', payload);
-    const name = checkStreamName(stream);
-    const type = eventType(options.type);
-    return this.produce(name, type, data, options.tx, {
-      ...SEND,
-      prepared: (exec, extra4) => this.statements.send(exec, name, type, data, extra4),
-    });
+    return this.produce(checkStreamName(stream), eventType(options.type), data, options.tx, SEND);
   }
 
   /** Publishes several events of one type in one statement; ids line up with `payloads`. */
@@ -116,46 +122,53 @@ export class StreamClient extends StreamClientAdmin {
     if (!Array.isArray(payloads)) throw new InvalidArgumentError('payloads must be an array');
     const data = payloads.map((p, i) => (p === null ? null : toJsonText(`payloads[${i}]`, p)));
     const name = checkStreamName(stream);
-    const type = eventType(options.type);
-    return this.produce(name, type, data, options.tx, {
-      ...SEND_BATCH,
-      prepared: (exec, extra4) => this.statements.sendBatch(exec, name, type, data, extra4),
-    });
+    return this.produce(name, eventType(options.type), data, options.tx, SEND_BATCH);
   }
 
   /**
-   * A PRODUCER span around the prepared path, then the SQL function when the
-   * prepared path declines (null). While tracing is on, the span's context
-   * goes into ev_extra4 (src/telemetry/stream-tracing.ts).
+   * The prepared path, then the SQL function when it declines (null); with
+   * tracing on, inside a PRODUCER span whose context goes into ev_extra4
+   * (src/telemetry/stream-tracing.ts). With tracing off no closure is made:
+   * a send is on the hot path.
    */
-  private produce<R>(
+  private produce<D, R>(
     stream: string,
     type: string | null,
-    data: unknown,
+    data: D,
     tx: Executor | undefined,
-    path: SendPath<R>,
+    path: SendPath<D, R>,
   ): Promise<R> {
+    if (!tracingEnabled()) return this.insert(stream, type, data, tx, path, null);
     return traceSend(
       stream,
       null,
-      async (headers) => {
-        const extra4 = eventTraceContext(headers);
-        try {
-          const r = await path.prepared(tx ?? this.driver, extra4);
-          if (r !== null) return r;
-        } catch (err) {
-          throw mapStreamError(err);
-        }
-        const rows = await this.q<{ r: unknown }>(
-          extra4 === null ? path.fn : path.fnExtra4,
-          extra4 === null ? [stream, type, data] : [stream, type, data, extra4],
-          tx,
-          true,
-        );
-        return path.read(rows[0]!.r);
-      },
+      (headers) => this.insert(stream, type, data, tx, path, eventTraceContext(headers)),
       path.id,
     );
+  }
+
+  private async insert<D, R>(
+    stream: string,
+    type: string | null,
+    data: D,
+    tx: Executor | undefined,
+    path: SendPath<D, R>,
+    extra4: string | null,
+  ): Promise<R> {
+    let r: R | null;
+    try {
+      r = await path.prepared(this.statements, tx ?? this.driver, stream, type, data, extra4);
+    } catch (err) {
+      throw mapStreamError(err);
+    }
+    if (r !== null) return r;
+    const rows = await this.q<{ r: unknown }>(
+      extra4 === null ? path.fn : path.fnExtra4,
+      extra4 === null ? [stream, type, data] : [stream, type, data, extra4],
+      tx,
+      true,
+    );
+    return path.read(rows[0]!.r);
   }
 
   // Consuming (low level) ----------------------------------------------------------

@@ -14,6 +14,8 @@ export function checkStreamName(name: unknown): string {
     throw new InvalidArgumentError(`stream name must be a non-empty string, got ${describe(name)}`);
   }
   checkNoNul('stream name', name);
+  // A UTF-16 unit is at most 3 UTF-8 bytes: short names need no count (a send's hot path).
+  if (name.length * 3 <= MAX_STREAM_NAME_BYTES) return name;
   const bytes = Buffer.byteLength(name, 'utf8');
   if (bytes > MAX_STREAM_NAME_BYTES) {
     throw new InvalidArgumentError(
