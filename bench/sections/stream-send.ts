@@ -1,14 +1,22 @@
 import pg from 'pg';
 import { migrate } from '../../src/migrate/migrator.js';
 import { StreamClient } from '../../src/stream/index.js';
-import { rounds, throughput, type BenchSection } from '../harness.js';
+import { median, throughput, type BenchContext, type BenchSection } from '../harness.js';
 
 // StreamClient.send / sendBatch (the prepared path of src/stream/statements.ts)
 // against plain INSERTs into a table of the event tables' shape (same
-// columns, an index on ev_txid as the event tables have), 4 clients,
-// interleaved over 3 rounds (medians). Commits dominate a send per
-// transaction, so on a shared machine expect wide spreads between runs. A third figure runs PgQue's SQL
-// function send() directly, the path every non-TypeScript producer takes.
+// columns, no primary key, one index on ev_txid as the event tables have),
+// 4 clients each. Both sides get the same work per call: the payload object
+// is JSON-serialised per call (what a user's INSERT does too), one round trip
+// per send on a pooled connection, a named prepared statement. A third
+// figure runs PgQue's SQL function send() directly, the path every
+// non-TypeScript producer takes.
+//
+// Noise: a send per transaction is a commit each, and on a shared machine
+// the rate of a whole run drifts by 2× within a minute. So every variant runs
+// in short slices, interleaved, the order rotating each round (no variant is
+// always first or last), after a warm-up; the figures are medians over the
+// rounds, and the spread of the per-round ratios is printed with them.
 
 const BODY = { orderId: 12345, customer: 'c-42', items: [1, 2, 3], note: 'benchmark payload' };
 const PLAIN = `CREATE TABLE IF NOT EXISTS bench_plain_events (
@@ -16,91 +24,134 @@ const PLAIN = `CREATE TABLE IF NOT EXISTS bench_plain_events (
   ev_owner int, ev_retry int, ev_type text, ev_data text, ev_extra1 text, ev_extra2 text, ev_extra3 text, ev_extra4 text);
   CREATE INDEX IF NOT EXISTS bench_plain_events_txid ON bench_plain_events (ev_txid);`;
 
+type Run = () => Promise<number>;
+
+/**
+ * Runs every variant once per round, the order rotating between rounds,
+ * after one warm-up slice each; returns each variant's median rate and
+ * logs the per-round ratios of each variant to the last one (the baseline).
+ */
+async function interleaved(
+  ctx: BenchContext,
+  label: string,
+  variants: Record<string, Run>,
+  rounds: number,
+): Promise<Record<string, number>> {
+  const names = Object.keys(variants);
+  const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
+  for (const n of names) await variants[n]!(); // warm-up: connections, prepared statements
+  for (let r = 0; r < rounds; r++) {
+    const shift = r % names.length;
+    const order = [...names.slice(shift), ...names.slice(0, shift)];
+    if (Math.floor(r / names.length) % 2 === 1) order.reverse();
+    for (const n of order) rates[n]!.push(await variants[n]!());
+  }
+  const base = names[names.length - 1]!;
+  for (const n of names.slice(0, -1)) {
+    const ratios = rates[n]!.map((v, i) => v / rates[base]![i]!).sort((a, b) => a - b);
+    ctx.log(
+      `${label}, ${n} ÷ ${base} per round: ${ratios.map((x) => x.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`,
+    );
+  }
+  return Object.fromEntries(names.map((n) => [n, median(rates[n]!)]));
+}
+
 export const streamSendSection: BenchSection = {
   name: 'stream-send',
   description: 'stream send (1 per transaction) and send_batch of 100 vs INSERT, 4 clients',
   async run(ctx) {
     await migrate({ connectionString: ctx.url, components: ['stream'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
+    const fnPool = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const client = new StreamClient({ connectionString: ctx.url, maxConnections: 4 });
-    const body = JSON.stringify(BODY);
+    const rounds = ctx.smoke ? 1 : 9;
     try {
       await admin.query(PLAIN);
       await client.createStream('bench_send');
       await client.createStream('bench_send_sql');
 
-      const singles = ctx.size(6000, 40);
-      const plainOne = (): Promise<number> =>
-        throughput(singles, 4, 1, () =>
-          admin.query({
-            name: 'plain_ins',
-            text: `INSERT INTO bench_plain_events (ev_type, ev_data) VALUES ('bench', $1::jsonb::text) RETURNING ev_id`,
-            values: [body],
-          }),
-        );
-      const [ours1, base1] = await rounds(ctx, async () => [
-        await throughput(
-          singles,
-          4,
-          1,
-          async () => void (await client.send('bench_send', BODY, { type: 'bench' })),
-        ),
-        await plainOne(),
-      ]);
+      const singles = ctx.size(1200, 40);
+      const one = await interleaved(
+        ctx,
+        'send',
+        {
+          ours: () =>
+            throughput(
+              singles,
+              4,
+              1,
+              async () => void (await client.send('bench_send', BODY, { type: 'bench' })),
+            ),
+          sql: () =>
+            throughput(singles, 4, 1, () =>
+              fnPool.query({
+                name: 'fn_send',
+                text: `SELECT pgque.send('bench_send_sql', 'bench', $1::jsonb)`,
+                values: [JSON.stringify(BODY)],
+              }),
+            ),
+          insert: () =>
+            throughput(singles, 4, 1, () =>
+              admin.query({
+                name: 'plain_ins',
+                text: `INSERT INTO bench_plain_events (ev_type, ev_data) VALUES ('bench', $1::jsonb::text) RETURNING ev_id`,
+                values: [JSON.stringify(BODY)],
+              }),
+            ),
+        },
+        rounds,
+      );
       ctx.report({
         section: 'stream-send',
         operation: 'send, 1 per transaction, 4 clients',
-        value: ours1,
+        value: one.ours!,
         unit: 'ev/s',
-        baseline: { name: 'INSERT', value: base1 },
+        baseline: { name: 'INSERT', value: one.insert! },
         target: { ratio: 0.85 },
       });
-      const [sql1, baseSql1] = await rounds(ctx, async () => [
-        await throughput(singles, 4, 1, () =>
-          admin.query({
-            name: 'fn_send',
-            text: `SELECT pgque.send('bench_send_sql', 'bench', $1::jsonb)`,
-            values: [body],
-          }),
-        ),
-        await plainOne(),
-      ]);
       ctx.report({
         section: 'stream-send',
         operation: 'SQL function pgque.send(), 1 per transaction',
-        value: sql1,
+        value: one.sql!,
         unit: 'ev/s',
-        baseline: { name: 'INSERT', value: baseSql1 },
+        baseline: { name: 'INSERT', value: one.insert! },
       });
 
-      const batched = ctx.size(100_000, 400);
+      const batched = ctx.size(20_000, 400);
       const bodies = Array.from({ length: 100 }, () => BODY);
-      const texts = bodies.map((b) => JSON.stringify(b));
-      const [oursB, baseB] = await rounds(ctx, async () => [
-        await throughput(
-          batched,
-          4,
-          100,
-          async () => (await client.sendBatch('bench_send', bodies, { type: 'bench' })).length,
-        ),
-        await throughput(batched, 4, 100, () =>
-          admin.query({
-            name: 'plain_insb',
-            text: `INSERT INTO bench_plain_events (ev_type, ev_data) SELECT 'bench', m::text FROM unnest($1::jsonb[]) m RETURNING ev_id`,
-            values: [texts],
-          }),
-        ),
-      ]);
+      const many = await interleaved(
+        ctx,
+        'send_batch',
+        {
+          ours: () =>
+            throughput(
+              batched,
+              4,
+              100,
+              async () => (await client.sendBatch('bench_send', bodies, { type: 'bench' })).length,
+            ),
+          insert: () =>
+            throughput(batched, 4, 100, () =>
+              admin.query({
+                name: 'plain_insb',
+                text: `INSERT INTO bench_plain_events (ev_type, ev_data) SELECT 'bench', m::text FROM unnest($1::jsonb[]) m RETURNING ev_id`,
+                values: [bodies.map((b) => JSON.stringify(b))],
+              }),
+            ),
+        },
+        rounds,
+      );
       ctx.report({
         section: 'stream-send',
         operation: 'send_batch of 100, 4 clients',
-        value: oursB,
+        value: many.ours!,
         unit: 'ev/s',
-        baseline: { name: 'multi-row INSERT', value: baseB },
+        baseline: { name: 'multi-row INSERT', value: many.insert! },
         target: { ratio: 0.85 },
       });
     } finally {
       await client.close();
+      await fnPool.end();
       await admin.end();
     }
   },
