@@ -117,7 +117,7 @@ describe('tasks: a second completion statement beside a slow one', () => {
     await eventually(async () => {
       const killed = await db.sql<{ k: boolean }>(
         `SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity
-          WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%complete%'`,
+          WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
       );
       return killed.length === 1;
     });

@@ -1,5 +1,6 @@
 import { frees, type Completed, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
+import { completePlain } from '../completion-statements.js';
 import { completeResults, isFlowChild, parentTask } from '../job-features.js';
 import type { JobInfo } from '../types.js';
 
@@ -68,7 +69,7 @@ function start(core: Core, lane: Lane): Promise<void> {
   const archive = task.onComplete === 'archive';
   // Other workers may be waiting for the slot or group this frees.
   const notify = frees(task);
-  // Results and flow children need complete_results; plain batches keep the plain statement.
+  // Results and flow children need complete_results; plain batches the plain statement.
   const statement = batch.extra
     ? completeResults(
         core.client.driver,
@@ -81,15 +82,26 @@ function start(core: Core, lane: Lane): Promise<void> {
         core.o.asyncCommit,
         notify,
       )
-    : st.complete(
-        core.client.driver,
-        task.name,
-        batch.ids,
-        batch.rcs,
-        archive,
-        core.o.asyncCommit,
-        notify,
-      );
+    : notify
+      ? st.complete(
+          core.client.driver,
+          task.name,
+          batch.ids,
+          batch.rcs,
+          archive,
+          core.o.asyncCommit,
+          notify,
+        )
+      : // The plain batch: a prepared statement doing what `complete` does.
+        completePlain(
+          st,
+          core.client.driver,
+          task.name,
+          batch.ids,
+          batch.rcs,
+          archive,
+          core.o.asyncCommit,
+        );
   const done = statement
     .then(
       () => {
