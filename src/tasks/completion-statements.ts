@@ -17,8 +17,11 @@ const arrayLiteral = (xs: readonly number[]): string => '{' + xs.join(',') + '}'
  * `archive`, move them to the archive; returns how many it finished.
  * test/tasks/completion-parity.test.ts runs both on the same inputs and
  * compares results and rows. Why: the function plans its dynamic statement
- * on every call; this one is planned once per connection (about 0.1 ms of
- * 4 ms per 500 archived jobs, 0.4 of 2.4 ms per 500 deleted, measured).
+ * on every call and returns every id; this one is planned once per
+ * connection, takes the ids as one array literal and returns a count. A
+ * 500-job completion round trip (commit included, same connection,
+ * interleaved) measured: archive 3.95 -> 3.32 ms, delete 2.18 -> 1.28 ms on
+ * PostgreSQL 15; 5.55 -> 4.69 and 2.42 -> 1.40 ms on the embedded server.
  *
  * The caller routes jobs with results or flow children (`complete_results`)
  * and batches that must notify through the SQL functions.
