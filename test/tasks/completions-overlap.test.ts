@@ -6,6 +6,15 @@ import { eventually, useTestDatabase } from '../support/db.js';
 import { sleep, taskClient, worker } from './helpers.js';
 
 const db = useTestDatabase();
+// The worker runs on the server database (also under PGFERRY_TEST_DRIVER=pglite): look there.
+const raw = db.track(
+  (() => {
+    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    return { pool, close: () => pool.end() };
+  })(),
+).pool;
+const sql = async <R extends pg.QueryResultRow>(text: string): Promise<R[]> =>
+  (await raw.query<R>(text)).rows;
 
 /**
  * A completion statement held up: a second connection locks the job's row
@@ -27,7 +36,7 @@ async function rowLock(table: string, id: number) {
 }
 
 const count = async (table: string): Promise<number> =>
-  (await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${db.queueSchema}.${table}`))[0]!.n;
+  (await sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${db.queueSchema}.${table}`))[0]!.n;
 
 describe('tasks: a second completion statement beside a slow one', () => {
   it('commits later completions while the first statement waits, and stop() writes both', async () => {
@@ -115,7 +124,7 @@ describe('tasks: a second completion statement beside a slow one', () => {
     await eventually(() => ok.includes(b!.id));
     // Kill the connection whose completion statement waits for the lock.
     await eventually(async () => {
-      const killed = await db.sql<{ k: boolean }>(
+      const killed = await sql<{ k: boolean }>(
         `SELECT pg_terminate_backend(pid) AS k FROM pg_stat_activity
           WHERE datname = current_database() AND wait_event_type = 'Lock' AND pid <> pg_backend_pid()`,
       );
