@@ -1,6 +1,6 @@
 import type { Logger } from '../logger.js';
 import type { Message } from '../queue/index.js';
-import { traceProcess } from '../telemetry/tracing.js';
+import { traceProcess, tracingEnabled } from '../telemetry/tracing.js';
 import {
   AttemptsExhaustedError,
   JobCancelledError,
@@ -70,12 +70,27 @@ export class JobAbort {
 
 type Settled = { ok: true; value: unknown } | { ok: false; error: unknown };
 
+const isThenable = (v: unknown): v is PromiseLike<unknown> =>
+  v !== null &&
+  (typeof v === 'object' || typeof v === 'function') &&
+  typeof (v as { then?: unknown }).then === 'function';
+
+function timeout(abort: JobAbort, task: AnyTask): void {
+  abort.abort(new JobTimeoutError(task.name, task.timeoutMs));
+}
+
 /**
  * Runs one attempt: validates the input, calls the handler with an
  * AbortSignal, and classifies the result. A timeout aborts the signal and
  * fails the attempt; the handler then gets `settleMs` to return (its lease
  * still covers that time, so no other worker can have the job meanwhile);
  * whatever it returns after the abort is discarded.
+ *
+ * Per job this is the worker's hottest path: a task without a schema skips
+ * validation's promise, a handler that returns at once (not a promise) is
+ * classified without one, and the tracing wrapper only runs when tracing
+ * is on (allocations per job showed as garbage collection, 13–22 % of a
+ * no-op job's Node time).
  */
 export async function runAttempt(
   task: AnyTask,
@@ -88,19 +103,24 @@ export async function runAttempt(
 ): Promise<Outcome> {
   if (job.attempt > job.maxAttempts)
     return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
-  let input: unknown;
-  try {
-    input = await validateInput(task, m.message);
-  } catch (err) {
-    return { kind: 'dead', error: err };
+  let input: unknown = m.message;
+  if (task.schema !== undefined) {
+    try {
+      input = await validateInput(task, m.message);
+    } catch (err) {
+      return { kind: 'dead', error: err };
+    }
   }
   const run = features instanceof JobRun ? features : undefined;
-  try {
-    if (run?.isFlowParent) await run.load();
-  } catch (err) {
-    return { kind: 'retry', error: err };
+  if (run?.isFlowParent) {
+    try {
+      await run.load();
+    } catch (err) {
+      return { kind: 'retry', error: err };
+    }
   }
-  const outcome = await runHandler(task, input, job, abort, settleMs, logger, features);
+  const started = runHandler(task, input, job, abort, settleMs, logger, features);
+  const outcome = isThenable(started) ? await started : started;
   if (!run) return outcome;
   const settling = run.settle();
   if (settling) await settling;
@@ -109,7 +129,8 @@ export async function runAttempt(
     : outcome;
 }
 
-async function runHandler(
+/** The handler's outcome: at once when it returned a plain value or threw, else a promise. */
+function runHandler(
   task: AnyTask,
   input: unknown,
   job: JobInfo,
@@ -117,7 +138,7 @@ async function runHandler(
   settleMs: number,
   logger: Logger,
   features: JobFeatures,
-): Promise<Outcome> {
+): Outcome | Promise<Outcome> {
   const ctx = {
     get signal() {
       return abort.signal;
@@ -128,40 +149,58 @@ async function runHandler(
     complete: features.complete,
     childResults: features.childResults,
   };
-  const timer = setTimeout(
-    () => abort.abort(new JobTimeoutError(task.name, task.timeoutMs)),
-    task.timeoutMs,
-  );
+  let returned: unknown;
   try {
-    let settled: Promise<Settled>;
-    try {
-      settled = traceProcess(job, () => task.handler(input, ctx)).then(
-        (value: unknown) => ({ ok: true as const, value }),
-        (error: unknown) => ({ ok: false as const, error }),
-      );
-    } catch (error) {
-      settled = Promise.resolve({ ok: false, error });
-    }
-    // The handler or an abort, whichever comes first (no abort listener per job).
+    returned = tracingEnabled()
+      ? traceProcess(job, () => task.handler(input, ctx))
+      : task.handler(input, ctx);
+  } catch (error) {
+    if (!abort.aborted) return classify(task, job, error);
+    returned = Promise.reject(error);
+  }
+  // Aborted before the handler ran (a cancel during validation): the aborted path decides.
+  if (!isThenable(returned) && !abort.aborted) return succeeded(returned);
+  return awaitHandler(task, job, abort, settleMs, returned);
+}
+
+function succeeded(value: unknown): Outcome {
+  try {
+    return { kind: 'success', result: encodeResult(value), inTx: false };
+  } catch (err) {
+    // A result that cannot be stored (too large, not JSON): the same every time.
+    return { kind: 'dead', error: err };
+  }
+}
+
+/** An asynchronous handler: its settlement or an abort (timeout, cancel, shutdown), whichever comes first. */
+async function awaitHandler(
+  task: AnyTask,
+  job: JobInfo,
+  abort: JobAbort,
+  settleMs: number,
+  returned: unknown,
+): Promise<Outcome> {
+  const timer = setTimeout(timeout, task.timeoutMs, abort, task);
+  try {
+    // No abort listener per job: the abort resolves this wait through onAbort.
     const first = abort.aborted
       ? null
       : await new Promise<Settled | null>((resolve) => {
           abort.onAbort = () => resolve(null);
-          void settled.then(resolve);
+          (returned as PromiseLike<unknown>).then(
+            (value) => resolve({ ok: true, value }),
+            (error: unknown) => resolve({ ok: false, error }),
+          );
         });
     abort.onAbort = undefined;
-    if (first && !abort.aborted) {
-      if (!first.ok) return classify(task, job, first.error);
-      try {
-        return { kind: 'success', result: encodeResult(first.value), inTx: false };
-      } catch (err) {
-        // A result that cannot be stored (too large, not JSON): the same every time.
-        return { kind: 'dead', error: err };
-      }
-    }
+    if (first && !abort.aborted)
+      return first.ok ? succeeded(first.value) : classify(task, job, first.error);
     // Aborted: give the handler a moment to stop, then fail the attempt.
     let settleTimer: NodeJS.Timeout | undefined;
-    await Promise.race([settled, new Promise((r) => (settleTimer = setTimeout(r, settleMs)))]);
+    await Promise.race([
+      Promise.resolve(returned).then(noop, noop),
+      new Promise((r) => (settleTimer = setTimeout(r, settleMs))),
+    ]);
     clearTimeout(settleTimer);
     const reason: unknown = abort.reason;
     if (reason instanceof JobCancelledError) return { kind: 'cancelled' };
@@ -174,6 +213,8 @@ async function runHandler(
     clearTimeout(timer);
   }
 }
+
+const noop = (): void => undefined;
 
 function classify(task: AnyTask, job: JobInfo, error: unknown): Outcome {
   if (error instanceof TaskValidationError) return { kind: 'dead', error };

@@ -1,5 +1,6 @@
-import { frees, type Core, type Lane, type Running } from './core.js';
+import { frees, type Completed, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
+import { completePlain } from '../completion-statements.js';
 import { completeResults, isFlowChild, parentTask } from '../job-features.js';
 import type { JobInfo } from '../types.js';
 
@@ -22,21 +23,53 @@ export function completed(
 }
 
 /**
- * Finishes completed jobs in batches: while one statement runs, later
- * completions queue up and go in the next one.
+ * Completions that waited this long (ms) for the lane's statement in flight
+ * go in a second statement beside it. Most statements commit within a few
+ * milliseconds; one held up (a WAL flush, a busy server) would otherwise
+ * hold every later completion of the lane until it returns.
+ */
+export const OVERLAP_MS = 4;
+
+const emptyBatch = (): Completed => ({ ids: [], rcs: [], jobs: [], results: [], extra: false });
+
+/**
+ * Finishes completed jobs in batches: while a statement runs, later
+ * completions queue up and go in the next one. One statement per lane at a
+ * time, and a second beside it for completions that have waited OVERLAP_MS
+ * (never for batches with results or flow children, which update shared
+ * rows). Returns a promise that settles when every statement in flight has.
  */
 export function flush(core: Core, lane: Lane): Promise<void> {
-  if (lane.flushing) return lane.flushing;
+  if (lane.done.ids.length === 0) return lane.flushing ?? Promise.resolve();
+  if (lane.inFlight.length === 0) return start(core, lane);
+  // The batch's first completion arms the timer; start() disarms it.
+  if (lane.inFlight.length === 1 && lane.overlapTimer === undefined) {
+    lane.overlapTimer = setTimeout(() => {
+      lane.overlapTimer = undefined;
+      const first = lane.inFlight[0];
+      if (lane.done.ids.length && lane.inFlight.length === 1 && !first!.extra && !lane.done.extra)
+        void start(core, lane);
+    }, OVERLAP_MS);
+    lane.overlapTimer.unref();
+  }
+  return lane.flushing!;
+}
+
+/** Sends the lane's waiting completions in one statement. */
+function start(core: Core, lane: Lane): Promise<void> {
   const batch = lane.done;
-  if (batch.ids.length === 0) return Promise.resolve();
-  lane.done = { ids: [], rcs: [], jobs: [], results: [], extra: false };
-  lane.flushingCount = batch.ids.length;
+  lane.done = emptyBatch();
+  clearTimeout(lane.overlapTimer);
+  lane.overlapTimer = undefined;
+  const entry = { extra: batch.extra };
+  lane.inFlight.push(entry);
+  lane.flushingCount += batch.ids.length;
   const task = lane.task;
   const st = core.client.statements;
   const archive = task.onComplete === 'archive';
   // Other workers may be waiting for the slot or group this frees.
   const notify = frees(task);
-  // Results and flow children need complete_results; plain batches keep the plain statement.
+  // Results and flow children need complete_results; plain batches the plain statement.
   const statement = batch.extra
     ? completeResults(
         core.client.driver,
@@ -49,16 +82,27 @@ export function flush(core: Core, lane: Lane): Promise<void> {
         core.o.asyncCommit,
         notify,
       )
-    : st.complete(
-        core.client.driver,
-        task.name,
-        batch.ids,
-        batch.rcs,
-        archive,
-        core.o.asyncCommit,
-        notify,
-      );
-  lane.flushing = statement
+    : notify
+      ? st.complete(
+          core.client.driver,
+          task.name,
+          batch.ids,
+          batch.rcs,
+          archive,
+          core.o.asyncCommit,
+          notify,
+        )
+      : // The plain batch: a prepared statement doing what `complete` does.
+        completePlain(
+          st,
+          core.client.driver,
+          task.name,
+          batch.ids,
+          batch.rcs,
+          archive,
+          core.o.asyncCommit,
+        );
+  const done = statement
     .then(
       () => {
         const now = Date.now();
@@ -72,14 +116,20 @@ export function flush(core: Core, lane: Lane): Promise<void> {
       },
     )
     .finally(() => {
-      lane.flushing = undefined;
+      lane.inFlight.splice(lane.inFlight.indexOf(entry), 1);
+      lane.flushingCount -= batch.ids.length;
+      if (lane.inFlight.length === 0) lane.flushing = undefined;
       // Finished jobs free a limited or grouped lane's next jobs.
       if (frees(task)) wakeLane(core, lane);
       if (lane.done.ids.length) void flush(core, lane);
       else core.pump();
     });
+  // Settles when every statement in flight has (the one before may still run).
+  lane.flushing = lane.flushing ? Promise.all([lane.flushing, done]).then(noop) : done;
   return lane.flushing;
 }
+
+const noop = (): void => undefined;
 
 /**
  * Flow children finished: their parents may now be runnable. The release
@@ -96,4 +146,6 @@ export function wakeParents(core: Core, jobs: readonly { job: JobInfo }[]): void
 /** Waits until every completion of the lane is written. */
 export async function flushAll(core: Core, lane: Lane): Promise<void> {
   while (lane.flushing || lane.done.ids.length) await flush(core, lane);
+  clearTimeout(lane.overlapTimer);
+  lane.overlapTimer = undefined;
 }

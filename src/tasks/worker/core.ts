@@ -56,8 +56,12 @@ export interface Lane {
   wholeAt: number;
   done: Completed;
   flushing: Promise<void> | undefined;
-  /** Jobs in the completion statement in flight. */
+  /** Jobs in the completion statements in flight. */
   flushingCount: number;
+  /** The completion statements in flight, oldest first (at most two; completions.ts). */
+  inFlight: { extra: boolean }[];
+  /** Starts a second completion statement once the one in flight is slow. */
+  overlapTimer: NodeJS.Timeout | undefined;
 }
 
 /** A handler in progress. */
@@ -119,6 +123,8 @@ export function newLane(task: AnyTask, batch: number): Lane {
     done: { ids: [], rcs: [], jobs: [], results: [], extra: false },
     flushing: undefined,
     flushingCount: 0,
+    inFlight: [],
+    overlapTimer: undefined,
   };
 }
 

@@ -41,76 +41,89 @@ function startJob(core: Core, leased: Leased): void {
     handedBack: false,
   } as Running;
   core.running.set(key, entry);
-  entry.done = execute(core, entry).finally(() => {
-    core.running.delete(key);
-    // A limited or grouped lane may have become runnable by this finish.
-    if (frees(lane.task)) wakeLane(core, lane);
-    core.pump();
-  });
+  entry.done = execute(core, entry, key);
 }
 
-/** Runs one attempt and records its outcome: completion, retry or dead letter. */
-async function execute(core: Core, r: Running): Promise<void> {
-  const { lane, m } = r.leased;
-  const task = lane.task;
-  const { client } = core;
-  const startedAt = Date.now();
-  core.fire('job:start', r.job);
-  let outcome: Outcome;
-  // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
-  const run = new JobRun(client, task, m, core.o.progressIntervalMs, frees(task), core.logger);
+/**
+ * Runs one attempt and records its outcome: completion, retry or dead
+ * letter; then frees the handler slot (`key` in `core.running`).
+ */
+async function execute(core: Core, r: Running, key: string): Promise<void> {
   try {
-    outcome = await runAttempt(task, m, r.job, r.abort, core.o.leaseMarginMs / 2, core.logger, run);
-  } catch (err) {
-    outcome = { kind: 'retry', error: err };
-  }
-  if (r.handedBack || outcome.kind === 'shutdown') return;
-  try {
-    switch (outcome.kind) {
-      case 'success':
-        if (outcome.inTx) {
-          // ctx.complete(tx) finished it in the handler's transaction.
-          core.fire('job:success', r.job, Date.now() - startedAt);
-          if (core.drain) core.drain.summary.succeeded++;
-          wakeParents(core, [r]);
-        } else completed(core, r, startedAt, outcome.result);
-        return;
-      case 'cancelled':
-        core.fire('job:cancelled', r.job);
-        return;
-      case 'retry': {
-        core.fire('job:failure', r.job, outcome.error);
-        const delay = retryDelayMs(task.backoff, r.job.attempt, outcome.error);
-        const ok = await client.statements.retry(
-          client.driver,
-          task.name,
-          m.msgId,
-          m.readCount,
-          delay,
-          serialiseError(outcome.error),
-        );
-        if (ok) core.fire('job:retry', r.job, outcome.error, delay);
-        if (core.drain) core.drain.summary.retried++;
-        lane.drained = false;
-        return;
-      }
-      case 'dead': {
-        core.fire('job:failure', r.job, outcome.error);
-        const id = await client.statements.deadLetter(
-          client.driver,
-          task.name,
-          m.msgId,
-          m.readCount,
-          serialiseError(outcome.error),
-        );
-        core.fire('job:dead', r.job, outcome.error, id);
-        wakeParents(core, [r]); // a 'continue' flow runs its parent anyway
-        if (core.drain) core.drain.summary.dead++;
-        return;
-      }
+    const { lane, m } = r.leased;
+    const task = lane.task;
+    const { client } = core;
+    const startedAt = Date.now();
+    core.fire('job:start', r.job);
+    let outcome: Outcome;
+    // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
+    const run = new JobRun(client, task, m, core.o.progressIntervalMs, frees(task), core.logger);
+    try {
+      outcome = await runAttempt(
+        task,
+        m,
+        r.job,
+        r.abort,
+        core.o.leaseMarginMs / 2,
+        core.logger,
+        run,
+      );
+    } catch (err) {
+      outcome = { kind: 'retry', error: err };
     }
-  } catch (err) {
-    // The job stays leased and comes back after its lease; nothing is lost.
-    core.fail(err);
+    if (r.handedBack || outcome.kind === 'shutdown') return;
+    try {
+      switch (outcome.kind) {
+        case 'success':
+          if (outcome.inTx) {
+            // ctx.complete(tx) finished it in the handler's transaction.
+            core.fire('job:success', r.job, Date.now() - startedAt);
+            if (core.drain) core.drain.summary.succeeded++;
+            wakeParents(core, [r]);
+          } else completed(core, r, startedAt, outcome.result);
+          return;
+        case 'cancelled':
+          core.fire('job:cancelled', r.job);
+          return;
+        case 'retry': {
+          core.fire('job:failure', r.job, outcome.error);
+          const delay = retryDelayMs(task.backoff, r.job.attempt, outcome.error);
+          const ok = await client.statements.retry(
+            client.driver,
+            task.name,
+            m.msgId,
+            m.readCount,
+            delay,
+            serialiseError(outcome.error),
+          );
+          if (ok) core.fire('job:retry', r.job, outcome.error, delay);
+          if (core.drain) core.drain.summary.retried++;
+          lane.drained = false;
+          return;
+        }
+        case 'dead': {
+          core.fire('job:failure', r.job, outcome.error);
+          const id = await client.statements.deadLetter(
+            client.driver,
+            task.name,
+            m.msgId,
+            m.readCount,
+            serialiseError(outcome.error),
+          );
+          core.fire('job:dead', r.job, outcome.error, id);
+          wakeParents(core, [r]); // a 'continue' flow runs its parent anyway
+          if (core.drain) core.drain.summary.dead++;
+          return;
+        }
+      }
+    } catch (err) {
+      // The job stays leased and comes back after its lease; nothing is lost.
+      core.fail(err);
+    }
+  } finally {
+    core.running.delete(key);
+    // A limited or grouped lane may have become runnable by this finish.
+    if (frees(r.leased.lane.task)) wakeLane(core, r.leased.lane);
+    core.pump();
   }
 }

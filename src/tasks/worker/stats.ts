@@ -27,7 +27,7 @@ export function workerStats(core: Core): WorkerStats {
       batchSize: l.batch,
       buffered: l.buffer.length,
       fetching: l.fetching,
-      completing: l.done.ids.length + (l.flushing ? l.flushingCount : 0),
+      completing: l.done.ids.length + l.flushingCount,
     };
   }
   return { running: core.running.size, tasks };
