@@ -1,6 +1,7 @@
 import { execute, type Executor } from '../driver/types.js';
 import type { Logger } from '../logger.js';
-import type { Headers, Message } from '../queue/index.js';
+import type { Headers } from '../queue/index.js';
+import type { JobMessage } from './lease.js';
 import type { TaskClient } from './client.js';
 import { TaskConfigError } from './errors.js';
 import { childResults, type ChildResult } from './flows.js';
@@ -81,7 +82,7 @@ export function completeResults(
 }
 
 /** Whether completing this job needs complete_results (it is a flow child). */
-export const isFlowChild = (m: Message<unknown>): boolean => m.headers?.[H.parent] !== undefined;
+export const isFlowChild = (m: JobMessage): boolean => m.headers?.[H.parent] !== undefined;
 
 /** A flow child's parent task (whose job this child's finish may release), or undefined. */
 export function parentTask(headers: Headers | null | undefined): string | undefined {
@@ -108,7 +109,7 @@ export class JobRun implements JobFeatures {
   constructor(
     private readonly client: TaskClient,
     private readonly task: AnyTask,
-    private readonly m: Message<unknown>,
+    private readonly m: JobMessage,
     private readonly intervalMs: number,
     private readonly notify: boolean,
     private readonly logger: Logger,

@@ -1,5 +1,5 @@
 import type { Logger } from '../logger.js';
-import type { Message } from '../queue/index.js';
+import type { JobMessage } from './lease.js';
 import { traceProcess, tracingEnabled } from '../telemetry/tracing.js';
 import {
   AttemptsExhaustedError,
@@ -23,7 +23,7 @@ export type Outcome =
   | { kind: 'cancelled' }
   | { kind: 'shutdown' };
 
-export function jobInfo(task: AnyTask, m: Message<unknown>): JobInfo {
+export function jobInfo(task: AnyTask, m: JobMessage): JobInfo {
   const h = m.headers ?? {};
   const group = h[H.group];
   const prio = h[H.priority];
@@ -94,7 +94,7 @@ function timeout(abort: JobAbort, task: AnyTask): void {
  */
 export async function runAttempt(
   task: AnyTask,
-  m: Message<unknown>,
+  m: JobMessage,
   job: JobInfo,
   abort: JobAbort,
   settleMs: number,

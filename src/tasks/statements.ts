@@ -1,4 +1,4 @@
-import type { Executor } from '../driver/types.js';
+import { execute, type Executor } from '../driver/types.js';
 import { quoteIdent } from '../driver/quote.js';
 import { DatabaseError } from '../errors.js';
 import {
@@ -11,6 +11,7 @@ import {
   type VtSpec,
 } from '../queue/index.js';
 import { H } from './headers.js';
+import { leaseSql, toJobMessage, type JobMessage, type LeaseRow } from './lease.js';
 
 /** When a job becomes visible: at a time, or after a delay from the database clock. */
 export interface RunAt {
@@ -27,15 +28,19 @@ const vtOfRunAt = (r: RunAt): VtSpec =>
  * table doing what the SQL function `<tasks>.enqueue` does;
  * test/tasks/statement-parity.test.ts compares them): a PL/pgSQL call plans
  * its dynamic statement on every call, which costs ~45 % of single-row
- * insert throughput in our measurements. Everything else calls the SQL
- * functions in sql/tasks/0001_core.sql (one batch of work per call) through
- * the queue engine's call helper.
+ * insert throughput in our measurements. The worker's lease of a plain
+ * FIFO task is likewise a prepared statement (fetchPlain, lease.ts;
+ * test/tasks/fetch-parity.test.ts). Everything else calls the SQL
+ * functions in sql/tasks/ (one batch of work per call) through the queue
+ * engine's call helper.
  */
 export class TaskStatements {
   /** The queue engine of the queue schema (tables, records, sends). */
   readonly queue: QueueEngine;
   /** The quoted tasks schema. */
   readonly t: string;
+  /** The lease statement's text by queue table (see fetchPlain). */
+  private readonly leases = new Map<string, string>();
 
   constructor(
     readonly queueSchema: string,
@@ -176,6 +181,29 @@ export class TaskStatements {
     });
   }
 
+  /**
+   * The worker's fetch of a plain FIFO task as a prepared statement (see
+   * lease.ts): what fetch_after(queue, qty, leaseMs, afterId) returns (with
+   * afterId 0, fetch()), only the columns a worker needs. null: the task is
+   * rate-limited, ask the SQL function.
+   */
+  async fetchPlain(
+    exec: Executor,
+    queue: string,
+    qty: number,
+    leaseMs: number,
+    afterId: number,
+  ): Promise<JobMessage[] | null> {
+    const table = this.queue.tables.cached(queue) ?? (await this.queue.tables.table(exec, queue));
+    let text = this.leases.get(table);
+    if (text === undefined) this.leases.set(table, (text = leaseSql(table, this.t)));
+    const { rows } = await execute<LeaseRow>(exec, text, [qty, leaseMs, afterId, queue], {
+      prepare: true,
+    });
+    if (rows.length > 0 && rows[rows.length - 1]!.msg_id === null) return null;
+    return rows.map(toJobMessage);
+  }
+
   async complete(
     exec: Executor,
     queue: string,
@@ -271,9 +299,13 @@ export class TaskStatements {
    * a skewed client clock cannot make a worker spin or oversleep.
    */
   async idle(exec: Executor, queue: string): Promise<number | null> {
+    // Its write (the waiting flag) commits without waiting for the WAL
+    // flush: a flag lost in a crash only costs a wake-up, and every worker
+    // looks again when its LISTEN connection comes back.
     const rows = await this.call<{ ms: number | string | null }>(exec, 'idle', [[queue, 'text']], {
       select: '(extract(epoch FROM r - clock_timestamp()) * 1000)::float8 AS ms',
       prepare: true,
+      asyncCommit: true,
     });
     const ms = rows[0]!.ms;
     return ms === null ? null : Math.max(0, Number(ms));

@@ -3,9 +3,10 @@
 // the SQL function it copies, `<tasks>.enqueue` (sql/tasks/0001_core.sql).
 // Here both run on twin tasks with the same inputs: same results (ids,
 // duplicates), same rows (every column, times within a tolerance or exactly
-// when the input fixed them), same wake-up side effects. fetch, complete,
-// retry, dead_letter, hand_back and extend are not copies: the statements
-// call those SQL functions themselves, so they need no twin here.
+// when the input fixed them), same wake-up side effects. The worker's
+// prepared lease of plain tasks has its twin test in fetch-parity.test.ts;
+// complete, retry, dead_letter, hand_back and extend are not copies: the
+// statements call those SQL functions themselves, so they need no twin.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import type { Driver } from '../../src/driver/types.js';

@@ -1,7 +1,7 @@
 import type { Recovery } from '../../health.js';
 import type { Logger } from '../../logger.js';
-import type { Message } from '../../queue/index.js';
 import type { TaskClient } from '../client.js';
+import type { JobMessage } from '../lease.js';
 import type { JobAbort } from '../run-job.js';
 import type { WorkerEvents } from '../events.js';
 import type { AnyTask, JobInfo } from '../types.js';
@@ -10,7 +10,7 @@ import type { DrainSummary, WorkerSettings } from './options.js';
 /** A job leased into a lane's buffer. */
 export interface Leased {
   lane: Lane;
-  m: Message<unknown>;
+  m: JobMessage;
   leasedAt: number;
 }
 

@@ -1,4 +1,5 @@
-import { toMessage, type Message } from '../../queue/index.js';
+import { toMessage } from '../../queue/index.js';
+import type { JobMessage } from '../lease.js';
 import type { AnyTask } from '../types.js';
 import type { Core, Lane } from './core.js';
 
@@ -59,7 +60,9 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
       ? lane.after
       : undefined;
   if (after === undefined) lane.wholeAt = now0;
-  const fetch = (afterId: number | undefined): Promise<Message<unknown>[]> =>
+  // A plain task's lease runs as a prepared statement (statements.fetchPlain);
+  // the SQL functions stay the contract and take every other case.
+  const sqlFetch = (afterId: number | undefined): Promise<JobMessage[]> =>
     (afterId !== undefined
       ? client.statements.fetchAfter(client.driver, t.name, asked, leaseMs(core, t), afterId)
       : client.statements.fetch(
@@ -73,6 +76,12 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
           t.concurrencyLimit ?? null,
         )
     ).then((rows) => rows.map((r) => toMessage<unknown>(r)));
+  const fetch = async (afterId: number | undefined): Promise<JobMessage[]> => {
+    if (!plain || t.rateLimit !== undefined) return sqlFetch(afterId);
+    const ms = leaseMs(core, t);
+    const got = await client.statements.fetchPlain(client.driver, t.name, asked, ms, afterId ?? 0);
+    return got ?? sqlFetch(afterId);
+  };
   try {
     let got = await fetch(after);
     core.recovery.ok();
@@ -207,8 +216,8 @@ export function onWake(core: Core, payload: string | undefined): void {
 }
 
 /** The SQL leases in no defined order; run them in the task's order. */
-function sortLeased(task: AnyTask, ms: Message<unknown>[]): Message<unknown>[] {
-  const prio = (m: Message<unknown>): number => Number(m.headers?.['x-pgferry-priority'] ?? 0) || 0;
+function sortLeased(task: AnyTask, ms: JobMessage[]): JobMessage[] {
+  const prio = (m: JobMessage): number => Number(m.headers?.['x-pgferry-priority'] ?? 0) || 0;
   return ms.sort((a, b) => {
     if (task.priority !== undefined) {
       const d = prio(b) - prio(a);
