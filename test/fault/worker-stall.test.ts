@@ -7,19 +7,28 @@ import { taskClient, worker } from '../tasks/helpers.js';
 
 const db = useTestDatabase();
 
-/** Makes the worker's next `n` fetches fail as a lost connection would; returns a counter. */
+/**
+ * Makes the worker's next `n` fetches fail as a lost connection would;
+ * returns a counter. Every way a lane leases jobs fails alike: the SQL
+ * functions (fetch, fetch_after) and the prepared lease of a plain task.
+ */
 function failFetches(w: Worker, n: number): { failed: number; calls: number } {
   const s = w.client.statements;
-  const real = s.fetch.bind(s);
   const count = { failed: 0, calls: 0 };
-  s.fetch = (...args: Parameters<typeof real>) => {
-    count.calls++;
-    if (count.failed < n) {
-      count.failed++;
-      return Promise.reject(new ConnectionError('injected: connection lost'));
-    }
-    return real(...args);
+  const inject = <A extends unknown[], R>(real: (...a: A) => Promise<R>) => {
+    const bound = real.bind(s);
+    return (...args: A): Promise<R> => {
+      count.calls++;
+      if (count.failed < n) {
+        count.failed++;
+        return Promise.reject(new ConnectionError('injected: connection lost'));
+      }
+      return bound(...args);
+    };
   };
+  s.fetch = inject(s.fetch);
+  s.fetchAfter = inject(s.fetchAfter);
+  s.fetchPlain = inject(s.fetchPlain);
   return count;
 }
 
