@@ -29,6 +29,12 @@ export function wakeChannel(queue: string, channel: string): string {
  */
 export class Waker {
   private notified = false;
+  /**
+   * The last read, armed before it, returned less than a full batch: it took
+   * everything visible, and whatever is sent after it notifies. The next
+   * read can then wait for that notification instead of reading first.
+   */
+  drained = false;
   private wakeUp: (() => void) | undefined;
   private subscription: Subscription | undefined;
 
@@ -56,6 +62,12 @@ export class Waker {
 
   arm(): void {
     this.notified = false;
+    this.drained = false;
+  }
+
+  /** A notification came since the last `arm`. */
+  get pending(): boolean {
+    return this.notified;
   }
 
   /** Resolves at the next notification (or at once if one came since `arm`), after `ms`, or on abort. */
@@ -87,6 +99,11 @@ export class Waker {
  * for a wake-up (or the poll interval's worth of nothing, as a safety net)
  * and read again, until `maxPollSeconds` passed. Without LISTEN, one
  * database-side long-poll does the waiting.
+ *
+ * After a short batch (fewer than `batchSize` messages) the next call skips
+ * the read that would come back empty and waits at once: the wake-up was
+ * armed before that short read, so a message sent since has notified (and
+ * the wait returns at once). That is one statement fewer per delivery.
  */
 export async function longPoll(
   waker: Waker | undefined,
@@ -96,13 +113,19 @@ export async function longPoll(
 ): Promise<BackendMessage[]> {
   const deadline = Date.now() + options.maxPollSeconds * 1000;
   for (;;) {
-    waker?.arm();
-    const messages = await readNow();
-    if (messages.length > 0 || options.signal?.aborted) return messages;
+    const listening = waker?.listening === true;
+    if (!listening || !waker!.drained || waker!.pending) {
+      waker?.arm();
+      const messages = await readNow();
+      if (waker && messages.length < options.batchSize) waker.drained = true;
+      if (messages.length > 0 || options.signal?.aborted) return messages;
+    }
     const left = deadline - Date.now();
     if (left <= 0) return [];
-    if (waker?.listening) {
-      await waker.wait(left, options.signal);
+    if (listening) {
+      await waker!.wait(left, options.signal);
+      // Read after any wake-up: a notification, or the safety net's time.
+      waker!.drained = false;
       if (options.signal?.aborted) return [];
     } else {
       return readWaiting(Math.max(1, Math.ceil(left / 1000)));
