@@ -61,7 +61,7 @@ export function busHeaders(
 /**
  * The untrusting backend (pipecat's IsolatedPgmqBackend): it calls only the
  * SECURITY DEFINER functions bus_join / bus_publish / bus_subscribe(_with_headers) /
- * bus_archive / bus_leave, so its role needs no privilege on the queue
+ * bus_archive(_many) / bus_leave, so its role needs no privilege on the queue
  * engine. Queue names are server-allocated opaque ids; knowing the channel
  * is the capability. Wake-ups: LISTEN on the member's wake channel (which
  * bus_publish notifies), else bus_subscribe's own long-poll.
@@ -98,7 +98,8 @@ export class IsolatedBackend implements BusBackend {
       // at-least-once delivery allows, and it takes an fsync off every
       // delivery's path. Publishes stay fully durable.
       subscribe: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_subscribe_with_headers($1::text, $2::text, $3::integer, $4::integer, $5::integer) AS r`,
-      archive: `SELECT id::text FROM ${ASYNC_COMMIT}, unnest($3::bigint[]) AS id WHERE ${s}.bus_archive($1::text, $2::text, id)`,
+      // One membership check and one archive statement per batch (migration 0005).
+      archive: `SELECT a.id::text FROM ${ASYNC_COMMIT}, ${s}.bus_archive_many($1::text, $2::text, $3::bigint[]) AS a(id)`,
       leave: `SELECT ${s}.bus_leave($1::text, $2::text)`,
     };
   }

@@ -25,13 +25,14 @@ const join = async (ch: string): Promise<string> =>
   (await pool.query<{ q: string }>('SELECT public.bus_join($1) AS q', [ch])).rows[0]!.q;
 
 describe('bus wire contract', () => {
-  it("has pipecat's five signatures unchanged, plus the two headers functions (bus 0004)", async () => {
+  it("has pipecat's five signatures unchanged, plus the two headers functions (bus 0004) and bus_archive_many (bus 0005)", async () => {
     const rows = await db.sql<{ sig: string; result: string }>(
       `SELECT p.oid::regprocedure::text AS sig, pg_get_function_result(p.oid) AS result
          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'bus\\_%' ORDER BY 1`,
     );
     expect(rows).toEqual([
       { sig: 'bus_archive(text,text,bigint)', result: 'boolean' },
+      { sig: 'bus_archive_many(text,text,bigint[])', result: 'SETOF bigint' },
       { sig: 'bus_join(text)', result: 'text' },
       { sig: 'bus_leave(text,text)', result: 'void' },
       { sig: 'bus_publish(text,text,jsonb)', result: 'bigint[]' },
@@ -51,6 +52,7 @@ describe('bus wire contract', () => {
     );
     expect(args.map((a) => a.args)).toEqual([
       'p_my_queue text, p_channel text, p_msg_id bigint',
+      'p_my_queue text, p_channel text, p_msg_ids bigint[]',
       'p_channel text',
       'p_my_queue text, p_channel text',
       'p_channel text, p_my_queue text, p_message jsonb',

@@ -39,6 +39,7 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
     );
     expect(privs.filter((p) => p.ok).map((p) => p.f)).toEqual([
       'bus_archive',
+      'bus_archive_many',
       'bus_join',
       'bus_leave',
       'bus_publish',
