@@ -16,9 +16,10 @@ import type { BackendMessage } from './types.js';
  * - `publish`: `send(queue, message[, headers])` once per peer (one INSERT
  *   per peer table, `sql/queue/0001_core.sql` `_send`), and a NOTIFY on each
  *   peer's wake channel, in one statement (one round trip, one commit);
- * - `read`: `read(queue, vt integer, qty)` without a condition. Unlike the
- *   function it does not run `_before_read` (dead-letter policies): the bus
- *   never sets one on its member queues, whose names are random per member;
+ * - `read`: `read(queue, vt integer, qty)` without a condition, after
+ *   `archive(queue, handled ids)` in the same statement. Unlike the function
+ *   it does not run `_before_read` (dead-letter policies): the bus never
+ *   sets one on its member queues, whose names are random per member;
  * - `archive`: `archive(queue, msg_ids bigint[])`.
  *
  * Reads and archives commit asynchronously (ASYNC_COMMIT): losing one in a
@@ -65,19 +66,33 @@ export class DirectStatements {
     return (res.rows[0]?.ids ?? []).map(Number);
   }
 
-  /** Up to `qty` visible messages, hidden for `vtSeconds` from the start of the call; msg_id order. */
+  /**
+   * Up to `qty` visible messages, hidden for `vtSeconds` from the start of
+   * the call; msg_id order. `archive` (handled messages) is archived by the
+   * same statement first: `archive(queue, ids)` then `read(...)`, in one
+   * round trip and one commit. The read leaves those ids alone (the
+   * statement's parts share one snapshot, in which they are still there).
+   */
   async read(
     exec: Executor,
     queue: string,
     vtSeconds: number,
     qty: number,
+    archive: readonly number[] = [],
   ): Promise<BackendMessage[]> {
     const t = await this.table(exec, queue);
+    const a = await this.table(exec, queue, 'a');
     const res = await execute<Row>(
       exec,
-      `WITH cte AS (
+      `WITH moved AS (
+         DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
+         RETURNING msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers),
+       archived AS (
+         INSERT INTO ${a} (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
+         SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved),
+       cte AS (
          SELECT msg_id FROM ${t}
-          WHERE vt <= clock_timestamp()
+          WHERE vt <= clock_timestamp() AND msg_id <> ALL($3::bigint[])
           ORDER BY msg_id
           LIMIT $1
           FOR UPDATE SKIP LOCKED),
@@ -87,7 +102,7 @@ export class DirectStatements {
          FROM ${ASYNC_COMMIT}
         WHERE m.msg_id = ANY(ARRAY(SELECT msg_id FROM cte))
        RETURNING m.msg_id::text, m.message, m.headers`,
-      [qty, vtSeconds],
+      [qty, vtSeconds, archive],
       { prepare: true },
     );
     return res.rows

@@ -163,7 +163,11 @@ export class DirectBackend implements BusBackend {
     return ids;
   }
 
+  /** Handled messages are archived by the next read's statement. */
+  readonly archivesOnRead = true;
+
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
+    let archive = options.archive ?? [];
     const waitArgs: Arg[] = [
       [queue, 'text'],
       [options.visibilityTimeoutSeconds, 'integer'],
@@ -172,13 +176,17 @@ export class DirectBackend implements BusBackend {
     return longPoll(
       this.wakers.get(queue),
       options,
-      () =>
-        this.sql.read(
+      async () => {
+        const rows = await this.sql.read(
           this.client.driver,
           queue,
           options.visibilityTimeoutSeconds,
           options.batchSize,
-        ),
+          archive,
+        );
+        archive = [];
+        return rows;
+      },
       // Without LISTEN: the queue engine's read_with_poll waits in the database.
       async (maxPollSeconds) => {
         const rows = await this.client.engine.call<{

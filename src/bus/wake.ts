@@ -94,6 +94,9 @@ export class Waker {
   }
 }
 
+/** Longest time handled messages wait for the next read to archive them. */
+export const ARCHIVE_DELAY_MS = 50;
+
 /**
  * The read loop both backends share: read without waiting; when empty, wait
  * for a wake-up (or the poll interval's worth of nothing, as a safety net)
@@ -104,6 +107,11 @@ export class Waker {
  * the read that would come back empty and waits at once: the wake-up was
  * armed before that short read, so a message sent since has notified (and
  * the wait returns at once). That is one statement fewer per delivery.
+ *
+ * Messages handed in `options.archive` are archived by the first read
+ * (`readNow`). When that read is skipped, the wait is cut to
+ * ARCHIVE_DELAY_MS: a message that comes by then carries the archive on
+ * its read, otherwise a read of its own archives them.
  */
 export async function longPoll(
   waker: Waker | undefined,
@@ -112,18 +120,21 @@ export async function longPoll(
   readWaiting: (maxSeconds: number) => Promise<BackendMessage[]>,
 ): Promise<BackendMessage[]> {
   const deadline = Date.now() + options.maxPollSeconds * 1000;
+  let archiving = (options.archive?.length ?? 0) > 0;
   for (;;) {
     const listening = waker?.listening === true;
-    if (!listening || !waker!.drained || waker!.pending) {
+    // Wait first only when there is time to wait (maxPollSeconds 0 always reads).
+    if (!listening || !waker!.drained || waker!.pending || deadline <= Date.now()) {
       waker?.arm();
       const messages = await readNow();
+      archiving = false;
       if (waker && messages.length < options.batchSize) waker.drained = true;
       if (messages.length > 0 || options.signal?.aborted) return messages;
     }
     const left = deadline - Date.now();
     if (left <= 0) return [];
     if (listening) {
-      await waker!.wait(left, options.signal);
+      await waker!.wait(archiving ? Math.min(left, ARCHIVE_DELAY_MS) : left, options.signal);
       // Read after any wake-up: a notification, or the safety net's time.
       waker!.drained = false;
       if (options.signal?.aborted) return [];

@@ -150,6 +150,35 @@ describe('DirectBackend statements, parity with the queue engine functions', () 
     }
   });
 
+  it('read with handled ids = archive(queue, ids) then read(...), in one statement', async () => {
+    const pair = await twins();
+    for (const q of [pair.ts, pair.fn]) {
+      for (let i = 1; i <= 6; i++) await client.send(q, { i });
+    }
+    for (const [archive, qty] of [
+      [[], 2],
+      [[1, 2], 2],
+      [[3, 99], 10],
+      [[5, 6], 10],
+    ] as const) {
+      const got = await stmts.read(driver, pair.ts, 30, qty, archive);
+      await sql(`SELECT ${S}.archive($1::text, $2::bigint[])`, [pair.fn, archive]);
+      const want = await sql<{ msg_id: string; message: unknown; headers: unknown }>(
+        `SELECT msg_id, message, headers FROM ${S}.read($1::text, 30, $2::integer) ORDER BY msg_id`,
+        [pair.fn, qty],
+      );
+      expect(got).toEqual(
+        want.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers })),
+      );
+      await expectSameTables(pair);
+    }
+    // An archived id whose visibility ran out is archived, not read again.
+    await client.send(pair.ts, { i: 7 });
+    const [seven] = await stmts.read(driver, pair.ts, 0, 1);
+    expect(await stmts.read(driver, pair.ts, 30, 10, [seven!.msgId])).toEqual([]);
+    expect((await table(pair.ts, 'a')).map((r) => Number(r.msg_id))).toContain(seven!.msgId);
+  });
+
   it('archive = archive(queue, msg_ids[]): moved rows, ids that existed', async () => {
     const pair = await twins();
     for (const q of [pair.ts, pair.fn]) {

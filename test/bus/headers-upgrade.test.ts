@@ -68,6 +68,7 @@ describe('bus migration 4 on an installed bus', () => {
       'bus_subscribe_with_headers(text, text, integer, integer, integer)',
       // bus 0005 grants it the same way (whoever may run bus_archive).
       'bus_archive_many(text, text, bigint[])',
+      'bus_read(text, text, integer, integer, bigint[])',
     ]) {
       expect([fn, await can(byHand, fn)]).toEqual([fn, true]);
       expect([fn, await can('pgferry_bus', fn)]).toEqual([fn, true]);

@@ -89,6 +89,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       'bus_leave',
       'bus_publish',
       'bus_publish',
+      'bus_read',
       'bus_subscribe',
       'bus_subscribe_with_headers',
     ]);
@@ -121,6 +122,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       'bus_leave(text,text)',
       'bus_publish(text,text,jsonb)',
       'bus_publish(text,text,jsonb,jsonb)',
+      'bus_read(text,text,integer,integer,bigint[])',
       'bus_subscribe(text,text,integer,integer,integer)',
       'bus_subscribe_with_headers(text,text,integer,integer,integer)',
     ]);

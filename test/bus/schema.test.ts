@@ -44,6 +44,7 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
       'bus_leave',
       'bus_publish',
       'bus_publish',
+      'bus_read',
       'bus_subscribe',
       'bus_subscribe_with_headers',
     ]);
