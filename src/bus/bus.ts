@@ -241,19 +241,26 @@ export class Bus<T = unknown> {
 
   private async readLoop(): Promise<void> {
     const signal = this.abort.signal;
+    // Handled messages the next read archives (backends with archivesOnRead).
+    let handled: number[] = [];
     while (!signal.aborted) {
       let batch: BackendMessage[];
       try {
-        batch = await this.backend.read(this.myQueue!, {
+        const queue = this.myQueue!;
+        batch = await this.backend.read(queue, {
           channel: this.channel,
           visibilityTimeoutSeconds: this.vt,
           batchSize: this.batchSize,
           maxPollSeconds: this.maxPollSeconds,
           pollIntervalMs: this.pollIntervalMs,
           signal,
+          archive: handled,
         });
+        handled = [];
         this.recovery.ok();
       } catch (err) {
+        // Kept for the next read, unless the queue (and its messages) is gone.
+        if (err instanceof BusNotMemberError || err instanceof QueueNotFoundError) handled = [];
         if (signal.aborted) break;
         await this.readFailed(err);
         continue;
@@ -263,6 +270,10 @@ export class Bus<T = unknown> {
       if (batch.length === 0) continue;
       this.counters.received += batch.length;
       for (const m of batch) await this.handle(m);
+      if (this.backend.archivesOnRead) {
+        handled = batch.map((m) => m.msgId);
+        continue;
+      }
       try {
         await this.backend.archive(
           this.myQueue!,

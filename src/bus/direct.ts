@@ -6,6 +6,7 @@ import type { JsonValue } from './serializer.js';
 import type { Executor } from '../driver/types.js';
 import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
 import { Waker, longPoll, wakeChannel } from './wake.js';
+import { DirectStatements } from './direct-sql.js';
 
 export interface DirectBackendOptions {
   /** The queue client to use; the backend never closes it. */
@@ -58,6 +59,7 @@ export class DirectBackend implements BusBackend {
   private readonly peerCache = new Map<string, { peers: string[]; until: number }>();
   private readonly wakers = new Map<string, Waker>();
   private readonly asyncPublish: boolean;
+  private readonly sql: DirectStatements;
 
   constructor(options: DirectBackendOptions) {
     if (!options?.client)
@@ -65,10 +67,11 @@ export class DirectBackend implements BusBackend {
     this.client = options.client;
     this.logger = options.logger ?? options.client.logger;
     this.ttlMs = options.peerCacheTtlMs ?? 1000;
-    // Publishes go out in one statement (the engine's sendMany); reads and
+    // Publishes go out in one statement (DirectStatements.publish); reads and
     // archives commit without waiting for the WAL flush: losing one in a
     // crash only makes a message visible again (at least once).
     this.asyncPublish = options.durablePublish === false;
+    this.sql = new DirectStatements(options.client.engine);
   }
 
   async join(channel: string): Promise<string> {
@@ -96,12 +99,13 @@ export class DirectBackend implements BusBackend {
     // one commit (one WAL flush, one NOTIFY lock) per publish, whatever the
     // number of peers. In a transaction, the NOTIFYs go out at its commit.
     const sendAll = (exec: Executor) =>
-      this.client.engine.messages.sendMany(
+      this.sql.publish(
         exec,
         peers,
         peers.map((q) => wakeChannel(q, safe)),
         body,
-        { asyncCommit: this.asyncPublish && !options.tx, headers },
+        headers,
+        this.asyncPublish && !options.tx,
       );
     if (options.tx) return sendAll(options.tx);
     try {
@@ -159,61 +163,58 @@ export class DirectBackend implements BusBackend {
     return ids;
   }
 
+  /** Handled messages are archived by the next read's statement. */
+  readonly archivesOnRead = true;
+
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
-    const args: Arg[] = [
+    let archive = options.archive ?? [];
+    const waitArgs: Arg[] = [
       [queue, 'text'],
       [options.visibilityTimeoutSeconds, 'integer'],
       [options.batchSize, 'integer'],
     ];
-    const run = async (fn: string, extra: Arg[] = [], waitMs = 0): Promise<BackendMessage[]> => {
-      const rows = await this.client.engine.call<{
-        msg_id: string;
-        message: JsonValue;
-        headers: Record<string, unknown> | null;
-      }>(
-        this.client.driver,
-        fn,
-        [...args, ...extra],
-        // A long-poll waits in the database on purpose: extend the query deadline by it.
-        {
-          select: 'msg_id, message, headers',
-          asyncCommit: true,
-          prepare: true,
-          timeoutExtraMs: waitMs,
-        },
-      );
-      return rows
-        .map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }))
-        .sort((a, b) => a.msgId - b.msgId);
-    };
     return longPoll(
       this.wakers.get(queue),
       options,
-      () => run('read'),
-      (maxPollSeconds) =>
-        run(
+      async () => {
+        const rows = await this.sql.read(
+          this.client.driver,
+          queue,
+          options.visibilityTimeoutSeconds,
+          options.batchSize,
+          archive,
+        );
+        archive = [];
+        return rows;
+      },
+      // Without LISTEN: the queue engine's read_with_poll waits in the database.
+      async (maxPollSeconds) => {
+        const rows = await this.client.engine.call<{
+          msg_id: string;
+          message: JsonValue;
+          headers: Record<string, unknown> | null;
+        }>(
+          this.client.driver,
           'read_with_poll',
-          [
-            [maxPollSeconds, 'integer'],
-            [options.pollIntervalMs, 'integer'],
-          ],
-          maxPollSeconds * 1000,
-        ),
+          [...waitArgs, [maxPollSeconds, 'integer'], [options.pollIntervalMs, 'integer']],
+          // A long-poll waits in the database on purpose: extend the query deadline by it.
+          {
+            select: 'msg_id, message, headers',
+            asyncCommit: true,
+            prepare: true,
+            timeoutExtraMs: maxPollSeconds * 1000,
+          },
+        );
+        return rows
+          .map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }))
+          .sort((a, b) => a.msgId - b.msgId);
+      },
     );
   }
 
   async archive(queue: string, _channel: string, msgIds: readonly number[]): Promise<number[]> {
     if (msgIds.length === 0) return [];
-    const rows = await this.client.engine.call<{ id: string }>(
-      this.client.driver,
-      'archive',
-      [
-        [queue, 'text'],
-        [msgIds, 'bigint[]'],
-      ],
-      { select: 'r::text AS id', asyncCommit: true, prepare: true },
-    );
-    return rows.map((r) => Number(r.id));
+    return this.sql.archive(this.client.driver, queue, msgIds);
   }
 
   async leave(queue: string, channel: string): Promise<void> {

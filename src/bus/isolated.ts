@@ -60,8 +60,8 @@ export function busHeaders(
 
 /**
  * The untrusting backend (pipecat's IsolatedPgmqBackend): it calls only the
- * SECURITY DEFINER functions bus_join / bus_publish / bus_subscribe(_with_headers) /
- * bus_archive / bus_leave, so its role needs no privilege on the queue
+ * SECURITY DEFINER functions bus_join / bus_publish / bus_read /
+ * bus_subscribe_with_headers / bus_archive_many / bus_leave, so its role needs no privilege on the queue
  * engine. Queue names are server-allocated opaque ids; knowing the channel
  * is the capability. Wake-ups: LISTEN on the member's wake channel (which
  * bus_publish notifies), else bus_subscribe's own long-poll.
@@ -76,6 +76,7 @@ export class IsolatedBackend implements BusBackend {
     publish: string;
     publishInTx: string;
     subscribe: string;
+    read: string;
     archive: string;
     leave: string;
   };
@@ -98,7 +99,11 @@ export class IsolatedBackend implements BusBackend {
       // at-least-once delivery allows, and it takes an fsync off every
       // delivery's path. Publishes stay fully durable.
       subscribe: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_subscribe_with_headers($1::text, $2::text, $3::integer, $4::integer, $5::integer) AS r`,
-      archive: `SELECT id::text FROM ${ASYNC_COMMIT}, unnest($3::bigint[]) AS id WHERE ${s}.bus_archive($1::text, $2::text, id)`,
+      // Archives what the member handled, then reads without waiting: one call
+      // per delivery (migration 0005).
+      read: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_read($1::text, $2::text, $3::integer, $4::integer, $5::bigint[]) AS r`,
+      // One membership check and one archive statement per batch (migration 0005).
+      archive: `SELECT a.id::text FROM ${ASYNC_COMMIT}, ${s}.bus_archive_many($1::text, $2::text, $3::bigint[]) AS a(id)`,
       leave: `SELECT ${s}.bus_leave($1::text, $2::text)`,
     };
   }
@@ -128,21 +133,33 @@ export class IsolatedBackend implements BusBackend {
     return (res.rows[0]?.ids ?? []).map(Number);
   }
 
+  /** Handled messages are archived by the next read (bus_read). */
+  readonly archivesOnRead = true;
+
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
-    const call = async (maxSeconds: number): Promise<BackendMessage[]> => {
+    let archive = options.archive ?? [];
+    const rows = (res: { rows: Row[] }): BackendMessage[] =>
+      res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
+    const readNow = async (): Promise<BackendMessage[]> => {
       const res = await this.driver.query<Row>(
-        this.sql.subscribe,
-        [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, maxSeconds],
-        // The long-poll waits in the database on purpose: extend the query deadline by it.
-        { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
+        this.sql.read,
+        [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, archive],
+        { prepare: true },
       );
-      return res.rows.map((r) => ({
-        msgId: Number(r.msg_id),
-        message: r.message,
-        headers: r.headers,
-      }));
+      archive = [];
+      return rows(res);
     };
-    return longPoll(this.wakers.get(queue), options, () => call(0), call);
+    // Without LISTEN: bus_subscribe waits in the database (after readNow archived).
+    const readWaiting = async (maxSeconds: number): Promise<BackendMessage[]> =>
+      rows(
+        await this.driver.query<Row>(
+          this.sql.subscribe,
+          [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, maxSeconds],
+          // The long-poll waits in the database on purpose: extend the query deadline by it.
+          { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
+        ),
+      );
+    return longPoll(this.wakers.get(queue), options, readNow, readWaiting);
   }
 
   async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {

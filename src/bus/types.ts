@@ -30,6 +30,11 @@ export interface BackendReadOptions {
   pollIntervalMs: number;
   /** Ends the wait early (the bus is stopping). */
   signal?: AbortSignal;
+  /**
+   * Handled messages to archive before reading (backends with
+   * `archivesOnRead` only): the archive rides on the next read's statement.
+   */
+  archive?: readonly number[];
 }
 
 /**
@@ -50,6 +55,12 @@ export interface BusBackend {
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]>;
   /** Archives handled messages; returns the ids that were archived. */
   archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]>;
+  /**
+   * True when `read` archives `options.archive` in the statement that
+   * reads: the bus then hands its handled messages to the next read instead
+   * of archiving them in a statement of their own.
+   */
+  readonly archivesOnRead?: boolean;
   /** Leaves the channel and drops the member's queue. */
   leave(queue: string, channel: string): Promise<void>;
 }

@@ -29,6 +29,12 @@ export function wakeChannel(queue: string, channel: string): string {
  */
 export class Waker {
   private notified = false;
+  /**
+   * The last read, armed before it, returned less than a full batch: it took
+   * everything visible, and whatever is sent after it notifies. The next
+   * read can then wait for that notification instead of reading first.
+   */
+  drained = false;
   private wakeUp: (() => void) | undefined;
   private subscription: Subscription | undefined;
 
@@ -56,6 +62,12 @@ export class Waker {
 
   arm(): void {
     this.notified = false;
+    this.drained = false;
+  }
+
+  /** A notification came since the last `arm`. */
+  get pending(): boolean {
+    return this.notified;
   }
 
   /** Resolves at the next notification (or at once if one came since `arm`), after `ms`, or on abort. */
@@ -82,11 +94,24 @@ export class Waker {
   }
 }
 
+/** Longest time handled messages wait for the next read to archive them. */
+export const ARCHIVE_DELAY_MS = 50;
+
 /**
  * The read loop both backends share: read without waiting; when empty, wait
  * for a wake-up (or the poll interval's worth of nothing, as a safety net)
  * and read again, until `maxPollSeconds` passed. Without LISTEN, one
  * database-side long-poll does the waiting.
+ *
+ * After a short batch (fewer than `batchSize` messages) the next call skips
+ * the read that would come back empty and waits at once: the wake-up was
+ * armed before that short read, so a message sent since has notified (and
+ * the wait returns at once). That is one statement fewer per delivery.
+ *
+ * Messages handed in `options.archive` are archived by the first read
+ * (`readNow`). When that read is skipped, the wait is cut to
+ * ARCHIVE_DELAY_MS: a message that comes by then carries the archive on
+ * its read, otherwise a read of its own archives them.
  */
 export async function longPoll(
   waker: Waker | undefined,
@@ -95,14 +120,23 @@ export async function longPoll(
   readWaiting: (maxSeconds: number) => Promise<BackendMessage[]>,
 ): Promise<BackendMessage[]> {
   const deadline = Date.now() + options.maxPollSeconds * 1000;
+  let archiving = (options.archive?.length ?? 0) > 0;
   for (;;) {
-    waker?.arm();
-    const messages = await readNow();
-    if (messages.length > 0 || options.signal?.aborted) return messages;
+    const listening = waker?.listening === true;
+    // Wait first only when there is time to wait (maxPollSeconds 0 always reads).
+    if (!listening || !waker!.drained || waker!.pending || deadline <= Date.now()) {
+      waker?.arm();
+      const messages = await readNow();
+      archiving = false;
+      if (waker && messages.length < options.batchSize) waker.drained = true;
+      if (messages.length > 0 || options.signal?.aborted) return messages;
+    }
     const left = deadline - Date.now();
     if (left <= 0) return [];
-    if (waker?.listening) {
-      await waker.wait(left, options.signal);
+    if (listening) {
+      await waker!.wait(archiving ? Math.min(left, ARCHIVE_DELAY_MS) : left, options.signal);
+      // Read after any wake-up: a notification, or the safety net's time.
+      waker!.drained = false;
       if (options.signal?.aborted) return [];
     } else {
       return readWaiting(Math.max(1, Math.ceil(left / 1000)));

@@ -71,7 +71,7 @@ describe.each<Kind>(['direct', 'isolated'])('Bus over the %s backend', (kind) =>
         ),
       ).toBe(true);
     });
-    // Everything handled is archived (right after the batch's handlers ran).
+    // Everything handled is archived (by the member's next read, at most 50 ms after it went idle).
     for (const b of buses) {
       await eventually(async () => {
         const rows = await db.sql<{ n: string }>(

@@ -84,10 +84,12 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     const api = fns.filter((f) => f.proname.startsWith('bus_'));
     expect(api.map((f) => f.proname)).toEqual([
       'bus_archive',
+      'bus_archive_many',
       'bus_join',
       'bus_leave',
       'bus_publish',
       'bus_publish',
+      'bus_read',
       'bus_subscribe',
       'bus_subscribe_with_headers',
     ]);
@@ -115,10 +117,12 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     );
     expect(definers.map((d) => d.f).sort()).toEqual([
       'bus_archive(text,text,bigint)',
+      'bus_archive_many(text,text,bigint[])',
       'bus_join(text)',
       'bus_leave(text,text)',
       'bus_publish(text,text,jsonb)',
       'bus_publish(text,text,jsonb,jsonb)',
+      'bus_read(text,text,integer,integer,bigint[])',
       'bus_subscribe(text,text,integer,integer,integer)',
       'bus_subscribe_with_headers(text,text,integer,integer,integer)',
     ]);
@@ -173,6 +177,17 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
   });
 
   it("cannot read, archive or leave another member's queue even knowing its name", async () => {
+    const archiveMany = async (
+      q: string | null,
+      ch: string | null,
+      ids: (number | null)[] | null,
+    ): Promise<number[]> =>
+      (
+        await asBus.query<{ id: string }>(
+          `SELECT a AS id FROM public.bus_archive_many($1, $2, $3::bigint[]) a`,
+          [q, ch, ids],
+        )
+      ).rows.map((r) => Number(r.id));
     const victim = await join('secret-a');
     const sender = await join('secret-a');
     const mine = await join('other-b');
@@ -193,6 +208,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
         (await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [victim, ch, id])).rows[0]
           .ok,
       ).toBe(false);
+      expect(await archiveMany(victim, ch, [id])).toEqual([]);
       await asBus.query(`SELECT public.bus_leave($1, $2)`, [victim, ch]);
       expect(await sqlState(`SELECT public.bus_publish($1, $2, '{}')`, [ch, victim])).toBe('PF502');
     }
@@ -208,6 +224,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       expect(
         (await asBus.query(`SELECT public.bus_archive($1, $2, $3) AS ok`, [q, ch, id])).rows[0].ok,
       ).toBe(false);
+      expect(await archiveMany(q ?? null, ch ?? null, [id])).toEqual([]);
       await asBus.query(`SELECT public.bus_leave($1, $2)`, [q, ch]);
     }
     // Nothing changed: the victim's message is still there, unread, and its queue exists.
@@ -223,6 +240,18 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
       (await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id]))
         .rows[0].ok,
     ).toBe(true);
+    expect(await archiveMany(victim, 'secret-a', [id])).toEqual([]);
+    // The batch form: the ids archived, each once; unknown and NULL ids left out.
+    const [id2] = (
+      await asBus.query<{ ids: string[] }>(
+        `SELECT public.bus_publish('secret-a', $1, '{"secret":2}') AS ids`,
+        [sender],
+      )
+    ).rows[0]!.ids.map(Number);
+    expect(await archiveMany(victim, 'secret-a', [id2!, 999999, null, id2!])).toEqual([id2]);
+    expect(await archiveMany(victim, 'secret-a', [id2!])).toEqual([]);
+    expect(await archiveMany(victim, 'secret-a', [])).toEqual([]);
+    expect(await archiveMany(victim, 'secret-a', null)).toEqual([]);
     expect(
       (await asBus.query(`SELECT public.bus_archive($1, 'secret-a', $2) AS ok`, [victim, id]))
         .rows[0].ok,

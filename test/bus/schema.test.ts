@@ -39,10 +39,12 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
     );
     expect(privs.filter((p) => p.ok).map((p) => p.f)).toEqual([
       'bus_archive',
+      'bus_archive_many',
       'bus_join',
       'bus_leave',
       'bus_publish',
       'bus_publish',
+      'bus_read',
       'bus_subscribe',
       'bus_subscribe_with_headers',
     ]);

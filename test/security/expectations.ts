@@ -379,4 +379,8 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'bus._pgferry_bus_check_headers(jsonb)': 'none',
   'bus.bus_publish(text, text, jsonb, jsonb)': 'bus',
   'bus.bus_subscribe_with_headers(text, text, integer, integer, integer)': 'bus',
+  // bus additions (sql/bus/0005_fast_reads.sql; it also replaces
+  // _pgferry_bus_grant, classified above)
+  'bus.bus_archive_many(text, text, bigint[])': 'bus',
+  'bus.bus_read(text, text, integer, integer, bigint[])': 'bus',
 };

@@ -1,0 +1,78 @@
+// bus_read (bus migration 0005): archives what the member handled, then reads
+// as bus_subscribe_with_headers(..., 0) does, in one call.
+import { describe, expect, it } from 'vitest';
+import { useTestDatabase } from '../support/db.js';
+
+const db = useTestDatabase();
+
+const join = async (ch: string): Promise<string> =>
+  (await db.sql<{ q: string }>('SELECT public.bus_join($1) AS q', [ch]))[0]!.q;
+const publish = async (ch: string, from: string, n: number): Promise<number> =>
+  Number(
+    (
+      await db.sql<{ ids: string[] }>(`SELECT public.bus_publish($1, $2, $3::jsonb) AS ids`, [
+        ch,
+        from,
+        JSON.stringify({ n }),
+      ])
+    )[0]!.ids[0],
+  );
+const read = (q: string | null, ch: string | null, archive: number[] | null, qty = 10) =>
+  db.sql<{ msg_id: string; message: unknown; headers: unknown }>(
+    `SELECT * FROM public.bus_read($1, $2, 30, $3, $4::bigint[])`,
+    [q, ch, qty, archive],
+  );
+const count = async (q: string, prefix: 'q' | 'a'): Promise<number> =>
+  Number(
+    (await db.sql<{ n: string }>(`SELECT count(*) AS n FROM ${db.queueSchema}.${prefix}_${q}`))[0]!
+      .n,
+  );
+const state = (p: Promise<unknown>): Promise<string | undefined> =>
+  p.then(
+    () => undefined,
+    (e: { code?: string; sqlState?: string }) => e.sqlState ?? e.code,
+  );
+
+describe('bus_read', () => {
+  it('archives the handled ids, then reads the rest; each once', async () => {
+    const ch = 'bus-read-a';
+    const me = await join(ch);
+    const peer = await join(ch);
+    const ids: number[] = [];
+    for (let n = 1; n <= 3; n++) ids.push(await publish(ch, peer, n));
+    const first = await read(me, ch, null, 2);
+    expect(first.map((r) => r.message)).toEqual([{ n: 1 }, { n: 2 }]);
+    expect(first[0]!.headers).toBeNull();
+    // Archives 1 and 2 (and ignores an unknown id), reads 3.
+    const second = await read(me, ch, [ids[0]!, ids[1]!, 999999]);
+    expect(second.map((r) => Number(r.msg_id))).toEqual([ids[2]]);
+    expect(await count(me, 'a')).toBe(2);
+    expect(await read(me, ch, [ids[2]!])).toEqual([]);
+    expect(await count(me, 'a')).toBe(3);
+    expect(await count(me, 'q')).toBe(0);
+    expect(await read(me, ch, [])).toEqual([]);
+  });
+
+  it('refuses a queue of another channel or an unknown one (PF502) and archives nothing', async () => {
+    const victim = await join('bus-read-secret');
+    const sender = await join('bus-read-secret');
+    const id = await publish('bus-read-secret', sender, 1);
+    for (const [q, ch] of [
+      [victim, 'bus-read-other'],
+      [victim, null],
+      [null, 'bus-read-secret'],
+      ['bus_00000000000000000000000000000000', 'bus-read-secret'],
+    ] as const) {
+      expect(await state(read(q, ch, [id]))).toBe('PF502');
+    }
+    expect(await count(victim, 'a')).toBe(0);
+    expect(
+      await state(
+        db.sql(`SELECT * FROM public.bus_read($1, $2, NULL, 1, NULL)`, [victim, 'bus-read-secret']),
+      ),
+    ).toBe('PF501');
+    expect((await read(victim, 'bus-read-secret', null)).map((r) => Number(r.msg_id))).toEqual([
+      id,
+    ]);
+  });
+});
