@@ -5,6 +5,7 @@ import { durationMs, wholeSeconds } from './durations.js';
 import { lockedMessages, type Arg } from './engine/calls.js';
 import type { QueueEngine } from './engine/index.js';
 import { readVt, vtArg, vtOf, vtOfValue } from './engine/vt.js';
+import { groupedReadFunction, type GroupedReadMode, type GroupedReadOptions } from './grouped.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 import type {
@@ -102,6 +103,34 @@ export async function readBy<T>(
   // A receive span when tracing is on (`read`: what the OTel hooks trace).
   const rows = how.traced ? await traceReceive(queue, go) : await go();
   return rows.map((r) => toMessage<T>(r));
+}
+
+const SQL_MODE = { grouped: 'grouped', roundRobin: 'rr', head: 'head' } as const;
+
+/**
+ * A FIFO group read without polling: the one prepared statement of
+ * engine/grouped.ts, or the SQL function (`read_grouped`, `_rr`, `_head`)
+ * when that statement leaves the read to it (dead letters due, too few
+ * groups in the first prefix, a candidate taken meanwhile, qty 0). Same
+ * arguments, checks and results as readBy with the function.
+ */
+export async function readGrouped<T>(
+  e: QueueEngine,
+  exec: Executor,
+  mode: GroupedReadMode,
+  queue: string,
+  options: GroupedReadOptions,
+): Promise<Message<T>[]> {
+  const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+  const vt = readVt(options);
+  if (qty >= 1 && Object.hasOwn(SQL_MODE, mode)) {
+    const rows = await e.grouped.read(exec, queue, SQL_MODE[mode], qty, vt);
+    if (rows !== null) return rows.map((r) => toMessage<T>(r));
+  }
+  return readBy<T>(e, exec, groupedReadFunction(mode, false), queue, options, {
+    poll: false,
+    conditional: false,
+  });
 }
 
 export async function pop<T>(

@@ -1,6 +1,7 @@
 import { quoteIdent } from '../../driver/quote.js';
 import type { Executor } from '../../driver/types.js';
 import { call, type Arg, type CallOptions } from './calls.js';
+import { GroupedReadStatements } from './grouped.js';
 import { HeldStatements } from './held.js';
 import { MessageStatements } from './messages.js';
 import { RecordStatements } from './records.js';
@@ -15,6 +16,8 @@ import { TableResolver } from './tables.js';
  *   read locked) and the row operations other layers need;
  * - `held`: the held-only finishing statements a consumer runs per message;
  * - `records`: reading rows without reading messages (get by id, list, count);
+ * - `grouped`: the FIFO group reads in one prepared statement (falling back
+ *   to the SQL function when it does not settle the read);
  * - `call`: a SQL-function call (way one of writing a statement; the other
  *   is a prepared statement on `tables` in `messages` / `held`).
  *
@@ -27,6 +30,7 @@ export class QueueEngine {
   readonly messages: MessageStatements;
   readonly held: HeldStatements;
   readonly records: RecordStatements;
+  readonly grouped: GroupedReadStatements;
 
   constructor(
     readonly schema: string,
@@ -38,6 +42,7 @@ export class QueueEngine {
     this.messages = new MessageStatements(this.tables, lockTimeoutMs);
     this.held = new HeldStatements(this.tables, this.messages, lockTimeoutMs);
     this.records = new RecordStatements(this.tables);
+    this.grouped = new GroupedReadStatements(this.tables);
   }
 
   /** Calls `<schema>.<fn>(args)`; see calls.ts. */
