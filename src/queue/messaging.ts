@@ -93,13 +93,20 @@ export async function readBy<T>(
     args.push([maxPoll, 'integer'], [interval, 'integer']);
     waitMs = maxPoll * 1000;
   }
-  if (how.conditional) args.push([conditionalJson(options.conditional), 'jsonb']);
-  const go = () =>
-    e.call<MessageRow>(exec, fn, args, {
+  const conditional = conditionalJson(options.conditional);
+  if (how.conditional) args.push([conditional, 'jsonb']);
+  const go = async () => {
+    // `read` without polling: one prepared statement (engine/read.ts), unless it defers.
+    if (fn === 'read' && how.conditional && !how.poll) {
+      const rows = await e.reader.read(exec, queue, qty, conditional, [vt, vtType]);
+      if (rows !== null) return rows;
+    }
+    return e.call<MessageRow>(exec, fn, args, {
       select: MESSAGE_COLUMNS,
       prepare: !how.poll,
       timeoutExtraMs: waitMs,
     });
+  };
   // A receive span when tracing is on (`read`: what the OTel hooks trace).
   const rows = how.traced ? await traceReceive(queue, go) : await go();
   return rows.map((r) => toMessage<T>(r));
