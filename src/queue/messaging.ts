@@ -215,7 +215,7 @@ export function processBatch<T>(
     const messages = rows.map((r) => toMessage<T>(r)).sort(byMsgId);
     await handler(messages, tx);
     const ids = messages.map((m) => m.msgId);
-    await e.messages[how](tx, queue, ids);
+    await e.messages.finishLocked(tx, queue, how, ids);
     return ids.length;
   });
 }
