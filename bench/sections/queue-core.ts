@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { QueueClient } from '../../src/queue/client.js';
+import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../../src/queue/rows.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { median, rounds, throughput, type BenchSection } from '../harness.js';
 
@@ -221,12 +222,16 @@ export const queueCoreSection: BenchSection = {
               await refill(q);
               viaFunction.push(
                 await throughput(prefill, consumers, 100, async () => {
-                  const got = await fnRead.query<{ msg_id: string }>({
+                  // Every column, decoded as the client does (like for like).
+                  const got = await fnRead.query<MessageRow>({
                     name: `fnread_${q}`,
-                    text: `SELECT msg_id FROM ${client.schema}.read($1::text, 30, 100)`,
+                    text: `SELECT ${MESSAGE_COLUMNS} FROM ${client.schema}.read($1::text, 30, 100)`,
                     values: [q],
                   });
-                  const ids = got.rows.map((r) => Number(r.msg_id));
+                  const ids = got.rows
+                    .map((r) => toMessage(r))
+                    .sort((a, b) => a.msgId - b.msgId)
+                    .map((m) => m.msgId);
                   if (ids.length) await client.delete(q, ids);
                   return ids.length;
                 }),
