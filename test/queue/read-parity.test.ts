@@ -120,6 +120,8 @@ describe('read: the prepared statement mirrors the SQL function', () => {
         { qty: 4, vt: 0, conditional: { i: 50 } },
         { qty: 100, vt: -5 },
         { qty: 3 },
+        { qty: 10, vt: 0, conditional: { odd: false } },
+        { qty: 10, conditional: {} },
       ];
       for (const [i, s] of steps.entries()) {
         const got = await readBoth(pair, s);

@@ -13,22 +13,37 @@ import type { TableResolver } from './tables.js';
  * changes nothing and returns one row with a NULL msg_id, and the caller runs
  * the SQL function. test/queue/read-parity.test.ts compares both.
  *
- * $1 queue name, $2 qty, $3 conditional (jsonb), $4 vt (seconds from now, or a time).
+ * Parameters: the queue name, the vt (seconds from now, or a time), the
+ * condition (jsonb) unless it is empty, the batch size unless a constant.
  */
-export function readSql(s: string, t: string, vt: 'integer' | 'timestamptz'): string {
+export function readSql(
+  s: string,
+  t: string,
+  vt: 'integer' | 'timestamptz',
+  qty?: number,
+  conditional = true,
+): string {
+  // $1 queue, $2 vt, then the condition and the batch size when they are parameters.
+  let n = 2;
+  const cond = conditional ? `$${++n}::jsonb` : null;
+  // A common batch size is written as a constant (one more prepared
+  // statement each, so only these), and no condition means no jsonb test:
+  // otherwise the generic plan's estimates (a tenth of the table for
+  // `LIMIT $n`, a fraction for the test) make the plan cache re-plan every
+  // call (~0.17 ms).
+  const limit = qty !== undefined && LITERAL_QTY.has(qty) ? String(qty) : `$${++n}`;
   // The integer form computes clock + vt seconds once, at call start, as the function does.
   const vtExpr =
-    vt === 'integer' ? 'clock_timestamp() + make_interval(secs => $4::integer)' : '$4::timestamptz';
+    vt === 'integer' ? 'clock_timestamp() + make_interval(secs => $2::integer)' : '$2::timestamptz';
   return `WITH g AS MATERIALIZED (
   SELECT ${vtExpr} AS vt,
          NOT EXISTS (SELECT 1 FROM ${s}._dead_letter_due d
                       WHERE d.queue_table = lower('q_' || $1::text) AND d.due_at <= clock_timestamp()) AS ok),
 cte AS (
   SELECT msg_id FROM ${t}
-   WHERE (SELECT ok FROM g) AND vt <= clock_timestamp()
-     AND ($3::jsonb IS NULL OR $3::jsonb = '{}'::jsonb OR message @> $3::jsonb)
+   WHERE (SELECT ok FROM g) AND vt <= clock_timestamp()${cond ? `\n     AND (${cond} IS NULL OR ${cond} = '{}'::jsonb OR message @> ${cond})` : ''}
    ORDER BY msg_id
-   LIMIT $2
+   LIMIT ${limit}
      FOR UPDATE SKIP LOCKED),
 upd AS (
   UPDATE ${t} m
@@ -39,6 +54,9 @@ SELECT * FROM upd
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE NOT (SELECT ok FROM g)`;
 }
+
+/** Batch sizes readSql writes as constants. */
+const LITERAL_QTY = new Set([1, 10, 20, 50, 100, 200, 500, 1000]);
 
 /** The prepared `read` of one schema (see readSql). */
 export class ReadStatement {
@@ -53,12 +71,13 @@ export class ReadStatement {
     vt: readonly [number | Date, 'integer' | 'timestamptz'],
   ): Promise<MessageRow[] | null> {
     const t = this.tables.cached(queue) ?? (await this.tables.table(exec, queue));
-    const rows = await run<MessageRow>(
-      exec,
-      readSql(this.tables.s, t, vt[1]),
-      [queue, qty, conditional, vt[0]],
-      { prepare: true },
-    );
+    const all = conditional === '{}';
+    const params: unknown[] = [queue, vt[0]];
+    if (!all) params.push(conditional);
+    if (!LITERAL_QTY.has(qty)) params.push(qty);
+    const rows = await run<MessageRow>(exec, readSql(this.tables.s, t, vt[1], qty, !all), params, {
+      prepare: true,
+    });
     if (rows.length > 0 && rows[rows.length - 1]!.msg_id == null) return null;
     return rows;
   }
