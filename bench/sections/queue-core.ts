@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { QueueClient } from '../../src/queue/client.js';
+import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../../src/queue/rows.js';
 import { migrate } from '../../src/migrate/migrator.js';
-import { rounds, throughput, type BenchSection } from '../harness.js';
+import { median, rounds, throughput, type BenchSection } from '../harness.js';
 
 // The PGMQ core operations through pgferry's client, each against the same
 // operation done in plain SQL on an equivalent table, on the same database,
@@ -108,6 +109,8 @@ export const queueCoreSection: BenchSection = {
       });
 
       // --- reading 100 at a time and finishing them, 1 and 4 consumers.
+      // QueueClient.read is one prepared statement (src/queue/engine/read.ts);
+      // the row marked (before) is the SQL function `read` it replaced.
       // "read" is PGMQ's visibility-timeout read: an UPDATE of vt/read_ct,
       // so its plain-SQL twin is the same UPDATE … SKIP LOCKED RETURNING.
       // processBatch holds row locks in one transaction instead (no
@@ -131,74 +134,111 @@ export const queueCoreSection: BenchSection = {
         },
         { mode: 'read+archive', baseline: 'UPDATE … SKIP LOCKED RETURNING + move to archive' },
       ];
+      const refill = async (q: string, t?: string): Promise<void> => {
+        for (let i = 0; i < prefill; i += 1000) {
+          const n = Math.min(1000, prefill - i);
+          await client.sendBatch(
+            q,
+            Array.from({ length: n }, () => bodies[0]),
+          );
+          if (t)
+            await admin.query(
+              `INSERT INTO ${t} (vt, message) SELECT clock_timestamp(), $1::jsonb FROM generate_series(1, $2)`,
+              [BODY, n],
+            );
+        }
+        if (t) await admin.query(`VACUUM ANALYZE ${t}`);
+        await admin.query(`VACUUM ANALYZE ${client.schema}.q_${q}`);
+      };
+      const fnRead = new pg.Pool({ connectionString: ctx.url, max: 4 });
+      fnRead.on('error', () => undefined);
+      let baseFirst = true;
       for (const { mode, baseline, target } of modes) {
         for (const consumers of [1, 4]) {
+          const viaFunction: number[] = [];
           const [ours, base] = await rounds(ctx, async () => {
             const { q, t } = await fresh();
-            for (let i = 0; i < prefill; i += 1000) {
-              const n = Math.min(1000, prefill - i);
-              await client.sendBatch(
-                q,
-                Array.from({ length: n }, () => bodies[0]),
-              );
-              await admin.query(
-                `INSERT INTO ${t} (vt, message) SELECT clock_timestamp(), $1::jsonb FROM generate_series(1, $2)`,
-                [BODY, n],
+            await refill(q, t);
+            const runBase = () =>
+              throughput(prefill, consumers, 100, async () => {
+                if (mode === 'processBatch+delete') {
+                  const conn = await plain.connect();
+                  try {
+                    await conn.query('BEGIN');
+                    const got = await conn.query<{ msg_id: string }>({
+                      name: `sel_${t}`,
+                      text: `SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM ${t} WHERE vt <= clock_timestamp() ORDER BY msg_id LIMIT 100 FOR UPDATE SKIP LOCKED`,
+                    });
+                    await conn.query({
+                      name: `del_${t}`,
+                      text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
+                      values: [got.rows.map((r) => r.msg_id)],
+                    });
+                    await conn.query('COMMIT');
+                    return got.rows.length;
+                  } finally {
+                    conn.release();
+                  }
+                }
+                const got = await plain.query<{ msg_id: string }>({
+                  name: `read_${t}`,
+                  text: readSql(t),
+                });
+                const ids = got.rows.map((r) => r.msg_id);
+                if (ids.length) {
+                  await plain.query(
+                    mode === 'read+delete'
+                      ? {
+                          name: `del_${t}`,
+                          text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
+                          values: [ids],
+                        }
+                      : { name: `arch_${t}`, text: archiveSql(t), values: [ids] },
+                  );
+                }
+                return ids.length;
+              });
+            const runOurs = () =>
+              throughput(prefill, consumers, 100, async () => {
+                if (mode === 'processBatch+delete')
+                  return client.processBatch(q, async () => undefined, { qty: 100 });
+                const msgs = await client.read(q, { qty: 100, visibilityTimeoutMs: 30_000 });
+                const ids = msgs.map((m) => m.msgId);
+                if (ids.length) {
+                  if (mode === 'read+delete') await client.delete(q, ids);
+                  else await client.archive(q, ids);
+                }
+                return ids.length;
+              });
+            // Which side goes first alternates by round (a side that runs
+            // second inherits the first one's dead rows and checkpoints).
+            const base = baseFirst ? await runBase() : 0;
+            const ours = await runOurs();
+            const baseAfter = baseFirst ? base : await runBase();
+            baseFirst = !baseFirst;
+            if (mode === 'read+delete') {
+              // The previous client path, for old vs new in the same run:
+              // the SQL function `read` (prepared call) + the prepared delete.
+              await refill(q);
+              viaFunction.push(
+                await throughput(prefill, consumers, 100, async () => {
+                  // Every column, decoded as the client does (like for like).
+                  const got = await fnRead.query<MessageRow>({
+                    name: `fnread_${q}`,
+                    text: `SELECT ${MESSAGE_COLUMNS} FROM ${client.schema}.read($1::text, 30, 100)`,
+                    values: [q],
+                  });
+                  const ids = got.rows
+                    .map((r) => toMessage(r))
+                    .sort((a, b) => a.msgId - b.msgId)
+                    .map((m) => m.msgId);
+                  if (ids.length) await client.delete(q, ids);
+                  return ids.length;
+                }),
               );
             }
-            await admin.query(`VACUUM ANALYZE ${t}`);
-            await admin.query(`VACUUM ANALYZE ${client.schema}.q_${q}`);
-            const base = await throughput(prefill, consumers, 100, async () => {
-              if (mode === 'processBatch+delete') {
-                const conn = await plain.connect();
-                try {
-                  await conn.query('BEGIN');
-                  const got = await conn.query<{ msg_id: string }>({
-                    name: `sel_${t}`,
-                    text: `SELECT msg_id, read_ct, enqueued_at, last_read_at, vt, message, headers FROM ${t} WHERE vt <= clock_timestamp() ORDER BY msg_id LIMIT 100 FOR UPDATE SKIP LOCKED`,
-                  });
-                  await conn.query({
-                    name: `del_${t}`,
-                    text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
-                    values: [got.rows.map((r) => r.msg_id)],
-                  });
-                  await conn.query('COMMIT');
-                  return got.rows.length;
-                } finally {
-                  conn.release();
-                }
-              }
-              const got = await plain.query<{ msg_id: string }>({
-                name: `read_${t}`,
-                text: readSql(t),
-              });
-              const ids = got.rows.map((r) => r.msg_id);
-              if (ids.length) {
-                await plain.query(
-                  mode === 'read+delete'
-                    ? {
-                        name: `del_${t}`,
-                        text: `DELETE FROM ${t} WHERE msg_id = ANY($1::bigint[])`,
-                        values: [ids],
-                      }
-                    : { name: `arch_${t}`, text: archiveSql(t), values: [ids] },
-                );
-              }
-              return ids.length;
-            });
-            const ours = await throughput(prefill, consumers, 100, async () => {
-              if (mode === 'processBatch+delete')
-                return client.processBatch(q, async () => undefined, { qty: 100 });
-              const msgs = await client.read(q, { qty: 100, visibilityTimeoutMs: 30_000 });
-              const ids = msgs.map((m) => m.msgId);
-              if (ids.length) {
-                if (mode === 'read+delete') await client.delete(q, ids);
-                else await client.archive(q, ids);
-              }
-              return ids.length;
-            });
             await drop(q, t);
-            return [ours, base];
+            return [ours, baseAfter];
           });
           ctx.report({
             section: 'queue-core',
@@ -208,8 +248,17 @@ export const queueCoreSection: BenchSection = {
             baseline: { name: baseline, value: base },
             ...(target ? { target: { ratio: target } } : {}),
           });
+          if (viaFunction.length)
+            ctx.report({
+              section: 'queue-core',
+              operation: `(before) SQL read() 100 + delete, ${consumers} consumer${consumers > 1 ? 's' : ''}`,
+              value: median(viaFunction),
+              unit: 'msg/s',
+              baseline: { name: baseline, value: base },
+            });
         }
       }
+      await fnRead.end();
     } finally {
       await client.close();
       await plain.end();

@@ -1,5 +1,6 @@
 import pg from 'pg';
 import { QueueClient } from '../../src/queue/client.js';
+import type { Queryable } from '../../src/driver/types.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { rounds, throughput, type BenchSection } from '../harness.js';
 
@@ -56,6 +57,49 @@ export const queueFifoSection: BenchSection = {
           c.release();
         }
       };
+      // The same through QueueClient (what a user and the FIFO Consumer call):
+      // group reads run as one prepared statement (src/queue/engine/grouped.ts),
+      // the plain read as the prepared call of pgmq.read. Each in a
+      // rolled-back transaction, like the SQL rows.
+      const rollback = new Error('rollback');
+      const perClientRead = async (read: (tx: Queryable) => Promise<unknown>): Promise<number> => {
+        const started = process.hrtime.bigint();
+        for (let i = 0; i < iterations; i++) {
+          await client
+            .transaction(async (tx) => {
+              await read(tx);
+              throw rollback;
+            })
+            .catch((e: unknown) => {
+              if (e !== rollback) throw e;
+            });
+        }
+        return iterations / (Number(process.hrtime.bigint() - started) / 1e9);
+      };
+      const modes = [
+        ['readGrouped', 'grouped'],
+        ['readGroupedRoundRobin', 'roundRobin'],
+        ['readGroupedHead', 'head'],
+      ] as const;
+      for (const [method, mode] of modes) {
+        const [ours, plain] = await rounds(ctx, async () => [
+          await perClientRead((tx) => client.readGroupedBy('fifo_grouped', mode, { qty, tx })),
+          await perClientRead((tx) => client.read('fifo_plain', { qty, tx })),
+        ]);
+        ctx.report({
+          section: 'queue-fifo',
+          operation: `QueueClient.${method} qty ${qty}, ${total} msgs / ${groups} groups`,
+          value: ours,
+          unit: 'reads/s',
+          baseline: { name: `QueueClient.read qty ${qty}`, value: plain },
+          target: { ratio: 0.5 },
+        });
+        ctx.log(
+          `${method}: ${(1000 / ours).toFixed(2)} ms per read (read ${(1000 / plain).toFixed(2)} ms)`,
+        );
+      }
+
+      // The SQL functions (the contract; what a PGMQ client calls).
       const plainSql = `SELECT * FROM pgmq.read($1, 30, $2)`;
       for (const fn of ['read_grouped', 'read_grouped_rr', 'read_grouped_head']) {
         // Interleaved with the plain read, 3 rounds, medians.

@@ -228,6 +228,8 @@ export class QueueClient extends QueueClientReliability {
     poll = false,
   ): Promise<Q.Message<T>[]> {
     checkQueueName(queue);
+    // Without polling: one prepared statement (messaging.ts readGrouped).
+    if (!poll) return msg.readGrouped<T>(this.engine, this.x(options), mode, queue, options);
     const fn = groupedReadFunction(mode, poll);
     return msg.readBy<T>(this.engine, this.x(options), fn, queue, options, {
       poll,

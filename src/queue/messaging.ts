@@ -5,6 +5,7 @@ import { durationMs, wholeSeconds } from './durations.js';
 import { lockedMessages, type Arg } from './engine/calls.js';
 import type { QueueEngine } from './engine/index.js';
 import { readVt, vtArg, vtOf, vtOfValue } from './engine/vt.js';
+import { groupedReadFunction, type GroupedReadMode, type GroupedReadOptions } from './grouped.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 import type {
@@ -92,16 +93,51 @@ export async function readBy<T>(
     args.push([maxPoll, 'integer'], [interval, 'integer']);
     waitMs = maxPoll * 1000;
   }
-  if (how.conditional) args.push([conditionalJson(options.conditional), 'jsonb']);
-  const go = () =>
-    e.call<MessageRow>(exec, fn, args, {
+  const conditional = conditionalJson(options.conditional);
+  if (how.conditional) args.push([conditional, 'jsonb']);
+  const go = async () => {
+    // `read` without polling: one prepared statement (engine/read.ts), unless it defers.
+    if (fn === 'read' && how.conditional && !how.poll) {
+      const rows = await e.reader.read(exec, queue, qty, conditional, [vt, vtType]);
+      if (rows !== null) return rows;
+    }
+    return e.call<MessageRow>(exec, fn, args, {
       select: MESSAGE_COLUMNS,
       prepare: !how.poll,
       timeoutExtraMs: waitMs,
     });
+  };
   // A receive span when tracing is on (`read`: what the OTel hooks trace).
   const rows = how.traced ? await traceReceive(queue, go) : await go();
   return rows.map((r) => toMessage<T>(r));
+}
+
+const SQL_MODE = { grouped: 'grouped', roundRobin: 'rr', head: 'head' } as const;
+
+/**
+ * A FIFO group read without polling: the one prepared statement of
+ * engine/grouped.ts, or the SQL function (`read_grouped`, `_rr`, `_head`)
+ * when that statement leaves the read to it (dead letters due, too few
+ * groups in the first prefix, a candidate taken meanwhile, qty 0). Same
+ * arguments, checks and results as readBy with the function.
+ */
+export async function readGrouped<T>(
+  e: QueueEngine,
+  exec: Executor,
+  mode: GroupedReadMode,
+  queue: string,
+  options: GroupedReadOptions,
+): Promise<Message<T>[]> {
+  const qty = checkInt('qty', options.qty ?? 1, { min: 0 });
+  const vt = readVt(options);
+  if (qty >= 1 && Object.hasOwn(SQL_MODE, mode)) {
+    const rows = await e.grouped.read(exec, queue, SQL_MODE[mode], qty, vt);
+    if (rows !== null) return rows.map((r) => toMessage<T>(r));
+  }
+  return readBy<T>(e, exec, groupedReadFunction(mode, false), queue, options, {
+    poll: false,
+    conditional: false,
+  });
 }
 
 export async function pop<T>(
@@ -179,7 +215,7 @@ export function processBatch<T>(
     const messages = rows.map((r) => toMessage<T>(r)).sort(byMsgId);
     await handler(messages, tx);
     const ids = messages.map((m) => m.msgId);
-    await e.messages[how](tx, queue, ids);
+    await e.messages.finishLocked(tx, queue, how, ids);
     return ids.length;
   });
 }

@@ -1,8 +1,10 @@
 import { quoteIdent } from '../../driver/quote.js';
 import type { Executor } from '../../driver/types.js';
 import { call, type Arg, type CallOptions } from './calls.js';
+import { GroupedReadStatements } from './grouped.js';
 import { HeldStatements } from './held.js';
 import { MessageStatements } from './messages.js';
+import { ReadStatement } from './read.js';
 import { RecordStatements } from './records.js';
 import { TableResolver } from './tables.js';
 
@@ -15,6 +17,9 @@ import { TableResolver } from './tables.js';
  *   read locked) and the row operations other layers need;
  * - `held`: the held-only finishing statements a consumer runs per message;
  * - `records`: reading rows without reading messages (get by id, list, count);
+ * - `grouped`, `reader`: the FIFO group reads and `read`, each in one
+ *   prepared statement (falling back to the SQL function when dead letters
+ *   are due or the statement does not settle the read);
  * - `call`: a SQL-function call (way one of writing a statement; the other
  *   is a prepared statement on `tables` in `messages` / `held`).
  *
@@ -27,6 +32,8 @@ export class QueueEngine {
   readonly messages: MessageStatements;
   readonly held: HeldStatements;
   readonly records: RecordStatements;
+  readonly grouped: GroupedReadStatements;
+  readonly reader: ReadStatement;
 
   constructor(
     readonly schema: string,
@@ -38,6 +45,8 @@ export class QueueEngine {
     this.messages = new MessageStatements(this.tables, lockTimeoutMs);
     this.held = new HeldStatements(this.tables, this.messages, lockTimeoutMs);
     this.records = new RecordStatements(this.tables);
+    this.grouped = new GroupedReadStatements(this.tables);
+    this.reader = new ReadStatement(this.tables);
   }
 
   /** Calls `<schema>.<fn>(args)`; see calls.ts. */

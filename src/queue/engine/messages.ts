@@ -215,13 +215,38 @@ export class MessageStatements {
     conditional: string,
   ): Promise<MessageRow[]> {
     const t = await this.table(exec, queue);
+    // No condition (the common case): a statement without the jsonb test.
+    const all = conditional === '{}';
     return run<MessageRow>(
       exec,
       `SELECT ${MESSAGE_COLUMNS} FROM ${t}
-        WHERE vt <= clock_timestamp() AND ($2::jsonb = '{}'::jsonb OR message @> $2::jsonb)
+        WHERE vt <= clock_timestamp()${all ? '' : ` AND ($2::jsonb = '{}'::jsonb OR message @> $2::jsonb)`}
         ORDER BY msg_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      [qty, conditional],
+      all ? [qty] : [qty, conditional],
       { prepare: true },
     );
+  }
+
+  /**
+   * Deletes, or moves to the archive, messages this transaction locked with
+   * readLocked (processBatch): they cannot be waited on, so no lock guard,
+   * and nothing is returned.
+   */
+  async finishLocked(
+    exec: Executor,
+    queue: string,
+    how: 'delete' | 'archive',
+    msgIds: number[],
+  ): Promise<void> {
+    const q = await this.table(exec, queue);
+    const text =
+      how === 'delete'
+        ? `DELETE FROM ${q} WHERE ${BY_IDS}`
+        : archiveSql(
+            q,
+            this.tables.cached(queue, 'a') ?? (await this.tables.table(exec, queue, 'a')),
+            BY_IDS,
+          );
+    await run(exec, text, [msgIds], { prepare: true });
   }
 }
