@@ -1,5 +1,5 @@
 // The queue's hot paths run as prepared statements against the queue tables
-// (src/queue/statements.ts, src/queue/held.ts) instead of through the SQL
+// (src/queue/engine/messages.ts, src/queue/engine/held.ts) instead of through the SQL
 // functions they copy (sql/queue/0001_core.sql, 0002_fifo_topics_notify.sql).
 // Each test here runs the TypeScript path on one queue and the SQL function on
 // a twin queue with the same setup and the same inputs, then compares what

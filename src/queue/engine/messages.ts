@@ -1,7 +1,7 @@
 import type { Executor } from '../../driver/types.js';
 import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
-import { ASYNC_COMMIT, run } from './calls.js';
+import { run } from './calls.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
@@ -181,30 +181,6 @@ export class MessageStatements {
       { prepare: true },
     );
     return rows.map((r) => ({ id: Number(r.msg_id), key: r.k })).sort((a, b) => a.id - b.id);
-  }
-
-  /**
-   * One message to several queues in one statement (one round trip, one
-   * commit), each send followed by a NOTIFY on the matching `wake` channel:
-   * the bus's fan-out. Fails as a whole when one queue is missing.
-   */
-  async sendMany(
-    exec: Executor,
-    queues: string[],
-    wake: string[],
-    message: string,
-    options: { asyncCommit?: boolean; headers?: string | null } = {},
-  ): Promise<number[]> {
-    // With headers (a trace context), PGMQ's send(queue, msg, headers).
-    const headers = options.headers ?? null;
-    const rows = await run<{ id: string }>(
-      exec,
-      `SELECT s.id::text AS id, pg_notify(p.wake, '') FROM ${options.asyncCommit ? `${ASYNC_COMMIT}, ` : ''}unnest($1::text[], $2::text[]) AS p(queue, wake),
-              LATERAL ${this.tables.s}.send(p.queue, $3::jsonb${headers === null ? '' : ', $4::jsonb'}) AS s(id)`,
-      headers === null ? [queues, wake, message] : [queues, wake, message, headers],
-      { prepare: true },
-    );
-    return rows.map((r) => Number(r.id));
   }
 
   /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
