@@ -27,6 +27,8 @@ export const PGLITE_EXCLUDED_FILES: Readonly<Record<string, string>> = {
   'test/queue/metrics.test.ts':
     'concurrent writers on db.url; the no-scan check counts 4 seq scans on PGlite (to investigate)',
   'test/queue/partition-maintenance.test.ts': 'senders, readers and a lock holder on db.url',
+  'test/queue/grouped-concurrency.test.ts':
+    'every test: QueueClients and SQL callers on their own connections from db.url',
   'test/queue/metrics-default.test.ts':
     'a QueueClient and seq-scan counters on db.url (pg_stat_xact_user_tables through db.pool)',
 };
