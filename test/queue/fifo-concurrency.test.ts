@@ -167,7 +167,16 @@ describe('FIFO groups under concurrent consumers (separate connections)', () => 
         return res.rows.map((r) => r.message);
       }),
     );
-    const all = results.flat();
+    // A reader whose candidate heads were all locked by another at that
+    // moment skips them (SKIP LOCKED) and may return fewer, so the 20 heads
+    // are not promised to this round; a later read takes what is left. Across
+    // both, every group's head exactly once, and never a message behind it.
+    const round = results.flat();
+    expect(round.length).toBeGreaterThan(0);
+    const rest = await db.sql<Row>(
+      `SELECT msg_id, message FROM ${S}.read_grouped_head('heads', 60, 20)`,
+    );
+    const all = [...round, ...rest.map((r) => r.message)];
     expect(new Set(all.map((m) => m.g)).size).toBe(all.length);
     expect(all.every((m) => m.seq === 0)).toBe(true);
     expect(all.length).toBe(20);
