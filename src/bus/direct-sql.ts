@@ -1,4 +1,4 @@
-import { ASYNC_COMMIT, type QueueEngine } from '../queue/index.js';
+import { ARCHIVE_COLUMNS as MOVED, ASYNC_COMMIT, type QueueEngine } from '../queue/index.js';
 import { execute, type Executor } from '../driver/types.js';
 import type { JsonValue } from './serializer.js';
 import type { BackendMessage } from './types.js';
@@ -86,10 +86,10 @@ export class DirectStatements {
       exec,
       `WITH moved AS (
          DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
-         RETURNING msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers),
+         RETURNING ${MOVED}),
        archived AS (
-         INSERT INTO ${a} (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-         SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved),
+         INSERT INTO ${a} (${MOVED})
+         SELECT ${MOVED} FROM moved),
        cte AS (
          SELECT msg_id FROM ${t}
           WHERE vt <= clock_timestamp() AND msg_id <> ALL($3::bigint[])
@@ -118,9 +118,9 @@ export class DirectStatements {
       exec,
       `WITH moved AS (
          DELETE FROM ${q} WHERE msg_id = ANY($1::bigint[])
-         RETURNING msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-       INSERT INTO ${a} (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-       SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers FROM moved, ${ASYNC_COMMIT}
+         RETURNING ${MOVED})
+       INSERT INTO ${a} (${MOVED})
+       SELECT ${MOVED} FROM moved, ${ASYNC_COMMIT}
        RETURNING msg_id::text`,
       [msgIds],
       { prepare: true },

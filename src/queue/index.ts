@@ -28,6 +28,7 @@ export { visibilityMs } from './engine/vt.js';
 // client's `engine`, or one of their own for a schema — never with SQL of
 // their own (docs/internals.md, "How a statement is written").
 export {
+  ARCHIVE_COLUMNS,
   ASYNC_COMMIT,
   QueueEngine,
   call,

@@ -1,9 +1,6 @@
 import { execute, type Executor } from '../driver/types.js';
-import { ASYNC_COMMIT } from '../queue/index.js';
+import { ARCHIVE_COLUMNS as MOVED, ASYNC_COMMIT } from '../queue/index.js';
 import type { TaskStatements } from './statements.js';
-
-/** The columns an archive row copies from its job row (as `<tasks>.complete` moves them). */
-const MOVED = 'msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers';
 
 /** `{1,2,3}`: one text parameter for a number array (no per-element conversion in the driver). */
 const arrayLiteral = (xs: readonly number[]): string => '{' + xs.join(',') + '}';

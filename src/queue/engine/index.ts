@@ -56,5 +56,6 @@ export class QueueEngine {
 }
 
 export { ASYNC_COMMIT, call, type Arg, type CallOptions } from './calls.js';
+export { MOVED as ARCHIVE_COLUMNS } from './messages.js';
 export type { ArchivedRow, ListOptions, LiveRow } from './records.js';
 export type { VtSpec } from './vt.js';

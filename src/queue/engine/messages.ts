@@ -6,7 +6,7 @@ import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
 /** The columns an archive row copies from its message row. */
-const MOVED = 'msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers';
+export const MOVED = 'msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers';
 
 /**
  * The archive statement (SQL `archive`, `archive_if_held`): delete the rows

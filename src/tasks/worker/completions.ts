@@ -1,4 +1,4 @@
-import { frees, type Completed, type Core, type Lane, type Running } from './core.js';
+import { emptyBatch, frees, type Core, type Lane, type Running } from './core.js';
 import { wakeLane } from './fetching.js';
 import { completePlain } from '../completion-statements.js';
 import { completeResults, isFlowChild, parentTask } from '../job-features.js';
@@ -29,8 +29,6 @@ export function completed(
  * hold every later completion of the lane until it returns.
  */
 export const OVERLAP_MS = 4;
-
-const emptyBatch = (): Completed => ({ ids: [], rcs: [], jobs: [], results: [], extra: false });
 
 /**
  * Finishes completed jobs in batches: while a statement runs, later

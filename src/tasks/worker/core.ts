@@ -103,6 +103,15 @@ export interface Core {
   pump(): void;
 }
 
+/** A lane's completions waiting for the next statement: none yet. */
+export const emptyBatch = (): Completed => ({
+  ids: [],
+  rcs: [],
+  jobs: [],
+  results: [],
+  extra: false,
+});
+
 export function newLane(task: AnyTask, batch: number): Lane {
   return {
     task,
@@ -120,7 +129,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     lastFetchShort: true,
     after: undefined,
     wholeAt: 0,
-    done: { ids: [], rcs: [], jobs: [], results: [], extra: false },
+    done: emptyBatch(),
     flushing: undefined,
     flushingCount: 0,
     inFlight: [],
