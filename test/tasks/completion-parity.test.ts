@@ -108,6 +108,27 @@ describe('tasks: the prepared completion matches <tasks>.complete', () => {
         await expectSame(pair);
       });
 
+  // One read count for the whole batch takes a statement without the join
+  // (completion-statements.ts): held jobs, a stale one, one never leased, an
+  // unknown id and a duplicate, at read count 1 and at read count 2.
+  for (const [batch, rc, finished] of [
+    [[4, 5, 6, 7, 99, 4, 2], 1, 3],
+    [[1, 2, 3, 4, 3], 2, 3],
+  ] as const)
+    for (const archive of [true, false])
+      it(`one read count (${rc}) for the whole batch, archive ${archive}`, async () => {
+        const pair = await twins();
+        const rcsOf = batch.map(() => rc);
+        const viaFn = await sql(
+          `SELECT * FROM ${T}.complete($1::text, $2::bigint[], $3::integer[], $4::boolean, false, false)`,
+          [pair.fn, batch, rcsOf, archive],
+        );
+        const viaTs = await completePlain(stmts, driver, pair.ts, batch, rcsOf, archive, false);
+        expect(viaTs).toBe(viaFn.length);
+        expect(viaTs).toBe(finished);
+        await expectSame(pair);
+      });
+
   it('an empty batch finishes nothing', async () => {
     const pair = await twins();
     expect(await completePlain(stmts, driver, pair.ts, [], [], true, false)).toBe(0);
