@@ -45,6 +45,9 @@ describe('tasks: a second completion statement beside a slow one', () => {
       name: 'overlap',
       handler: async ({ i }, ctx) => {
         if (i === 0) lock = await rowLock('q_overlap', ctx.job.id);
+        // Later jobs finish after A's statement has started (jobs finished
+        // in the same event-loop turn share one statement).
+        else await sleep(50);
       },
     });
     const client = taskClient(db);
@@ -111,6 +114,7 @@ describe('tasks: a second completion statement beside a slow one', () => {
       handler: async ({ i }, ctx) => {
         runs.set(i, (runs.get(i) ?? 0) + 1);
         if (i === 0 && !lock) lock = await rowLock('q_overlap_kill', ctx.job.id);
+        else await sleep(50);
       },
     });
     const client = taskClient(db);

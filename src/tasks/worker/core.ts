@@ -18,7 +18,9 @@ export interface Leased {
 export interface Completed {
   ids: number[];
   rcs: number[];
-  jobs: { job: JobInfo; startedAt: number }[];
+  jobs: JobInfo[];
+  /** When each job's handler started (Date.now()), for the job:success duration. */
+  starts: number[];
   /** Each job's result as JSON (null: none); see completions.ts. */
   results: (string | null)[];
   /** A result or a flow child is in the batch: complete_results instead of complete. */
@@ -62,6 +64,8 @@ export interface Lane {
   inFlight: { extra: boolean }[];
   /** Starts a second completion statement once the one in flight is slow. */
   overlapTimer: NodeJS.Timeout | undefined;
+  /** A completion statement starts at the end of this event-loop turn (completions.ts). */
+  flushSoon: boolean;
 }
 
 /** A handler in progress. */
@@ -108,6 +112,7 @@ export const emptyBatch = (): Completed => ({
   ids: [],
   rcs: [],
   jobs: [],
+  starts: [],
   results: [],
   extra: false,
 });
@@ -134,6 +139,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     flushingCount: 0,
     inFlight: [],
     overlapTimer: undefined,
+    flushSoon: false,
   };
 }
 

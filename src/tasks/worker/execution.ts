@@ -1,9 +1,9 @@
 import { retryDelayMs } from '../backoff.js';
-import { JobAbort, jobInfo, runAttempt, serialiseError, type Outcome } from '../run-job.js';
+import { JobAbort, attempt, jobInfo, serialiseError, type Outcome } from '../run-job.js';
 import { completed, wakeParents } from './completions.js';
 import { JobRun } from '../job-features.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
-import { refresh, wakeLane } from './fetching.js';
+import { fillLanes, refresh, wakeLane } from './fetching.js';
 
 /** Starts buffered jobs, round robin over the lanes, while handler slots are free. */
 export function dispatch(core: Core, rr: { next: number }): void {
@@ -39,35 +39,64 @@ function startJob(core: Core, leased: Leased): void {
     job: jobInfo(lane.task, m),
     abort: new JobAbort(),
     handedBack: false,
+    done: settled,
   } as Running;
   core.running.set(key, entry);
-  entry.done = execute(core, entry, key);
+  const task = lane.task;
+  const startedAt = Date.now();
+  let outcome: Outcome | Promise<Outcome>;
+  try {
+    core.fire('job:start', entry.job);
+    // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
+    const run = new JobRun(
+      core.client,
+      task,
+      m,
+      core.o.progressIntervalMs,
+      frees(task),
+      core.logger,
+    );
+    outcome = attempt(task, m, entry.job, entry.abort, core.o.leaseMarginMs / 2, core.logger, run);
+  } catch (err) {
+    outcome = { kind: 'retry', error: err };
+  }
+  if (
+    !(outcome instanceof Promise) &&
+    outcome.kind === 'success' &&
+    !outcome.inTx &&
+    !frees(task)
+  ) {
+    // Finished in this tick (a handler that returned at once): record it and
+    // free the slot without a promise. dispatch() goes on with the next job;
+    // the lanes' fetch-ahead looks at the buffer as it does after any finish.
+    completed(core, entry, startedAt, outcome.result);
+    core.running.delete(key);
+    fillLanes(core);
+    return;
+  }
+  entry.done = execute(core, entry, key, startedAt, outcome);
 }
 
+const settled: Promise<void> = Promise.resolve();
+
 /**
- * Runs one attempt and records its outcome: completion, retry or dead
+ * Waits for the attempt and records its outcome: completion, retry or dead
  * letter; then frees the handler slot (`key` in `core.running`).
  */
-async function execute(core: Core, r: Running, key: string): Promise<void> {
+async function execute(
+  core: Core,
+  r: Running,
+  key: string,
+  startedAt: number,
+  attempted: Outcome | Promise<Outcome>,
+): Promise<void> {
   try {
     const { lane, m } = r.leased;
     const task = lane.task;
     const { client } = core;
-    const startedAt = Date.now();
-    core.fire('job:start', r.job);
     let outcome: Outcome;
-    // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
-    const run = new JobRun(client, task, m, core.o.progressIntervalMs, frees(task), core.logger);
     try {
-      outcome = await runAttempt(
-        task,
-        m,
-        r.job,
-        r.abort,
-        core.o.leaseMarginMs / 2,
-        core.logger,
-        run,
-      );
+      outcome = await attempted;
     } catch (err) {
       outcome = { kind: 'retry', error: err };
     }
@@ -79,7 +108,7 @@ async function execute(core: Core, r: Running, key: string): Promise<void> {
             // ctx.complete(tx) finished it in the handler's transaction.
             core.fire('job:success', r.job, Date.now() - startedAt);
             if (core.drain) core.drain.summary.succeeded++;
-            wakeParents(core, [r]);
+            wakeParents(core, [r.job]);
           } else completed(core, r, startedAt, outcome.result);
           return;
         case 'cancelled':
@@ -111,7 +140,7 @@ async function execute(core: Core, r: Running, key: string): Promise<void> {
             serialiseError(outcome.error),
           );
           core.fire('job:dead', r.job, outcome.error, id);
-          wakeParents(core, [r]); // a 'continue' flow runs its parent anyway
+          wakeParents(core, [r.job]); // a 'continue' flow runs its parent anyway
           if (core.drain) core.drain.summary.dead++;
           return;
         }
