@@ -11,7 +11,8 @@ import {
 import { H } from './headers.js';
 import type { AnyTask, JobContext, JobInfo } from './types.js';
 import { validateInput } from './validate.js';
-import { JobRun, noFeatures, type JobFeatures } from './job-features.js';
+import { noFeatures, type JobFeatures } from './job-features.js';
+import { RunHolder } from './run-holder.js';
 import { encodeResult } from './results.js';
 
 /** How one attempt ended. */
@@ -70,30 +71,45 @@ export class JobAbort {
 
 /**
  * A handler's context. A class, not an object literal: a literal with a
- * getter (`signal`, made on first read) is built through V8's slow path,
- * ~0.3-0.5 us per job against ~0.02 us for a class (measured in isolation).
- * `signal` lives on the prototype (spreading a context leaves it out).
+ * getter is built through V8's slow path (~0.3-0.5 us per job against ~0.02
+ * us for a class, measured in isolation). `signal` (an AbortController made
+ * on first read) and the JobRun behind progress/complete/childResults (made
+ * on first read, run-holder.ts) are getters on the prototype: reading or
+ * destructuring them works as before; spreading a context leaves them out.
  */
 class JobCtx implements JobContext {
-  readonly progress: JobContext['progress'];
-  readonly complete: JobContext['complete'];
-  readonly childResults: JobContext['childResults'];
   readonly #abort: JobAbort;
+  readonly #features: RunHolder | JobFeatures;
 
   constructor(
     abort: JobAbort,
     readonly job: JobInfo,
     readonly logger: Logger,
-    features: JobFeatures,
+    features: RunHolder | JobFeatures,
   ) {
     this.#abort = abort;
-    this.progress = features.progress;
-    this.complete = features.complete;
-    this.childResults = features.childResults;
+    this.#features = features;
   }
 
   get signal(): AbortSignal {
     return this.#abort.signal;
+  }
+
+  get progress(): JobContext['progress'] {
+    return this.#use().progress;
+  }
+
+  get complete(): JobContext['complete'] {
+    return this.#use().complete;
+  }
+
+  get childResults(): JobContext['childResults'] {
+    return this.#use().childResults;
+  }
+
+  #use(): JobFeatures {
+    const f = this.#features;
+    return f instanceof RunHolder ? f.get() : f;
   }
 }
 
@@ -115,31 +131,14 @@ function timeout(abort: JobAbort, task: AnyTask): void {
  * still covers that time, so no other worker can have the job meanwhile);
  * whatever it returns after the abort is discarded.
  *
- * Per job this is the worker's hottest path: a task without a schema skips
- * validation's promise, a handler that returns at once (not a promise) is
- * classified without one, and the tracing wrapper only runs when tracing
- * is on (allocations per job showed as garbage collection, 13–22 % of a
- * no-op job's Node time).
- */
-export async function runAttempt(
-  task: AnyTask,
-  m: JobMessage,
-  job: JobInfo,
-  abort: JobAbort,
-  settleMs: number,
-  logger: Logger,
-  features: JobRun | JobFeatures = noFeatures,
-): Promise<Outcome> {
-  return attempt(task, m, job, abort, settleMs, logger, features);
-}
-
-/**
- * runAttempt without a promise when none is needed: a task without a
- * schema, not a flow parent, whose handler returned a plain value (or
- * threw) and reported no progress still being written gets its outcome at
- * once. The worker then records it in the same tick (execution.ts); a
- * no-op job's promises and their microtask turns were a measurable share
- * of its Node time.
+ * Without a promise when none is needed: a task without a schema, not a
+ * flow parent, whose handler returned a plain value (or threw) and has no
+ * progress still being written gets its outcome at once, and the worker
+ * records it in the same tick (execution.ts). Per job this is the worker's
+ * hottest path: the tracing wrapper only runs when tracing is on, and the
+ * job's JobRun is made only when the handler uses it (run-holder.ts);
+ * promises, microtask turns and allocations per job were a measurable
+ * share of a no-op job's Node time.
  */
 export function attempt(
   task: AnyTask,
@@ -148,31 +147,34 @@ export function attempt(
   abort: JobAbort,
   settleMs: number,
   logger: Logger,
-  features: JobRun | JobFeatures = noFeatures,
+  features: RunHolder | JobFeatures = noFeatures,
 ): Outcome | Promise<Outcome> {
   if (job.attempt > job.maxAttempts)
     return { kind: 'dead', error: new AttemptsExhaustedError(task.name, job.attempt) };
-  const run = features instanceof JobRun ? features : undefined;
-  if (task.schema !== undefined || run?.isFlowParent)
+  const holder = features instanceof RunHolder ? features : undefined;
+  if (task.schema !== undefined || holder?.isFlowParent)
     return attemptAsync(task, m, job, abort, settleMs, logger, features);
   const started = runHandler(task, m.message, job, abort, settleMs, logger, features);
-  if (isThenable(started) || run === undefined)
-    return isThenable(started) && run ? settleRun(run, started) : started;
-  const settling = run.settle();
-  if (settling) return settling.then(() => ranInTx(run, started));
-  return ranInTx(run, started);
+  if (isThenable(started)) return holder ? settleRun(holder, started) : started;
+  const settling = holder?.current?.settle();
+  if (settling) return settling.then(() => ranInTx(holder!, started));
+  return holder ? ranInTx(holder, started) : started;
 }
 
-const ranInTx = (run: JobRun, outcome: Outcome): Outcome =>
-  outcome.kind === 'success' && run.completedInTx
+/** The attempt is over; ctx.complete(tx) may have finished the job (the worker must not complete it again). */
+function ranInTx(holder: RunHolder, outcome: Outcome): Outcome {
+  holder.ended = true;
+  return outcome.kind === 'success' && holder.current?.completedInTx
     ? { kind: 'success', result: null, inTx: true }
     : outcome;
+}
 
-async function settleRun(run: JobRun, started: Promise<Outcome>): Promise<Outcome> {
+/** After the handler: the last progress value written, then the outcome. */
+async function settleRun(holder: RunHolder, started: Promise<Outcome>): Promise<Outcome> {
   const outcome = await started;
-  const settling = run.settle();
+  const settling = holder.current?.settle();
   if (settling) await settling;
-  return ranInTx(run, outcome);
+  return ranInTx(holder, outcome);
 }
 
 /** The attempt of a task with a schema or of a flow parent: validation and the children's outcomes first. */
@@ -183,7 +185,7 @@ async function attemptAsync(
   abort: JobAbort,
   settleMs: number,
   logger: Logger,
-  features: JobRun | JobFeatures,
+  features: RunHolder | JobFeatures,
 ): Promise<Outcome> {
   let input: unknown = m.message;
   if (task.schema !== undefined) {
@@ -193,20 +195,22 @@ async function attemptAsync(
       return { kind: 'dead', error: err };
     }
   }
-  const run = features instanceof JobRun ? features : undefined;
-  if (run?.isFlowParent) {
+  const holder = features instanceof RunHolder ? features : undefined;
+  if (holder?.isFlowParent) {
     try {
-      await run.load();
+      await holder.get().load();
     } catch (err) {
       return { kind: 'retry', error: err };
     }
   }
   const started = runHandler(task, input, job, abort, settleMs, logger, features);
-  const outcome = isThenable(started) ? await started : started;
-  if (!run) return outcome;
-  const settling = run.settle();
-  if (settling) await settling;
-  return ranInTx(run, outcome);
+  return isThenable(started)
+    ? holder
+      ? settleRun(holder, started)
+      : started
+    : holder
+      ? settleRun(holder, Promise.resolve(started))
+      : started;
 }
 
 /** The handler's outcome: at once when it returned a plain value or threw, else a promise. */
@@ -217,7 +221,7 @@ function runHandler(
   abort: JobAbort,
   settleMs: number,
   logger: Logger,
-  features: JobFeatures,
+  features: RunHolder | JobFeatures,
 ): Outcome | Promise<Outcome> {
   const ctx = new JobCtx(abort, job, logger, features);
   let returned: unknown;
@@ -234,7 +238,11 @@ function runHandler(
   return awaitHandler(task, job, abort, settleMs, returned);
 }
 
+/** The outcome of a handler that returned nothing to store (shared: outcomes are never changed). */
+const SUCCEEDED: Outcome = Object.freeze({ kind: 'success', result: null, inTx: false });
+
 function succeeded(value: unknown): Outcome {
+  if (value === undefined) return SUCCEEDED;
   try {
     return { kind: 'success', result: encodeResult(value), inTx: false };
   } catch (err) {

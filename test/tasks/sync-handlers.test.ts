@@ -5,7 +5,8 @@
 // on that path: each job once, events, retries, progress, ctx, stop().
 import { describe, expect, it } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
-import type { JobInfo } from '../../src/tasks/types.js';
+import { TaskConfigError } from '../../src/tasks/errors.js';
+import type { JobContext, JobInfo } from '../../src/tasks/types.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { taskClient, worker } from './helpers.js';
 
@@ -93,5 +94,24 @@ describe('tasks worker: handlers that return at once', () => {
     expect(archived + (await count('q_sync_stop'))).toBe(3000);
     // Nothing left leased: what was not finished is visible again at once.
     expect(await count('q_sync_stop', 'vt > clock_timestamp()')).toBe(0);
+  });
+
+  it('a context used after its attempt: progress ignored, complete refused (its JobRun is made late)', async () => {
+    let kept: JobContext | undefined;
+    const t = defineTask<{ i: number }>({
+      name: 'sync_late',
+      handler: (_input, ctx) => {
+        kept = ctx;
+      },
+    });
+    const client = taskClient(db);
+    const job = await client.enqueue(t, { i: 1 });
+    const w = worker(db, { tasks: [t] });
+    await w.runUntilIdle();
+    expect(kept).toBeDefined();
+    expect(() => kept!.progress(5)).not.toThrow();
+    const err = await kept!.complete(db.driver()).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(TaskConfigError);
+    expect((await client.result(t, job.id)).progress).toBeUndefined();
   });
 });

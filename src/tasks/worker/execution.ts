@@ -1,7 +1,7 @@
 import { retryDelayMs } from '../backoff.js';
 import { JobAbort, attempt, jobInfo, serialiseError, type Outcome } from '../run-job.js';
 import { completed, wakeParents } from './completions.js';
-import { JobRun } from '../job-features.js';
+import { RunHolder } from '../run-holder.js';
 import { frees, type Core, type Lane, type Leased, type Running } from './core.js';
 import { fillLanes, refresh, wakeLane } from './fetching.js';
 
@@ -48,7 +48,7 @@ function startJob(core: Core, leased: Leased): void {
   try {
     core.fire('job:start', entry.job);
     // Progress, ctx.complete(tx) and a flow parent's children (job-features.ts).
-    const run = new JobRun(
+    const run = new RunHolder(
       core.client,
       task,
       m,
