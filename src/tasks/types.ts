@@ -23,6 +23,11 @@ export interface JobInfo {
   headers: Headers;
 }
 
+/**
+ * A handler's context. `signal`, `progress`, `complete` and `childResults`
+ * are getters made on first read: read or destructure them; an object
+ * spread (`{ ...ctx }`) does not copy them.
+ */
 export interface JobContext {
   /** Aborted on timeout (reason JobTimeoutError), cancellation (JobCancelledError) or shutdown (WorkerShutdownError). */
   signal: AbortSignal;
