@@ -34,6 +34,8 @@ export class Worker extends WorkerEmitter {
   private readonly scheduler: Scheduler;
   private readonly pruner: Pruner | undefined;
   private subs: Subscription[] = [];
+  /** Set once start() has ensured the queues and listens: pump() waits for it. */
+  private ready = false;
   /** The lane dispatch looks at first (round robin). */
   private readonly rr = { next: 0 };
   private stopPromise: Promise<void> | undefined;
@@ -132,23 +134,13 @@ export class Worker extends WorkerEmitter {
     if (core.state !== 'new') throw new TaskConfigError('a Worker can be started once');
     core.state = 'running';
     try {
-      await this.client.ensure(core.lanes.map((l) => l.task));
-      if (core.o.listen) {
-        const t = this.client.tasksSchema;
-        try {
-          this.subs.push(
-            await this.client.driver.listen(`${t}_wake`, (payload) => onWake(core, payload)),
-          );
-          this.subs.push(
-            await this.client.driver.listen(`${t}_cancel`, (payload) => this.onCancel(payload)),
-          );
-          this.subs.push(await this.client.driver.listen(`${t}_pause`, (p) => onPause(core, p)));
-        } catch (err) {
-          // Behind a transaction pooler without a direct URL the driver refuses
-          // LISTEN (and warns once): the worker polls.
-          if (!isListenRefused(err)) throw err;
-        }
-      }
+      // The LISTEN connection opens while the task queues are ensured; a
+      // wake-up that arrives meanwhile waits for `ready` (pump() does nothing before).
+      const settled = await Promise.allSettled([
+        this.client.ensure(core.lanes.map((l) => l.task)),
+        core.o.listen ? this.listenAll() : undefined,
+      ]);
+      for (const r of settled) if (r.status === 'rejected') throw r.reason;
       if (!core.drain) {
         await this.scheduler.start();
         this.pruner?.start();
@@ -165,8 +157,24 @@ export class Worker extends WorkerEmitter {
     }
     // Ready (health `running`) once it has reached the database and listens.
     core.recovery.start();
+    this.ready = true;
     this.fire('worker:ready');
     this.pump();
+  }
+
+  /** LISTENs for wake-ups, cancellations and pauses; subscriptions go to `subs` as they are made. */
+  private async listenAll(): Promise<void> {
+    const core = this.core;
+    const t = this.client.tasksSchema;
+    try {
+      this.subs.push(await this.client.driver.listen(`${t}_wake`, (p) => onWake(core, p)));
+      this.subs.push(await this.client.driver.listen(`${t}_cancel`, (p) => this.onCancel(p)));
+      this.subs.push(await this.client.driver.listen(`${t}_pause`, (p) => onPause(core, p)));
+    } catch (err) {
+      // Behind a transaction pooler without a direct URL the driver refuses
+      // LISTEN (and warns once): the worker polls.
+      if (!isListenRefused(err)) throw err;
+    }
   }
 
   /**
@@ -232,7 +240,7 @@ export class Worker extends WorkerEmitter {
   }
 
   private pump(): void {
-    if (this.core.state !== 'running') return;
+    if (this.core.state !== 'running' || !this.ready) return;
     dispatch(this.core, this.rr);
     fillLanes(this.core);
     checkDrained(this.core);
