@@ -222,9 +222,9 @@ END;
 $$;
 
 -- The functions below check membership with the same static query
--- (_pgferry_bus_is_member written out, so its plan is cached with theirs):
--- the queue is registered with this channel's sha256, by this session's
--- login role.
+-- (_pgferry_bus_is_member written out, so its plan is cached with theirs;
+-- a SQL-language helper is planned again in every transaction): the queue
+-- is registered with this channel's sha256, by this session's login role.
 
 -- As 0004: sends to every other live member (peers' rows FOR KEY SHARE in
 -- queue order, expired ones skipped and reaped), one NOTIFY per peer; the
@@ -234,17 +234,27 @@ RETURNS bigint[] LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   h bytea := pg_catalog.sha256(pg_catalog.convert_to(p_channel, 'UTF8'));
-  hdr jsonb := @schema@._pgferry_bus_check_headers(p_headers);
+  hdr jsonb;
+  ttl integer;
   peers text[];
   stale boolean;
   ids bigint[];
 BEGIN
-  IF p_my_queue IS NULL OR h IS NULL OR NOT EXISTS (
-       SELECT 1 FROM @schema@._pgferry_bus_member m
-        WHERE m.queue_name = p_my_queue AND m.channel_hash = h AND m.owner_role = session_user) THEN
+  IF p_headers IS NOT NULL THEN
+    hdr := @schema@._pgferry_bus_check_headers(p_headers);
+  END IF;
+  -- The membership check, and the TTL for the lease renewal (_pgferry_bus_touch
+  -- written out), in one query.
+  SELECT c.member_ttl_seconds INTO ttl
+    FROM @schema@._pgferry_bus_member m, @schema@._pgferry_bus_config c
+   WHERE m.queue_name = p_my_queue AND m.channel_hash = h AND m.owner_role = session_user;
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'queue is not a member of this bus channel' USING ERRCODE = 'PF502';
   END IF;
-  PERFORM @schema@._pgferry_bus_touch(p_my_queue, 0);
+  UPDATE @schema@._pgferry_bus_member m
+     SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
+   WHERE m.queue_name = p_my_queue
+     AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
   SELECT pg_catalog.array_agg(p.queue_name ORDER BY p.queue_name)
            FILTER (WHERE p.lease_until >= pg_catalog.now()),
          pg_catalog.bool_or(p.lease_until < pg_catalog.now())
@@ -278,12 +288,15 @@ CREATE OR REPLACE FUNCTION @schema@.bus_read(
   p_my_queue text, p_channel text, p_vt integer, p_qty integer, p_archive bigint[])
 RETURNS TABLE(msg_id bigint, message jsonb, headers jsonb) LANGUAGE plpgsql SECURITY DEFINER
 SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  ttl integer;
 BEGIN
-  IF p_my_queue IS NULL OR NOT EXISTS (
-       SELECT 1 FROM @schema@._pgferry_bus_member m
-        WHERE m.queue_name = p_my_queue
-          AND m.channel_hash = pg_catalog.sha256(pg_catalog.convert_to(p_channel, 'UTF8'))
-          AND m.owner_role = session_user) THEN
+  SELECT c.member_ttl_seconds INTO ttl
+    FROM @schema@._pgferry_bus_member m, @schema@._pgferry_bus_config c
+   WHERE m.queue_name = p_my_queue
+     AND m.channel_hash = pg_catalog.sha256(pg_catalog.convert_to(p_channel, 'UTF8'))
+     AND m.owner_role = session_user;
+  IF NOT FOUND THEN
     RAISE EXCEPTION 'queue is not a member of this bus channel' USING ERRCODE = 'PF502';
   END IF;
   IF p_vt IS NULL OR p_qty IS NULL OR p_qty < 0 THEN
@@ -292,7 +305,11 @@ BEGIN
   RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM @schema@.%I($1, $2, $3)',
                                          '_pgferry_bus_read_' || pg_catalog.substr(p_my_queue, 5))
     USING p_vt, p_qty, p_archive;
-  PERFORM @schema@._pgferry_bus_touch(p_my_queue, 0);
+  -- _pgferry_bus_touch written out.
+  UPDATE @schema@._pgferry_bus_member m
+     SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
+   WHERE m.queue_name = p_my_queue
+     AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
 END;
 $$;
 
