@@ -236,45 +236,49 @@ DECLARE
   h bytea := pg_catalog.sha256(pg_catalog.convert_to(p_channel, 'UTF8'));
   hdr jsonb;
   ttl integer;
-  peers text[];
+  lease timestamp with time zone;
+  calls text;
+  woken bigint;
   stale boolean;
   ids bigint[];
 BEGIN
   IF p_headers IS NOT NULL THEN
     hdr := @schema@._pgferry_bus_check_headers(p_headers);
   END IF;
-  -- The membership check, and the TTL for the lease renewal (_pgferry_bus_touch
-  -- written out), in one query.
-  SELECT c.member_ttl_seconds INTO ttl
+  SELECT c.member_ttl_seconds, m.lease_until INTO ttl, lease
     FROM @schema@._pgferry_bus_member m, @schema@._pgferry_bus_config c
    WHERE m.queue_name = p_my_queue AND m.channel_hash = h AND m.owner_role = session_user;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'queue is not a member of this bus channel' USING ERRCODE = 'PF502';
   END IF;
-  UPDATE @schema@._pgferry_bus_member m
-     SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
-   WHERE m.queue_name = p_my_queue
-     AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
-  SELECT pg_catalog.array_agg(p.queue_name ORDER BY p.queue_name)
+  -- The lease renewal (_pgferry_bus_touch written out), when due.
+  IF lease < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75) THEN
+    UPDATE @schema@._pgferry_bus_member m
+       SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
+     WHERE m.queue_name = p_my_queue
+       AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
+  END IF;
+  -- One query over the peers' rows, FOR KEY SHARE in queue order: for each
+  -- live peer its send function's call (only registry names reach this
+  -- text, each quoted with %I) and a NOTIFY on its wake channel
+  -- (_pgferry_bus_wake_channel written out; delivered at commit, so it
+  -- does not matter that it is queued before the send); whether a peer's
+  -- lease ran out.
+  SELECT pg_catalog.string_agg(
+           pg_catalog.format('@schema@.%I($1, $2)', '_pgferry_bus_send_' || pg_catalog.substr(p.queue_name, 5)),
+           ', ' ORDER BY p.queue_name) FILTER (WHERE p.lease_until >= pg_catalog.now()),
+         pg_catalog.count(pg_catalog.pg_notify('pgferry_bus_' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(
+           pg_catalog.convert_to(p.queue_name || pg_catalog.chr(10) || p_channel, 'UTF8')), 'hex'), 40), ''))
            FILTER (WHERE p.lease_until >= pg_catalog.now()),
          pg_catalog.bool_or(p.lease_until < pg_catalog.now())
-    INTO peers, stale
+    INTO calls, woken, stale
     FROM (SELECT m.queue_name, m.lease_until FROM @schema@._pgferry_bus_member m
            WHERE m.channel_hash = h AND m.queue_name <> p_my_queue
            ORDER BY m.queue_name
              FOR KEY SHARE OF m) p;
-  IF peers IS NOT NULL THEN
-    -- Only registry names reach this text, each quoted (%I).
-    EXECUTE 'SELECT ARRAY[' || (
-        SELECT pg_catalog.string_agg(
-                 pg_catalog.format('@schema@.%I($1, $2)', '_pgferry_bus_send_' || pg_catalog.substr(u.q, 5)),
-                 ', ' ORDER BY u.o)
-          FROM pg_catalog.unnest(peers) WITH ORDINALITY AS u(q, o)) || ']::bigint[]'
-      INTO ids USING p_message, hdr;
-    -- One NOTIFY per peer (_pgferry_bus_wake_channel written out), delivered at commit.
-    PERFORM pg_catalog.pg_notify('pgferry_bus_' || pg_catalog.left(pg_catalog.encode(pg_catalog.sha256(
-              pg_catalog.convert_to(u.q || pg_catalog.chr(10) || p_channel, 'UTF8')), 'hex'), 40), '')
-       FROM pg_catalog.unnest(peers) AS u(q);
+  IF calls IS NOT NULL THEN
+    -- Every send in one statement; the ids in peer order.
+    EXECUTE 'SELECT ARRAY[' || calls || ']::bigint[]' INTO ids USING p_message, hdr;
   END IF;
   IF stale THEN
     PERFORM @schema@._pgferry_bus_reap(8);
@@ -290,8 +294,9 @@ RETURNS TABLE(msg_id bigint, message jsonb, headers jsonb) LANGUAGE plpgsql SECU
 SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
   ttl integer;
+  lease timestamp with time zone;
 BEGIN
-  SELECT c.member_ttl_seconds INTO ttl
+  SELECT c.member_ttl_seconds, m.lease_until INTO ttl, lease
     FROM @schema@._pgferry_bus_member m, @schema@._pgferry_bus_config c
    WHERE m.queue_name = p_my_queue
      AND m.channel_hash = pg_catalog.sha256(pg_catalog.convert_to(p_channel, 'UTF8'))
@@ -305,11 +310,13 @@ BEGIN
   RETURN QUERY EXECUTE pg_catalog.format('SELECT * FROM @schema@.%I($1, $2, $3)',
                                          '_pgferry_bus_read_' || pg_catalog.substr(p_my_queue, 5))
     USING p_vt, p_qty, p_archive;
-  -- _pgferry_bus_touch written out.
-  UPDATE @schema@._pgferry_bus_member m
-     SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
-   WHERE m.queue_name = p_my_queue
-     AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
+  -- The lease renewal (_pgferry_bus_touch written out), when due.
+  IF lease < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75) THEN
+    UPDATE @schema@._pgferry_bus_member m
+       SET lease_until = pg_catalog.now() + pg_catalog.make_interval(secs => ttl)
+     WHERE m.queue_name = p_my_queue
+       AND m.lease_until < pg_catalog.now() + pg_catalog.make_interval(secs => ttl * 0.75);
+  END IF;
 END;
 $$;
 
