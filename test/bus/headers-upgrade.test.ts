@@ -55,7 +55,7 @@ describe('bus migration 4 on an installed bus', () => {
       components: ['bus'],
       schemas: { queue: db.queueSchema, bus: SCHEMA },
     });
-    expect(result.applied.map((a) => a.version)).toEqual([4, 5]);
+    expect(result.applied.map((a) => a.version)).toEqual([4, 5, 6]);
     const can = async (role: string, fn: string): Promise<boolean> =>
       (
         await db.sql<{ ok: boolean }>(`SELECT has_function_privilege($1, $2, 'EXECUTE') AS ok`, [

@@ -4,7 +4,7 @@
 // records who ran it: the suite demands it never ran at all.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { FUNCTION_ACCESS } from './expectations.js';
+import { accessOf } from './expectations.js';
 import { WHO, attempt, schemas, useHostileRoles, STREAM, type Who } from './hostile.js';
 
 const db = useTestDatabase();
@@ -103,7 +103,7 @@ afterAll(async () => {
 });
 
 function mayCall(who: Who, key: string): boolean {
-  const a = FUNCTION_ACCESS[key] ?? 'none';
+  const a = accessOf(key) ?? 'none';
   if (a === 'none') return false;
   if (a === 'bus') return who === 'bus';
   return who === 'admin' || who === a;

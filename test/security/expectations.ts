@@ -383,4 +383,23 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // _pgferry_bus_grant, classified above)
   'bus.bus_archive_many(text, text, bigint[])': 'bus',
   'bus.bus_read(text, text, integer, integer, bigint[])': 'bus',
+  // busiso additions (sql/bus/0006_member_statements.sql; it also replaces
+  // _pgferry_bus_reap, bus_join, bus_leave, bus_publish(text, text, jsonb,
+  // jsonb), bus_read, bus_subscribe_with_headers, bus_archive and
+  // bus_archive_many, classified above)
+  'bus._pgferry_bus_member_sql(text)': 'none',
+  'bus._pgferry_bus_member_sql_drop(text)': 'none',
 };
+
+// busiso additions: functions generated per bus member queue (sql/bus/0006:
+// three per member, named after its queue bus_<32 hex>), owner only.
+export const GENERATED_FUNCTION_ACCESS: readonly (readonly [RegExp, Access])[] = [
+  [/^bus\._pgferry_bus_send_[0-9a-f]{32}\(jsonb, jsonb\)$/, 'none'],
+  [/^bus\._pgferry_bus_read_[0-9a-f]{32}\(integer, integer, bigint\[\]\)$/, 'none'],
+  [/^bus\._pgferry_bus_archive_[0-9a-f]{32}\(bigint\[\]\)$/, 'none'],
+];
+
+/** How `key` is classified: listed above, or generated; undefined when not classified. */
+export function accessOf(key: string): Access | undefined {
+  return FUNCTION_ACCESS[key] ?? GENERATED_FUNCTION_ACCESS.find(([re]) => re.test(key))?.[1];
+}

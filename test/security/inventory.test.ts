@@ -3,7 +3,12 @@
 // who may read or write it. A function that is not classified fails here.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
-import { FUNCTION_ACCESS, type Access } from './expectations.js';
+import {
+  FUNCTION_ACCESS,
+  GENERATED_FUNCTION_ACCESS,
+  accessOf,
+  type Access,
+} from './expectations.js';
 import { WHO, attempt, schemas, useHostileRoles, type Who, STREAM } from './hostile.js';
 
 const db = useTestDatabase();
@@ -61,13 +66,18 @@ beforeAll(async () => {
 describe('the inventory of installed functions', () => {
   it('lists every installed function, and nothing that is gone', () => {
     const installed = new Set(fns.map((f) => f.key));
-    const unclassified = [...installed].filter((k) => !(k in FUNCTION_ACCESS)).sort();
+    const unclassified = [...installed].filter((k) => accessOf(k) === undefined).sort();
     const stale = Object.keys(FUNCTION_ACCESS)
       .filter((k) => !installed.has(k))
       .sort();
     expect(unclassified, 'classify these in test/security/expectations.ts').toEqual([]);
     expect(stale, 'these are listed but not installed').toEqual([]);
     expect(fns.length).toBeGreaterThan(250);
+    // The member joined above has its three generated functions.
+    for (const [re] of GENERATED_FUNCTION_ACCESS) {
+      const n = [...installed].filter((k) => re.test(k)).length;
+      expect([re.source, n > 0]).toEqual([re.source, true]);
+    }
   });
 
   it('pins search_path in every SECURITY DEFINER function', () => {
@@ -90,7 +100,7 @@ describe('the inventory of installed functions', () => {
     );
     const can = new Map(rows.map((r) => [r.oid, r.can]));
     const wrong = fns
-      .filter((f) => can.get(f.oid) !== ALLOWED[FUNCTION_ACCESS[f.key] ?? 'none'].includes(who))
+      .filter((f) => can.get(f.oid) !== ALLOWED[accessOf(f.key) ?? 'none'].includes(who))
       .map((f) => `${f.key}: ${can.get(f.oid) ? 'callable' : 'refused'}`);
     expect(wrong).toEqual([]);
   });
