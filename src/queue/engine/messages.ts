@@ -2,6 +2,7 @@ import type { Executor } from '../../driver/types.js';
 import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
 import { run } from './calls.js';
+import { LITERAL_QTY } from './read.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
@@ -192,13 +193,19 @@ export class MessageStatements {
   ): Promise<MessageRow[]> {
     const t = await this.table(exec, queue);
     // No condition (the common case): a statement without the jsonb test.
+    // A common batch size is a constant, as in readSql: with `LIMIT $n` the
+    // plan cache never settles on the generic plan (its estimate is a tenth
+    // of the table) and re-plans every call.
     const all = conditional === '{}';
+    const literal = LITERAL_QTY.has(qty);
+    const params: unknown[] = all ? [] : [conditional];
+    if (!literal) params.push(qty);
     return run<MessageRow>(
       exec,
       `SELECT ${MESSAGE_COLUMNS} FROM ${t}
-        WHERE vt <= clock_timestamp()${all ? '' : ` AND ($2::jsonb = '{}'::jsonb OR message @> $2::jsonb)`}
-        ORDER BY msg_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      all ? [qty] : [qty, conditional],
+        WHERE vt <= clock_timestamp()${all ? '' : ` AND ($1::jsonb = '{}'::jsonb OR message @> $1::jsonb)`}
+        ORDER BY msg_id LIMIT ${literal ? String(qty) : `$${params.length}`} FOR UPDATE SKIP LOCKED`,
+      params,
       { prepare: true },
     );
   }

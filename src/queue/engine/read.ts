@@ -55,8 +55,8 @@ UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE NOT (SELECT ok FROM g)`;
 }
 
-/** Batch sizes readSql writes as constants. */
-const LITERAL_QTY = new Set([1, 10, 20, 50, 100, 200, 500, 1000]);
+/** Batch sizes readSql (and readLocked, messages.ts) write as constants. */
+export const LITERAL_QTY = new Set([1, 10, 20, 50, 100, 200, 500, 1000]);
 
 /** The prepared `read` of one schema (see readSql). */
 export class ReadStatement {
