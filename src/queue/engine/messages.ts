@@ -1,5 +1,5 @@
 import type { Executor } from '../../driver/types.js';
-import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
+import { EPOCH_MESSAGE_COLUMNS, type EpochMessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
 import { run } from './calls.js';
 import { LITERAL_QTY } from './read.js';
@@ -184,13 +184,16 @@ export class MessageStatements {
     return rows.map((r) => ({ id: Number(r.msg_id), key: r.k })).sort((a, b) => a.id - b.id);
   }
 
-  /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
+  /**
+   * Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED,
+   * not updated; timestamps as epoch seconds (rows.ts, EpochMessageRow).
+   */
   async readLocked(
     exec: Executor,
     queue: string,
     qty: number,
     conditional: string,
-  ): Promise<MessageRow[]> {
+  ): Promise<EpochMessageRow[]> {
     const t = await this.table(exec, queue);
     // No condition (the common case): a statement without the jsonb test.
     // A common batch size is a constant, as in readSql: with `LIMIT $n` the
@@ -200,9 +203,9 @@ export class MessageStatements {
     const literal = LITERAL_QTY.has(qty);
     const params: unknown[] = all ? [] : [conditional];
     if (!literal) params.push(qty);
-    return run<MessageRow>(
+    return run<EpochMessageRow>(
       exec,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t}
+      `SELECT ${EPOCH_MESSAGE_COLUMNS('m')} FROM ${t} m
         WHERE vt <= clock_timestamp()${all ? '' : ` AND ($1::jsonb = '{}'::jsonb OR message @> $1::jsonb)`}
         ORDER BY msg_id LIMIT ${literal ? String(qty) : `$${params.length}`} FOR UPDATE SKIP LOCKED`,
       params,
