@@ -168,7 +168,8 @@ export async function finish(
   ids: number | readonly number[],
 ): Promise<boolean | number[]> {
   const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
-  const done = await e.messages[how](exec, queue, list, lockedMessages(queue, list));
+  // Named only if a lock timeout needs it (joining 100 ids: ~1.7 µs per call otherwise).
+  const done = await e.messages[how](exec, queue, list, () => lockedMessages(queue, list));
   return Array.isArray(ids) ? done : done.length > 0;
 }
 

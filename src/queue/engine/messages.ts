@@ -1,7 +1,7 @@
 import type { Executor } from '../../driver/types.js';
 import { EPOCH_MESSAGE_COLUMNS, type EpochMessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
-import { run } from './calls.js';
+import { run, type Locked } from './calls.js';
 import { LITERAL_QTY } from './read.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
@@ -88,11 +88,11 @@ export class MessageStatements {
     return ids(rows).sort((a, b) => a - b);
   }
 
-  delete(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+  delete(exec: Executor, queue: string, msgIds: number[], locked?: Locked): Promise<number[]> {
     return this.finishWhere(exec, queue, 'delete', BY_IDS, [msgIds], locked);
   }
 
-  archive(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+  archive(exec: Executor, queue: string, msgIds: number[], locked?: Locked): Promise<number[]> {
     return this.finishWhere(exec, queue, 'archive', BY_IDS, [msgIds], locked);
   }
 
@@ -108,7 +108,7 @@ export class MessageStatements {
     how: 'delete' | 'archive',
     where: string,
     params: unknown[],
-    locked?: string,
+    locked?: Locked,
   ): Promise<number[]> {
     const q = await this.table(exec, queue);
     const cond = where + lockGuardWhere(this.lockTimeoutMs, params.length + 1);
