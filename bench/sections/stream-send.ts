@@ -33,7 +33,7 @@ export const streamSendSection: BenchSection = {
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const fnPool = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const client = new StreamClient({ connectionString: ctx.url, maxConnections: 4 });
-    const rounds = ctx.smoke ? 1 : 9;
+    const rounds = ctx.smoke ? 1 : 15;
     try {
       await admin.query(PLAIN);
       await client.createStream('bench_send');
