@@ -28,6 +28,12 @@ export interface BenchRow {
   unit: string;
   /** The baseline measured in the same run, same unit (omit when there is none). */
   baseline?: { name: string; value: number };
+  /**
+   * The ratio to judge the target by, when the section measured it directly
+   * (the median of per-round ratios of interleaved slices, bench/interleave.ts);
+   * otherwise value ÷ baseline.value.
+   */
+  ratio?: number;
   /** Target ratio value/baseline (higher is better), or for latency the bound in `unit`. */
   target?: { ratio?: number; max?: number };
 }

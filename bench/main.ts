@@ -41,8 +41,8 @@ try {
         rows.push(row);
         let line = `  ${row.operation.padEnd(52)} ${fmt(row.value).padStart(10)} ${row.unit}`;
         if (row.baseline) {
-          const ratio = row.value / row.baseline.value;
-          line += `   vs ${row.baseline.name} ${fmt(row.baseline.value)} → ${ratio.toFixed(2)}×`;
+          const ratio = row.ratio ?? row.value / row.baseline.value;
+          line += `   vs ${row.baseline.name} ${fmt(row.baseline.value)} → ${ratio.toFixed(2)}×${row.ratio === undefined ? '' : ' (median per-round ratio)'}`;
           if (row.target?.ratio !== undefined)
             line += ` (target ≥ ${row.target.ratio}×${ratio >= row.target.ratio ? ', met' : ', MISSED'})`;
         } else if (row.target?.max !== undefined) {

@@ -1,7 +1,8 @@
 import pg from 'pg';
 import { migrate } from '../../src/migrate/migrator.js';
 import { StreamClient } from '../../src/stream/index.js';
-import { median, throughput, type BenchContext, type BenchSection } from '../harness.js';
+import { throughput, type BenchSection } from '../harness.js';
+import { interleaved } from '../interleave.js';
 
 // StreamClient.send / sendBatch (the prepared path of src/stream/statements.ts)
 // against plain INSERTs into a table of the event tables' shape (same
@@ -15,46 +16,14 @@ import { median, throughput, type BenchContext, type BenchSection } from '../har
 // Noise: a send per transaction is a commit each, and on a shared machine
 // the rate of a whole run drifts by 2× within a minute. So every variant runs
 // in short slices, interleaved, the order rotating each round (no variant is
-// always first or last), after a warm-up; the figures are medians over the
-// rounds, and the spread of the per-round ratios is printed with them.
+// always first or last), after a warm-up (bench/interleave.ts); the ratio
+// judged is the median of the per-round ratios, printed with their spread.
 
 const BODY = { orderId: 12345, customer: 'c-42', items: [1, 2, 3], note: 'benchmark payload' };
 const PLAIN = `CREATE TABLE IF NOT EXISTS bench_plain_events (
   ev_id bigserial, ev_time timestamptz NOT NULL DEFAULT now(), ev_txid xid8 NOT NULL DEFAULT pg_current_xact_id(),
   ev_owner int, ev_retry int, ev_type text, ev_data text, ev_extra1 text, ev_extra2 text, ev_extra3 text, ev_extra4 text);
   CREATE INDEX IF NOT EXISTS bench_plain_events_txid ON bench_plain_events (ev_txid);`;
-
-type Run = () => Promise<number>;
-
-/**
- * Runs every variant once per round, the order rotating between rounds,
- * after one warm-up slice each; returns each variant's median rate and
- * logs the per-round ratios of each variant to the last one (the baseline).
- */
-async function interleaved(
-  ctx: BenchContext,
-  label: string,
-  variants: Record<string, Run>,
-  rounds: number,
-): Promise<Record<string, number>> {
-  const names = Object.keys(variants);
-  const rates: Record<string, number[]> = Object.fromEntries(names.map((n) => [n, []]));
-  for (const n of names) await variants[n]!(); // warm-up: connections, prepared statements
-  for (let r = 0; r < rounds; r++) {
-    const shift = r % names.length;
-    const order = [...names.slice(shift), ...names.slice(0, shift)];
-    if (Math.floor(r / names.length) % 2 === 1) order.reverse();
-    for (const n of order) rates[n]!.push(await variants[n]!());
-  }
-  const base = names[names.length - 1]!;
-  for (const n of names.slice(0, -1)) {
-    const ratios = rates[n]!.map((v, i) => v / rates[base]![i]!).sort((a, b) => a - b);
-    ctx.log(
-      `${label}, ${n} ÷ ${base} per round: ${ratios.map((x) => x.toFixed(2)).join(' ')} (median ${median(ratios).toFixed(2)})`,
-    );
-  }
-  return Object.fromEntries(names.map((n) => [n, median(rates[n]!)]));
-}
 
 export const streamSendSection: BenchSection = {
   name: 'stream-send',
@@ -64,7 +33,7 @@ export const streamSendSection: BenchSection = {
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const fnPool = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const client = new StreamClient({ connectionString: ctx.url, maxConnections: 4 });
-    const rounds = ctx.smoke ? 1 : 9;
+    const rounds = ctx.smoke ? 1 : 15;
     try {
       await admin.query(PLAIN);
       await client.createStream('bench_send');
@@ -104,17 +73,19 @@ export const streamSendSection: BenchSection = {
       ctx.report({
         section: 'stream-send',
         operation: 'send, 1 per transaction, 4 clients',
-        value: one.ours!,
+        value: one.rate.ours!,
         unit: 'ev/s',
-        baseline: { name: 'INSERT', value: one.insert! },
+        baseline: { name: 'INSERT', value: one.rate.insert! },
+        ratio: one.ratio.ours!,
         target: { ratio: 0.85 },
       });
       ctx.report({
         section: 'stream-send',
         operation: 'SQL function pgque.send(), 1 per transaction',
-        value: one.sql!,
+        value: one.rate.sql!,
         unit: 'ev/s',
-        baseline: { name: 'INSERT', value: one.insert! },
+        baseline: { name: 'INSERT', value: one.rate.insert! },
+        ratio: one.ratio.sql!,
       });
 
       const batched = ctx.size(20_000, 400);
@@ -144,9 +115,10 @@ export const streamSendSection: BenchSection = {
       ctx.report({
         section: 'stream-send',
         operation: 'send_batch of 100, 4 clients',
-        value: many.ours!,
+        value: many.rate.ours!,
         unit: 'ev/s',
-        baseline: { name: 'multi-row INSERT', value: many.insert! },
+        baseline: { name: 'multi-row INSERT', value: many.rate.insert! },
+        ratio: many.ratio.ours!,
         target: { ratio: 0.85 },
       });
     } finally {

@@ -7,7 +7,7 @@ import type { QueueEngine } from './engine/index.js';
 import { readVt, vtArg, vtOf, vtOfValue } from './engine/vt.js';
 import { groupedReadFunction, type GroupedReadMode, type GroupedReadOptions } from './grouped.js';
 import type { BatchHandler, ProcessBatchOptions } from './process.js';
-import { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
+import { epochToMessage, MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
 import type {
   Message,
   PopOptions,
@@ -95,21 +95,21 @@ export async function readBy<T>(
   }
   const conditional = conditionalJson(options.conditional);
   if (how.conditional) args.push([conditional, 'jsonb']);
-  const go = async () => {
+  const go = async (): Promise<Message<T>[]> => {
     // `read` without polling: one prepared statement (engine/read.ts), unless it defers.
     if (fn === 'read' && how.conditional && !how.poll) {
       const rows = await e.reader.read(exec, queue, qty, conditional, [vt, vtType]);
-      if (rows !== null) return rows;
+      if (rows !== null) return rows.map((r) => epochToMessage<T>(r));
     }
-    return e.call<MessageRow>(exec, fn, args, {
+    const rows = await e.call<MessageRow>(exec, fn, args, {
       select: MESSAGE_COLUMNS,
       prepare: !how.poll,
       timeoutExtraMs: waitMs,
     });
+    return rows.map((r) => toMessage<T>(r));
   };
   // A receive span when tracing is on (`read`: what the OTel hooks trace).
-  const rows = how.traced ? await traceReceive(queue, go) : await go();
-  return rows.map((r) => toMessage<T>(r));
+  return how.traced ? traceReceive(queue, go) : go();
 }
 
 const SQL_MODE = { grouped: 'grouped', roundRobin: 'rr', head: 'head' } as const;
@@ -168,7 +168,8 @@ export async function finish(
   ids: number | readonly number[],
 ): Promise<boolean | number[]> {
   const list = Array.isArray(ids) ? checkMsgIds(ids) : [checkMsgId(ids)];
-  const done = await e.messages[how](exec, queue, list, lockedMessages(queue, list));
+  // Named only if a lock timeout needs it (joining 100 ids: ~1.7 µs per call otherwise).
+  const done = await e.messages[how](exec, queue, list, () => lockedMessages(queue, list));
   return Array.isArray(ids) ? done : done.length > 0;
 }
 
@@ -212,7 +213,7 @@ export function processBatch<T>(
   return driver.transaction(async (tx) => {
     const rows = await e.messages.readLocked(tx, queue, qty, conditional);
     if (rows.length === 0) return 0;
-    const messages = rows.map((r) => toMessage<T>(r)).sort(byMsgId);
+    const messages = rows.map((r) => epochToMessage<T>(r)).sort(byMsgId);
     await handler(messages, tx);
     const ids = messages.map((m) => m.msgId);
     await e.messages.finishLocked(tx, queue, how, ids);

@@ -11,7 +11,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import type { Driver } from '../../src/driver/types.js';
 import { QueueClient } from '../../src/queue/client.js';
-import { toMessage, type MessageRow } from '../../src/queue/rows.js';
+import { epochToMessage, toMessage, type MessageRow } from '../../src/queue/rows.js';
 import { QueueEngine } from '../../src/queue/engine/index.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 
@@ -438,13 +438,24 @@ describe('readLocked mirrors read_locked()', () => {
             )
           ).rows,
       );
-      const tsMsgs = tsRows.map((r) => toMessage(r));
+      // The prepared read returns its timestamps as epoch seconds (rows.ts):
+      // compare the decoded messages, as the client hands them out.
+      const tsMsgs = tsRows.map((r) => epochToMessage(r));
       const fnMsgs = fnRows.map((r) => toMessage(r));
       expect(
         tsMsgs.map((m) => m.msgId),
         `${qty} ${cond}`,
       ).toEqual(fnMsgs.map((m) => m.msgId));
-      expectSameRows(tsRows as unknown as Row[], fnRows as unknown as Row[]);
+      const row = (m: (typeof tsMsgs)[number]): Row => ({
+        msg_id: m.msgId,
+        read_ct: m.readCount,
+        enqueued_at: m.enqueuedAt,
+        last_read_at: m.lastReadAt,
+        vt: m.visibleAt,
+        message: m.message,
+        headers: m.headers,
+      });
+      expectSameRows(tsMsgs.map(row), fnMsgs.map(row));
     }
     // Neither path ran the dead-letter move nor touched a row.
     await expectSameTables(pair);

@@ -110,6 +110,27 @@ describe('stream send: the prepared path gives what send() / send_batch() give',
     expect(rows.map((r) => r.ev_extra4)).toEqual([ctx, ctx, ctx, ctx]);
   });
 
+  it('a large batch: every id names its own payload, ids in input order', async () => {
+    await client.createStream('par_big_ts');
+    await client.createStream('par_big_sql');
+    // Payloads whose order a sort by value would change.
+    const payloads = Array.from({ length: 500 }, (_, i) => ({ k: (i * 7919) % 500, i }));
+    const ts = await client.sendBatch('par_big_ts', payloads, { type: 'big' });
+    const sql = (
+      await db.sql<{ ids: string[] }>(
+        `SELECT ${S}.send_batch('par_big_sql', 'big', $1::jsonb[]) AS ids`,
+        [payloads.map((p) => JSON.stringify(p))],
+      )
+    )[0]!.ids.map(Number);
+    expect(ts).toEqual(sql);
+    const rows = await events('par_big_ts');
+    expect(rows).toEqual(await events('par_big_sql'));
+    rows.forEach((r, n) => {
+      expect(r.ev_id).toBe(ts[n]);
+      expect(JSON.parse(r.ev_data as string)).toEqual(payloads[n]);
+    });
+  });
+
   it('in one transaction: ev_time is its now(), ev_txid its id, for both paths', async () => {
     await client.createStream('par_tx');
     const got = await client.transaction(async (tx) => {

@@ -35,8 +35,11 @@ export interface CallOptions {
   lockTimeoutMs?: number;
   composite?: boolean;
   /** What a lock timeout waited for, named in the LockTimeoutError. */
-  locked?: string;
+  locked?: Locked;
 }
+
+/** What a lock timeout waited for; a function when naming it costs (a batch's ids), called only then. */
+export type Locked = string | (() => string);
 
 /** `$from::t1, $from+1::t2, …` */
 export const placeholders = (args: readonly Arg[], from = 1): string =>
@@ -81,7 +84,8 @@ export async function run<R>(
     });
     return res.rows;
   } catch (err) {
-    throw o.locked === undefined ? err : explainLock(err, o.locked);
+    if (o.locked === undefined) throw err;
+    throw explainLock(err, typeof o.locked === 'function' ? o.locked() : o.locked);
   }
 }
 

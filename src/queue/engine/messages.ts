@@ -1,7 +1,8 @@
 import type { Executor } from '../../driver/types.js';
-import { MESSAGE_COLUMNS, type MessageRow } from '../rows.js';
+import { EPOCH_MESSAGE_COLUMNS, type EpochMessageRow } from '../rows.js';
 import { lockGuardWhere, withLockParam } from '../lock-timeout.js';
-import { run } from './calls.js';
+import { run, type Locked } from './calls.js';
+import { LITERAL_QTY } from './read.js';
 import type { TableResolver } from './tables.js';
 import { vtParams, vtSql, type VtSpec } from './vt.js';
 
@@ -87,11 +88,11 @@ export class MessageStatements {
     return ids(rows).sort((a, b) => a - b);
   }
 
-  delete(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+  delete(exec: Executor, queue: string, msgIds: number[], locked?: Locked): Promise<number[]> {
     return this.finishWhere(exec, queue, 'delete', BY_IDS, [msgIds], locked);
   }
 
-  archive(exec: Executor, queue: string, msgIds: number[], locked?: string): Promise<number[]> {
+  archive(exec: Executor, queue: string, msgIds: number[], locked?: Locked): Promise<number[]> {
     return this.finishWhere(exec, queue, 'archive', BY_IDS, [msgIds], locked);
   }
 
@@ -107,7 +108,7 @@ export class MessageStatements {
     how: 'delete' | 'archive',
     where: string,
     params: unknown[],
-    locked?: string,
+    locked?: Locked,
   ): Promise<number[]> {
     const q = await this.table(exec, queue);
     const cond = where + lockGuardWhere(this.lockTimeoutMs, params.length + 1);
@@ -183,22 +184,31 @@ export class MessageStatements {
     return rows.map((r) => ({ id: Number(r.msg_id), key: r.k })).sort((a, b) => a.id - b.id);
   }
 
-  /** Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED, not updated. */
+  /**
+   * Mirrors `read_locked`: visible messages locked FOR UPDATE SKIP LOCKED,
+   * not updated; timestamps as epoch seconds (rows.ts, EpochMessageRow).
+   */
   async readLocked(
     exec: Executor,
     queue: string,
     qty: number,
     conditional: string,
-  ): Promise<MessageRow[]> {
+  ): Promise<EpochMessageRow[]> {
     const t = await this.table(exec, queue);
     // No condition (the common case): a statement without the jsonb test.
+    // A common batch size is a constant, as in readSql: with `LIMIT $n` the
+    // plan cache never settles on the generic plan (its estimate is a tenth
+    // of the table) and re-plans every call.
     const all = conditional === '{}';
-    return run<MessageRow>(
+    const literal = LITERAL_QTY.has(qty);
+    const params: unknown[] = all ? [] : [conditional];
+    if (!literal) params.push(qty);
+    return run<EpochMessageRow>(
       exec,
-      `SELECT ${MESSAGE_COLUMNS} FROM ${t}
-        WHERE vt <= clock_timestamp()${all ? '' : ` AND ($2::jsonb = '{}'::jsonb OR message @> $2::jsonb)`}
-        ORDER BY msg_id LIMIT $1 FOR UPDATE SKIP LOCKED`,
-      all ? [qty] : [qty, conditional],
+      `SELECT ${EPOCH_MESSAGE_COLUMNS('m')} FROM ${t} m
+        WHERE vt <= clock_timestamp()${all ? '' : ` AND ($1::jsonb = '{}'::jsonb OR message @> $1::jsonb)`}
+        ORDER BY msg_id LIMIT ${literal ? String(qty) : `$${params.length}`} FOR UPDATE SKIP LOCKED`,
+      params,
       { prepare: true },
     );
   }

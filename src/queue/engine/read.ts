@@ -1,5 +1,5 @@
 import type { Executor } from '../../driver/types.js';
-import type { MessageRow } from '../rows.js';
+import { EPOCH_MESSAGE_COLUMNS, type EpochMessageRow } from '../rows.js';
 import { run } from './calls.js';
 import type { TableResolver } from './tables.js';
 
@@ -12,6 +12,9 @@ import type { TableResolver } from './tables.js';
  * reduced to its early return: when dead letters are due the statement
  * changes nothing and returns one row with a NULL msg_id, and the caller runs
  * the SQL function. test/queue/read-parity.test.ts compares both.
+ *
+ * The rows' timestamps are epoch seconds (rows.ts, EpochMessageRow): the
+ * same instants, cheaper to decode.
  *
  * Parameters: the queue name, the vt (seconds from now, or a time), the
  * condition (jsonb) unless it is empty, the batch size unless a constant.
@@ -49,18 +52,38 @@ upd AS (
   UPDATE ${t} m
      SET vt = (SELECT vt FROM g), read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
    WHERE m.msg_id = ANY(ARRAY(SELECT msg_id FROM cte))
-  RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.last_read_at, m.vt, m.message, m.headers)
+  RETURNING ${EPOCH_MESSAGE_COLUMNS('m')})
 SELECT * FROM upd
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL, NULL, NULL WHERE NOT (SELECT ok FROM g)`;
 }
 
-/** Batch sizes readSql writes as constants. */
-const LITERAL_QTY = new Set([1, 10, 20, 50, 100, 200, 500, 1000]);
+/** Batch sizes readSql (and readLocked, messages.ts) write as constants. */
+export const LITERAL_QTY = new Set([1, 10, 20, 50, 100, 200, 500, 1000]);
 
 /** The prepared `read` of one schema (see readSql). */
 export class ReadStatement {
+  /** Statement texts by table and form: built once, not per call. */
+  private readonly texts = new Map<string, string>();
+
   constructor(private readonly tables: TableResolver) {}
+
+  private text(
+    t: string,
+    vt: 'integer' | 'timestamptz',
+    qty: number,
+    conditional: boolean,
+  ): string {
+    const literal = LITERAL_QTY.has(qty);
+    const key = `${t} ${vt} ${literal ? qty : '$'} ${conditional ? 'c' : ''}`;
+    let text = this.texts.get(key);
+    if (text === undefined) {
+      if (this.texts.size > 10_000) this.texts.clear();
+      text = readSql(this.tables.s, t, vt, literal ? qty : undefined, conditional);
+      this.texts.set(key, text);
+    }
+    return text;
+  }
 
   /** The messages read (no defined order), or null when the SQL function must run. */
   async read(
@@ -69,13 +92,13 @@ export class ReadStatement {
     qty: number,
     conditional: string,
     vt: readonly [number | Date, 'integer' | 'timestamptz'],
-  ): Promise<MessageRow[] | null> {
+  ): Promise<EpochMessageRow[] | null> {
     const t = this.tables.cached(queue) ?? (await this.tables.table(exec, queue));
     const all = conditional === '{}';
     const params: unknown[] = [queue, vt[0]];
     if (!all) params.push(conditional);
     if (!LITERAL_QTY.has(qty)) params.push(qty);
-    const rows = await run<MessageRow>(exec, readSql(this.tables.s, t, vt[1], qty, !all), params, {
+    const rows = await run<EpochMessageRow>(exec, this.text(t, vt[1], qty, !all), params, {
       prepare: true,
     });
     if (rows.length > 0 && rows[rows.length - 1]!.msg_id == null) return null;
