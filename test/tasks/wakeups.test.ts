@@ -103,6 +103,7 @@ describe('tasks: wake-ups', () => {
       )[0]!.waiting === true;
     await w.start();
     await eventually(asleep);
+    await sleep(100); // its last look (after idle()) has returned too
     calls.length = 0;
     await client.enqueue(t, { i: 1 });
     await eventually(() => seen.includes(1), 5_000);
