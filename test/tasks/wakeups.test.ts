@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { defineTask } from '../../src/tasks/define.js';
 import { eventually, useTestDatabase } from '../support/db.js';
-import { taskClient, worker } from './helpers.js';
+import { sleep, taskClient, worker } from './helpers.js';
 
 const db = useTestDatabase();
 
@@ -72,5 +72,55 @@ describe('tasks: wake-ups', () => {
     expect(seen).toHaveLength(1);
     expect(Math.abs(seen[0]!)).toBeLessThan(1500);
     await w.stop();
+  });
+
+  it('after a short batch goes to sleep with idle() and one look, and still sees a job inserted meanwhile', async () => {
+    const seen: number[] = [];
+    const t = defineTask<{ i: number }>({
+      name: 'short_sleep',
+      handler: ({ i }) => void seen.push(i),
+    });
+    const client = taskClient(db);
+    await client.ensure(t);
+    const w = worker(db, { tasks: [t], pollIntervalMs: 60_000 });
+    // Count the lane's statements (a real database; the calls are only counted).
+    const calls: string[] = [];
+    const st = w.client.statements;
+    const fetchPlain = st.fetchPlain.bind(st);
+    const idle = st.idle.bind(st);
+    st.fetchPlain = async (...a) => {
+      const r = await fetchPlain(...a);
+      calls.push(`fetch:${r?.length ?? 'sql'}`);
+      return r;
+    };
+    st.idle = async (...a) => {
+      calls.push('idle');
+      return idle(...a);
+    };
+    const asleep = async (): Promise<boolean> =>
+      (
+        await db.sql(`SELECT waiting FROM pgferry_tasks.queues WHERE queue_name = 'short_sleep'`)
+      )[0]!.waiting === true;
+    await w.start();
+    await eventually(asleep);
+    await sleep(100); // its last look (after idle()) has returned too
+    calls.length = 0;
+    await client.enqueue(t, { i: 1 });
+    await eventually(() => seen.includes(1), 5_000);
+    await eventually(asleep);
+    await sleep(50);
+    // The job's lease came back short: idle() and one look, no empty fetch before them.
+    expect(calls).toEqual(['fetch:1', 'idle', 'fetch:0']);
+    // A job inserted while the lane is between its lease and idle(): the look after idle() finds it.
+    calls.length = 0;
+    st.idle = async (...a) => {
+      calls.push('idle');
+      if (calls.filter((c) => c === 'idle').length === 1) await client.enqueue(t, { i: 3 });
+      return idle(...a);
+    };
+    await client.enqueue(t, { i: 2 });
+    await eventually(() => seen.includes(2) && seen.includes(3), 5_000);
+    await w.stop();
+    expect(seen.sort()).toEqual([1, 2, 3]);
   });
 });

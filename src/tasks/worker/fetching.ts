@@ -16,6 +16,12 @@ const MAX_FETCHES = 2;
  */
 const WHOLE_QUEUE_EVERY_MS = 1000;
 
+/**
+ * Per lane, the wake-up count when its last short fetch started (see
+ * idleFirst in fetchLane).
+ */
+const shortAt = new WeakMap<Lane, number>();
+
 /** How long a job's lease lasts: its task's timeout plus the margin. */
 export function leaseMs(core: Core, task: AnyTask): number {
   return Math.min(task.timeoutMs + core.o.leaseMarginMs, 2_147_483_647);
@@ -82,27 +88,48 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
     const got = await client.statements.fetchPlain(client.driver, t.name, asked, ms, afterId ?? 0);
     return got ?? sqlFetch(afterId);
   };
+  // The last fetch came back short and no wake-up came since it started: the
+  // queue was empty then, so a fetch now would most likely find nothing and
+  // go to sleep after it. Go to sleep at once instead (idle(), then the one
+  // look that follows it): one round trip less per job at a low rate, and
+  // the window in which an insert does not notify is shorter.
+  const idleFirst =
+    lane.lastFetchShort &&
+    shortAt.get(lane) === wakes &&
+    lane.fetching === 1 &&
+    !core.drain &&
+    core.state === 'running';
   try {
-    let got = await fetch(after);
-    core.recovery.ok();
-    adapt(core, lane, asked, got.length);
-    if (got.length === 0 && core.state === 'running') {
-      if (core.drain) {
-        lane.drained = true;
-      } else {
-        // Going to sleep: tell inserts to notify, then look once more
-        // (an insert that committed in between is seen now).
-        const next = await client.statements.idle(client.driver, t.name);
-        got = await fetch(undefined);
-        // A wake-up that arrived during these round trips may be for a job
-        // committed after the fetch's snapshot: look again instead of
-        // sleeping. (A counter, not the notified flag: a fetch started beside
-        // this one clears that flag, and the insert's NOTIFY cleared the
-        // queue's waiting flag, so sleeping now would miss the next job.)
-        if (got.length === 0 && lane.wakes === wakes) sleep(core, lane, next);
+    let got: JobMessage[];
+    let next: number | null | undefined;
+    if (idleFirst) {
+      next = await client.statements.idle(client.driver, t.name);
+      got = await fetch(undefined);
+      core.recovery.ok();
+      adapt(core, lane, asked, got.length);
+    } else {
+      got = await fetch(after);
+      core.recovery.ok();
+      adapt(core, lane, asked, got.length);
+      if (got.length === 0 && core.state === 'running') {
+        if (core.drain) {
+          lane.drained = true;
+        } else {
+          // Going to sleep: tell inserts to notify, then look once more
+          // (an insert that committed in between is seen now).
+          next = await client.statements.idle(client.driver, t.name);
+          got = await fetch(undefined);
+        }
       }
     }
+    // A wake-up that arrived during these round trips may be for a job
+    // committed after the fetch's snapshot: look again instead of
+    // sleeping. (A counter, not the notified flag: a fetch started beside
+    // this one clears that flag, and the insert's NOTIFY cleared the
+    // queue's waiting flag, so sleeping now would miss the next job.)
+    if (next !== undefined && got.length === 0 && lane.wakes === wakes) sleep(core, lane, next);
     lane.lastFetchShort = got.length < asked;
+    if (lane.lastFetchShort) shortAt.set(lane, wakes);
     if (plain) {
       const top = got.reduce((max, m) => Math.max(max, m.msgId), lane.after ?? 0);
       lane.after = lane.lastFetchShort ? undefined : top;
