@@ -3,6 +3,7 @@ import type { Driver, Subscription } from '../driver/types.js';
 import { isListenRefused } from '../driver/pooler.js';
 import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
+import { listenShared } from './wake-hub.js';
 
 /** The bus readers use it for reads and archives only (publishes stay durable by default). */
 export { ASYNC_COMMIT } from '../driver/pooler.js';
@@ -43,7 +44,7 @@ export class Waker {
   static async open(driver: Driver, channel: string, logger: Logger): Promise<Waker> {
     const w = new Waker();
     try {
-      w.subscription = await driver.listen(channel, () => {
+      w.subscription = await listenShared(driver, channel, () => {
         w.notified = true;
         w.wakeUp?.();
       });
