@@ -166,6 +166,10 @@ export class DirectBackend implements BusBackend {
   /** Handled messages are archived by the next read's statement. */
   readonly archivesOnRead = true;
 
+  listening(queue: string): boolean {
+    return this.wakers.get(queue)?.listening === true;
+  }
+
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     let archive = options.archive ?? [];
     const waitArgs: Arg[] = [
