@@ -259,6 +259,7 @@ export class Bus<T = unknown> {
           pollIntervalMs: this.pollIntervalMs,
           signal,
           archive,
+          held: archive.length > 0 ? [] : handled,
           ...(archiveDueMs === undefined ? {} : { archiveDueMs }),
         });
         if (archive.length > 0) handled = [];

@@ -177,10 +177,24 @@ export class DirectBackend implements BusBackend {
       [options.visibilityTimeoutSeconds, 'integer'],
       [options.batchSize, 'integer'],
     ];
+    const waker = this.wakers.get(queue);
+    // A listening member's reads hide nothing: the bus tells what it holds.
+    const held = waker?.listening && options.held ? options.held : undefined;
     return longPoll(
-      this.wakers.get(queue),
+      waker,
       options,
       async () => {
+        if (held) {
+          const rows = await this.sql.peek(
+            this.client.driver,
+            queue,
+            options.batchSize,
+            archive,
+            held,
+          );
+          archive = [];
+          return rows;
+        }
         const rows = await this.sql.read(
           this.client.driver,
           queue,

@@ -43,6 +43,12 @@ export interface BackendReadOptions {
    * `archive` non-empty it means the archive is due now: read at once.
    */
   archiveDueMs?: number;
+  /**
+   * Handled messages the bus holds back (not yet archived, not in
+   * `archive`). A backend whose read does not hide what it returns must
+   * leave these out; one that hides them (visibility timeout) may ignore it.
+   */
+  held?: readonly number[];
 }
 
 /**
