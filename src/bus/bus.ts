@@ -8,6 +8,7 @@ import { traceProcess, traceSend } from '../telemetry/tracing.js';
 import { BusNotMemberError } from './errors.js';
 import { JsonSerializer, type BusSerializer } from './serializer.js';
 import type { BackendMessage, BusBackend } from './types.js';
+import { ARCHIVE_DELAY_MS } from './wake.js';
 
 export type { BusHandler, BusMessageContext, BusOptions, BusStats } from './bus-options.js';
 import type { BusHandler, BusMessageContext, BusOptions, BusStats } from './bus-options.js';
@@ -241,12 +242,15 @@ export class Bus<T = unknown> {
 
   private async readLoop(): Promise<void> {
     const signal = this.abort.signal;
-    // Handled messages the next read archives (backends with archivesOnRead).
+    // Handled messages a later read archives (backends with archivesOnRead),
+    // and since when the oldest of them waits.
     let handled: number[] = [];
+    let handledAt = 0;
     while (!signal.aborted) {
       let batch: BackendMessage[];
       try {
         const queue = this.myQueue!;
+        const { archive, archiveDueMs } = this.archivePlan(queue, handled, handledAt);
         batch = await this.backend.read(queue, {
           channel: this.channel,
           visibilityTimeoutSeconds: this.vt,
@@ -254,9 +258,11 @@ export class Bus<T = unknown> {
           maxPollSeconds: this.maxPollSeconds,
           pollIntervalMs: this.pollIntervalMs,
           signal,
-          archive: handled,
+          archive,
+          held: archive.length > 0 ? [] : handled,
+          ...(archiveDueMs === undefined ? {} : { archiveDueMs }),
         });
-        handled = [];
+        if (archive.length > 0) handled = [];
         this.recovery.ok();
       } catch (err) {
         // Kept for the next read, unless the queue (and its messages) is gone.
@@ -271,7 +277,8 @@ export class Bus<T = unknown> {
       this.counters.received += batch.length;
       for (const m of batch) await this.handle(m);
       if (this.backend.archivesOnRead) {
-        handled = batch.map((m) => m.msgId);
+        if (handled.length === 0) handledAt = Date.now();
+        handled = handled.concat(batch.map((m) => m.msgId));
         continue;
       }
       try {
@@ -288,6 +295,28 @@ export class Bus<T = unknown> {
         );
       }
     }
+  }
+
+  /**
+   * What the next read archives. A member woken by notifications keeps its
+   * handled messages off the reads that answer a wake-up, so an archive
+   * never delays a delivery: they go with the first read once the oldest
+   * has waited ARCHIVE_DELAY_MS or a batch's worth has gathered (or with a
+   * read of their own when nothing comes). Otherwise every read carries
+   * what was handled before it.
+   */
+  private archivePlan(
+    queue: string,
+    handled: number[],
+    handledAt: number,
+  ): { archive: number[]; archiveDueMs?: number } {
+    if (handled.length === 0 || this.backend.listening?.(queue) !== true) {
+      return { archive: handled };
+    }
+    const dueMs = ARCHIVE_DELAY_MS - (Date.now() - handledAt);
+    if (handled.length >= this.batchSize || dueMs <= 0)
+      return { archive: handled, archiveDueMs: 0 };
+    return { archive: [], archiveDueMs: dueMs };
   }
 
   private async handle(m: BackendMessage): Promise<void> {

@@ -22,6 +22,9 @@ import type { BackendMessage } from './types.js';
  *   sets one on its member queues, whose names are random per member;
  * - `archive`: `archive(queue, msg_ids bigint[])`.
  *
+ * `peek` (a listening member's read) copies no function: see its comment;
+ * its archive part is `archive(queue, ids)` (parity-tested the same way).
+ *
  * Reads and archives commit asynchronously (ASYNC_COMMIT): losing one in a
  * crash only makes a message visible again (at least once).
  */
@@ -110,6 +113,48 @@ export class DirectStatements {
       .sort((a, b) => a.msgId - b.msgId);
   }
 
+  /**
+   * A listening member's read (the bus's own, not a copy of a queue-engine
+   * function): up to `qty` visible messages in msg_id order, leaving out
+   * `skip` (the ones the member handled and has not archived yet, the bus
+   * keeps that list), without hiding or counting them. The member is the
+   * only reader of its queue and skips by id what it already has, so the
+   * visibility timeout has nothing to guard; a read then writes nothing
+   * (no row version, no WAL, no commit to wait for). With `archive` the
+   * same statement first archives those (as `archive(queue, ids)` does).
+   */
+  async peek(
+    exec: Executor,
+    queue: string,
+    qty: number,
+    archive: readonly number[],
+    skip: readonly number[],
+  ): Promise<BackendMessage[]> {
+    const t = await this.table(exec, queue);
+    const select = (from: string) => `SELECT m.msg_id::text, m.message, m.headers FROM ${from}
+        WHERE m.vt <= clock_timestamp() AND m.msg_id <> ALL($2::bigint[])
+        ORDER BY m.msg_id LIMIT $1`;
+    if (archive.length === 0) {
+      const res = await execute<Row>(exec, select(`${t} m`), [qty, skip], { prepare: true });
+      return rows(res.rows);
+    }
+    const a = await this.table(exec, queue, 'a');
+    // Archived in the same statement; its SELECT still sees them (one snapshot): skip them too.
+    const res = await execute<Row>(
+      exec,
+      `WITH moved AS (
+         DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
+         RETURNING ${MOVED}),
+       archived AS (
+         INSERT INTO ${a} (${MOVED})
+         SELECT ${MOVED} FROM moved)
+       ${select(`${t} m, ${ASYNC_COMMIT}`)}`,
+      [qty, [...skip, ...archive], archive],
+      { prepare: true },
+    );
+    return rows(res.rows);
+  }
+
   /** Moves the messages to the queue's archive; the ids that were there. */
   async archive(exec: Executor, queue: string, msgIds: readonly number[]): Promise<number[]> {
     const q = await this.table(exec, queue);
@@ -128,6 +173,9 @@ export class DirectStatements {
     return res.rows.map((r) => Number(r.msg_id));
   }
 }
+
+const rows = (rs: Row[]): BackendMessage[] =>
+  rs.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
 
 interface Row {
   msg_id: string;

@@ -166,6 +166,10 @@ export class DirectBackend implements BusBackend {
   /** Handled messages are archived by the next read's statement. */
   readonly archivesOnRead = true;
 
+  listening(queue: string): boolean {
+    return this.wakers.get(queue)?.listening === true;
+  }
+
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     let archive = options.archive ?? [];
     const waitArgs: Arg[] = [
@@ -173,10 +177,24 @@ export class DirectBackend implements BusBackend {
       [options.visibilityTimeoutSeconds, 'integer'],
       [options.batchSize, 'integer'],
     ];
+    const waker = this.wakers.get(queue);
+    // A listening member's reads hide nothing: the bus tells what it holds.
+    const held = waker?.listening && options.held ? options.held : undefined;
     return longPoll(
-      this.wakers.get(queue),
+      waker,
       options,
       async () => {
+        if (held) {
+          const rows = await this.sql.peek(
+            this.client.driver,
+            queue,
+            options.batchSize,
+            archive,
+            held,
+          );
+          archive = [];
+          return rows;
+        }
         const rows = await this.sql.read(
           this.client.driver,
           queue,

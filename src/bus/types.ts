@@ -35,6 +35,20 @@ export interface BackendReadOptions {
    * `archivesOnRead` only): the archive rides on the next read's statement.
    */
   archive?: readonly number[];
+  /**
+   * Set by the bus when it holds handled messages back from this read
+   * (backends with `listening` only; `archive` is then empty): they are due
+   * for archiving in this many milliseconds, so a reader with nothing to
+   * deliver returns [] by then, and the next read carries them. With
+   * `archive` non-empty it means the archive is due now: read at once.
+   */
+  archiveDueMs?: number;
+  /**
+   * Handled messages the bus holds back (not yet archived, not in
+   * `archive`). A backend whose read does not hide what it returns must
+   * leave these out; one that hides them (visibility timeout) may ignore it.
+   */
+  held?: readonly number[];
 }
 
 /**
@@ -61,6 +75,14 @@ export interface BusBackend {
    * of archiving them in a statement of their own.
    */
   readonly archivesOnRead?: boolean;
+  /**
+   * True while the member's reader is woken by notifications. The bus then
+   * keeps handled messages off the reads that answer a wake-up (an archive
+   * never delays a delivery) and hands them to a later read, at most
+   * ARCHIVE_DELAY_MS or one batch later (`archiveDueMs`). Without it every
+   * read carries what was handled before it (`archivesOnRead`).
+   */
+  listening?(queue: string): boolean;
   /** Leaves the channel and drops the member's queue. */
   leave(queue: string, channel: string): Promise<void>;
 }

@@ -3,6 +3,7 @@ import type { Driver, Subscription } from '../driver/types.js';
 import { isListenRefused } from '../driver/pooler.js';
 import type { Logger } from '../logger.js';
 import type { BackendMessage, BackendReadOptions } from './types.js';
+import { listenShared } from './wake-hub.js';
 
 /** The bus readers use it for reads and archives only (publishes stay durable by default). */
 export { ASYNC_COMMIT } from '../driver/pooler.js';
@@ -43,7 +44,7 @@ export class Waker {
   static async open(driver: Driver, channel: string, logger: Logger): Promise<Waker> {
     const w = new Waker();
     try {
-      w.subscription = await driver.listen(channel, () => {
+      w.subscription = await listenShared(driver, channel, () => {
         w.notified = true;
         w.wakeUp?.();
       });
@@ -94,7 +95,10 @@ export class Waker {
   }
 }
 
-/** Longest time handled messages wait for the next read to archive them. */
+/**
+ * Longest time handled messages wait for a read to archive them (the bus
+ * holds them back from reads that answer a wake-up, up to one batch).
+ */
 export const ARCHIVE_DELAY_MS = 50;
 
 /**
@@ -109,9 +113,13 @@ export const ARCHIVE_DELAY_MS = 50;
  * the wait returns at once). That is one statement fewer per delivery.
  *
  * Messages handed in `options.archive` are archived by the first read
- * (`readNow`). When that read is skipped, the wait is cut to
- * ARCHIVE_DELAY_MS: a message that comes by then carries the archive on
- * its read, otherwise a read of its own archives them.
+ * (`readNow`). With `archiveDueMs` (the bus holds handled messages back
+ * while the member listens) that read happens at once when it carries an
+ * archive, and a wait ends by the time the held ones are due (returning []
+ * so that the bus's next read carries them). Without it, a read carrying an
+ * archive that would be skipped waits at most ARCHIVE_DELAY_MS: a message
+ * that comes by then carries the archive on its read, otherwise a read of
+ * its own archives them.
  */
 export async function longPoll(
   waker: Waker | undefined,
@@ -121,10 +129,20 @@ export async function longPoll(
 ): Promise<BackendMessage[]> {
   const deadline = Date.now() + options.maxPollSeconds * 1000;
   let archiving = (options.archive?.length ?? 0) > 0;
+  const due = options.archiveDueMs;
+  // The bus holds handled messages back: come back by the time they are due.
+  const heldUntil = !archiving && due !== undefined ? Date.now() + due : undefined;
+  const carryNow = archiving && due !== undefined;
   for (;;) {
     const listening = waker?.listening === true;
     // Wait first only when there is time to wait (maxPollSeconds 0 always reads).
-    if (!listening || !waker!.drained || waker!.pending || deadline <= Date.now()) {
+    if (
+      !listening ||
+      !waker!.drained ||
+      waker!.pending ||
+      deadline <= Date.now() ||
+      (archiving && carryNow)
+    ) {
       waker?.arm();
       const messages = await readNow();
       archiving = false;
@@ -134,10 +152,18 @@ export async function longPoll(
     const left = deadline - Date.now();
     if (left <= 0) return [];
     if (listening) {
-      await waker!.wait(archiving ? Math.min(left, ARCHIVE_DELAY_MS) : left, options.signal);
+      let ms = archiving ? Math.min(left, ARCHIVE_DELAY_MS) : left;
+      if (heldUntil !== undefined) {
+        const held = heldUntil - Date.now();
+        if (held <= 0) return [];
+        ms = Math.min(ms, held);
+      }
+      await waker!.wait(ms, options.signal);
+      if (options.signal?.aborted) return [];
+      // The held archive is due and nothing came: the bus's next read carries it.
+      if (!waker!.pending && heldUntil !== undefined && Date.now() >= heldUntil) return [];
       // Read after any wake-up: a notification, or the safety net's time.
       waker!.drained = false;
-      if (options.signal?.aborted) return [];
     } else {
       return readWaiting(Math.max(1, Math.ceil(left / 1000)));
     }

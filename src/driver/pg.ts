@@ -72,6 +72,8 @@ export class PgDriver implements D.Driver {
   private readonly queryTimeoutMs: number;
   private readonly named: boolean;
   private readonly listenGuard: ListenGuard;
+  private readonly listenConfig: pg.ClientConfig;
+  private readonly listenReconnectDelayMs: number;
   private closed = false;
 
   constructor(options: PgDriverOptions = {}) {
@@ -122,12 +124,30 @@ export class PgDriver implements D.Driver {
       : options.pool
         ? { ...(options.pool.options as pg.ClientConfig) }
         : connectionConfig;
+    this.listenConfig = clientConfig;
+    this.listenReconnectDelayMs = options.listenReconnectDelayMs ?? 100;
     this.listener = new PgListener(
       clientConfig,
       this.logger,
-      options.listenReconnectDelayMs ?? 100,
+      this.listenReconnectDelayMs,
       this.queryTimeoutMs,
     );
+  }
+
+  listenEndpoint(): D.ListenEndpoint | undefined {
+    if (this.listenGuard.unavailable) return undefined;
+    const key = settingsDigest({ config: this.listenConfig, timeout: this.queryTimeoutMs });
+    if (key === undefined) return undefined;
+    return {
+      key,
+      open: () =>
+        new PgListener(
+          this.listenConfig,
+          this.logger,
+          this.listenReconnectDelayMs,
+          this.queryTimeoutMs,
+        ),
+    };
   }
 
   query<R = D.Row>(...[text, params, options]: D.QueryArgs): Promise<D.QueryResult<R>> {
@@ -178,6 +198,26 @@ export class PgDriver implements D.Driver {
     await this.listener.close();
     if (this.ownsPool) await this.pool.end();
   }
+}
+
+/**
+ * A digest of connection settings, equal for equal settings whatever the
+ * order of their keys; undefined when a function is among them (a password
+ * callback, a stream factory: two of them cannot be compared).
+ */
+function settingsDigest(settings: object): string | undefined {
+  let comparable = true;
+  const text = JSON.stringify(settings, (_key, value: unknown) => {
+    if (typeof value === 'function') comparable = false;
+    if (value && typeof value === 'object' && !Array.isArray(value)) {
+      return Object.fromEntries(
+        Object.entries(value as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : 1)),
+      );
+    }
+    return value;
+  });
+  if (!comparable) return undefined;
+  return createHash('sha256').update(text).digest('hex');
 }
 
 /** pg.Client with a fixed connect timeout (so the pool's checkout wait stays unbounded by it). */

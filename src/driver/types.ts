@@ -63,6 +63,31 @@ export interface Driver extends Queryable {
   listen(channel: string, onNotification: NotificationHandler): Promise<Subscription>;
   /** Closes every connection the driver opened. Idempotent. */
   close(): Promise<void>;
+  /**
+   * Optional: the settings of this driver's LISTEN connection, so that
+   * several drivers of one process can share one LISTEN connection (the bus
+   * does). Undefined when LISTEN is unavailable or the settings cannot be
+   * compared (a function among them).
+   */
+  listenEndpoint?(): ListenEndpoint | undefined;
+}
+
+/** Opens LISTEN connections with a driver's settings (see `Driver.listenEndpoint`). */
+export interface ListenEndpoint {
+  /**
+   * Equal for two drivers whose LISTEN connections would be opened with the
+   * same settings (server, database, role, options): they hear the same
+   * notifications. A digest, never the settings themselves.
+   */
+  readonly key: string;
+  /** A new dedicated LISTEN connection (opened lazily, reconnecting), owned by the caller. */
+  open(): Listener;
+}
+
+/** A dedicated LISTEN connection on its own, outside any driver. */
+export interface Listener {
+  listen(channel: string, onNotification: NotificationHandler): Promise<Subscription>;
+  close(): Promise<void>;
 }
 
 /**

@@ -179,6 +179,57 @@ describe('DirectBackend statements, parity with the queue engine functions', () 
     expect((await table(pair.ts, 'a')).map((r) => Number(r.msg_id))).toContain(seven!.msgId);
   });
 
+  it('peek with handled ids = archive(queue, ids); then the visible rest but the skipped, nothing hidden or counted', async () => {
+    const pair = await twins();
+    for (const q of [pair.ts, pair.fn]) {
+      for (let i = 1; i <= 6; i++) await client.send(q, { i }, { headers: { h: i } });
+      await client.send(q, { later: true }, { delayMs: 3_600_000 });
+    }
+    // Message 6 is hidden by someone's read on both (a peek leaves it out too).
+    for (const q of [pair.ts, pair.fn]) await client.setVisibilityTimeout(q, 6, 600);
+    for (const [archive, skip, qty, want] of [
+      [[], [], 2, [1, 2]],
+      [[], [1, 2], 10, [3, 4, 5]],
+      [[1, 2], [3], 10, [4, 5]],
+      [[3, 99], [], 1, [4]],
+      [[4, 5], [], 10, []],
+    ] as const) {
+      const got = await stmts.peek(driver, pair.ts, qty, archive, skip);
+      if (archive.length > 0) {
+        await sql(`SELECT ${S}.archive($1::text, $2::bigint[])`, [pair.fn, archive]);
+      }
+      expect(got.map((m) => m.msgId)).toEqual(want);
+      expect(got.map((m) => m.message)).toEqual(want.map((i) => ({ i })));
+      expect(got.map((m) => m.headers)).toEqual(want.map((i) => ({ h: i })));
+      // The archive is the function's; the read changed no row (no vt, no read_ct).
+      await expectSameTables(pair);
+    }
+  });
+
+  it('a peek sees a message committed after a later one was read (ids are skipped, never a cursor)', async () => {
+    const q = (await twins()).ts;
+    const other = db.driver();
+    let first!: () => void;
+    const held = new Promise<void>((r) => (first = r));
+    let release!: () => void;
+    const go = new Promise<void>((r) => (release = r));
+    // A publish in a transaction that takes its msg_id, then commits later.
+    const tx = other.transaction(async (t) => {
+      await t.query(`SELECT ${S}.send($1::text, '{"i": 1}'::jsonb)`, [q]);
+      first();
+      await go;
+    });
+    await held;
+    await client.send(q, { i: 2 });
+    const [two] = await stmts.peek(driver, q, 10, [], []);
+    expect(two!.message).toEqual({ i: 2 });
+    release();
+    await tx;
+    const got = await stmts.peek(driver, q, 10, [], [two!.msgId]);
+    expect(got.map((m) => m.message)).toEqual([{ i: 1 }]);
+    expect(got[0]!.msgId).toBeLessThan(two!.msgId);
+  });
+
   it('archive = archive(queue, msg_ids[]): moved rows, ids that existed', async () => {
     const pair = await twins();
     for (const q of [pair.ts, pair.fn]) {

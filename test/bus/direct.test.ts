@@ -72,11 +72,13 @@ describe('DirectBackend', () => {
 
   it('falls back to polling in the database when LISTEN is unavailable', async () => {
     const c = client();
-    // A driver whose LISTEN always fails, as behind a transaction-mode pooler.
+    // A driver whose LISTEN always fails, as behind a transaction-mode pooler
+    // (and which offers no settings for a shared LISTEN connection either).
     const noListen = new Proxy(c.driver, {
       get(target, prop, receiver) {
         if (prop === 'listen')
           return () => Promise.reject(new Error('LISTEN is not supported here'));
+        if (prop === 'listenEndpoint') return undefined;
         const v = Reflect.get(target, prop, receiver) as unknown;
         return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
       },

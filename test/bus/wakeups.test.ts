@@ -79,6 +79,8 @@ describe.each(['direct', 'isolated'] as const)('bus wake-ups, %s backend', (kind
       };
       await eventually(() => got.every((s, m) => s.size === want(m).length), 10_000);
       got.forEach((s, m) => expect([...s].sort()).toEqual(want(m)));
+      // Each exactly once: a handled message is never read again before its archive.
+      buses.forEach((bus, m) => expect(bus.stats.received).toBe(want(m).length));
       for (const bus of buses) {
         expect(bus.stats.readErrors).toBe(0);
         expect(bus.stats.archiveErrors).toBe(0);
