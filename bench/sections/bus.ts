@@ -7,8 +7,10 @@ import { percentile, type BenchContext, type BenchSection } from '../harness.js'
 // Bus figures (issues 7 and 14): publish → delivered latency p50/p99 with 2
 // and 10 members, and fan-out throughput (deliveries/s), for both backends.
 // Targets (issue 14): p50 ≤ 2 ms with 10 members, fan-out ≥ 0.8× the raw SQL. Each
-// member has its own pool and LISTEN connection, as separate processes
-// would. Baselines, same run, same database:
+// member has its own pool; being in one process, the members share one
+// LISTEN connection (src/bus/wake-hub.ts), which members in separate
+// processes cannot (bench/README.md gives that case's figures). Baselines,
+// same run, same database:
 //   latency    — a bare NOTIFY → LISTEN round trip (the floor of any
 //                Postgres wake-up), measured the same way;
 //   throughput — the same fan-out in hand-written queue-engine SQL: one
