@@ -87,12 +87,7 @@ export class DirectStatements {
     const a = await this.table(exec, queue, 'a');
     const res = await execute<Row>(
       exec,
-      `WITH moved AS (
-         DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
-         RETURNING ${MOVED}),
-       archived AS (
-         INSERT INTO ${a} (${MOVED})
-         SELECT ${MOVED} FROM moved),
+      `${archiveFirst(t, a)},
        cte AS (
          SELECT msg_id FROM ${t}
           WHERE vt <= clock_timestamp() AND msg_id <> ALL($3::bigint[])
@@ -108,9 +103,7 @@ export class DirectStatements {
       [qty, vtSeconds, archive],
       { prepare: true },
     );
-    return res.rows
-      .map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }))
-      .sort((a, b) => a.msgId - b.msgId);
+    return rows(res.rows).sort((a, b) => a.msgId - b.msgId);
   }
 
   /**
@@ -142,12 +135,7 @@ export class DirectStatements {
     // Archived in the same statement; its SELECT still sees them (one snapshot): skip them too.
     const res = await execute<Row>(
       exec,
-      `WITH moved AS (
-         DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
-         RETURNING ${MOVED}),
-       archived AS (
-         INSERT INTO ${a} (${MOVED})
-         SELECT ${MOVED} FROM moved)
+      `${archiveFirst(t, a)}
        ${select(`${t} m, ${ASYNC_COMMIT}`)}`,
       [qty, [...skip, ...archive], archive],
       { prepare: true },
@@ -173,6 +161,14 @@ export class DirectStatements {
     return res.rows.map((r) => Number(r.msg_id));
   }
 }
+
+/** The reads' first part: move the ids in $3 from queue table `t` to its archive `a` (what `archive()` does). */
+const archiveFirst = (t: string, a: string): string => `WITH moved AS (
+         DELETE FROM ${t} WHERE msg_id = ANY($3::bigint[])
+         RETURNING ${MOVED}),
+       archived AS (
+         INSERT INTO ${a} (${MOVED})
+         SELECT ${MOVED} FROM moved)`;
 
 const rows = (rs: Row[]): BackendMessage[] =>
   rs.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));

@@ -4,12 +4,14 @@
 // (the generic plan's estimate is a tenth of the table, so the plan cache
 // keeps choosing custom plans), which is why common batch sizes are
 // constants in the statement text. One connection, so every statement is
-// prepared once and pg_prepared_statements shows all of them.
+// prepared once and pg_prepared_statements shows all of them. It builds its
+// own PgDriver on db.url whatever driver the step tests (the prepared copies
+// are the same SQL on every driver); PGlite's step leaves it out
+// (test/support/pglite-exclusions.ts).
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgDriver } from '../../src/driver/pg.js';
 import { QueueClient } from '../../src/queue/client.js';
-import { testDriverName } from '../support/test-driver.js';
 import { useTestDatabase } from '../support/db.js';
 
 const db = useTestDatabase();
@@ -34,7 +36,7 @@ interface Prepared {
   custom_plans: string;
 }
 
-describe.skipIf(testDriverName() !== 'pg')('plan cache of the hot paths', () => {
+describe('plan cache of the hot paths', () => {
   it('read, delete, archive and processBatch at qty 100 reuse one generic plan', async () => {
     await client.createQueue('plans');
     for (let i = 0; i < 4; i++)

@@ -29,6 +29,8 @@ export const PGLITE_EXCLUDED_FILES: Readonly<Record<string, string>> = {
   'test/queue/partition-maintenance.test.ts': 'senders, readers and a lock holder on db.url',
   'test/queue/grouped-concurrency.test.ts':
     'every test: QueueClients and SQL callers on their own connections from db.url',
+  'test/queue/plan-cache.test.ts':
+    "a PgDriver on db.url: it reads the server session's pg_prepared_statements",
   'test/queue/metrics-default.test.ts':
     'a QueueClient and seq-scan counters on db.url (pg_stat_xact_user_tables through db.pool)',
 };
