@@ -14,7 +14,7 @@ export * from './public.js';
 // The row format: a `message_record` row (as every driver returns it), the
 // column list that selects one, and its mapping to `Message`. tasks and the
 // testing helpers read queue tables and functions with these.
-export { MESSAGE_COLUMNS, toMessage, type MessageRow } from './rows.js';
+export { MESSAGE_COLUMNS, epochMs, toMessage, type MessageRow } from './rows.js';
 // Argument checks shared with the layers built on the queue: the queue-name
 // limit, integer options, and JSON encoding with a typed error for what JSON
 // cannot carry (cycles, BigInt, functions).

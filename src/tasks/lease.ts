@@ -1,4 +1,4 @@
-import type { Message } from '../queue/index.js';
+import { epochMs, type Message } from '../queue/index.js';
 
 /** What a worker needs of a leased job (the fetch returns only these columns). */
 export type JobMessage = Pick<
@@ -10,7 +10,8 @@ export type JobMessage = Pick<
 export interface LeaseRow {
   msg_id: string | number | bigint | null;
   read_ct: number | string;
-  enqueued_at: Date | string;
+  /** Epoch seconds (`extract(epoch …)`, numeric text or a number by driver): cheaper to decode than a timestamptz. */
+  enqueued_at: string | number;
   message: unknown;
   headers: unknown;
 }
@@ -18,7 +19,7 @@ export interface LeaseRow {
 export const toJobMessage = (r: LeaseRow): JobMessage => ({
   msgId: Number(r.msg_id),
   readCount: Number(r.read_ct),
-  enqueuedAt: r.enqueued_at instanceof Date ? r.enqueued_at : new Date(r.enqueued_at),
+  enqueuedAt: new Date(epochMs(r.enqueued_at)),
   message: r.message,
   headers: (r.headers as Message<unknown>['headers'] | null) ?? null,
 });
@@ -63,7 +64,7 @@ leased AS (
                                  ${pick('msg_id <= $3::bigint')}) AS c
             WHERE NOT (SELECT paused OR rated FROM ctl)
             LIMIT $1::integer))
-  RETURNING m.msg_id, m.read_ct, m.enqueued_at, m.message, m.headers)
+  RETURNING m.msg_id, m.read_ct, extract(epoch FROM m.enqueued_at) AS enqueued_at, m.message, m.headers)
 SELECT msg_id, read_ct, enqueued_at, message, headers FROM leased
 UNION ALL
 SELECT NULL, NULL, NULL, NULL, NULL FROM ctl WHERE rated`;

@@ -10,7 +10,8 @@ import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import type { Driver } from '../../src/driver/types.js';
-import { toJobMessage, type JobMessage } from '../../src/tasks/lease.js';
+import { toMessage, type MessageRow } from '../../src/queue/index.js';
+import type { JobMessage } from '../../src/tasks/lease.js';
 import { TaskStatements } from '../../src/tasks/statements.js';
 import { useTestDatabase } from '../support/db.js';
 
@@ -60,13 +61,24 @@ async function fetchSql(
   after: number,
   lease = LEASE_MS,
 ): Promise<JobMessage[]> {
-  const rows = await sql<Parameters<typeof toJobMessage>[0]>(
+  const rows = await sql<MessageRow>(
     after === 0
       ? `SELECT * FROM ${T}.fetch($1::text, $2::integer, $3::integer)`
       : `SELECT * FROM ${T}.fetch_after($1::text, $2::integer, $3::integer, $4::bigint)`,
     after === 0 ? [queue, qty, lease] : [queue, qty, lease, after],
   );
-  return rows.map(toJobMessage);
+  return rows.map((r) => toMessage<unknown>(r)); // what the worker does with the function's rows
+}
+
+/** Each leased job's enqueue time, exactly (to the millisecond), as the table holds it. */
+async function expectEnqueueTimes(queue: string, ms: JobMessage[]): Promise<void> {
+  const rows = await sql<{ msg_id: string; at: string }>(
+    `SELECT msg_id::text, to_char(enqueued_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"') AS at
+       FROM ${Q}.${quoteIdent(`q_${queue}`)} WHERE msg_id = ANY($1::bigint[])`,
+    [ms.map((m) => m.msgId)],
+  );
+  const at = new Map(rows.map((r) => [Number(r.msg_id), r.at]));
+  for (const m of ms) expect(m.enqueuedAt.toISOString(), `job ${m.msgId}`).toBe(at.get(m.msgId));
 }
 
 const view = (ms: JobMessage[]): unknown[] =>
@@ -114,6 +126,7 @@ describe('the prepared lease mirrors <tasks>.fetch_after and <tasks>.fetch', () 
       const fn = await fetchSql(pair.fn, qty, after);
       expect(ts, `fetch ${qty} after ${after}`).not.toBeNull();
       expect(view(ts!), `fetch ${qty} after ${after}`).toEqual(view(fn));
+      await expectEnqueueTimes(pair.ts, ts!);
     }
     await expectSameTables(pair);
     const left = await sql<{ n: number }>(
