@@ -127,7 +127,10 @@ async function execute(
           );
           if (ok) core.fire('job:retry', r.job, outcome.error, delay);
           if (core.drain) core.drain.summary.retried++;
-          lane.drained = false;
+          // Runnable again (at once, with no backoff): a fetch that started
+          // before this commit and comes back empty must not end the drain
+          // or put the lane to sleep (wakeLane counts a wake-up).
+          wakeLane(core, lane);
           return;
         }
         case 'dead': {

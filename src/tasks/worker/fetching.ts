@@ -113,7 +113,8 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
       adapt(core, lane, asked, got.length);
       if (got.length === 0 && core.state === 'running') {
         if (core.drain) {
-          lane.drained = true;
+          // Drained, unless a wake-up (a retry made runnable) came meanwhile.
+          if (lane.wakes === wakes) lane.drained = true;
         } else {
           // Going to sleep: tell inserts to notify, then look once more
           // (an insert that committed in between is seen now).
