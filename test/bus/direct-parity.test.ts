@@ -10,10 +10,10 @@ import type { Driver } from '../../src/driver/types.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { DirectStatements } from '../../src/bus/direct-sql.js';
 import { eventually, useTestDatabase } from '../support/db.js';
+import { expectSameRows } from '../support/parity.js';
 
 const db = useTestDatabase();
 const S = quoteIdent(db.queueSchema);
-const TOL_MS = 5000;
 
 let driver: Driver;
 let client: QueueClient;
@@ -37,27 +37,8 @@ async function twins(): Promise<{ ts: string; fn: string }> {
   return pair;
 }
 
-const TIMES = new Set(['enqueued_at', 'last_read_at', 'vt', 'archived_at']);
 const table = (queue: string, prefix: 'q' | 'a' = 'q'): Promise<Row[]> =>
   sql(`SELECT * FROM ${S}.${quoteIdent(`${prefix}_${queue}`)} ORDER BY msg_id`);
-
-function expectSameRows(a: Row[], b: Row[]): void {
-  expect(a.length, 'row count').toBe(b.length);
-  a.forEach((row, i) => {
-    const other = b[i]!;
-    expect(Object.keys(row).sort()).toEqual(Object.keys(other).sort());
-    for (const [k, v] of Object.entries(row)) {
-      if (TIMES.has(k) && v != null && other[k] != null) {
-        const d = Math.abs(
-          new Date(v as string).getTime() - new Date(other[k] as string).getTime(),
-        );
-        expect(d, `${k} of row ${i}`).toBeLessThan(TOL_MS);
-      } else {
-        expect([k, v]).toEqual([k, other[k]]);
-      }
-    }
-  });
-}
 
 async function expectSameTables(pair: { ts: string; fn: string }): Promise<void> {
   expectSameRows(await table(pair.ts), await table(pair.fn));

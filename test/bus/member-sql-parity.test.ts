@@ -9,10 +9,10 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { useTestDatabase } from '../support/db.js';
+import { expectSameRows } from '../support/parity.js';
 
 const db = useTestDatabase();
 const S = quoteIdent(db.queueSchema);
-const TOL_MS = 5000;
 
 let client: QueueClient;
 beforeAll(() => {
@@ -31,27 +31,8 @@ async function twins(): Promise<{ gen: string; fn: string; id: string }> {
   return { gen, fn, id: gen.slice(4) };
 }
 
-const TIMES = new Set(['enqueued_at', 'last_read_at', 'vt', 'archived_at']);
 const table = (queue: string, prefix: 'q' | 'a' = 'q'): Promise<Row[]> =>
   db.sql(`SELECT * FROM ${S}.${quoteIdent(`${prefix}_${queue}`)} ORDER BY msg_id`);
-
-function expectSameRows(a: Row[], b: Row[]): void {
-  expect(a.length, 'row count').toBe(b.length);
-  a.forEach((row, i) => {
-    const other = b[i]!;
-    expect(Object.keys(row).sort()).toEqual(Object.keys(other).sort());
-    for (const [k, v] of Object.entries(row)) {
-      if (TIMES.has(k) && v != null && other[k] != null) {
-        const d = Math.abs(
-          new Date(v as string).getTime() - new Date(other[k] as string).getTime(),
-        );
-        expect(d, `${k} of row ${i}`).toBeLessThan(TOL_MS);
-      } else {
-        expect([k, v]).toEqual([k, other[k]]);
-      }
-    }
-  });
-}
 
 async function expectSameTables(pair: { gen: string; fn: string }): Promise<void> {
   expectSameRows(await table(pair.gen), await table(pair.fn));
