@@ -126,8 +126,13 @@ export class PgDriver implements D.Driver {
         : connectionConfig;
     this.listenConfig = clientConfig;
     this.listenReconnectDelayMs = options.listenReconnectDelayMs ?? 100;
-    this.listener = new PgListener(
-      clientConfig,
+    this.listener = this.newListener();
+  }
+
+  /** A LISTEN connection with this driver's settings (its own, or a process-wide shared one). */
+  private newListener(): PgListener {
+    return new PgListener(
+      this.listenConfig,
       this.logger,
       this.listenReconnectDelayMs,
       this.queryTimeoutMs,
@@ -140,13 +145,7 @@ export class PgDriver implements D.Driver {
     if (key === undefined) return undefined;
     return {
       key,
-      open: () =>
-        new PgListener(
-          this.listenConfig,
-          this.logger,
-          this.listenReconnectDelayMs,
-          this.queryTimeoutMs,
-        ),
+      open: () => this.newListener(),
     };
   }
 
