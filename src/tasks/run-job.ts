@@ -170,7 +170,7 @@ function ranInTx(holder: RunHolder, outcome: Outcome): Outcome {
 }
 
 /** After the handler: the last progress value written, then the outcome. */
-async function settleRun(holder: RunHolder, started: Promise<Outcome>): Promise<Outcome> {
+async function settleRun(holder: RunHolder, started: Outcome | Promise<Outcome>): Promise<Outcome> {
   const outcome = await started;
   const settling = holder.current?.settle();
   if (settling) await settling;
@@ -204,13 +204,7 @@ async function attemptAsync(
     }
   }
   const started = runHandler(task, input, job, abort, settleMs, logger, features);
-  return isThenable(started)
-    ? holder
-      ? settleRun(holder, started)
-      : started
-    : holder
-      ? settleRun(holder, Promise.resolve(started))
-      : started;
+  return holder ? settleRun(holder, started) : started;
 }
 
 /** The handler's outcome: at once when it returned a plain value or threw, else a promise. */

@@ -66,6 +66,8 @@ export interface Lane {
   overlapTimer: NodeJS.Timeout | undefined;
   /** A completion statement starts at the end of this event-loop turn (completions.ts). */
   flushSoon: boolean;
+  /** The wake-up count when the last short fetch started (fetching.ts, idleFirst). */
+  shortAtWakes: number | undefined;
 }
 
 /** A handler in progress. */
@@ -140,6 +142,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     inFlight: [],
     overlapTimer: undefined,
     flushSoon: false,
+    shortAtWakes: undefined,
   };
 }
 

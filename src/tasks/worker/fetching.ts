@@ -16,12 +16,6 @@ const MAX_FETCHES = 2;
  */
 const WHOLE_QUEUE_EVERY_MS = 1000;
 
-/**
- * Per lane, the wake-up count when its last short fetch started (see
- * idleFirst in fetchLane).
- */
-const shortAt = new WeakMap<Lane, number>();
-
 /** How long a job's lease lasts: its task's timeout plus the margin. */
 export function leaseMs(core: Core, task: AnyTask): number {
   return Math.min(task.timeoutMs + core.o.leaseMarginMs, 2_147_483_647);
@@ -95,7 +89,7 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   // the window in which an insert does not notify is shorter.
   const idleFirst =
     lane.lastFetchShort &&
-    shortAt.get(lane) === wakes &&
+    lane.shortAtWakes === wakes &&
     lane.fetching === 1 &&
     !core.drain &&
     core.state === 'running';
@@ -130,7 +124,7 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
     // queue's waiting flag, so sleeping now would miss the next job.)
     if (next !== undefined && got.length === 0 && lane.wakes === wakes) sleep(core, lane, next);
     lane.lastFetchShort = got.length < asked;
-    if (lane.lastFetchShort) shortAt.set(lane, wakes);
+    if (lane.lastFetchShort) lane.shortAtWakes = wakes;
     if (plain) {
       const top = got.reduce((max, m) => Math.max(max, m.msgId), lane.after ?? 0);
       lane.after = lane.lastFetchShort ? undefined : top;
