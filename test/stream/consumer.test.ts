@@ -55,6 +55,9 @@ describe('Consumer', () => {
     consumers.forEach((c) => void c.start());
     await eventually(async () => (await sc.consumerInfo('fan')).length === 3);
     const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    // end() resolves before the sockets close; DROP DATABASE … WITH (FORCE)
+    // after the file may then end a session under it: expected, not a failure.
+    pool.on('error', () => undefined);
     db.track({ close: () => pool.end() });
     for (let i = 0; i < 50; i++) {
       const tx = await pool.connect();
@@ -186,15 +189,18 @@ describe('Consumer', () => {
     const sc = client();
     await sc.createStream('heartbeat');
     const handled: string[] = [];
+    // The others' dead interval (2 s) is 13 heartbeats: a takeover of the
+    // heartbeating member would need a stall of seconds, not a loaded machine's
+    // usual hiccup.
     const slow = consumer<string>({
       stream: 'heartbeat',
       name: 'g',
       subconsumer: 'slow',
-      deadIntervalSeconds: 1,
+      deadIntervalSeconds: 2,
       heartbeatIntervalMs: 150,
     }).on('*', async (m) => {
       handled.push(`slow:${m.payload}`);
-      await new Promise((r) => setTimeout(r, 2500)); // longer than deadInterval, but heartbeating
+      await new Promise((r) => setTimeout(r, 4000)); // longer than deadInterval, but heartbeating
     });
     void slow.start();
     await eventually(async () => (await sc.consumerInfo('heartbeat')).length === 2);
@@ -204,11 +210,11 @@ describe('Consumer', () => {
       stream: 'heartbeat',
       name: 'g',
       subconsumer: 'other',
-      deadIntervalSeconds: 1,
+      deadIntervalSeconds: 2,
       pollIntervalMs: 100,
     }).on('*', (m) => void handled.push(`other:${m.payload}`));
     void other.start();
-    await new Promise((r) => setTimeout(r, 2000));
+    await new Promise((r) => setTimeout(r, 3000)); // past the dead interval
     expect(handled).toEqual(['slow:a']); // no takeover while the heartbeat runs
     await slow.stop();
     await other.stop();

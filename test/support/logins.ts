@@ -43,6 +43,19 @@ export async function makeLogin(
       });
       await c.connect();
       try {
+        // A pg.Pool's end() resolves before its sockets have closed: terminating
+        // a session that is closing anyway makes that pool emit 'error' (an
+        // uncaught exception in a file whose pool has no listener). Sessions
+        // whose client has said goodbye go within milliseconds; the rest (a
+        // file may leave some open) are terminated after at most a second.
+        for (const deadline = Date.now() + 1000; Date.now() < deadline;) {
+          const { rows } = await c.query<{ n: number }>(
+            `SELECT count(*)::int AS n FROM pg_stat_activity WHERE usename = $1`,
+            [role],
+          );
+          if (rows[0]!.n === 0) break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
         await c.query(`SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1`, [
           role,
         ]);
