@@ -94,10 +94,14 @@ export function useTestDatabase(): TestDb {
   return db;
 }
 
-/** Polls `check` until it returns a truthy value or `timeoutMs` passes. */
+/**
+ * Polls `check` until it returns a truthy value or `timeoutMs` passes. The
+ * default is generous (a wait, not a speed check: CI runs two files at once
+ * on two cores, next to other work); a passing check returns at once.
+ */
 export async function eventually<T>(
   check: () => Promise<T> | T,
-  timeoutMs = 5000,
+  timeoutMs = 10_000,
   stepMs = 20,
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
