@@ -39,6 +39,16 @@ interface Row {
   headers: Record<string, unknown> | null;
 }
 
+/** bus_peek itself does not exist (undefined_function naming it), not a member's generated function. */
+function isMissingPeek(err: unknown): boolean {
+  const e = err as { sqlState?: string; code?: string; message?: string } | null;
+  return (
+    (e?.sqlState ?? e?.code) === '42883' &&
+    typeof e?.message === 'string' &&
+    e.message.includes('.bus_peek(')
+  );
+}
+
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /**
@@ -71,6 +81,8 @@ export class IsolatedBackend implements BusBackend {
   private readonly ownsDriver: boolean;
   private readonly logger: Logger;
   private readonly wakers = new Map<string, Waker>();
+  /** False once bus_peek was found missing (a schema before bus migration 0007). */
+  private peeks = true;
   private readonly sql: {
     join: string;
     publish: string;
@@ -152,11 +164,27 @@ export class IsolatedBackend implements BusBackend {
     // A listening member's reads hide nothing (bus_peek): the bus tells what it holds.
     const held = waker?.listening && options.held ? options.held : undefined;
     const readNow = async (): Promise<BackendMessage[]> => {
-      const res = await this.driver.query<Row>(
-        held ? this.sql.peek : this.sql.read,
-        held
-          ? [queue, options.channel, options.batchSize, archive, held]
-          : [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, archive],
+      let res: { rows: Row[] } | undefined;
+      if (held && this.peeks) {
+        try {
+          res = await this.driver.query<Row>(
+            this.sql.peek,
+            [queue, options.channel, options.batchSize, archive, held],
+            { prepare: true },
+          );
+        } catch (err) {
+          if (!isMissingPeek(err)) throw err;
+          // A schema before bus migration 0007: read with bus_read from now on.
+          this.peeks = false;
+          this.logger.warn(
+            { err },
+            'pgferry bus: bus_peek is missing (bus migration 0007 not applied); reading with bus_read',
+          );
+        }
+      }
+      res ??= await this.driver.query<Row>(
+        this.sql.read,
+        [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, archive],
         { prepare: true },
       );
       archive = [];

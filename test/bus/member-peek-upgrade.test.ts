@@ -14,28 +14,30 @@ import { Bus, IsolatedBackend } from '../../src/bus/index.js';
 
 const db = useTestDatabase();
 const SCHEMA = 'upg_bus7';
+const OLD = 'upg_bus7_old';
 const CH = 'peek-upgrade-channel';
 
 afterAll(async () => {
   await db.sql(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
+  await db.sql(`DROP SCHEMA IF EXISTS ${OLD} CASCADE`);
 });
 
-async function installBusUpTo6(): Promise<void> {
+async function installBusUpTo6(schema = SCHEMA): Promise<void> {
   const c = new pg.Client({ connectionString: db.url });
   await c.connect();
   try {
     await c.query('BEGIN');
-    await c.query(`CREATE SCHEMA ${SCHEMA}`);
+    await c.query(`CREATE SCHEMA ${schema}`);
     await c.query(
-      `CREATE TABLE ${SCHEMA}._pgferry_migrations (
+      `CREATE TABLE ${schema}._pgferry_migrations (
          version integer PRIMARY KEY, name text NOT NULL, component text NOT NULL,
          applied_at timestamptz NOT NULL DEFAULT now())`,
     );
-    const schemas = resolveSchemas({ queue: db.queueSchema, bus: SCHEMA });
+    const schemas = resolveSchemas({ queue: db.queueSchema, bus: schema });
     for (const m of components.bus.migrations.filter((x) => x.version <= 6)) {
-      await c.query(expand(m.sql, SCHEMA, schemas));
+      await c.query(expand(m.sql, schema, schemas));
       await c.query(
-        `INSERT INTO ${SCHEMA}._pgferry_migrations (version, name, component) VALUES ($1, $2, 'bus')`,
+        `INSERT INTO ${schema}._pgferry_migrations (version, name, component) VALUES ($1, $2, 'bus')`,
         [m.version, m.name],
       );
     }
@@ -152,5 +154,31 @@ describe('bus migration 7 on an installed bus with members', () => {
     expect(await publish(a, 5)).toEqual([]);
     await db.sql(`SELECT ${SCHEMA}.bus_leave($1, $2)`, [a, CH]);
     expect(await generated(a)).toEqual([]);
+  });
+
+  it('an IsolatedBackend of this version on a schema before it reads with bus_read', async () => {
+    await installBusUpTo6(OLD);
+    const channel = 'peek-missing-channel';
+    const member = async (): Promise<Bus<{ n: number }>> => {
+      const backend = db.track(new IsolatedBackend({ connectionString: db.url, schema: OLD }));
+      const bus = new Bus<{ n: number }>({ backend, channel });
+      db.track({ close: () => bus.stop() });
+      await bus.start();
+      return bus;
+    };
+    const [from, to] = [await member(), await member()];
+    const heard: number[] = [];
+    to.subscribe((m) => {
+      heard.push(m.n);
+    });
+    for (let n = 1; n <= 3; n++) expect(await from.publish({ n })).toBe(1);
+    await eventually(() => heard.length === 3);
+    expect(heard).toEqual([1, 2, 3]);
+    expect(to.stats.readErrors).toBe(0);
+    // Read by bus_read (each counted once), archived by a later read.
+    const archived = (): Promise<{ read_ct: number }[]> =>
+      db.sql(`SELECT read_ct FROM ${db.queueSchema}.a_${to.queue!} ORDER BY msg_id`);
+    await eventually(async () => (await archived()).length === 3);
+    expect(await archived()).toEqual([{ read_ct: 1 }, { read_ct: 1 }, { read_ct: 1 }]);
   });
 });
