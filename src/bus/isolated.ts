@@ -39,6 +39,16 @@ interface Row {
   headers: Record<string, unknown> | null;
 }
 
+/** bus_peek itself does not exist (undefined_function naming it), not a member's generated function. */
+function isMissingPeek(err: unknown): boolean {
+  const e = err as { sqlState?: string; code?: string; message?: string } | null;
+  return (
+    (e?.sqlState ?? e?.code) === '42883' &&
+    typeof e?.message === 'string' &&
+    e.message.includes('.bus_peek(')
+  );
+}
+
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 /**
@@ -60,7 +70,7 @@ export function busHeaders(
 
 /**
  * The untrusting backend (pipecat's IsolatedPgmqBackend): it calls only the
- * SECURITY DEFINER functions bus_join / bus_publish / bus_read /
+ * SECURITY DEFINER functions bus_join / bus_publish / bus_read / bus_peek /
  * bus_subscribe_with_headers / bus_archive_many / bus_leave, so its role needs no privilege on the queue
  * engine. Queue names are server-allocated opaque ids; knowing the channel
  * is the capability. Wake-ups: LISTEN on the member's wake channel (which
@@ -71,12 +81,15 @@ export class IsolatedBackend implements BusBackend {
   private readonly ownsDriver: boolean;
   private readonly logger: Logger;
   private readonly wakers = new Map<string, Waker>();
+  /** False once bus_peek was found missing (a schema before bus migration 0007). */
+  private peeks = true;
   private readonly sql: {
     join: string;
     publish: string;
     publishInTx: string;
     subscribe: string;
     read: string;
+    peek: string;
     archive: string;
     leave: string;
   };
@@ -102,6 +115,9 @@ export class IsolatedBackend implements BusBackend {
       // Archives what the member handled, then reads without waiting: one call
       // per delivery (migration 0005).
       read: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_read($1::text, $2::text, $3::integer, $4::integer, $5::bigint[]) AS r`,
+      // A listening member's read (migration 0007): hides nothing, skips by
+      // id what the bus holds; writes only when it carries an archive.
+      peek: `SELECT r.msg_id, r.message, r.headers FROM ${ASYNC_COMMIT}, ${s}.bus_peek($1::text, $2::text, $3::integer, $4::bigint[], $5::bigint[]) AS r`,
       // One membership check and one archive statement per batch (migration 0005).
       archive: `SELECT a.id::text FROM ${ASYNC_COMMIT}, ${s}.bus_archive_many($1::text, $2::text, $3::bigint[]) AS a(id)`,
       leave: `SELECT ${s}.bus_leave($1::text, $2::text)`,
@@ -133,15 +149,40 @@ export class IsolatedBackend implements BusBackend {
     return (res.rows[0]?.ids ?? []).map(Number);
   }
 
-  /** Handled messages are archived by the next read (bus_read). */
+  /** Handled messages are archived by the next read (bus_read / bus_peek). */
   readonly archivesOnRead = true;
+
+  listening(queue: string): boolean {
+    return this.wakers.get(queue)?.listening === true;
+  }
 
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     let archive = options.archive ?? [];
     const rows = (res: { rows: Row[] }): BackendMessage[] =>
       res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
+    const waker = this.wakers.get(queue);
+    // A listening member's reads hide nothing (bus_peek): the bus tells what it holds.
+    const held = waker?.listening && options.held ? options.held : undefined;
     const readNow = async (): Promise<BackendMessage[]> => {
-      const res = await this.driver.query<Row>(
+      let res: { rows: Row[] } | undefined;
+      if (held && this.peeks) {
+        try {
+          res = await this.driver.query<Row>(
+            this.sql.peek,
+            [queue, options.channel, options.batchSize, archive, held],
+            { prepare: true },
+          );
+        } catch (err) {
+          if (!isMissingPeek(err)) throw err;
+          // A schema before bus migration 0007: read with bus_read from now on.
+          this.peeks = false;
+          this.logger.warn(
+            { err },
+            'pgferry bus: bus_peek is missing (bus migration 0007 not applied); reading with bus_read',
+          );
+        }
+      }
+      res ??= await this.driver.query<Row>(
         this.sql.read,
         [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, archive],
         { prepare: true },
@@ -159,7 +200,7 @@ export class IsolatedBackend implements BusBackend {
           { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
         ),
       );
-    return longPoll(this.wakers.get(queue), options, readNow, readWaiting);
+    return longPoll(waker, options, readNow, readWaiting);
   }
 
   async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {

@@ -47,7 +47,8 @@ describe('holding handled messages back from the next read', () => {
       if (n === 2) inQueueAtSecond.push(await count(q));
     });
     await from.publish(1);
-    await eventually(() => seen.length === 2);
+    // The second handler's count is pushed after an await: wait for it too.
+    await eventually(() => seen.length === 2 && inQueueAtSecond.length === 1);
     expect(inQueueAtSecond).toEqual([2]);
     // Nothing comes next: a read of its own archives both, ARCHIVE_DELAY_MS after the first.
     const t = Date.now();

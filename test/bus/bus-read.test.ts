@@ -76,3 +76,70 @@ describe('bus_read', () => {
     ]);
   });
 });
+
+// bus_peek (bus migration 0007): a listening member's read. Archives what it
+// handled, then returns the visible rest but the skipped ids, hiding nothing.
+const peek = (
+  q: string | null,
+  ch: string | null,
+  archive: number[] | null,
+  skip: number[] | null,
+  qty: number | null = 10,
+) =>
+  db.sql<{ msg_id: string; message: unknown; headers: unknown }>(
+    `SELECT * FROM public.bus_peek($1, $2, $3, $4::bigint[], $5::bigint[])`,
+    [q, ch, qty, archive, skip],
+  );
+
+describe('bus_peek', () => {
+  it('returns the visible messages but the skipped ones, hides nothing, archives the handled ids', async () => {
+    const ch = 'bus-peek-a';
+    const me = await join(ch);
+    const peer = await join(ch);
+    const ids: number[] = [];
+    for (let n = 1; n <= 3; n++) ids.push(await publish(ch, peer, n));
+    const first = await peek(me, ch, null, null, 2);
+    expect(first.map((r) => r.message)).toEqual([{ n: 1 }, { n: 2 }]);
+    // Nothing hidden or counted: the same answer again.
+    expect(await peek(me, ch, [], [], 2)).toEqual(first);
+    expect(
+      (
+        await db.sql<{ read_ct: number }>(
+          `SELECT read_ct FROM ${db.queueSchema}.q_${me} ORDER BY msg_id`,
+        )
+      ).map((r) => r.read_ct),
+    ).toEqual([0, 0, 0]);
+    expect((await peek(me, ch, null, [ids[0]!, ids[1]!])).map((r) => Number(r.msg_id))).toEqual([
+      ids[2],
+    ]);
+    // Archives 1 and 2 (and ignores an unknown id), then reads 3.
+    const rest = await peek(me, ch, [ids[0]!, ids[1]!, 999999], []);
+    expect(rest.map((r) => Number(r.msg_id))).toEqual([ids[2]]);
+    expect(await count(me, 'a')).toBe(2);
+    expect(await peek(me, ch, [ids[2]!], [])).toEqual([]);
+    expect(await count(me, 'a')).toBe(3);
+    expect(await count(me, 'q')).toBe(0);
+  });
+
+  it('refuses a queue of another channel or an unknown one (PF502) and archives nothing', async () => {
+    const victim = await join('bus-peek-secret');
+    const sender = await join('bus-peek-secret');
+    const id = await publish('bus-peek-secret', sender, 1);
+    for (const [q, ch] of [
+      [victim, 'bus-peek-other'],
+      [victim, null],
+      [null, 'bus-peek-secret'],
+      ['bus_00000000000000000000000000000000', 'bus-peek-secret'],
+    ] as const) {
+      expect(await state(peek(q, ch, [id], null))).toBe('PF502');
+    }
+    expect(await count(victim, 'a')).toBe(0);
+    for (const qty of [null, -1]) {
+      expect(await state(peek(victim, 'bus-peek-secret', [id], null, qty))).toBe('PF501');
+    }
+    expect(await count(victim, 'a')).toBe(0);
+    expect(
+      (await peek(victim, 'bus-peek-secret', null, null)).map((r) => Number(r.msg_id)),
+    ).toEqual([id]);
+  });
+});

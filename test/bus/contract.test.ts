@@ -25,7 +25,7 @@ const join = async (ch: string): Promise<string> =>
   (await pool.query<{ q: string }>('SELECT public.bus_join($1) AS q', [ch])).rows[0]!.q;
 
 describe('bus wire contract', () => {
-  it("has pipecat's five signatures unchanged, plus the two headers functions (bus 0004) bus_archive_many and bus_read (bus 0005)", async () => {
+  it("has pipecat's five signatures unchanged, plus the two headers functions (bus 0004) bus_archive_many and bus_read (bus 0005) and bus_peek (bus 0007)", async () => {
     const rows = await db.sql<{ sig: string; result: string }>(
       `SELECT p.oid::regprocedure::text AS sig, pg_get_function_result(p.oid) AS result
          FROM pg_proc p WHERE p.pronamespace = 'public'::regnamespace AND p.proname LIKE 'bus\\_%' ORDER BY 1`,
@@ -35,6 +35,10 @@ describe('bus wire contract', () => {
       { sig: 'bus_archive_many(text,text,bigint[])', result: 'SETOF bigint' },
       { sig: 'bus_join(text)', result: 'text' },
       { sig: 'bus_leave(text,text)', result: 'void' },
+      {
+        sig: 'bus_peek(text,text,integer,bigint[],bigint[])',
+        result: 'TABLE(msg_id bigint, message jsonb, headers jsonb)',
+      },
       { sig: 'bus_publish(text,text,jsonb)', result: 'bigint[]' },
       { sig: 'bus_publish(text,text,jsonb,jsonb)', result: 'bigint[]' },
       {
@@ -59,6 +63,7 @@ describe('bus wire contract', () => {
       'p_my_queue text, p_channel text, p_msg_ids bigint[]',
       'p_channel text',
       'p_my_queue text, p_channel text',
+      'p_my_queue text, p_channel text, p_qty integer, p_archive bigint[], p_skip bigint[]',
       'p_channel text, p_my_queue text, p_message jsonb',
       // No DEFAULT: a three-argument call never has two candidates.
       'p_channel text, p_my_queue text, p_message jsonb, p_headers jsonb',

@@ -55,7 +55,7 @@ describe('bus migration 4 on an installed bus', () => {
       components: ['bus'],
       schemas: { queue: db.queueSchema, bus: SCHEMA },
     });
-    expect(result.applied.map((a) => a.version)).toEqual([4, 5, 6]);
+    expect(result.applied.map((a) => a.version)).toEqual([4, 5, 6, 7]);
     const can = async (role: string, fn: string): Promise<boolean> =>
       (
         await db.sql<{ ok: boolean }>(`SELECT has_function_privilege($1, $2, 'EXECUTE') AS ok`, [
@@ -69,6 +69,8 @@ describe('bus migration 4 on an installed bus', () => {
       // bus 0005 grants it the same way (whoever may run bus_archive).
       'bus_archive_many(text, text, bigint[])',
       'bus_read(text, text, integer, integer, bigint[])',
+      // bus 0007: whoever may run bus_read.
+      'bus_peek(text, text, integer, bigint[], bigint[])',
     ]) {
       expect([fn, await can(byHand, fn)]).toEqual([fn, true]);
       expect([fn, await can('pgferry_bus', fn)]).toEqual([fn, true]);

@@ -4,10 +4,14 @@
 // send, read and archive. Each test runs the generated function on a member's
 // queue and the queue engine function on a twin queue with the same setup
 // and inputs, then compares what both returned and every column of every row
-// both left behind (times within a tolerance).
+// both left behind (times within a tolerance). Migration 0007 adds a fourth,
+// _pgferry_bus_peek_<32 hex> (a listening member's read), compared the same
+// way with the direct backend's peek statement (src/bus/direct-sql.ts, itself
+// compared with archive() in test/bus/direct-parity.test.ts).
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import { QueueClient } from '../../src/queue/client.js';
+import { DirectStatements } from '../../src/bus/direct-sql.js';
 import { useTestDatabase } from '../support/db.js';
 import { expectSameRows } from '../support/parity.js';
 
@@ -139,6 +143,38 @@ describe('generated member functions, parity with the queue engine functions', (
     }
   });
 
+  it("peek_<id>(qty, archive, skip) = the direct backend's peek: archive(queue, ids), then the visible rest but the skipped, nothing hidden or counted", async () => {
+    const pair = await twins();
+    const driver = db.driver();
+    const stmts = new DirectStatements(client.engine);
+    for (const q of [pair.gen, pair.fn]) {
+      for (let i = 1; i <= 6; i++) await client.send(q, { i }, { headers: { h: i } });
+      await client.send(q, { later: true }, { delayMs: 3_600_000 });
+      // Message 6 is hidden by a read on both (a peek leaves it out too).
+      await client.setVisibilityTimeout(q, 6, 600);
+    }
+    for (const [archive, skip, qty, want] of [
+      [[], [], 2, [1, 2]],
+      [null, null, 2, [1, 2]],
+      [[], [1, 2], 10, [3, 4, 5]],
+      [[1, 2], [3], 10, [4, 5]],
+      [[3, 99], [], 1, [4]],
+      [[4, 5], [], 10, []],
+      [[], [], 0, []],
+    ] as const) {
+      const got = await db.sql<Msg>(
+        `SELECT * FROM public._pgferry_bus_peek_${pair.id}($1::integer, $2::bigint[], $3::bigint[])`,
+        [qty, archive, skip],
+      );
+      const twin = await stmts.peek(driver, pair.fn, qty, archive ?? [], skip ?? []);
+      expect(got.map((m) => Number(m.msg_id))).toEqual(want);
+      expect(
+        got.map((m) => ({ msgId: Number(m.msg_id), message: m.message, headers: m.headers })),
+      ).toEqual(twin);
+      await expectSameTables(pair);
+    }
+  });
+
   it('a queue dropped by hand fails as the queue engine does (QueueNotFoundError)', async () => {
     const pair = await twins();
     await db.sql(`SELECT public._pgferry_bus_read_${pair.id}(30, 10, NULL)`);
@@ -159,7 +195,7 @@ describe('generated member functions, parity with the queue engine functions', (
         )[0]!.n,
       );
     const left = await twins();
-    expect(await fns(left.id)).toBe(3);
+    expect(await fns(left.id)).toBe(4);
     await db.sql(`SELECT public.bus_leave($1, $2)`, [left.gen, `mpar-${n}`]);
     expect(await fns(left.id)).toBe(0);
     const reaped = await twins();

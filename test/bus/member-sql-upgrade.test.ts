@@ -1,7 +1,9 @@
-// Upgrading a bus at migration 5 to 6 (sql/bus/0006_member_statements.sql):
-// members that joined before the upgrade get their generated functions from
-// the migration and keep working (read what was sent to them before, publish,
-// archive, leave) without joining again.
+// Upgrading a bus at migration 5 to 6 (sql/bus/0006_member_statements.sql),
+// and on to 7 (0007_member_peek.sql, the fourth function): members that
+// joined before the upgrade get their generated functions from the
+// migrations and keep working (read what was sent to them before, publish,
+// archive, leave) without joining again. test/bus/member-peek-upgrade.test.ts
+// upgrades from 6 to 7 alone.
 import { afterAll, describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
@@ -76,10 +78,10 @@ describe('bus migration 6 on an installed bus with members', () => {
       components: ['bus'],
       schemas: { queue: db.queueSchema, bus: SCHEMA },
     });
-    expect(result.applied.map((x) => x.version)).toEqual([6]);
+    expect(result.applied.map((x) => x.version)).toEqual([6, 7]);
     for (const q of [a, b]) {
       expect(await generated(q)).toEqual(
-        ['archive', 'read', 'send'].map((op) => `_pgferry_bus_${op}_${q.slice(4)}`),
+        ['archive', 'peek', 'read', 'send'].map((op) => `_pgferry_bus_${op}_${q.slice(4)}`),
       );
     }
 

@@ -42,6 +42,7 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
       'bus_archive_many',
       'bus_join',
       'bus_leave',
+      'bus_peek',
       'bus_publish',
       'bus_publish',
       'bus_read',

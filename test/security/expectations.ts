@@ -389,6 +389,10 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   // bus_archive_many, classified above)
   'bus._pgferry_bus_member_sql(text)': 'none',
   'bus._pgferry_bus_member_sql_drop(text)': 'none',
+  // busiso2 additions (sql/bus/0007_member_peek.sql; it also replaces
+  // _pgferry_bus_member_sql, _pgferry_bus_member_sql_drop and
+  // _pgferry_bus_grant, classified above)
+  'bus.bus_peek(text, text, integer, bigint[], bigint[])': 'bus',
 };
 
 // busiso additions: functions generated per bus member queue (sql/bus/0006:
@@ -397,6 +401,8 @@ export const GENERATED_FUNCTION_ACCESS: readonly (readonly [RegExp, Access])[] =
   [/^bus\._pgferry_bus_send_[0-9a-f]{32}\(jsonb, jsonb\)$/, 'none'],
   [/^bus\._pgferry_bus_read_[0-9a-f]{32}\(integer, integer, bigint\[\]\)$/, 'none'],
   [/^bus\._pgferry_bus_archive_[0-9a-f]{32}\(bigint\[\]\)$/, 'none'],
+  // busiso2 additions: the fourth one (sql/bus/0007), owner only.
+  [/^bus\._pgferry_bus_peek_[0-9a-f]{32}\(integer, bigint\[\], bigint\[\]\)$/, 'none'],
 ];
 
 /** How `key` is classified: listed above, or generated; undefined when not classified. */
