@@ -40,6 +40,17 @@ export const toJobMessage = (r: LeaseRow): JobMessage => ({
  * one row with a null msg_id, and the caller asks the SQL function (the
  * rate limit's sliding-window log stays in SQL only).
  *
+ * The candidates are locked (FOR UPDATE SKIP LOCKED) and updated by row
+ * address (`ctid`, a TID scan) instead of a second primary-key probe per
+ * row. A locked row cannot move before this statement ends. A candidate
+ * updated and committed by another transaction between this statement's
+ * snapshot and its lock is locked at its newest version (and re-checked:
+ * still runnable); that version is newer than the snapshot, so the TID scan
+ * does not see it and the row is simply not leased this time (a later fetch
+ * takes it): never leased twice, never lost. test/tasks/fetch-parity.test.ts
+ * leases while another connection keeps rewriting the rows. A 500-job
+ * lease touches ~510 fewer buffers.
+ *
  * The lease commits durably, like the SQL functions' leases: a lease lost
  * in a crash would be handed out again with the same read count, and the
  * first holder (still running in its process) could then finish or fail
@@ -48,7 +59,7 @@ export const toJobMessage = (r: LeaseRow): JobMessage => ({
 export function leaseSql(queueTable: string, tasksSchema: string): string {
   const q = queueTable;
   const pick = (cond: string): string =>
-    `SELECT * FROM (SELECT msg_id FROM ${q} WHERE ${cond} AND vt <= clock_timestamp()
+    `SELECT * FROM (SELECT ctid FROM ${q} WHERE ${cond} AND vt <= clock_timestamp()
                      ORDER BY msg_id LIMIT $1::integer FOR UPDATE SKIP LOCKED) AS x`;
   return `WITH ctl AS MATERIALIZED (
   SELECT coalesce(c.paused, false) AS paused, c.rate_limit IS NOT NULL AS rated
@@ -58,8 +69,8 @@ leased AS (
   UPDATE ${q} m
      SET vt = clock_timestamp() + make_interval(secs => $2::integer / 1000.0),
          read_ct = m.read_ct + 1, last_read_at = clock_timestamp()
-   WHERE m.msg_id = ANY(ARRAY(
-           SELECT c.msg_id FROM (${pick('msg_id > $3::bigint')}
+   WHERE m.ctid = ANY(ARRAY(
+           SELECT c.ctid FROM (${pick('msg_id > $3::bigint')}
                                  UNION ALL
                                  ${pick('msg_id <= $3::bigint')}) AS c
             WHERE NOT (SELECT paused OR rated FROM ctl)

@@ -170,6 +170,17 @@ describe('the prepared lease mirrors <tasks>.fetch_after and <tasks>.fetch', () 
     expect(view(ts!)).toEqual(view(await fetchSql(pair.fn, 2, 0)));
     await expectSameTables(pair);
   });
+  it('leases rows that moved since they were enqueued (updated: new row addresses)', async () => {
+    const pair = await twins(6);
+    // Rewrite some rows (same values): each gets a new address, as a
+    // heartbeat, progress or an expired lease's re-lease would give it.
+    for (const q of [pair.ts, pair.fn])
+      await sql(`UPDATE ${Q}.${quoteIdent(`q_${q}`)} SET message = message WHERE msg_id % 2 = 0`);
+    const ts = await stmts.fetchPlain(driver, pair.ts, 4, LEASE_MS, 0);
+    expect(view(ts!)).toEqual(view(await fetchSql(pair.fn, 4, 0)));
+    expect(ts).toHaveLength(4);
+    await expectSameTables(pair);
+  });
 });
 
 describe('the prepared lease under concurrency', () => {
@@ -216,6 +227,65 @@ describe('the prepared lease under concurrency', () => {
       expect(rows[0]).toEqual({ n: total, one: total });
     } finally {
       await Promise.all(clients.map((c) => c.end()));
+    }
+  });
+
+  it('never leases a job twice while another connection keeps rewriting the rows', async () => {
+    // The lease locks each candidate, then updates the locked row by its
+    // address (lease.ts). A candidate rewritten and committed meanwhile is
+    // locked at its new version; a row this statement cannot update there is
+    // left for a later fetch, never leased twice or lost.
+    const queue = 'fpar_moving';
+    await stmts.ensureTask(driver, queue, false, false);
+    const total = 1500;
+    await stmts.enqueueBatch(
+      driver,
+      queue,
+      Array.from({ length: total }, (_, k) => JSON.stringify({ i: k })),
+      Array.from({ length: total }, () => '{}'),
+      Array.from({ length: total }, () => undefined),
+      Array.from({ length: total }, () => ({ at: null, delayMs: 0 })),
+    );
+    const table = `${Q}.${quoteIdent(`q_${queue}`)}`;
+    const [leaser, writer] = [db.url, db.url].map((u) => new pg.Client({ connectionString: u }));
+    await Promise.all([leaser!.connect(), writer!.connect()]);
+    try {
+      let done = false;
+      let rewrites = 0;
+      const churn = (async () => {
+        while (!done) {
+          // Rows not leased yet, rewritten in place (same values, new addresses).
+          await writer!.query(
+            `UPDATE ${table} SET message = message WHERE msg_id IN
+               (SELECT msg_id FROM ${table} WHERE read_ct = 0 ORDER BY random() LIMIT 50
+                FOR UPDATE SKIP LOCKED)`,
+          );
+          rewrites++;
+        }
+      })();
+      const seen: number[] = [];
+      const own = new TaskStatements(db.queueSchema, TASKS);
+      const leaseAll = async (): Promise<void> => {
+        for (;;) {
+          const got = await own.fetchPlain(leaser!, queue, 25, LEASE_MS, 0);
+          if (got === null) throw new Error('not rate-limited');
+          if (got.length === 0) return;
+          for (const m of got) seen.push(m.msgId);
+        }
+      };
+      await leaseAll();
+      done = true;
+      await churn;
+      await leaseAll(); // rows the writer held at the last look
+      expect(rewrites).toBeGreaterThan(0);
+      expect(seen).toHaveLength(total);
+      expect(new Set(seen).size).toBe(total);
+      const rows = await sql<{ n: number; one: number }>(
+        `SELECT count(*)::int AS n, count(*) FILTER (WHERE read_ct = 1)::int AS one FROM ${table}`,
+      );
+      expect(rows[0]).toEqual({ n: total, one: total });
+    } finally {
+      await Promise.all([leaser!.end(), writer!.end()]);
     }
   });
 });

@@ -16,7 +16,7 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
   /**
    * Jobs leased per fetch query, fixed. Default: adaptive, from
    * `concurrency` (at most 500) while the queue is quiet, doubling up to
-   * ADAPTIVE_MAX_BATCH (500, or `concurrency` if larger) while fetches come
+   * ADAPTIVE_MAX_BATCH (1000, or `concurrency` if larger) while fetches come
    * back full and handlers wait for jobs, halving when a fetch comes back
    * short. docs/tasks.md "Performance".
    */
@@ -66,8 +66,17 @@ export interface DrainSummary {
   dead: number;
 }
 
-/** The largest adaptive fetch (jobs per query) unless `concurrency` is larger. */
-export const ADAPTIVE_MAX_BATCH = 500;
+/**
+ * The largest adaptive fetch (jobs per query) unless `concurrency` is larger.
+ * 1000 rather than 500: a backlog of fast jobs then shares each lease and
+ * completion statement among twice as many jobs (100,000 no-op jobs,
+ * PostgreSQL 15, interleaved cells: +3 to +8 % jobs/s, five of five pairs).
+ * It grows only while handlers wait for jobs, so slow handlers never reach it.
+ */
+export const ADAPTIVE_MAX_BATCH = 1000;
+
+/** The first adaptive fetch: `concurrency`, at most this. */
+export const ADAPTIVE_FIRST_BATCH_CAP = 500;
 
 /** The worker's settings after defaults and checks. */
 export type WorkerSettings = Required<
@@ -115,7 +124,7 @@ export function workerSettings(options: WorkerOptions): WorkerSettings {
     concurrency,
     batch: fixed
       ? { min: fixed, max: fixed }
-      : { min: Math.min(concurrency, ADAPTIVE_MAX_BATCH), max },
+      : { min: Math.min(concurrency, ADAPTIVE_FIRST_BATCH_CAP), max },
     pollIntervalMs: int('pollIntervalMs', options.pollIntervalMs, 1000, 1),
     errorRetryIntervalMs: int('errorRetryIntervalMs', options.errorRetryIntervalMs, 5000, 1),
     listen: options.listen ?? true,
