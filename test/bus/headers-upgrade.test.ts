@@ -3,11 +3,9 @@
 // one may call the two new headers functions too, or its IsolatedBackend
 // (which calls them) would stop working after the upgrade.
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
+import { installBusUpTo } from '../support/bus-upgrade.js';
 import { migrate } from '../../src/index.js';
-import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
-import { components } from '../../src/migrate/components.js';
 
 const db = useTestDatabase();
 const SCHEMA = 'upg_bus';
@@ -19,34 +17,9 @@ afterAll(async () => {
   for (const r of [byHand, never]) await db.sql(`DROP ROLE IF EXISTS ${r}`);
 });
 
-async function installBusUpTo3(): Promise<void> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`CREATE SCHEMA ${SCHEMA}`);
-    await c.query(
-      `CREATE TABLE ${SCHEMA}._pgferry_migrations (
-         version integer PRIMARY KEY, name text NOT NULL, component text NOT NULL,
-         applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    const schemas = resolveSchemas({ queue: db.queueSchema, bus: SCHEMA });
-    for (const m of components.bus.migrations.filter((x) => x.version <= 3)) {
-      await c.query(expand(m.sql, SCHEMA, schemas));
-      await c.query(
-        `INSERT INTO ${SCHEMA}._pgferry_migrations (version, name, component) VALUES ($1, $2, 'bus')`,
-        [m.version, m.name],
-      );
-    }
-    await c.query('COMMIT');
-  } finally {
-    await c.end();
-  }
-}
-
 describe('bus migration 4 on an installed bus', () => {
   it('grants the headers functions to every role that held the old ones, and to no other', async () => {
-    await installBusUpTo3();
+    await installBusUpTo(db, SCHEMA, 3);
     await db.sql(`CREATE ROLE ${byHand} NOLOGIN`);
     await db.sql(`CREATE ROLE ${never} NOLOGIN`);
     await db.sql(`SELECT ${SCHEMA}._pgferry_bus_grant($1)`, [byHand]);

@@ -5,11 +5,9 @@
 // member that joins after it, on the isolated backend, reads through
 // bus_peek while it listens; leaving drops all four functions.
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
+import { installBusUpTo, generatedFunctions } from '../support/bus-upgrade.js';
 import { migrate } from '../../src/index.js';
-import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
-import { components } from '../../src/migrate/components.js';
 import { Bus, IsolatedBackend } from '../../src/bus/index.js';
 
 const db = useTestDatabase();
@@ -22,39 +20,7 @@ afterAll(async () => {
   await db.sql(`DROP SCHEMA IF EXISTS ${OLD} CASCADE`);
 });
 
-async function installBusUpTo6(schema = SCHEMA): Promise<void> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`CREATE SCHEMA ${schema}`);
-    await c.query(
-      `CREATE TABLE ${schema}._pgferry_migrations (
-         version integer PRIMARY KEY, name text NOT NULL, component text NOT NULL,
-         applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    const schemas = resolveSchemas({ queue: db.queueSchema, bus: schema });
-    for (const m of components.bus.migrations.filter((x) => x.version <= 6)) {
-      await c.query(expand(m.sql, schema, schemas));
-      await c.query(
-        `INSERT INTO ${schema}._pgferry_migrations (version, name, component) VALUES ($1, $2, 'bus')`,
-        [m.version, m.name],
-      );
-    }
-    await c.query('COMMIT');
-  } finally {
-    await c.end();
-  }
-}
-
-const generated = async (queue: string): Promise<string[]> =>
-  (
-    await db.sql<{ f: string }>(
-      `SELECT p.proname AS f FROM pg_proc p
-        WHERE p.pronamespace = $1::regnamespace AND p.proname LIKE '%' || $2 ORDER BY 1`,
-      [SCHEMA, queue.slice(4)],
-    )
-  ).map((r) => r.f);
+const generated = (queue: string): Promise<string[]> => generatedFunctions(db, SCHEMA, queue);
 
 interface Msg {
   msg_id: string;
@@ -63,7 +29,7 @@ interface Msg {
 
 describe('bus migration 7 on an installed bus with members', () => {
   it('gives the members that joined before it their peek function; old and new members read through bus_peek', async () => {
-    await installBusUpTo6();
+    await installBusUpTo(db, SCHEMA, 6);
     const join = async (): Promise<string> =>
       (await db.sql<{ q: string }>(`SELECT ${SCHEMA}.bus_join($1) AS q`, [CH]))[0]!.q;
     // In the bus's wire form, so that a Bus member can decode them.
@@ -157,7 +123,7 @@ describe('bus migration 7 on an installed bus with members', () => {
   });
 
   it('an IsolatedBackend of this version on a schema before it reads with bus_read', async () => {
-    await installBusUpTo6(OLD);
+    await installBusUpTo(db, OLD, 6);
     const channel = 'peek-missing-channel';
     const member = async (): Promise<Bus<{ n: number }>> => {
       const backend = db.track(new IsolatedBackend({ connectionString: db.url, schema: OLD }));

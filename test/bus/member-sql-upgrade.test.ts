@@ -5,11 +5,9 @@
 // archive, leave) without joining again. test/bus/member-peek-upgrade.test.ts
 // upgrades from 6 to 7 alone.
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
+import { installBusUpTo, generatedFunctions } from '../support/bus-upgrade.js';
 import { migrate } from '../../src/index.js';
-import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
-import { components } from '../../src/migrate/components.js';
 import { IsolatedBackend } from '../../src/bus/index.js';
 
 const db = useTestDatabase();
@@ -20,43 +18,11 @@ afterAll(async () => {
   await db.sql(`DROP SCHEMA IF EXISTS ${SCHEMA} CASCADE`);
 });
 
-async function installBusUpTo5(): Promise<void> {
-  const c = new pg.Client({ connectionString: db.url });
-  await c.connect();
-  try {
-    await c.query('BEGIN');
-    await c.query(`CREATE SCHEMA ${SCHEMA}`);
-    await c.query(
-      `CREATE TABLE ${SCHEMA}._pgferry_migrations (
-         version integer PRIMARY KEY, name text NOT NULL, component text NOT NULL,
-         applied_at timestamptz NOT NULL DEFAULT now())`,
-    );
-    const schemas = resolveSchemas({ queue: db.queueSchema, bus: SCHEMA });
-    for (const m of components.bus.migrations.filter((x) => x.version <= 5)) {
-      await c.query(expand(m.sql, SCHEMA, schemas));
-      await c.query(
-        `INSERT INTO ${SCHEMA}._pgferry_migrations (version, name, component) VALUES ($1, $2, 'bus')`,
-        [m.version, m.name],
-      );
-    }
-    await c.query('COMMIT');
-  } finally {
-    await c.end();
-  }
-}
-
-const generated = async (queue: string): Promise<string[]> =>
-  (
-    await db.sql<{ f: string }>(
-      `SELECT p.proname AS f FROM pg_proc p
-        WHERE p.pronamespace = $1::regnamespace AND p.proname LIKE '%' || $2 ORDER BY 1`,
-      [SCHEMA, queue.slice(4)],
-    )
-  ).map((r) => r.f);
+const generated = (queue: string): Promise<string[]> => generatedFunctions(db, SCHEMA, queue);
 
 describe('bus migration 6 on an installed bus with members', () => {
   it('gives the members that joined before it their functions; they keep working', async () => {
-    await installBusUpTo5();
+    await installBusUpTo(db, SCHEMA, 5);
     const join = async (): Promise<string> =>
       (await db.sql<{ q: string }>(`SELECT ${SCHEMA}.bus_join($1) AS q`, [CH]))[0]!.q;
     const [a, b] = [await join(), await join()];
