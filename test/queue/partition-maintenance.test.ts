@@ -372,6 +372,7 @@ describe('MaintenanceScheduler', () => {
     expect(scheduler.isRunning).toBe(true);
     await eventually(
       async () => (await client.metrics('sched_b')).defaultPartitionLength === 0 && passes >= 2,
+      20_000,
     );
     await scheduler.stop();
     expect(scheduler.isRunning).toBe(false);
