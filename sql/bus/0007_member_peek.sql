@@ -113,21 +113,17 @@ BEGIN
         RETURNING t.msg_id;
     END;
     $fn$ $gen$, '_pgferry_bus_archive_' || id, qt, at);
-  -- archive(queue, p_archive) when given, then up to p_qty visible messages
-  -- in msg_id order but p_skip, nothing hidden or counted (the archive is its
-  -- own statement, so the read no longer sees what it moved).
+  -- archive(queue, p_archive) when given (the member's archive function,
+  -- above), then up to p_qty visible messages in msg_id order but p_skip,
+  -- nothing hidden or counted (the archive is its own statement, so the read
+  -- no longer sees what it moved).
   EXECUTE pg_catalog.format($gen$
     CREATE OR REPLACE FUNCTION @schema@.%1$I(p_qty integer, p_archive bigint[], p_skip bigint[])
     RETURNS TABLE(msg_id bigint, message jsonb, headers jsonb) LANGUAGE plpgsql AS $fn$
     #variable_conflict use_column
     BEGIN
       IF p_archive IS NOT NULL AND pg_catalog.cardinality(p_archive) > 0 THEN
-        WITH moved AS (
-          DELETE FROM @queue_schema@.%2$I d WHERE d.msg_id = ANY(p_archive)
-          RETURNING d.msg_id, d.vt, d.read_ct, d.enqueued_at, d.last_read_at, d.message, d.headers)
-        INSERT INTO @queue_schema@.%3$I (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
-        SELECT mv.msg_id, mv.vt, mv.read_ct, mv.enqueued_at, mv.last_read_at, mv.message, mv.headers
-          FROM moved mv;
+        PERFORM @schema@.%3$I(p_archive);
       END IF;
       RETURN QUERY
         SELECT c.msg_id, c.message, c.headers FROM @queue_schema@.%2$I c
@@ -136,7 +132,7 @@ BEGIN
          ORDER BY c.msg_id
          LIMIT p_qty;
     END;
-    $fn$ $gen$, '_pgferry_bus_peek_' || id, qt, at);
+    $fn$ $gen$, '_pgferry_bus_peek_' || id, qt, '_pgferry_bus_archive_' || id);
   EXECUTE pg_catalog.format(
     'REVOKE ALL ON FUNCTION @schema@.%I(jsonb, jsonb) FROM PUBLIC', '_pgferry_bus_send_' || id);
   EXECUTE pg_catalog.format(
