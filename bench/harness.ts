@@ -55,17 +55,6 @@ export async function startServer(): Promise<Server> {
     return { adminUrl: process.env.DATABASE_URL, stop: async () => undefined };
   const dataDir = join(tmpdir(), `pgferry-bench-${process.pid}`);
   const server: EmbeddedPostgres = await startEmbeddedPostgres({ dataDir, persistent: false });
-  // A fresh server creates each 16 MB WAL file the first time and zero-fills it (~55 ms inside
-  // whichever measured slice crosses into it); a long-running server recycles old ones. Every
-  // section then sees what a server in service sees (bench/interleave.ts skipWalZeroFill).
-  const c = new pg.Client({ connectionString: server.url });
-  await c.connect();
-  try {
-    await c.query('ALTER SYSTEM SET wal_init_zero = off');
-    await c.query('SELECT pg_reload_conf()');
-  } finally {
-    await c.end();
-  }
   return {
     adminUrl: server.url,
     stop: async () => {
@@ -82,6 +71,22 @@ export async function createDatabase(
   const admin = new pg.Client({ connectionString: adminUrl });
   await admin.connect();
   await admin.query(`CREATE DATABASE ${name}`);
+  // Its sessions skip zero-filling new WAL files. A fresh server (the
+  // embedded one the bench starts) makes each 16 MB WAL file the first time
+  // it needs it, writing 16 MB of zeros and syncing them: ~55 ms here, paid
+  // by whichever measured slice crosses into the file; a long-running server
+  // recycles old files instead. Slices of 3–6 MB of WAL each then split into
+  // fast and slow ones by WAL position alone, and since a fresh server starts
+  // at the same position every time, the same slices of the same variant
+  // were slow in every run (read 100 + archive, 4 consumers, on the embedded
+  // server: per-round ratios of ~0.6, 1.0 and ~1.6, median 0.69× in three
+  // runs; with zero-filling off, 0.9–1.1). Needs a superuser (a SUSET
+  // setting); without one the server's setting stays.
+  try {
+    await admin.query(`ALTER DATABASE ${name} SET wal_init_zero = off`);
+  } catch {
+    // not a superuser
+  }
   await admin.end();
   const u = new URL(adminUrl);
   u.pathname = '/' + name;

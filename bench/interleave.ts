@@ -1,4 +1,3 @@
-import pg from 'pg';
 import { median, type BenchContext } from './harness.js';
 
 /** One side of a comparison: runs one short slice of its workload and returns its rate. */
@@ -48,33 +47,4 @@ export async function interleaved(
     );
   }
   return { rate: Object.fromEntries(names.map((n) => [n, median(rates[n]!)])), ratio };
-}
-
-/**
- * Lets the section's database skip zero-filling new WAL files
- * (`wal_init_zero = off` for its sessions). A fresh server (the embedded one
- * the bench starts) makes each 16 MB WAL file the first time it needs it,
- * writing 16 MB of zeros and syncing them: ~55 ms here, paid by whichever
- * slice crosses into the file; a long-running server recycles old files
- * instead. Slices of 3–6 MB of WAL each then split into fast and slow ones
- * by WAL position alone, and since a fresh server starts at the same
- * position every time, the same slices of the same variant are slow in
- * every run: per-round ratios of ~0.6, 1.0 and ~1.6 whose median went to
- * whichever side drew more crossings (read 100 + archive, 4 consumers, on
- * the embedded server: 0.69× in three runs; with zero-filling off its
- * rounds stay within 0.9–1.1 on a quiet machine). Needs a superuser;
- * without one, nothing changes. Call it before the section opens its
- * connections (it applies to sessions that start afterwards).
- */
-export async function skipWalZeroFill(url: string): Promise<void> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    const db = (await c.query<{ d: string }>('SELECT current_database() AS d')).rows[0]!.d;
-    await c.query(`ALTER DATABASE "${db.replace(/"/g, '""')}" SET wal_init_zero = off`);
-  } catch {
-    // not a superuser: the server's setting stays
-  } finally {
-    await c.end();
-  }
 }

@@ -3,7 +3,7 @@ import { QueueClient } from '../../src/queue/client.js';
 import { MESSAGE_COLUMNS, toMessage, type MessageRow } from '../../src/queue/rows.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { throughput, type BenchSection } from '../harness.js';
-import { interleaved, skipWalZeroFill } from '../interleave.js';
+import { interleaved } from '../interleave.js';
 
 // The PGMQ core operations through pgferry's client, each against the same
 // operation done in plain SQL on an equivalent table, on the same database.
@@ -55,7 +55,6 @@ export const queueCoreSection: BenchSection = {
   description:
     'send, read + delete, read + archive: pgferry client vs plain SQL on an equivalent table',
   async run(ctx) {
-    await skipWalZeroFill(ctx.url); // see interleave.ts: a fresh server's WAL files
     await migrate({ connectionString: ctx.url, components: ['queue'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const plain = new pg.Pool({ connectionString: ctx.url, max: 4 });

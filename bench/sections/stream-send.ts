@@ -2,7 +2,7 @@ import pg from 'pg';
 import { migrate } from '../../src/migrate/migrator.js';
 import { StreamClient } from '../../src/stream/index.js';
 import { throughput, type BenchSection } from '../harness.js';
-import { interleaved, skipWalZeroFill } from '../interleave.js';
+import { interleaved } from '../interleave.js';
 
 // StreamClient.send / sendBatch (the prepared path of src/stream/statements.ts)
 // against plain INSERTs into a table of the event tables' shape (same
@@ -29,7 +29,6 @@ export const streamSendSection: BenchSection = {
   name: 'stream-send',
   description: 'stream send (1 per transaction) and send_batch of 100 vs INSERT, 4 clients',
   async run(ctx) {
-    await skipWalZeroFill(ctx.url); // see interleave.ts: a fresh server's WAL files
     await migrate({ connectionString: ctx.url, components: ['stream'] });
     const admin = new pg.Pool({ connectionString: ctx.url, max: 4 });
     const fnPool = new pg.Pool({ connectionString: ctx.url, max: 4 });
