@@ -90,6 +90,18 @@ export function parentTask(headers: Headers | null | undefined): string | undefi
   return typeof p?.task === 'string' ? p.task : undefined;
 }
 
+/** What a JobRun works with: the job and its worker's settings. */
+export interface JobRunSetup {
+  readonly client: TaskClient;
+  readonly task: AnyTask;
+  readonly m: JobMessage;
+  /** Progress is written at most this often. */
+  readonly intervalMs: number;
+  /** Completions notify (the task frees a concurrency or group slot). */
+  readonly notify: boolean;
+  readonly logger: Logger;
+}
+
 /**
  * One running job's progress writer, in-transaction completion and flow
  * children. Progress is throttled: the first value is written at once, later
@@ -106,26 +118,15 @@ export class JobRun implements JobFeatures {
   private lastWrite = 0;
   private closed = false;
 
-  constructor(
-    private readonly client: TaskClient,
-    private readonly task: AnyTask,
-    private readonly m: JobMessage,
-    private readonly intervalMs: number,
-    private readonly notify: boolean,
-    private readonly logger: Logger,
-  ) {}
-
-  /** A flow parent: its children's outcomes are read before its handler runs. */
-  get isFlowParent(): boolean {
-    return this.m.headers?.[H.flow] !== undefined;
-  }
+  /** `s`: the job and its worker's settings (run-holder.ts makes a JobRun on first use). */
+  constructor(private readonly s: JobRunSetup) {}
 
   async load(): Promise<void> {
     this.childResults = await childResults(
-      this.client.driver,
-      this.client.statements,
-      this.task.name,
-      this.m.msgId,
+      this.s.client.driver,
+      this.s.client.statements,
+      this.s.task.name,
+      this.s.m.msgId,
     );
   }
 
@@ -137,7 +138,7 @@ export class JobRun implements JobFeatures {
 
   private schedule(): void {
     if (this.writing || this.timer || !this.pending) return;
-    const wait = this.lastWrite + this.intervalMs - Date.now();
+    const wait = this.lastWrite + this.s.intervalMs - Date.now();
     if (wait > 0) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -148,14 +149,14 @@ export class JobRun implements JobFeatures {
     const { text } = this.pending;
     this.pending = undefined;
     this.lastWrite = Date.now();
-    this.writing = this.client.statements
+    this.writing = this.s.client.statements
       .call(
-        this.client.driver,
+        this.s.client.driver,
         'progress',
         [
-          [this.task.name, 'text'],
-          [this.m.msgId, 'bigint'],
-          [this.m.readCount, 'integer'],
+          [this.s.task.name, 'text'],
+          [this.s.m.msgId, 'bigint'],
+          [this.s.m.readCount, 'integer'],
           [text, 'jsonb'],
         ],
         { prepare: true },
@@ -163,7 +164,7 @@ export class JobRun implements JobFeatures {
       .then(
         () => undefined,
         (err: unknown) =>
-          this.logger.warn({ err, job: this.m.msgId }, 'pgferry worker: progress not stored'),
+          this.s.logger.warn({ err, job: this.s.m.msgId }, 'pgferry worker: progress not stored'),
       )
       .finally(() => {
         this.writing = undefined;
@@ -206,8 +207,8 @@ export class JobRun implements JobFeatures {
     this.pending = undefined;
     await this.writing;
     this.closed = true;
-    const st = this.client.statements;
-    const key: [string, number, number] = [this.task.name, this.m.msgId, this.m.readCount];
+    const st = this.s.client.statements;
+    const key: [string, number, number] = [this.s.task.name, this.s.m.msgId, this.s.m.readCount];
     if (last)
       await execute(tx, `SELECT ${st.t}.progress($1::text, $2::bigint, $3::integer, $4::jsonb)`, [
         ...key,
@@ -216,9 +217,9 @@ export class JobRun implements JobFeatures {
     const rows = await execute<{ r: string }>(
       tx,
       `SELECT r FROM ${st.t}.complete_results($1::text, $2::bigint[], $3::integer[], $4::jsonb[], $5::boolean, false, $6::boolean) AS r`,
-      [key[0], [key[1]], [key[2]], [result], this.task.onComplete === 'archive', this.notify],
+      [key[0], [key[1]], [key[2]], [result], this.s.task.onComplete === 'archive', this.s.notify],
     );
-    if (rows.rows.length === 0) throw new JobNotHeldError(this.task.name, this.m.msgId);
+    if (rows.rows.length === 0) throw new JobNotHeldError(this.s.task.name, this.s.m.msgId);
     this.completedInTx = true;
   };
 }

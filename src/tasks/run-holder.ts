@@ -1,7 +1,7 @@
 import type { Logger } from '../logger.js';
 import type { TaskClient } from './client.js';
 import { H } from './headers.js';
-import { JobRun } from './job-features.js';
+import { JobRun, type JobRunSetup } from './job-features.js';
 import type { JobMessage } from './lease.js';
 import type { AnyTask } from './types.js';
 
@@ -13,18 +13,18 @@ import type { AnyTask } from './types.js';
  * array (allocations per job show as garbage collection, the largest share
  * of a no-op job's Node time).
  */
-export class RunHolder {
+export class RunHolder implements JobRunSetup {
   current: JobRun | undefined = undefined;
   /** The attempt is over: a JobRun made now starts closed (late progress ignored, late complete refused). */
   ended = false;
 
   constructor(
-    private readonly client: TaskClient,
-    private readonly task: AnyTask,
-    private readonly m: JobMessage,
-    private readonly intervalMs: number,
-    private readonly notify: boolean,
-    private readonly logger: Logger,
+    readonly client: TaskClient,
+    readonly task: AnyTask,
+    readonly m: JobMessage,
+    readonly intervalMs: number,
+    readonly notify: boolean,
+    readonly logger: Logger,
   ) {}
 
   /** A flow parent: its children's outcomes are read before its handler runs. */
@@ -34,14 +34,7 @@ export class RunHolder {
 
   get(): JobRun {
     if (this.current) return this.current;
-    const run = new JobRun(
-      this.client,
-      this.task,
-      this.m,
-      this.intervalMs,
-      this.notify,
-      this.logger,
-    );
+    const run = new JobRun(this);
     // Nothing reported yet, so settle() closes it at once, as it closes a JobRun at the attempt's end.
     if (this.ended) void run.settle();
     return (this.current = run);
