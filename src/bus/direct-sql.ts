@@ -1,7 +1,6 @@
 import { ARCHIVE_COLUMNS as MOVED, ASYNC_COMMIT, type QueueEngine } from '../queue/index.js';
 import { execute, type Executor } from '../driver/types.js';
-import type { JsonValue } from './serializer.js';
-import type { BackendMessage } from './types.js';
+import { toBackendMessages, type BackendMessage, type BackendRow } from './types.js';
 
 /**
  * DirectBackend's hot path as prepared statements against the member queues'
@@ -85,7 +84,7 @@ export class DirectStatements {
   ): Promise<BackendMessage[]> {
     const t = await this.table(exec, queue);
     const a = await this.table(exec, queue, 'a');
-    const res = await execute<Row>(
+    const res = await execute<BackendRow>(
       exec,
       `${archiveFirst(t, a)},
        cte AS (
@@ -103,7 +102,7 @@ export class DirectStatements {
       [qty, vtSeconds, archive],
       { prepare: true },
     );
-    return rows(res.rows).sort((a, b) => a.msgId - b.msgId);
+    return toBackendMessages(res.rows).sort((a, b) => a.msgId - b.msgId);
   }
 
   /**
@@ -128,19 +127,19 @@ export class DirectStatements {
         WHERE m.vt <= clock_timestamp() AND m.msg_id <> ALL($2::bigint[])
         ORDER BY m.msg_id LIMIT $1`;
     if (archive.length === 0) {
-      const res = await execute<Row>(exec, select(`${t} m`), [qty, skip], { prepare: true });
-      return rows(res.rows);
+      const res = await execute<BackendRow>(exec, select(`${t} m`), [qty, skip], { prepare: true });
+      return toBackendMessages(res.rows);
     }
     const a = await this.table(exec, queue, 'a');
     // Archived in the same statement; its SELECT still sees them (one snapshot): skip them too.
-    const res = await execute<Row>(
+    const res = await execute<BackendRow>(
       exec,
       `${archiveFirst(t, a)}
        ${select(`${t} m, ${ASYNC_COMMIT}`)}`,
       [qty, [...skip, ...archive], archive],
       { prepare: true },
     );
-    return rows(res.rows);
+    return toBackendMessages(res.rows);
   }
 
   /** Moves the messages to the queue's archive; the ids that were there. */
@@ -169,12 +168,3 @@ const archiveFirst = (t: string, a: string): string => `WITH moved AS (
        archived AS (
          INSERT INTO ${a} (${MOVED})
          SELECT ${MOVED} FROM moved)`;
-
-const rows = (rs: Row[]): BackendMessage[] =>
-  rs.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
-
-interface Row {
-  msg_id: string;
-  message: JsonValue;
-  headers: Record<string, unknown> | null;
-}

@@ -6,8 +6,14 @@ import { quoteIdent } from '../driver/quote.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
 import { checkSchemaName } from '../migrate/schema-name.js';
-import type { JsonValue } from './serializer.js';
-import type { BackendMessage, PublishArgs, BackendReadOptions, BusBackend } from './types.js';
+import {
+  toBackendMessages,
+  type BackendMessage,
+  type BackendRow,
+  type PublishArgs,
+  type BackendReadOptions,
+  type BusBackend,
+} from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
 import './errors.js';
 
@@ -31,12 +37,6 @@ export interface IsolatedBackendOptions extends DeadlineOptions, PoolerOptions {
    * the fsync). See docs/bus.md.
    */
   durablePublish?: boolean;
-}
-
-interface Row {
-  msg_id: string;
-  message: JsonValue;
-  headers: Record<string, unknown> | null;
 }
 
 /** bus_peek itself does not exist (undefined_function naming it), not a member's generated function. */
@@ -158,16 +158,14 @@ export class IsolatedBackend implements BusBackend {
 
   read(queue: string, options: BackendReadOptions): Promise<BackendMessage[]> {
     let archive = options.archive ?? [];
-    const rows = (res: { rows: Row[] }): BackendMessage[] =>
-      res.rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
     const waker = this.wakers.get(queue);
     // A listening member's reads hide nothing (bus_peek): the bus tells what it holds.
     const held = waker?.listening && options.held ? options.held : undefined;
     const readNow = async (): Promise<BackendMessage[]> => {
-      let res: { rows: Row[] } | undefined;
+      let res: { rows: BackendRow[] } | undefined;
       if (held && this.peeks) {
         try {
-          res = await this.driver.query<Row>(
+          res = await this.driver.query<BackendRow>(
             this.sql.peek,
             [queue, options.channel, options.batchSize, archive, held],
             { prepare: true },
@@ -182,23 +180,31 @@ export class IsolatedBackend implements BusBackend {
           );
         }
       }
-      res ??= await this.driver.query<Row>(
+      res ??= await this.driver.query<BackendRow>(
         this.sql.read,
         [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, archive],
         { prepare: true },
       );
       archive = [];
-      return rows(res);
+      return toBackendMessages(res.rows);
     };
     // Without LISTEN: bus_subscribe waits in the database (after readNow archived).
     const readWaiting = async (maxSeconds: number): Promise<BackendMessage[]> =>
-      rows(
-        await this.driver.query<Row>(
-          this.sql.subscribe,
-          [queue, options.channel, options.visibilityTimeoutSeconds, options.batchSize, maxSeconds],
-          // The long-poll waits in the database on purpose: extend the query deadline by it.
-          { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
-        ),
+      toBackendMessages(
+        (
+          await this.driver.query<BackendRow>(
+            this.sql.subscribe,
+            [
+              queue,
+              options.channel,
+              options.visibilityTimeoutSeconds,
+              options.batchSize,
+              maxSeconds,
+            ],
+            // The long-poll waits in the database on purpose: extend the query deadline by it.
+            { prepare: true, timeoutExtraMs: maxSeconds * 1000 },
+          )
+        ).rows,
       );
     return longPoll(waker, options, readNow, readWaiting);
   }

@@ -9,6 +9,16 @@ export interface BackendMessage {
   headers?: Record<string, unknown> | null;
 }
 
+/** A member queue's row as the backends' reads select it (msg_id as text). */
+export interface BackendRow {
+  msg_id: string;
+  message: JsonValue;
+  headers: Record<string, unknown> | null;
+}
+
+export const toBackendMessages = (rows: readonly BackendRow[]): BackendMessage[] =>
+  rows.map((r) => ({ msgId: Number(r.msg_id), message: r.message, headers: r.headers }));
+
 /** How a publish is sent. */
 export interface BackendPublishOptions {
   /** Run on the caller's transaction: peers get the message only if it commits. */
