@@ -4,7 +4,8 @@
 // (untimed), runs ANALYZE, then starts the clock just before the worker
 // starts and stops it when the database shows every job finished (polled
 // every 5 ms once the handler has seen them all, so batched completions
-// count). Prints one JSON line. The way ../shared peer harnesses measure, so a
+// count). Prints one JSON line. The way job-queue peer benchmarks measure
+// (a fresh process per cell, a clock to the state the database confirms), so a
 // warm process or a clock that stops at the last handler call flatters no one.
 import { run as gwRun, makeWorkerUtils, Logger as GwLogger } from 'graphile-worker';
 import pg from 'pg';
