@@ -12,7 +12,7 @@ import {
   statementDeadline,
   type DeadlineOptions,
 } from './deadlines.js';
-import type { PgPool, PgPoolClient, PgPoolConfig } from './pg-public.js';
+import type { PgPool, PgPoolClient, PgPoolConfig, PgQueryResult } from './pg-public.js';
 import { ListenGuard, type PoolerOptions } from './pooler.js';
 
 export interface PgDriverOptions extends DeadlineOptions, PoolerOptions {
@@ -31,6 +31,51 @@ export interface PgDriverOptions extends DeadlineOptions, PoolerOptions {
 
 type PgQueryable = PgPool | PgPoolClient;
 
+/** SQLSTATE classes after which a session is given up rather than reused (see `sessionSurvives`). */
+const DISCARD_CLASSES = new Set(['08', '0A', '26', '53', '57', '58', 'XX']);
+
+/**
+ * Whether a connection whose statement failed with `err` may go back to the
+ * pool. `pool.query` discards the connection after any error, so an ordinary
+ * SQL error (a constraint, a lock timeout, a `RAISE`) cost a reconnect and
+ * the re-preparation of every statement on the next one. Kept: errors the
+ * server reported for the statement while the session stays healthy. Given
+ * up: anything that is not a server error (a client-side timeout, with the
+ * statement possibly still running; a broken socket), a lost or ending
+ * session (classes 08, 57 other than a cancelled statement 57014, 58, XX, 53,
+ * `idle_in_transaction_session_timeout` 25P03), and a prepared statement the
+ * session can no longer run as cached (0A000 "cached plan must not change
+ * result type", 26000 unknown statement), which the next connection
+ * prepares afresh.
+ */
+export function sessionSurvives(err: unknown): boolean {
+  // Shaped like pg's DatabaseError (a pool passed in may come from another copy of pg).
+  const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
+  if (typeof severity !== 'string' || typeof code !== 'string') return false;
+  if (!/^[0-9A-Z]{5}$/.test(code) || code === '25P03') return false;
+  return code === '57014' || !DISCARD_CLASSES.has(code.slice(0, 2));
+}
+
+/** One statement on a pooled connection, which goes back to the pool unless the error broke it. */
+function pooledQuery(pool: PgPool, config: pg.QueryConfig): Promise<PgQueryResult> {
+  // The callback forms, as pool.query itself uses them (no promise per step).
+  const cbPool = pool as unknown as pg.Pool;
+  return new Promise((resolve, reject) => {
+    cbPool.connect((connectErr, client, release) => {
+      if (connectErr || !client) return reject(connectErr ?? new Error('no pooled connection'));
+      client.query(config, (err: Error | null, res: pg.QueryResult) => {
+        if (err) {
+          release(sessionSurvives(err) ? undefined : err);
+          reject(err);
+        } else {
+          release();
+          resolve(res);
+        }
+      });
+    });
+  });
+}
+
 /** Statement names are derived from the text, so a name always means one text on every connection. */
 const statementNames = new Map<string, string>();
 function statementName(text: string): string {
@@ -43,16 +88,23 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(target: PgQueryable, queryTimeoutMs: number, named = true): D.Queryable {
+function runner(
+  target: PgQueryable,
+  queryTimeoutMs: number,
+  named = true,
+  pooled = false,
+): D.Queryable {
   return markNative({
     async query<R>(...[text, params = [], options]: D.QueryArgs): Promise<D.QueryResult<R>> {
       try {
         const config: pg.QueryConfig & { query_timeout?: number } = { text, values: [...params] };
         if (options?.prepare && named) config.name = statementName(text);
-        // pg's per-query read timeout; the pool discards the connection on it.
+        // pg's per-query read timeout; the connection is discarded on it.
         const deadline = statementDeadline(queryTimeoutMs, options?.timeoutExtraMs);
         if (deadline > 0) config.query_timeout = deadline;
-        const res = await target.query(config);
+        const res = pooled
+          ? await pooledQuery(target as PgPool, config)
+          : await target.query(config);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? null };
       } catch (err) {
         throw mapError(err);
@@ -118,7 +170,7 @@ export class PgDriver implements D.Driver {
     const pooled = options.pooler === 'transaction';
     this.named = !pooled;
     this.listenGuard = new ListenGuard(options, this.logger);
-    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named);
+    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named, true);
     const clientConfig: pg.ClientConfig = options.listenConnectionString
       ? { ...connectionConfig, connectionString: options.listenConnectionString }
       : options.pool

@@ -255,6 +255,35 @@ export function exerciseDriver(name: string, getTarget: () => DriverTarget): voi
         expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
       });
 
+      it('keeps its pooled connection after ordinary SQL errors', async () => {
+        // A reconnect (and the re-preparation of every statement) per failed
+        // statement would turn a burst of constraint errors or lock timeouts
+        // into a reconnect storm.
+        const d = await make({ maxConnections: 1 });
+        const t = await table(d);
+        const pid = async (): Promise<number> =>
+          Number((await d.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!.pid);
+        const before = await pid();
+        await d.query(`INSERT INTO ${t} VALUES (1, 'a')`);
+        const failing = [
+          () => d.query(`SELECT 1 / 0`),
+          () => d.query(`INSERT INTO ${t} VALUES ($1, 'dup')`, [1]),
+          () => d.query(`SELECT 1 / $1::int`, [0], { prepare: true }),
+          () => d.query(`DO $$ BEGIN RAISE EXCEPTION 'custom' USING ERRCODE = 'PF999'; END $$`),
+          () => d.query(`SELECT * FROM no_such_table_${uid()}`),
+        ];
+        for (const run of failing) {
+          await expect(run()).rejects.toBeInstanceOf(PgferryError);
+          expect(await pid()).toBe(before);
+        }
+        // The statement that failed once runs on the same connection when it can.
+        expect(
+          (await d.query<{ q: number }>(`SELECT 4 / $1::int AS q`, [2], { prepare: true })).rows,
+        ).toEqual([{ q: 2 }]);
+        expect(await pid()).toBe(before);
+        expect(await count(d, t)).toBe(1);
+      });
+
       it('maps errors raised inside a transaction', async () => {
         const d = await driver();
         const err = await d

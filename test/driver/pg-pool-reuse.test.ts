@@ -1,0 +1,70 @@
+import { afterAll, describe, expect, it } from 'vitest';
+import { PgDriver, sessionSurvives } from '../../src/driver/pg.js';
+import { DatabaseError, TimeoutError } from '../../src/errors.js';
+import { useTestDatabase } from '../support/db.js';
+
+// Which failed statements give their pooled connection up (PgDriver). The
+// conformance suite checks that ordinary SQL errors keep it, on every driver.
+
+const db = useTestDatabase();
+const drivers: PgDriver[] = [];
+afterAll(async () => {
+  for (const d of drivers) await d.close();
+});
+
+const oneConnection = (queryTimeoutMs?: number): PgDriver => {
+  const d = new PgDriver({ connectionString: db.url, maxConnections: 1, queryTimeoutMs });
+  drivers.push(d);
+  return d;
+};
+const pid = async (d: PgDriver): Promise<number> =>
+  Number((await d.query<{ pid: number }>(`SELECT pg_backend_pid() AS pid`)).rows[0]!.pid);
+const serverError = (code: string, severity = 'ERROR'): Error =>
+  Object.assign(new Error(`server said ${code}`), { code, severity });
+
+describe('PgDriver: a failed statement’s connection', () => {
+  it('goes back to the pool after statement errors and is given up after session errors', () => {
+    for (const code of ['22012', '23505', '40001', '40P01', '55P03', '57014', 'P0001', 'PF501']) {
+      expect(sessionSurvives(serverError(code)), code).toBe(true);
+    }
+    // Lost or ending sessions, stale cached plans, unknown statements.
+    for (const code of ['08006', '57P01', '57P05', '58030', 'XX000', '53200', '0A000', '26000']) {
+      expect(sessionSurvives(serverError(code)), code).toBe(false);
+    }
+    expect(sessionSurvives(serverError('25P03', 'FATAL')), '25P03').toBe(false);
+    // Not a server error: a client-side timeout, a socket error.
+    expect(sessionSurvives(new Error('Query read timeout'))).toBe(false);
+    expect(sessionSurvives(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe(false);
+    expect(sessionSurvives(undefined)).toBe(false);
+  });
+
+  it('is given up when its statement outlives queryTimeoutMs (the statement may still run)', async () => {
+    const d = oneConnection(300);
+    const before = await pid(d);
+    await expect(d.query(`SELECT pg_sleep(3)`)).rejects.toBeInstanceOf(TimeoutError);
+    const after = await pid(d);
+    expect(after).not.toBe(before);
+  });
+
+  it('is given up when a prepared statement can no longer run as cached, and the next one works', async () => {
+    const d = oneConnection();
+    const t = `reuse_${process.pid}_${Date.now()}`;
+    await d.query(`CREATE TABLE ${t} (id int)`);
+    await d.query(`INSERT INTO ${t} VALUES (1)`);
+    const read = (): Promise<{ rows: Record<string, unknown>[] }> =>
+      d.query(`SELECT * FROM ${t}`, [], { prepare: true });
+    expect((await read()).rows).toEqual([{ id: 1 }]);
+    const before = await pid(d);
+    await d.query(`ALTER TABLE ${t} ADD COLUMN v text DEFAULT 'x'`);
+    // "cached plan must not change result type" (0A000): this session cannot run it again.
+    const err = await read().then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(err).toBeInstanceOf(DatabaseError);
+    expect((err as DatabaseError).sqlState).toBe('0A000');
+    expect((await read()).rows).toEqual([{ id: 1, v: 'x' }]);
+    expect(await pid(d)).not.toBe(before);
+    await d.query(`DROP TABLE ${t}`);
+  });
+});
