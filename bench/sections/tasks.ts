@@ -15,6 +15,7 @@ import {
   type BenchSection,
 } from '../harness.js';
 import { GRAPHILE_TUNED, type CellPeer, type CellResult } from '../tasks-cell.js';
+import { latencyFloor, paced } from '../latency-floor.js';
 
 // pgferry tasks with every Worker default against graphile-worker 0.17.3 in
 // its documented high-throughput configuration (GRAPHILE_TUNED), pg-boss
@@ -42,14 +43,6 @@ interface Peer {
 }
 
 const wait = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** Sends `n` jobs ~200/s with jitter; `send(i)` enqueues job i carrying its send time. */
-async function paced(n: number, send: (sentAt: number) => Promise<unknown>): Promise<void> {
-  for (let i = 0; i < n; i++) {
-    await wait(2 + Math.random() * 6);
-    await send(performance.now());
-  }
-}
 
 /** Handler return → its completion committed (job:success), ms, from pgferry's latency run. */
 let visible: number[] = [];
@@ -382,6 +375,22 @@ export const tasksSection: BenchSection = {
       ctx.log(
         `graphile-worker tuned, same run: latency p50 ${gw.p50?.toFixed(1)} ms, p99 ${gw.p99?.toFixed(1)} ms`,
       );
+    // What any NOTIFY-woken, durably leasing queue pays here at this pacing.
+    const floor = await latencyFloor(ctx.url, ctx.size(600, 10));
+    const floorStart = [...floor.start].sort((a, b) => a - b);
+    const floorInsert = [...floor.insert].sort((a, b) => a - b);
+    ctx.report({
+      section: 'tasks',
+      operation: 'latency p50 floor: plain SQL (no target)',
+      value: percentile(floorStart, 50),
+      unit: 'ms',
+    });
+    ctx.log(
+      `plain SQL floor, same pacing: INSERT + NOTIFY (durable) → LISTEN → lease UPDATE by id (durable): ` +
+        `p50 ${percentile(floorStart, 50).toFixed(2)} ms, p99 ${percentile(floorStart, 99).toFixed(2)} ms; ` +
+        `the producer's INSERT + NOTIFY round trip alone p50 ${percentile(floorInsert, 50).toFixed(2)} ms; ` +
+        `pgferry's p50 is ${(ours.p50! - percentile(floorStart, 50)).toFixed(2)} ms above the floor`,
+    );
     const vis = [...visible].sort((a, b) => a - b);
     ctx.report({
       section: 'tasks',
