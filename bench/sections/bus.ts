@@ -3,6 +3,7 @@ import { QueueClient } from '../../src/queue/client.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { Bus, DirectBackend, IsolatedBackend, type BusBackend } from '../../src/bus/index.js';
 import { percentile, type BenchContext, type BenchSection } from '../harness.js';
+import { fanoutFloor } from '../bus-floor.js';
 
 // Bus figures (issues 7 and 14): publish → delivered latency p50/p99 with 2
 // and 10 members, and fan-out throughput (deliveries/s), for both backends.
@@ -12,7 +13,9 @@ import { percentile, type BenchContext, type BenchSection } from '../harness.js'
 // processes cannot (bench/README.md gives that case's figures). Baselines,
 // same run, same database:
 //   latency    — a bare NOTIFY → LISTEN round trip (the floor of any
-//                Postgres wake-up), measured the same way;
+//                Postgres wake-up), measured the same way; and, printed
+//                beside the 10-member rows, the plain-SQL floor of a durable
+//                fan-out to per-member tables (bench/bus-floor.ts);
 //   throughput — the same fan-out in hand-written queue-engine SQL: one
 //                `SELECT send(q, m) FROM unnest(peers)` per message, and
 //                receivers looping read + archive on their own connections.
@@ -242,6 +245,18 @@ async function run(ctx: BenchContext): Promise<void> {
       });
     }
   }
+  const fan = await fanoutFloor(ctx.url, 10, latencyCount, jitter);
+  for (const p of [50, 99]) {
+    ctx.report({
+      section: 'bus',
+      operation: `plain SQL floor, 10 members: publish → delivered p${p} (no target)`,
+      value: percentile(fan, p),
+      unit: 'ms',
+    });
+  }
+  ctx.log(
+    'plain SQL floor: one durable INSERT per peer table + NOTIFY → one LISTEN → a SELECT per peer on its own connection',
+  );
   // Without the publish's WAL flush (see docs/bus.md on durablePublish).
   for (const kind of ['direct', 'isolated'] as const) await latencyRows(kind, 10, false);
   ctx.log(
