@@ -17,6 +17,9 @@ export interface PruneOptions {
   resultRetentionMs?: number;
 }
 
+/** Delay of a worker's first pruning round after it starts. */
+export const FIRST_ROUND_DELAY_MS = 5_000;
+
 /**
  * Prunes the archives of the worker's tasks. Many workers may run one;
  * claim_chore lets exactly one of them do each round.
@@ -71,7 +74,10 @@ export class Pruner {
         )
         .finally(() => (this.running = undefined));
     };
-    round();
+    // The first round waits a little: a worker that starts into a backlog
+    // spends its first moments on leases, not on a chore due every 12 h.
+    this.retryTimer = setTimeout(round, Math.min(FIRST_ROUND_DELAY_MS, this.intervalMs));
+    this.retryTimer.unref();
     this.timer = setInterval(round, this.intervalMs);
     this.timer.unref();
   }

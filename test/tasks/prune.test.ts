@@ -1,7 +1,7 @@
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { defineTask } from '../../src/tasks/define.js';
-import { Pruner } from '../../src/tasks/pruner.js';
-import { useTestDatabase } from '../support/db.js';
+import { FIRST_ROUND_DELAY_MS, Pruner } from '../../src/tasks/pruner.js';
+import { eventually, useTestDatabase } from '../support/db.js';
 import { taskClient, worker } from './helpers.js';
 
 const db = useTestDatabase();
@@ -43,5 +43,32 @@ describe('tasks: pruning', () => {
     expect(left.map((r) => Number(r.msg_id))).toEqual([21, 22, 23, 24, 25]);
     expect(await db.sql(`SELECT 1 FROM ${S}.a_prunable_dlq`)).toHaveLength(0);
     expect((await db.sql(`SELECT count(*)::int AS n FROM ${S}.q_prunable`))[0]!.n).toBe(1);
+  });
+
+  it('a started pruner runs its first round after FIRST_ROUND_DELAY_MS, then every interval', async () => {
+    const t = defineTask({ name: 'prune_later', handler: () => undefined });
+    const client = taskClient(db);
+    await client.ensure(t);
+    const chore = async (): Promise<number> =>
+      (
+        await db.sql(
+          `SELECT count(*)::int AS n FROM pgferry_tasks.chores WHERE name = 'prune:prune_later'`,
+        )
+      )[0]!.n as number;
+    vi.useFakeTimers({ toFake: ['setTimeout', 'setInterval'] });
+    const pruner = new Pruner(client, [t], {}, (e) => {
+      throw e;
+    });
+    try {
+      pruner.start();
+      vi.advanceTimersByTime(FIRST_ROUND_DELAY_MS - 1);
+      await new Promise((r) => setImmediate(r));
+      expect(await chore()).toBe(0); // nothing claimed yet: the worker's start is left to its leases
+      vi.advanceTimersByTime(1);
+    } finally {
+      vi.useRealTimers();
+    }
+    await eventually(async () => (await chore()) === 1);
+    await pruner.stop();
   });
 });
