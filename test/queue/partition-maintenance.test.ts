@@ -1,5 +1,4 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import {
   InvalidArgumentError,
@@ -8,6 +7,7 @@ import {
   QueueNotFoundError,
   type Logger,
 } from '../../src/index.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = () => db.queueSchema;
@@ -316,7 +316,7 @@ describe('partitioned queues', () => {
   it('maintenance of a queue runs in one session at a time', async () => {
     const client = db.queueClient();
     await client.createPartitionedQueue('locked', { partitionInterval: 10 });
-    const holder = new pg.Client({ connectionString: db.url });
+    const holder = testClient({ connectionString: db.url });
     await holder.connect();
     try {
       await holder.query('BEGIN');
