@@ -3,6 +3,7 @@ import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { wakeChannel } from '../../src/bus/index.js';
 import { makeBusLogin } from './helpers.js';
+import { testPool } from '../support/connections.js';
 
 // The facts of the wire contract pipecat's IsolatedPgmqBackend relies on
 // (positional calls, the message as JSON text cast to jsonb), checked on
@@ -13,9 +14,7 @@ let pool: pg.Pool;
 
 beforeAll(async () => {
   login = await makeBusLogin(db.url);
-  pool = new pg.Pool({ connectionString: login.url, max: 8 });
-  // end() resolves before the sockets close; login.drop() may end one of them: expected.
-  pool.on('error', () => undefined);
+  pool = testPool({ connectionString: login.url, max: 8 });
 });
 
 afterAll(async () => {

@@ -8,6 +8,7 @@ import { useTestDatabase } from '../support/db.js';
 import { InvalidArgumentError, mapError } from '../../src/errors.js';
 import { busHeaders } from '../../src/bus/isolated.js';
 import { makeBusLogin } from './helpers.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 let login: Awaited<ReturnType<typeof makeBusLogin>>;
@@ -17,7 +18,7 @@ const TP = '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01';
 
 beforeAll(async () => {
   login = await makeBusLogin(db.url);
-  c = new pg.Client({ connectionString: login.url });
+  c = testClient({ connectionString: login.url });
   await c.connect();
 });
 

@@ -3,6 +3,7 @@ import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { Bus, IsolatedBackend } from '../../src/bus/index.js';
 import { collect, makeBusLogin } from './helpers.js';
+import { testClient } from '../support/connections.js';
 
 // Everything here runs as a real LOGIN role whose only privilege is
 // membership in pgferry_bus, the role the migration granted EXECUTE on the
@@ -14,7 +15,7 @@ const Q = (): string => db.queueSchema;
 
 beforeAll(async () => {
   login = await makeBusLogin(db.url);
-  asBus = new pg.Client({ connectionString: login.url });
+  asBus = testClient({ connectionString: login.url });
   await asBus.connect();
 });
 
@@ -139,7 +140,7 @@ describe('the isolated bus, as a role holding only the bus grant', () => {
     ).toEqual([]);
     // A role without the grant cannot call them at all.
     const outsider = await makeBusLogin(db.url, 'pg_monitor');
-    const c = new pg.Client({ connectionString: outsider.url });
+    const c = testClient({ connectionString: outsider.url });
     await c.connect();
     try {
       await expect(c.query(`SELECT public.bus_join('x')`)).rejects.toMatchObject({ code: '42501' });

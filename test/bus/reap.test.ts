@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { Bus, IsolatedBackend, configureBus, reapBusMembers } from '../../src/bus/index.js';
 import { collect } from './helpers.js';
+import { testClient } from '../support/connections.js';
 
 // Own file: it shortens the member TTL for the whole database.
 const db = useTestDatabase();
@@ -28,12 +28,11 @@ describe('reaping members that vanished without bus_leave', () => {
     const got = collect(live[1]!);
 
     // The crashing member: joins on its own connection, then the connection dies.
-    const crash = new pg.Client({ connectionString: db.url });
+    const crash = testClient({ connectionString: db.url });
     await crash.connect();
     const pid = (await crash.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     const dead = (await crash.query<{ q: string }>(`SELECT public.bus_join('reap') AS q`)).rows[0]!
       .q;
-    crash.on('error', () => undefined);
     await db.sql('SELECT pg_terminate_backend($1)', [pid]);
 
     expect(await live[0]!.publish(1)).toBe(2);

@@ -1,10 +1,10 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { migrate } from '../../src/migrate/migrator.js';
 import { Bus, IsolatedBackend } from '../../src/bus/index.js';
 import { collect, makeBusLogin } from './helpers.js';
+import { testClient } from '../support/connections.js';
 
 // The bus component in a non-default schema, with a non-default role name
 // (the pgferry.bus_role setting at migration time).
@@ -73,7 +73,7 @@ describe('bus in schema ferry_bus with role ' + customRole, () => {
     expect(await db.sql(`SELECT 1 FROM public._pgferry_bus_member`)).toEqual([]);
     expect((await db.sql(`SELECT 1 FROM ferry_bus._pgferry_bus_member`)).length).toBe(2);
     // The login role holds nothing in the default installation.
-    const c = new pg.Client({ connectionString: login.url });
+    const c = testClient({ connectionString: login.url });
     await c.connect();
     try {
       await expect(c.query(`SELECT public.bus_join('x')`)).rejects.toMatchObject({ code: '42501' });

@@ -3,10 +3,10 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { main } from '../../src/cli/main.js';
 import { freePort } from '../../src/embedded/server.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 
@@ -73,7 +73,7 @@ describe('pgferry dev', () => {
         void exited.then(() => reject(new Error(`pgferry dev exited early:\n${out}`)));
       });
       expect(url).toContain(`:${port}/`);
-      const c = new pg.Client({ connectionString: url });
+      const c = testClient({ connectionString: url });
       await c.connect();
       await c.query(`SELECT pgmq.create('dev_q')`);
       const r = await c.query(`SELECT * FROM pgmq.send('dev_q', '{"hi":1}')`);
@@ -83,7 +83,7 @@ describe('pgferry dev', () => {
       // Ctrl-C is the normal way to stop it: the server is stopped and the exit is clean.
       expect(await exited).toBe(0);
       expect(out).toContain('pgferry dev: stopped');
-      const after = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+      const after = testClient({ connectionString: url, connectionTimeoutMillis: 2000 });
       await expect(after.connect()).rejects.toThrow();
     } finally {
       if (child.exitCode === null) child.kill('SIGKILL');

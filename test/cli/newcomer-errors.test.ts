@@ -4,9 +4,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { inject } from 'vitest';
-import pg from 'pg';
 import { freePort } from '../../src/embedded/server.js';
 import { withDatabase } from '../support/urls.js';
+import { testClient } from '../support/connections.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const bin = join(repo, 'bin', 'pgferry.js');
@@ -39,7 +39,7 @@ function pgferry(args: string[], env: NodeJS.ProcessEnv = bareEnv()): Promise<Ru
 const empty = `${inject('templateDb')}_empty`;
 const emptyUrl = withDatabase(inject('adminUrl'), empty);
 async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: inject('adminUrl') });
+  const c = testClient({ connectionString: inject('adminUrl') });
   await c.connect();
   try {
     await c.query(sql);

@@ -1,5 +1,4 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { startEmbeddedPostgres, type EmbeddedPostgres } from '../../src/embedded
 import { migrate } from '../../src/migrate/migrator.js';
 import { QueueClient } from '../../src/index.js';
 import { eventually } from '../support/db.js';
+import { testClient } from '../support/connections.js';
 
 /*
  * Crash recovery empties UNLOGGED tables, PGMQ's notify throttles among them.
@@ -62,7 +62,7 @@ async function listenFor(
   url: string,
   channel: string,
 ): Promise<{ got: () => number; close: () => Promise<void> }> {
-  const c = new pg.Client({ connectionString: url });
+  const c = testClient({ connectionString: url });
   await c.connect();
   let n = 0;
   c.on('notification', (m) => {

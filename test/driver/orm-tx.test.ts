@@ -15,6 +15,7 @@ import { QueueClient } from '../../src/queue/client.js';
 import type { Executor } from '../../src/driver/types.js';
 import { drizzleExecutor, kyselyExecutor, prismaExecutor } from '../../src/driver/adapters.js';
 import { useTestDatabase } from '../support/db.js';
+import { testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 
@@ -28,13 +29,13 @@ let client: QueueClient;
 let kysely: Kysely<Tables>;
 
 beforeAll(async () => {
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  pool = testPool({ connectionString: db.url, max: 4 });
   pgjs = postgres(db.url, { max: 2, onnotice: () => undefined });
   // Always the server database (db.url), whatever PGFERRY_TEST_DRIVER says:
   // the ORMs below connect there.
   client = new QueueClient({ connectionString: db.url, schema: db.queueSchema });
   kysely = new Kysely<Tables>({
-    dialect: new PostgresDialect({ pool: new pg.Pool({ connectionString: db.url, max: 2 }) }),
+    dialect: new PostgresDialect({ pool: testPool({ connectionString: db.url, max: 2 }) }),
   });
   await pool.query(`CREATE TABLE orders (id serial PRIMARY KEY, item text NOT NULL)`);
 });

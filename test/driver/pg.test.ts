@@ -4,11 +4,12 @@ import { PgDriver } from '../../src/driver/pg.js';
 import { useTestDatabase } from '../support/db.js';
 import { exerciseDriver } from './conformance.js';
 import { serverTarget } from './server-target.js';
+import { testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 let admin: pg.Pool;
 beforeAll(() => {
-  admin = new pg.Pool({ connectionString: db.url, max: 3 });
+  admin = testPool({ connectionString: db.url, max: 3 });
 });
 afterAll(() => admin.end());
 

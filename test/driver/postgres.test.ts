@@ -6,12 +6,13 @@ import { postgresJsExecutor } from '../../src/driver/adapters.js';
 import { useTestDatabase } from '../support/db.js';
 import { exerciseDriver } from './conformance.js';
 import { serverTarget } from './server-target.js';
+import { testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 let admin: pg.Pool;
 let foreign: postgres.Sql;
 beforeAll(() => {
-  admin = new pg.Pool({ connectionString: db.url, max: 3 });
+  admin = testPool({ connectionString: db.url, max: 3 });
   foreign = postgres(db.url, { max: 2, onnotice: () => undefined });
 });
 afterAll(async () => {

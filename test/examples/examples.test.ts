@@ -3,8 +3,8 @@ import { execFile } from 'node:child_process';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { withDatabase } from '../support/urls.js';
+import { testClient } from '../support/connections.js';
 
 const repo = resolve(import.meta.dirname, '../..');
 const run = promisify(execFile);
@@ -99,7 +99,7 @@ describe('examples run and exit by themselves', () => {
   const admin = inject('adminUrl');
   const made: string[] = [];
   const sql = async (text: string): Promise<void> => {
-    const c = new pg.Client({ connectionString: admin });
+    const c = testClient({ connectionString: admin });
     await c.connect();
     try {
       await c.query(text);

@@ -2,13 +2,13 @@ import { describe, expect, it } from 'vitest';
 import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { useFaultProxy } from '../support/fault-proxy.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const proxy = useFaultProxy(db);
 
 async function connect(): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: proxy().url(db.url) });
-  c.on('error', () => undefined);
+  const c = testClient({ connectionString: proxy().url(db.url) });
   await c.connect();
   return c;
 }
@@ -46,8 +46,7 @@ describe('fault proxy', () => {
       });
       // A new connection is accepted but cannot finish its handshake while frozen.
       let lateConnected = false;
-      const late = new pg.Client({ connectionString: proxy().url(db.url) });
-      late.on('error', () => undefined);
+      const late = testClient({ connectionString: proxy().url(db.url) });
       const lateConnect = late.connect().then(() => {
         lateConnected = true;
       });
@@ -68,8 +67,7 @@ describe('fault proxy', () => {
   it('refuse(true) closes new connections at once; refuse(false) accepts again', async () => {
     proxy().refuse(true);
     try {
-      const c = new pg.Client({ connectionString: proxy().url(db.url) });
-      c.on('error', () => undefined);
+      const c = testClient({ connectionString: proxy().url(db.url) });
       await expect(c.connect()).rejects.toThrow();
     } finally {
       proxy().refuse(false);

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { migrate, TimeoutError } from '../../src/index.js';
 import { MIGRATE_QUERY_TIMEOUT_MS } from '../../src/migrate/connect.js';
+import { testClient } from '../support/connections.js';
 
 // migrate() without a driver makes its own, with a statement deadline of its
 // own (long by default: a migration may rebuild a table or wait for another
@@ -13,7 +13,7 @@ const db = useTestDatabase();
 describe("the migrator's statement deadline", () => {
   it('is 10 minutes by default, and queryTimeoutMs ends a migrator stuck behind another one', async () => {
     expect(MIGRATE_QUERY_TIMEOUT_MS).toBe(600_000);
-    const other = new pg.Client({ connectionString: db.url });
+    const other = testClient({ connectionString: db.url });
     await other.connect();
     try {
       await other.query('BEGIN');

@@ -1,5 +1,4 @@
 import { afterAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { existsSync, unlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { useTestDatabase } from '../support/db.js';
@@ -7,6 +6,7 @@ import { migrate, MigrationError, InvalidArgumentError } from '../../src/index.j
 import { checkServerVersion } from '../../src/migrate/migrator.js';
 import { components, latestVersion } from '../../src/migrate/components.js';
 import { main } from '../../src/cli/main.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const latestQueue = latestVersion(components.queue);
@@ -196,7 +196,7 @@ describe('pgferry migrate (CLI)', () => {
       if (saved === undefined) delete process.env.DATABASE_URL;
       else process.env.DATABASE_URL = saved;
     }
-    const c = new pg.Client({ connectionString: db.url });
+    const c = testClient({ connectionString: db.url });
     await c.connect();
     const r = await c.query(`SELECT to_regclass('env_q.meta') IS NOT NULL AS ok`);
     await c.end();

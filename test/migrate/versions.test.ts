@@ -1,5 +1,4 @@
 import { describe, expect, it, vi } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import {
   installed,
@@ -11,6 +10,7 @@ import {
 import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
 import { components, latestVersion } from '../../src/migrate/components.js';
 import { main } from '../../src/cli/main.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const latest = (c: ComponentName): number => latestVersion(components[c]);
@@ -23,7 +23,7 @@ const count = (c: ComponentName): number => components[c].migrations.length;
  * shape installed databases really have.
  */
 async function installLike01(component: ComponentName, schema: string): Promise<void> {
-  const c = new pg.Client({ connectionString: db.url });
+  const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
     await c.query('BEGIN');

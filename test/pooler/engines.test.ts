@@ -2,7 +2,6 @@
 // in transaction and session modes, with and without the direct URL for
 // LISTEN; and no session setting of pgferry's leaks into pooled sessions.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { defineTask } from '../../src/tasks/define.js';
 import { TaskClient } from '../../src/tasks/client.js';
 import { Worker } from '../../src/tasks/worker.js';
@@ -13,6 +12,7 @@ import type { PoolerOptions } from '../../src/driver/pooler.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { startPgBouncer, type PgBouncer } from '../support/pgbouncer.js';
 import { collect, recordingLogger } from '../bus/helpers.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
@@ -190,7 +190,7 @@ describe.each(SETUPS)('through PgBouncer: $name', (setup) => {
 
 /** synchronous_commit as each of `n` pooled sessions sees it (held at once, so they are distinct). */
 async function pooledSettings(url: string, n: number): Promise<string[]> {
-  const clients = Array.from({ length: n }, () => new pg.Client({ connectionString: url }));
+  const clients = Array.from({ length: n }, () => testClient({ connectionString: url }));
   try {
     await Promise.all(clients.map((c) => c.connect()));
     // Inside open transactions, so each holds its own server session.
@@ -271,7 +271,7 @@ describe('no session state leaks through PgBouncer in transaction mode', () => {
   });
 
   it('the check sees a leak: a session SET through the pooler stays on a server session', async () => {
-    const c = new pg.Client({ connectionString: bouncer.url });
+    const c = testClient({ connectionString: bouncer.url });
     await c.connect();
     await c.query('SET synchronous_commit = off');
     await c.end();

@@ -3,9 +3,9 @@
 // another reader works, connections made from URLs). They cannot run on
 // PGlite's single session; everything else in test/queue/core-*.test.ts can.
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { QueueClient } from '../../src/index.js';
+import { testClient, testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = db.queueSchema;
@@ -53,7 +53,7 @@ describe('QueueClient', () => {
     const client = db.queueClient();
     await client.createQueue('outbox');
     await db.sql(`CREATE TABLE orders_biz (id int PRIMARY KEY)`);
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = testPool({ connectionString: db.url, max: 2 });
     db.track({ close: () => pool.end() });
     const conn = await pool.connect();
     try {
@@ -105,8 +105,8 @@ describe('read_locked (SQL)', () => {
     await db.sql(`SELECT ${S}.create('rl')`);
     await db.sql(`SELECT ${S}.send_batch('rl', ARRAY['{"k":1}','{"k":2}','{"k":3}']::jsonb[])`);
     await db.sql(`SELECT ${S}.send('rl', '{"k":4}'::jsonb, 3600)`);
-    const a = new pg.Client({ connectionString: db.url });
-    const b = new pg.Client({ connectionString: db.url });
+    const a = testClient({ connectionString: db.url });
+    const b = testClient({ connectionString: db.url });
     await a.connect();
     await b.connect();
     db.track({ close: async () => void (await Promise.all([a.end(), b.end()])) });

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { useTestDatabase } from '../support/db.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../../src/errors.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = db.queueSchema;
@@ -161,7 +161,7 @@ describe('FIFO group reads: updates, vt forms, polling, errors', () => {
       `SELECT ${S}.send_batch('untyped', array_agg('{}'::jsonb), array_agg(jsonb_build_object('x-pgmq-group', g)))
          FROM generate_series(1, 7) g`,
     );
-    const c = new pg.Client({ connectionString: db.url });
+    const c = testClient({ connectionString: db.url });
     await c.connect();
     try {
       // pg sends these parameters with no type: integer/timestamptz overloads would be ambiguous (42725).

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { InvalidArgumentError, QueueNotFoundError } from '../../src/errors.js';
 import { notifyChannel } from '../../src/queue/notify.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const S = db.queueSchema;
@@ -14,7 +14,7 @@ const S = db.queueSchema;
  * counting is exact (no sleeps).
  */
 async function listener(channel: string): Promise<{ count(): number; settle(): Promise<number> }> {
-  const c = new pg.Client({ connectionString: db.url });
+  const c = testClient({ connectionString: db.url });
   await c.connect();
   db.track({ close: () => c.end() });
   const got: (string | undefined)[] = [];

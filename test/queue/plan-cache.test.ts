@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PgDriver } from '../../src/driver/pg.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { useTestDatabase } from '../support/db.js';
+import { testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 let pool: pg.Pool;
@@ -20,7 +21,7 @@ let driver: PgDriver;
 let client: QueueClient;
 
 beforeAll(() => {
-  pool = new pg.Pool({ connectionString: db.url, max: 1 });
+  pool = testPool({ connectionString: db.url, max: 1 });
   driver = new PgDriver({ pool });
   client = new QueueClient({ driver, schema: db.queueSchema });
 });

@@ -8,6 +8,7 @@ import { makeLogin, type Login } from '../support/logins.js';
 import { mapError } from '../../src/errors.js';
 import { BusLimitError, IsolatedBackend, configureBus } from '../../src/bus/index.js';
 import { attempt } from './hostile.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 let alice: Login;
@@ -17,7 +18,7 @@ let m: pg.Client;
 const CH = 'pipecat:acme/v2';
 
 async function open(url: string): Promise<pg.Client> {
-  const c = new pg.Client({ connectionString: url });
+  const c = testClient({ connectionString: url });
   c.on('notice', () => undefined);
   await c.connect();
   return c;
@@ -271,7 +272,6 @@ describe('bus_join caps', () => {
   it('frees the place of a member whose session is gone once its lease ran out', async () => {
     await configureBus(db.pool, { maxMembersPerChannel: 1, memberTtlSeconds: 1 });
     const gone = await open(alice.url);
-    gone.on('error', () => undefined);
     const q = await join(gone, 'crash');
     const pid = (await gone.query<{ pid: number }>('SELECT pg_backend_pid() AS pid')).rows[0]!.pid;
     await db.sql('SELECT pg_terminate_backend($1)', [pid]);

@@ -2,6 +2,7 @@ import pg from 'pg';
 import { afterAll, beforeAll } from 'vitest';
 import type { TestDb } from '../support/db.js';
 import { makeLogin, type Login } from '../support/logins.js';
+import { testClient } from '../support/connections.js';
 
 // Shared fixture of the hostile-role suite: real LOGIN roles, each holding
 // exactly one of pgferry's roles (or none), on the file's own database.
@@ -38,9 +39,8 @@ export function useHostileRoles(db: TestDb): Hostile {
   beforeAll(async () => {
     for (const who of WHO) {
       h.login[who] = await makeLogin(db.url, GRANTED[who], `hostile_${who}`);
-      const c = new pg.Client({ connectionString: h.login[who].url });
+      const c = testClient({ connectionString: h.login[who].url });
       c.on('notice', () => undefined);
-      c.on('error', () => undefined);
       await c.connect();
       h.client[who] = c;
     }

@@ -7,6 +7,7 @@ import { afterAll, describe, expect, inject, it } from 'vitest';
 import { migrate } from '../../src/migrate/migrator.js';
 import { withDatabase } from '../support/urls.js';
 import { makeLogin, type Login } from '../support/logins.js';
+import { testClient } from '../support/connections.js';
 
 const admin = inject('adminUrl');
 const suffix = randomBytes(4).toString('hex');
@@ -16,7 +17,7 @@ const password = randomBytes(12).toString('hex');
 let busLogin: Login | undefined;
 
 async function asAdmin<T>(fn: (c: pg.Client) => Promise<T>, database?: string): Promise<T> {
-  const c = new pg.Client({ connectionString: database ? withDatabase(admin, database) : admin });
+  const c = testClient({ connectionString: database ? withDatabase(admin, database) : admin });
   await c.connect();
   try {
     return await fn(c);
@@ -73,7 +74,7 @@ describe('installing as a dedicated non-superuser owner', () => {
 
     // A bus member works, and bus_join runs as the owner (not a superuser).
     busLogin = await makeLogin(withDatabase(admin, dbName), ['pgferry_bus'], 'owner_bus');
-    const b = new pg.Client({ connectionString: busLogin.url });
+    const b = testClient({ connectionString: busLogin.url });
     await b.connect();
     try {
       const q = (await b.query<{ q: string }>(`SELECT public.bus_join('owner-test') AS q`)).rows[0]!

@@ -2,7 +2,6 @@
 // with handlers, the default elected ticker (no manual ticks anywhere here),
 // LISTEN wake-up, nack on handler error, cooperative mode, graceful stop.
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import {
   Consumer,
   StreamClient,
@@ -13,6 +12,7 @@ import { migrate } from '../../src/migrate/migrator.js';
 import { InvalidArgumentError } from '../../src/errors.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { S } from './helpers.js';
+import { testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 const fastTicker = {
@@ -54,10 +54,7 @@ describe('Consumer', () => {
     // subscribe first (start() subscribes), then produce
     consumers.forEach((c) => void c.start());
     await eventually(async () => (await sc.consumerInfo('fan')).length === 3);
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
-    // end() resolves before the sockets close; DROP DATABASE … WITH (FORCE)
-    // after the file may then end a session under it: expected, not a failure.
-    pool.on('error', () => undefined);
+    const pool = testPool({ connectionString: db.url, max: 2 });
     db.track({ close: () => pool.end() });
     for (let i = 0; i < 50; i++) {
       const tx = await pool.connect();

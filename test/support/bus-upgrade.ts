@@ -1,14 +1,14 @@
 // Shared by the bus upgrade tests: a bus installed the way an earlier
 // release left it (its migrations up to a version, in a schema of the
 // test's own), and the generated per-member functions the catalog holds.
-import pg from 'pg';
 import type { TestDb } from './db.js';
 import { expand, resolveSchemas } from '../../src/migrate/migrator.js';
 import { components } from '../../src/migrate/components.js';
+import { testClient } from './connections.js';
 
 /** Creates `schema` with the bus migrations up to `version` applied and recorded. */
 export async function installBusUpTo(db: TestDb, schema: string, version: number): Promise<void> {
-  const c = new pg.Client({ connectionString: db.url });
+  const c = testClient({ connectionString: db.url });
   await c.connect();
   try {
     await c.query('BEGIN');

@@ -6,6 +6,7 @@ import type { Driver } from '../../src/driver/types.js';
 import { QueueClient } from '../../src/queue/client.js';
 import { queueSchema, withDatabase } from './urls.js';
 import { openTestDriverDb, testDriverName, type TestDriverDb } from './test-driver.js';
+import { testClient, testPool } from './connections.js';
 
 export interface TestDb {
   /** URL of this file's own database (a clone of the migrated template). */
@@ -51,7 +52,7 @@ export function useTestDatabase(): TestDb {
   } as TestDb;
 
   beforeAll(async () => {
-    const c = new pg.Client({ connectionString: admin });
+    const c = testClient({ connectionString: admin });
     await c.connect();
     try {
       await c.query(`CREATE DATABASE ${name} TEMPLATE ${inject('templateDb')}`);
@@ -59,17 +60,14 @@ export function useTestDatabase(): TestDb {
       await c.end();
     }
     alt = await openTestDriverDb(db.url);
-    db.pool = alt?.pool ?? new pg.Pool({ connectionString: db.url, max: 4 });
-    // DROP DATABASE … WITH (FORCE) after the file can reach a socket that
-    // pool.end() has not finished closing: that error is expected, not a failure.
-    db.pool.on('error', () => undefined);
+    db.pool = alt?.pool ?? testPool({ connectionString: db.url, max: 4 });
   });
 
   afterAll(async () => {
     for (const c of closers.reverse()) await c.close();
     await db.pool?.end();
     await alt?.close();
-    const c = new pg.Client({ connectionString: admin });
+    const c = testClient({ connectionString: admin });
     await c.connect();
     try {
       await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);

@@ -1,5 +1,4 @@
 import type { TestProject } from 'vitest/node';
-import pg from 'pg';
 import { rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -8,6 +7,7 @@ import { migrate } from '../../src/migrate/migrator.js';
 import { testSchemas, withDatabase } from './urls.js';
 import { PGliteDriver } from '../../src/driver/pglite.js';
 import { testDriverName } from './driver-name.js';
+import { testClient } from './connections.js';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -38,7 +38,7 @@ export async function setup(project: TestProject): Promise<void> {
     adminUrl = server.url;
   }
   templateDb = `pgferry_tpl_${process.pid}_${Date.now().toString(36)}`;
-  const admin = new pg.Client({ connectionString: adminUrl });
+  const admin = testClient({ connectionString: adminUrl });
   await admin.connect();
   try {
     await admin.query(`CREATE DATABASE ${templateDb}`);
@@ -53,7 +53,7 @@ export async function setup(project: TestProject): Promise<void> {
 }
 
 export async function teardown(): Promise<void> {
-  const admin = new pg.Client({ connectionString: adminUrl });
+  const admin = testClient({ connectionString: adminUrl });
   await admin.connect();
   try {
     const left = await admin.query<{ datname: string }>(

@@ -1,7 +1,7 @@
-import pg from 'pg';
 import { randomBytes } from 'node:crypto';
 import { inject } from 'vitest';
 import { withDatabase } from './urls.js';
+import { testClient } from './connections.js';
 
 export interface Login {
   role: string;
@@ -23,7 +23,7 @@ export async function makeLogin(
 ): Promise<Login> {
   const role = `${prefix}_${randomBytes(5).toString('hex')}`;
   const password = randomBytes(12).toString('hex');
-  const admin = new pg.Client({ connectionString: dbUrl });
+  const admin = testClient({ connectionString: dbUrl });
   await admin.connect();
   try {
     const inRole = memberOf.length ? ` IN ROLE ${memberOf.map((r) => `"${r}"`).join(', ')}` : '';
@@ -38,7 +38,7 @@ export async function makeLogin(
     role,
     url: u.toString(),
     drop: async () => {
-      const c = new pg.Client({
+      const c = testClient({
         connectionString: withDatabase(inject('adminUrl'), new URL(dbUrl).pathname.slice(1)),
       });
       await c.connect();

@@ -4,13 +4,13 @@ import { readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import pg from 'pg';
 import {
   freePort,
   startEmbeddedPostgres,
   type EmbeddedPostgres,
 } from '../../src/embedded/server.js';
 import { migrate } from '../../src/migrate/migrator.js';
+import { testClient } from './connections.js';
 
 export interface OwnServer {
   /** URL of the migrated `postgres` database; the same before and after a restart. */
@@ -90,8 +90,7 @@ export async function startOwnServer(): Promise<OwnServer> {
 export async function waitUntilReady(url: string, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => undefined);
+    const c = testClient({ connectionString: url });
     try {
       await c.connect();
       await c.query('SELECT 1');

@@ -6,6 +6,7 @@ import { PostgresJsDriver } from '../../src/driver/postgres.js';
 import { PGLITE_QUERY_OPTIONS, PGliteDriver } from '../../src/driver/pglite.js';
 import { toTextParams } from '../../src/driver/text-params.js';
 import { testDriverName } from './driver-name.js';
+import { testPool } from './connections.js';
 
 export { testDriverName, type TestDriverName } from './driver-name.js';
 
@@ -43,7 +44,7 @@ async function openPGlite(): Promise<TestDriverDb> {
   const { createPgConfig } = await import('@electric-sql/pglite/node-postgres');
   const dump = await readFile(inject('pgliteTemplate'));
   const db = await PGlite.create({ loadDataDir: new Blob([dump]) });
-  const pool = new pg.Pool({ ...(createPgConfig(db) as unknown as pg.PoolConfig), max: 1 });
+  const pool = testPool({ ...(createPgConfig(db) as unknown as pg.PoolConfig), max: 1 });
   return {
     pool,
     // Through PGlite's own query/exec, so raw SQL queues behind open

@@ -4,12 +4,13 @@ import { defineTask } from '../../src/tasks/define.js';
 import type { JobInfo } from '../../src/tasks/types.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { sleep, taskClient, worker } from './helpers.js';
+import { testClient, testPool } from '../support/connections.js';
 
 const db = useTestDatabase();
 // The worker runs on the server database (also under PGFERRY_TEST_DRIVER=pglite): look there.
 const raw = db.track(
   (() => {
-    const pool = new pg.Pool({ connectionString: db.url, max: 2 });
+    const pool = testPool({ connectionString: db.url, max: 2 });
     return { pool, close: () => pool.end() };
   })(),
 ).pool;
@@ -22,7 +23,7 @@ const sql = async <R extends pg.QueryResultRow>(text: string): Promise<R[]> =>
  * until `release()`. Real connections, no mocks.
  */
 async function rowLock(table: string, id: number) {
-  const c = new pg.Client({ connectionString: db.url });
+  const c = testClient({ connectionString: db.url });
   await c.connect();
   await c.query('BEGIN');
   await c.query(`SELECT 1 FROM ${db.queueSchema}.${table} WHERE msg_id = $1 FOR UPDATE`, [id]);

@@ -6,7 +6,6 @@
 // tolerance), the same under the controls (a paused task leases nothing; a
 // rate-limited one is left to the SQL function). Then several connections
 // lease one queue at once: no job is leased twice.
-import pg from 'pg';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { quoteIdent } from '../../src/driver/quote.js';
 import type { Driver } from '../../src/driver/types.js';
@@ -14,6 +13,7 @@ import { toMessage, type MessageRow } from '../../src/queue/index.js';
 import type { JobMessage } from '../../src/tasks/lease.js';
 import { TaskStatements } from '../../src/tasks/statements.js';
 import { useTestDatabase } from '../support/db.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 const Q = quoteIdent(db.queueSchema);
@@ -197,7 +197,7 @@ describe('the prepared lease under concurrency', () => {
         Array.from({ length: 500 }, () => undefined),
         Array.from({ length: 500 }, () => ({ at: null, delayMs: 0 })),
       );
-    const clients = Array.from({ length: 4 }, () => new pg.Client({ connectionString: db.url }));
+    const clients = Array.from({ length: 4 }, () => testClient({ connectionString: db.url }));
     await Promise.all(clients.map((c) => c.connect()));
     try {
       const seen: number[] = [];
@@ -247,7 +247,7 @@ describe('the prepared lease under concurrency', () => {
       Array.from({ length: total }, () => ({ at: null, delayMs: 0 })),
     );
     const table = `${Q}.${quoteIdent(`q_${queue}`)}`;
-    const [leaser, writer] = [db.url, db.url].map((u) => new pg.Client({ connectionString: u }));
+    const [leaser, writer] = [db.url, db.url].map((u) => testClient({ connectionString: u }));
     await Promise.all([leaser!.connect(), writer!.connect()]);
     try {
       let done = false;

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import pg from 'pg';
 import { defineTask } from '../../src/tasks/define.js';
 import { eventually, useTestDatabase } from '../support/db.js';
 import { sleep, taskClient, worker } from './helpers.js';
+import { testClient } from '../support/connections.js';
 
 const db = useTestDatabase();
 
@@ -11,7 +11,7 @@ describe('tasks: wake-ups', () => {
     const t = defineTask<{ i: number }>({ name: 'quiet', handler: () => undefined });
     const client = taskClient(db);
     await client.ensure(t);
-    const listener = new pg.Client({ connectionString: db.url });
+    const listener = testClient({ connectionString: db.url });
     await listener.connect();
     db.track({ close: () => listener.end() });
     const got: string[] = [];
