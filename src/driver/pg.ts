@@ -35,43 +35,98 @@ type PgQueryable = PgPool | PgPoolClient;
 const DISCARD_CLASSES = new Set(['08', '0A', '26', '53', '57', '58', 'XX']);
 
 /**
- * Whether a connection whose statement failed with `err` may go back to the
- * pool. `pool.query` discards the connection after any error, so an ordinary
- * SQL error (a constraint, a lock timeout, a `RAISE`) cost a reconnect and
- * the re-preparation of every statement on the next one. Kept: errors the
- * server reported for the statement while the session stays healthy. Given
- * up: anything that is not a server error (a client-side timeout, with the
- * statement possibly still running; a broken socket), a lost or ending
- * session (classes 08, 57 other than a cancelled statement 57014, 58, XX, 53,
- * `idle_in_transaction_session_timeout` 25P03), and a prepared statement the
- * session can no longer run as cached (0A000 "cached plan must not change
- * result type", 26000 unknown statement), which the next connection
- * prepares afresh.
+ * Whether a statement error may leave its connection usable. `pool.query`
+ * discards the connection after any error, so an ordinary SQL error (a
+ * constraint, a lock timeout, a `RAISE`) cost a reconnect and the
+ * re-preparation of every statement on the next one. Candidates: errors the
+ * server reported for the statement. Not: anything that is not a server
+ * error (a client-side timeout, with the statement possibly still running; a
+ * broken socket), FATAL/PANIC, a lost or ending session (classes 08, 57 other
+ * than a cancelled statement 57014, 58, XX, 53, 25P03), an aborted
+ * transaction block (25P02), and a prepared statement the session may no
+ * longer run as cached (0A000 "cached plan must not change result type",
+ * 26000), which the next connection prepares afresh. A candidate is kept
+ * only once the server has said it is ready and idle (`pooledQuery`).
  */
 export function sessionSurvives(err: unknown): boolean {
   // Shaped like pg's DatabaseError (a pool passed in may come from another copy of pg).
   const { code, severity } = (err ?? {}) as { code?: unknown; severity?: unknown };
   if (typeof severity !== 'string' || typeof code !== 'string') return false;
-  if (!/^[0-9A-Z]{5}$/.test(code) || code === '25P03') return false;
+  if (severity === 'FATAL' || severity === 'PANIC') return false;
+  if (!/^[0-9A-Z]{5}$/.test(code) || code === '25P03' || code === '25P02') return false;
   return code === '57014' || !DISCARD_CLASSES.has(code.slice(0, 2));
 }
 
-/** One statement on a pooled connection, which goes back to the pool unless the error broke it. */
+/** How long a connection whose statement failed may take to report ready before it is given up. */
+const READY_WAIT_MS = 5_000;
+
+type TxStatusClient = pg.PoolClient & {
+  getTransactionStatus?(): string | null;
+  readyForQuery?: boolean;
+};
+
+/**
+ * One statement on a pooled connection, as `pool.query` runs it (callback
+ * forms, an 'error' listener for the statement's duration, one settlement
+ * however often pg calls back), except that the connection goes back to the
+ * pool after an error that leaves its session usable: the server must then
+ * report ready (it never does after a FATAL error) with no transaction open.
+ * A connection left inside a transaction (a `BEGIN` sent as a statement) is
+ * given up too.
+ */
 function pooledQuery(pool: PgPool, config: pg.QueryConfig): Promise<PgQueryResult> {
-  // The callback forms, as pool.query itself uses them (no promise per step).
   const cbPool = pool as unknown as pg.Pool;
   return new Promise((resolve, reject) => {
-    cbPool.connect((connectErr, client, release) => {
-      if (connectErr || !client) return reject(connectErr ?? new Error('no pooled connection'));
-      client.query(config, (err: Error | null, res: pg.QueryResult) => {
-        if (err) {
-          release(sessionSurvives(err) ? undefined : err);
+    cbPool.connect((connectErr, got, release) => {
+      if (connectErr || !got) {
+        reject(connectErr ?? new Error('pgferry: the pool returned no connection'));
+        return;
+      }
+      const client = got as TxStatusClient;
+      let answered = false;
+      let released = false;
+      let timer: NodeJS.Timeout | undefined;
+      const status = (): string | null | undefined => client.getTransactionStatus?.();
+      const giveBack = (destroy?: Error | boolean): void => {
+        if (released) return;
+        released = true;
+        clearTimeout(timer);
+        client.removeListener('error', onError);
+        client.removeListener('drain', onReady);
+        release(destroy);
+      };
+      const onError = (err: Error): void => {
+        giveBack(err);
+        if (!answered) {
+          answered = true;
           reject(err);
-        } else {
-          release();
-          resolve(res);
         }
-      });
+      };
+      // After an error: reused only when the server says ready and idle.
+      const onReady = (): void => giveBack(status() !== 'I');
+      client.once('error', onError);
+      try {
+        client.query(config, (err: Error | null, res: pg.QueryResult) => {
+          if (answered) return;
+          answered = true;
+          if (!err) {
+            const s = status();
+            giveBack(s !== undefined && s !== null && s !== 'I');
+            resolve(res);
+            return;
+          }
+          reject(err);
+          if (!sessionSurvives(err)) giveBack(err);
+          else if (client.readyForQuery) onReady();
+          else {
+            client.once('drain', onReady);
+            timer = setTimeout(() => giveBack(err), READY_WAIT_MS);
+            timer.unref();
+          }
+        });
+      } catch (err) {
+        onError(err instanceof Error ? err : new Error(String(err)));
+      }
     });
   });
 }

@@ -1,6 +1,7 @@
 import { afterAll, describe, expect, it } from 'vitest';
 import { PgDriver, sessionSurvives } from '../../src/driver/pg.js';
-import { DatabaseError, TimeoutError } from '../../src/errors.js';
+import { ConnectionError, DatabaseError, TimeoutError } from '../../src/errors.js';
+import { testPool } from '../support/connections.js';
 import { useTestDatabase } from '../support/db.js';
 
 // Which failed statements give their pooled connection up (PgDriver). The
@@ -32,6 +33,9 @@ describe('PgDriver: a failed statement’s connection', () => {
       expect(sessionSurvives(serverError(code)), code).toBe(false);
     }
     expect(sessionSurvives(serverError('25P03', 'FATAL')), '25P03').toBe(false);
+    expect(sessionSurvives(serverError('25P02')), 'aborted transaction block').toBe(false);
+    // FATAL ends the session whatever the code (a recovery conflict on a standby: 40001).
+    expect(sessionSurvives(serverError('40001', 'FATAL')), '40001 FATAL').toBe(false);
     // Not a server error: a client-side timeout, a socket error.
     expect(sessionSurvives(new Error('Query read timeout'))).toBe(false);
     expect(sessionSurvives(Object.assign(new Error('write EPIPE'), { code: 'EPIPE' }))).toBe(false);
@@ -44,6 +48,59 @@ describe('PgDriver: a failed statement’s connection', () => {
     await expect(d.query(`SELECT pg_sleep(3)`)).rejects.toBeInstanceOf(TimeoutError);
     const after = await pid(d);
     expect(after).not.toBe(before);
+  });
+
+  it('is given up when a statement leaves a transaction open or aborted', async () => {
+    const d = oneConnection();
+    let before = await pid(d);
+    await expect(d.query(`BEGIN; SELECT 1 / 0`)).rejects.toBeInstanceOf(DatabaseError);
+    let after = await pid(d);
+    expect(after).not.toBe(before); // not a connection stuck in "current transaction is aborted"
+    expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
+    before = after;
+    await d.query(`BEGIN`);
+    after = await pid(d);
+    expect(after).not.toBe(before); // nor one left inside a transaction
+    expect(
+      (
+        await d.query<{ n: number }>(
+          `SELECT count(*)::int AS n FROM pg_stat_activity WHERE pid = $1`,
+          [before],
+        )
+      ).rows[0]!.n,
+    ).toBeLessThanOrEqual(1);
+  });
+
+  it('settles once and survives a parameter pg cannot serialise', async () => {
+    const d = oneConnection();
+    const circular: Record<string, unknown> = {};
+    circular.self = circular;
+    await expect(d.query(`SELECT $1::jsonb AS v`, [circular])).rejects.toThrow();
+    expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('a connection of a pool passed in that breaks mid-statement fails the statement, not the process', async () => {
+    const pool = testPool({ connectionString: db.url, max: 1 });
+    // Used before the driver sees it: its connection has no listener of the driver's.
+    await pool.query('SELECT 1');
+    pool.removeAllListeners('connect');
+    const raw = (await pool.connect()) as unknown as {
+      removeAllListeners(e: string): void;
+      release(): void;
+      connection: { stream: { destroy(err: Error): void } };
+    };
+    raw.removeAllListeners('error');
+    raw.release();
+    const d = new PgDriver({ pool });
+    drivers.push(d);
+    const running = d.query(`SELECT pg_sleep(5)`);
+    await new Promise((r) => setTimeout(r, 100));
+    raw.connection.stream.destroy(
+      Object.assign(new Error('read ECONNRESET (by the test)'), { code: 'ECONNRESET' }),
+    );
+    await expect(running).rejects.toBeInstanceOf(ConnectionError);
+    expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
+    await pool.end();
   });
 
   it('is given up when a prepared statement can no longer run as cached, and the next one works', async () => {
