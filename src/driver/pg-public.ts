@@ -26,14 +26,6 @@ export interface PgPool {
   readonly options: object;
   query(config: PgQueryConfig): Promise<PgQueryResult>;
   connect(): Promise<PgPoolClient>;
-  /** The callback form (PgDriver runs its statements through it, as `pool.query` does). */
-  connect(
-    callback: (
-      err: Error | undefined,
-      client: PgPoolClient | undefined,
-      release: (destroy?: boolean | Error) => void,
-    ) => void,
-  ): void;
   end(): Promise<void>;
   on(event: 'error', listener: (err: Error) => void): unknown;
   on(

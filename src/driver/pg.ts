@@ -86,7 +86,13 @@ function pooledQuery(pool: PgPool, config: pg.QueryConfig): Promise<PgQueryResul
       let answered = false;
       let released = false;
       let timer: NodeJS.Timeout | undefined;
-      const status = (): string | null | undefined => client.getTransactionStatus?.();
+      const status = (): string | null | undefined => {
+        try {
+          return client.getTransactionStatus?.();
+        } catch {
+          return undefined; // a client that cannot tell (older pg-native)
+        }
+      };
       const giveBack = (destroy?: Error | boolean): void => {
         if (released) return;
         released = true;
@@ -225,7 +231,10 @@ export class PgDriver implements D.Driver {
     const pooled = options.pooler === 'transaction';
     this.named = !pooled;
     this.listenGuard = new ListenGuard(options, this.logger);
-    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named, true);
+    // Its own pool is a pg.Pool: statements go through pooledQuery (a failed
+    // statement's connection is kept when its session survives). A pool passed
+    // in may be any object shaped like one: pool.query, as it documents.
+    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named, this.ownsPool);
     const clientConfig: pg.ClientConfig = options.listenConnectionString
       ? { ...connectionConfig, connectionString: options.listenConnectionString }
       : options.pool

@@ -1,3 +1,4 @@
+import pg from 'pg';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PgDriver, sessionSurvives } from '../../src/driver/pg.js';
 import { ConnectionError, DatabaseError, TimeoutError } from '../../src/errors.js';
@@ -101,6 +102,40 @@ describe('PgDriver: a failed statement’s connection', () => {
     await expect(running).rejects.toBeInstanceOf(ConnectionError);
     expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
     await pool.end();
+  });
+
+  it('a connection of its own pool that breaks mid-statement fails the statement, not the process', async () => {
+    const d = oneConnection();
+    let raw: { connection: { stream: { destroy(err: Error): void } } } | undefined;
+    (d.pool as unknown as pg.Pool).on('acquire', (c) => (raw = c as unknown as typeof raw));
+    const running = d.query(`SELECT pg_sleep(5)`);
+    await new Promise((r) => setTimeout(r, 100));
+    raw!.connection.stream.destroy(
+      Object.assign(new Error('read ECONNRESET (by the test)'), { code: 'ECONNRESET' }),
+    );
+    await expect(running).rejects.toBeInstanceOf(ConnectionError);
+    expect((await d.query<{ one: number }>(`SELECT 1 AS one`)).rows).toEqual([{ one: 1 }]);
+  });
+
+  it('a pool passed in runs statements through its own query() (any object shaped like a pg.Pool)', async () => {
+    const inner = testPool({ connectionString: db.url, max: 1 });
+    // A wrapper with the promise forms only: no callback connect().
+    const wrapper = {
+      options: inner.options,
+      query: (config: pg.QueryConfig) => inner.query(config),
+      connect: () => inner.connect(),
+      end: () => inner.end(),
+      on: (event: 'error' | 'connect', listener: (arg: never) => void) =>
+        inner.on(event as 'error', listener as (err: Error) => void),
+    };
+    const d = new PgDriver({ pool: wrapper });
+    drivers.push(d);
+    for (let i = 0; i < 3; i++) {
+      await expect(d.query(`SELECT 1 / 0`)).rejects.toBeInstanceOf(DatabaseError);
+      expect((await d.query<{ n: number }>(`SELECT $1::int AS n`, [i])).rows).toEqual([{ n: i }]);
+    }
+    expect(inner.totalCount).toBeLessThanOrEqual(1);
+    await inner.end();
   });
 
   it('is given up when a prepared statement can no longer run as cached, and the next one works', async () => {
