@@ -5,7 +5,7 @@ import type * as D from './types.js';
 import { DedicatedListener } from './listener.js';
 import type { Logger } from '../logger.js';
 import { silentLogger } from '../logger.js';
-import { TimeoutError, mapError } from '../errors.js';
+import { ConnectionError, TimeoutError, mapError } from '../errors.js';
 import {
   pgConnectionDeadlines,
   resolveDeadlines,
@@ -79,7 +79,7 @@ function pooledQuery(pool: PgPool, config: pg.QueryConfig): Promise<PgQueryResul
   return new Promise((resolve, reject) => {
     cbPool.connect((connectErr, got, release) => {
       if (connectErr || !got) {
-        reject(connectErr ?? new Error('pgferry: the pool returned no connection'));
+        reject(connectErr ?? new ConnectionError('pgferry: the pool returned no connection'));
         return;
       }
       const client = got as TxStatusClient;
@@ -131,7 +131,7 @@ function pooledQuery(pool: PgPool, config: pg.QueryConfig): Promise<PgQueryResul
           }
         });
       } catch (err) {
-        onError(err instanceof Error ? err : new Error(String(err)));
+        onError(err instanceof Error ? err : new ConnectionError(String(err), { cause: err }));
       }
     });
   });
