@@ -15,7 +15,7 @@ import {
   type BusBackend,
 } from './types.js';
 import { ASYNC_COMMIT, Waker, longPoll, wakeChannel } from './wake.js';
-import './errors.js';
+import { BusNotMemberError } from './errors.js';
 
 export interface IsolatedBackendOptions extends DeadlineOptions, PoolerOptions {
   /**
@@ -47,6 +47,26 @@ function isMissingPeek(err: unknown): boolean {
     typeof e?.message === 'string' &&
     e.message.includes('.bus_peek(')
   );
+}
+
+/**
+ * A member's generated function vanished between the definer function's
+ * membership check and its call to it (the member left or was reaped in
+ * that instant): the same answer the check gives a moment later, PF502.
+ */
+function memberGone(err: unknown): unknown {
+  const e = err as { sqlState?: string; code?: string; message?: string } | null;
+  if (
+    (e?.sqlState ?? e?.code) === '42883' &&
+    typeof e?.message === 'string' &&
+    e.message.includes('._pgferry_bus_')
+  ) {
+    return new BusNotMemberError('queue is not a member of this bus channel (it left meanwhile)', {
+      cause: err,
+      sqlState: 'PF502',
+    });
+  }
+  return err;
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
@@ -206,7 +226,9 @@ export class IsolatedBackend implements BusBackend {
           )
         ).rows,
       );
-    return longPoll(waker, options, readNow, readWaiting);
+    return longPoll(waker, options, readNow, readWaiting).catch((err: unknown) => {
+      throw memberGone(err);
+    });
   }
 
   async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {

@@ -2,6 +2,7 @@
 // as bus_subscribe_with_headers(..., 0) does, in one call.
 import { describe, expect, it } from 'vitest';
 import { useTestDatabase } from '../support/db.js';
+import { BusNotMemberError, IsolatedBackend } from '../../src/bus/index.js';
 
 const db = useTestDatabase();
 
@@ -141,5 +142,32 @@ describe('bus_peek', () => {
     expect(
       (await peek(victim, 'bus-peek-secret', null, null)).map((r) => Number(r.msg_id)),
     ).toEqual([id]);
+  });
+});
+
+describe('IsolatedBackend read of a member that left meanwhile', () => {
+  it("is BusNotMemberError (PF502) when the member's function is gone between the check and the call", async () => {
+    const backend = db.track(new IsolatedBackend({ connectionString: db.url }));
+    const ch = 'bus-read-gone';
+    const me = await backend.join(ch);
+    // What a concurrent leave does between bus_read's membership check and
+    // its dynamic call: the member row is still there, its function is not.
+    await db.sql(
+      `DROP FUNCTION public._pgferry_bus_read_${me.slice(4)}(integer, integer, bigint[])`,
+    );
+    const err = await backend
+      .read(me, {
+        channel: ch,
+        visibilityTimeoutSeconds: 30,
+        batchSize: 10,
+        maxPollSeconds: 0,
+        pollIntervalMs: 100,
+      })
+      .then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+    expect(err).toBeInstanceOf(BusNotMemberError);
+    expect((err as { sqlState?: string }).sqlState).toBe('PF502');
   });
 });
