@@ -1,4 +1,5 @@
 import pg from 'pg';
+import net from 'node:net';
 import { afterAll, describe, expect, it } from 'vitest';
 import { PgDriver, sessionSurvives } from '../../src/driver/pg.js';
 import { ConnectionError, DatabaseError, TimeoutError } from '../../src/errors.js';
@@ -136,6 +137,82 @@ describe('PgDriver: a failed statement’s connection', () => {
     }
     expect(inner.totalCount).toBeLessThanOrEqual(1);
     await inner.end();
+  });
+
+  it('after an error, waits for the server to say ready before reusing the connection; a close instead gives it up', async () => {
+    // Between driver and server: holds back (or replaces by a close) the
+    // ReadyForQuery that follows the next ErrorResponse.
+    const target = new URL(db.url);
+    let arm: { holdMs: number } | { close: true } | undefined;
+    let releasedAt = Infinity; // when the held ReadyForQuery went on to the driver
+    const sockets = new Set<net.Socket>();
+    const proxy = net.createServer((client) => {
+      const up = net.connect(Number(target.port || 5432), target.hostname);
+      sockets.add(client).add(up);
+      client.pipe(up);
+      let buf = Buffer.alloc(0);
+      let sawError = false;
+      up.on('data', (chunk) => {
+        buf = Buffer.concat([buf, chunk]);
+        while (buf.length >= 5 && buf.length >= 1 + buf.readInt32BE(1)) {
+          const msg = buf.subarray(0, 1 + buf.readInt32BE(1));
+          buf = buf.subarray(msg.length);
+          const type = String.fromCharCode(msg[0]!);
+          if (type === 'E' && arm) sawError = true;
+          if (type === 'Z' && sawError && arm) {
+            const a = arm;
+            arm = undefined;
+            sawError = false;
+            if ('close' in a) {
+              client.destroy();
+              up.destroy();
+              return;
+            }
+            const rest = buf;
+            buf = Buffer.alloc(0);
+            setTimeout(() => {
+              releasedAt = performance.now();
+              if (!client.destroyed) client.write(Buffer.concat([msg, rest]));
+            }, a.holdMs);
+            continue;
+          }
+          if (!client.destroyed) client.write(msg);
+        }
+      });
+      for (const s of [client, up]) s.on('error', () => undefined);
+      client.on('close', () => up.destroy());
+    });
+    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', () => r()));
+    try {
+      const via = new URL(db.url);
+      via.hostname = '127.0.0.1';
+      via.port = String((proxy.address() as net.AddressInfo).port);
+      const d = new PgDriver({ connectionString: via.toString(), maxConnections: 1 });
+      drivers.push(d);
+      const before = await pid(d);
+
+      arm = { holdMs: 1000 };
+      const failing = d.query(`SELECT 1 / 0`).then(
+        () => undefined,
+        (e: unknown) => [e, performance.now()] as const,
+      );
+      const waiting = pid(d).then((p) => [p, performance.now()] as const);
+      const [err, failedAt] = (await failing)!;
+      expect(err).toBeInstanceOf(DatabaseError);
+      expect(failedAt).toBeLessThan(releasedAt); // the error is answered at once
+      const [samePid, servedAt] = await waiting;
+      expect(samePid).toBe(before); // the connection was kept…
+      expect(servedAt).toBeGreaterThanOrEqual(releasedAt); // …once the server said ready
+
+      arm = { close: true };
+      const failing2 = d.query(`SELECT 1 / 0`);
+      const waiting2 = pid(d); // queued for the one connection meanwhile
+      await expect(failing2).rejects.toBeInstanceOf(DatabaseError);
+      expect(await waiting2).not.toBe(before); // no ReadyForQuery: given up, a new one serves
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => proxy.close(r));
+    }
   });
 
   it('is given up when a prepared statement can no longer run as cached, and the next one works', async () => {
