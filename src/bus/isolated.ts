@@ -39,15 +39,18 @@ export interface IsolatedBackendOptions extends DeadlineOptions, PoolerOptions {
   durablePublish?: boolean;
 }
 
-/** bus_peek itself does not exist (undefined_function naming it), not a member's generated function. */
-function isMissingPeek(err: unknown): boolean {
+/** An undefined_function error (42883) naming a function whose name contains `part`. */
+function missingFunction(err: unknown, part: string): boolean {
   const e = err as { sqlState?: string; code?: string; message?: string } | null;
   return (
     (e?.sqlState ?? e?.code) === '42883' &&
     typeof e?.message === 'string' &&
-    e.message.includes('.bus_peek(')
+    e.message.includes(part)
   );
 }
+
+/** bus_peek itself does not exist, not a member's generated function. */
+const isMissingPeek = (err: unknown): boolean => missingFunction(err, '.bus_peek(');
 
 /**
  * A member's generated function vanished between the definer function's
@@ -55,18 +58,11 @@ function isMissingPeek(err: unknown): boolean {
  * that instant): the same answer the check gives a moment later, PF502.
  */
 function memberGone(err: unknown): unknown {
-  const e = err as { sqlState?: string; code?: string; message?: string } | null;
-  if (
-    (e?.sqlState ?? e?.code) === '42883' &&
-    typeof e?.message === 'string' &&
-    e.message.includes('._pgferry_bus_')
-  ) {
-    return new BusNotMemberError('queue is not a member of this bus channel (it left meanwhile)', {
-      cause: err,
-      sqlState: 'PF502',
-    });
-  }
-  return err;
+  if (!missingFunction(err, '._pgferry_bus_')) return err;
+  return new BusNotMemberError('queue is not a member of this bus channel (it left meanwhile)', {
+    cause: err,
+    sqlState: 'PF502',
+  });
 }
 
 const TRACEPARENT = /^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
