@@ -29,8 +29,6 @@ export interface PgDriverOptions extends DeadlineOptions, PoolerOptions {
   listenReconnectDelayMs?: number;
 }
 
-type PgQueryable = PgPool | PgPoolClient;
-
 /** SQLSTATE classes after which a session is given up rather than reused (see `sessionSurvives`). */
 const DISCARD_CLASSES = new Set(['08', '0A', '26', '53', '57', '58', 'XX']);
 
@@ -149,12 +147,10 @@ function statementName(text: string): string {
   return name;
 }
 
-function runner(
-  target: PgQueryable,
-  queryTimeoutMs: number,
-  named = true,
-  pooled = false,
-): D.Queryable {
+/** How a runner sends one statement: through a pool, or on a checked-out client. */
+type Send = (config: pg.QueryConfig) => Promise<PgQueryResult>;
+
+function runner(send: Send, queryTimeoutMs: number, named = true): D.Queryable {
   return markNative({
     async query<R>(...[text, params = [], options]: D.QueryArgs): Promise<D.QueryResult<R>> {
       try {
@@ -163,9 +159,7 @@ function runner(
         // pg's per-query read timeout; the connection is discarded on it.
         const deadline = statementDeadline(queryTimeoutMs, options?.timeoutExtraMs);
         if (deadline > 0) config.query_timeout = deadline;
-        const res = pooled
-          ? await pooledQuery(target as PgPool, config)
-          : await target.query(config);
+        const res = await send(config);
         return { rows: res.rows as R[], rowCount: res.rowCount ?? null };
       } catch (err) {
         throw mapError(err);
@@ -234,7 +228,12 @@ export class PgDriver implements D.Driver {
     // Its own pool is a pg.Pool: statements go through pooledQuery (a failed
     // statement's connection is kept when its session survives). A pool passed
     // in may be any object shaped like one: pool.query, as it documents.
-    this.poolRunner = runner(this.pool, this.queryTimeoutMs, this.named, this.ownsPool);
+    const pool = this.pool;
+    this.poolRunner = runner(
+      this.ownsPool ? (config) => pooledQuery(pool, config) : (config) => pool.query(config),
+      this.queryTimeoutMs,
+      this.named,
+    );
     const clientConfig: pg.ClientConfig = options.listenConnectionString
       ? { ...connectionConfig, connectionString: options.listenConnectionString }
       : options.pool
@@ -277,7 +276,7 @@ export class PgDriver implements D.Driver {
       throw mapError(err);
     }
     let broken = false;
-    const tx = runner(client, this.queryTimeoutMs, this.named);
+    const tx = runner((config) => client.query(config), this.queryTimeoutMs, this.named);
     try {
       await tx.query('BEGIN');
       const result = await fn(tx);
