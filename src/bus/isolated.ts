@@ -229,11 +229,12 @@ export class IsolatedBackend implements BusBackend {
 
   async archive(queue: string, channel: string, msgIds: readonly number[]): Promise<number[]> {
     if (msgIds.length === 0) return [];
-    const res = await this.driver.query<{ id: string }>(
-      this.sql.archive,
-      [queue, channel, msgIds],
-      { prepare: true },
-    );
+    // bus_archive_many calls the member's generated archive function: the same race as a read.
+    const res = await this.driver
+      .query<{ id: string }>(this.sql.archive, [queue, channel, msgIds], { prepare: true })
+      .catch((err: unknown) => {
+        throw memberGone(err);
+      });
     return res.rows.map((r) => Number(r.id));
   }
 

@@ -145,7 +145,7 @@ describe('bus_peek', () => {
   });
 });
 
-describe('IsolatedBackend read of a member that left meanwhile', () => {
+describe('IsolatedBackend reads and archives of a member that left meanwhile', () => {
   it("is BusNotMemberError (PF502) when the member's function is gone between the check and the call", async () => {
     const backend = db.track(new IsolatedBackend({ connectionString: db.url }));
     const ch = 'bus-read-gone';
@@ -167,6 +167,19 @@ describe('IsolatedBackend read of a member that left meanwhile', () => {
         () => undefined,
         (e: unknown) => e,
       );
+    expect(err).toBeInstanceOf(BusNotMemberError);
+    expect((err as { sqlState?: string }).sqlState).toBe('PF502');
+  });
+
+  it('archive: the same race is BusNotMemberError (PF502) too', async () => {
+    const backend = db.track(new IsolatedBackend({ connectionString: db.url }));
+    const ch = 'bus-archive-gone';
+    const me = await backend.join(ch);
+    await db.sql(`DROP FUNCTION public._pgferry_bus_archive_${me.slice(4)}(bigint[])`);
+    const err = await backend.archive(me, ch, [1]).then(
+      () => undefined,
+      (e: unknown) => e,
+    );
     expect(err).toBeInstanceOf(BusNotMemberError);
     expect((err as { sqlState?: string }).sqlState).toBe('PF502');
   });
