@@ -1,4 +1,5 @@
-import pg from 'pg';
+import type pg from 'pg';
+import { openClient } from './harness.js';
 
 // The floor under publish → delivered for a bus whose members each have a
 // queue table, on this server at this pacing: plain SQL with nothing else in
@@ -17,10 +18,8 @@ export async function fanoutFloor(
   const peers = members - 1;
   const clients: pg.Client[] = [];
   const connect = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => undefined); // the bench ends by dropping the database
+    const c = await openClient(url);
     clients.push(c);
-    await c.connect();
     return c;
   };
   try {

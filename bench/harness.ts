@@ -64,6 +64,14 @@ export async function startServer(): Promise<Server> {
   };
 }
 
+/** A connected pg.Client whose session may be ended under it (the bench drops its databases). */
+export async function openClient(url: string): Promise<pg.Client> {
+  const c = new pg.Client({ connectionString: url });
+  c.on('error', () => undefined);
+  await c.connect();
+  return c;
+}
+
 export async function createDatabase(
   adminUrl: string,
 ): Promise<{ url: string; drop(): Promise<void> }> {

@@ -1,4 +1,4 @@
-import pg from 'pg';
+import { openClient } from './harness.js';
 
 // The floor under enqueue → start latency for any job queue that is woken by
 // LISTEN/NOTIFY and leases durably, on this server at this pacing: plain SQL
@@ -28,13 +28,11 @@ export interface FloorFigures {
 }
 
 export async function latencyFloor(url: string, n: number): Promise<FloorFigures> {
-  const connect = async (): Promise<pg.Client> => {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => undefined); // the bench ends by dropping the database
-    await c.connect();
-    return c;
-  };
-  const [producer, listener, worker] = await Promise.all([connect(), connect(), connect()]);
+  const [producer, listener, worker] = await Promise.all([
+    openClient(url),
+    openClient(url),
+    openClient(url),
+  ]);
   const insert: number[] = [];
   const start: number[] = [];
   try {
