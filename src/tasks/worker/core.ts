@@ -68,6 +68,8 @@ export interface Lane {
   flushSoon: boolean;
   /** The wake-up count when the last short fetch started (fetching.ts, idleFirst). */
   shortAtWakes: number | undefined;
+  /** Jobs of this lane handed to handlers so far (fetching.ts, adapt). */
+  started: number;
 }
 
 /** A handler in progress. */
@@ -143,6 +145,7 @@ export function newLane(task: AnyTask, batch: number): Lane {
     overlapTimer: undefined,
     flushSoon: false,
     shortAtWakes: undefined,
+    started: 0,
   };
 }
 

@@ -27,6 +27,7 @@ export function dispatch(core: Core, rr: { next: number }): void {
       continue;
     }
     picked.buffer.shift();
+    picked.started++;
     startJob(core, next);
   }
 }

@@ -53,6 +53,7 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
   const t = lane.task;
   const { client } = core;
   const asked = lane.batch;
+  const startedBefore = lane.started;
   const plain = !t.lifo && !t.grouped && t.priority === undefined && !t.concurrencyLimit;
   const now0 = Date.now();
   const after =
@@ -100,11 +101,11 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
       next = await client.statements.idle(client.driver, t.name);
       got = await fetch(undefined);
       core.recovery.ok();
-      adapt(core, lane, asked, got.length);
+      adapt(core, lane, asked, got.length, startedBefore);
     } else {
       got = await fetch(after);
       core.recovery.ok();
-      adapt(core, lane, asked, got.length);
+      adapt(core, lane, asked, got.length, startedBefore);
       if (got.length === 0 && core.state === 'running') {
         if (core.drain) {
           // Drained, unless a wake-up (a retry made runnable) came meanwhile.
@@ -161,11 +162,17 @@ async function fetchLane(core: Core, lane: Lane): Promise<void> {
  * hoard jobs that other workers could run; a backlog of fast jobs makes it
  * large, so a fetch round trip is shared by many jobs.
  */
-function adapt(core: Core, lane: Lane, asked: number, got: number): void {
+function adapt(core: Core, lane: Lane, asked: number, got: number, startedBefore: number): void {
   const { min, max } = core.o.batch;
   if (got < asked) lane.batch = Math.max(min, Math.ceil(lane.batch / 2));
-  else if (lane.buffer.length === 0 && core.running.size < core.o.concurrency)
-    lane.batch = Math.min(max, lane.batch * 2);
+  else if (lane.buffer.length === 0 && core.running.size < core.o.concurrency) {
+    // Every slot idle although jobs started during this fetch: they all ran
+    // to the end within one fetch round trip (handlers far faster than a
+    // fetch), so grow four-fold (from 10, a backlog of such jobs reaches
+    // 1,000 in four fetches instead of seven).
+    const starved = core.running.size === 0 && lane.started > startedBefore;
+    lane.batch = Math.min(max, lane.batch * (starved ? 4 : 2));
+  }
 }
 
 function sleep(core: Core, lane: Lane, nextInMs: number | null): void {

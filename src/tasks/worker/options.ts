@@ -17,8 +17,9 @@ export interface WorkerOptions extends Omit<TaskClientOptions, 'logger'> {
    * Jobs leased per fetch query, fixed. Default: adaptive, from
    * `concurrency` (at most 500) while the queue is quiet, doubling up to
    * ADAPTIVE_MAX_BATCH (1000, or `concurrency` if larger) while fetches come
-   * back full and handlers wait for jobs, halving when a fetch comes back
-   * short. docs/tasks.md "Performance".
+   * back full and handlers wait for jobs (four-fold when every slot sat idle
+   * although jobs had run: handlers far faster than a fetch), halving when a
+   * fetch comes back short. docs/tasks.md "Performance".
    */
   batchSize?: number;
   /** Longest sleep between looks at an idle queue (LISTEN wakes it sooner). Default 1000. */
