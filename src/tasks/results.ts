@@ -29,7 +29,11 @@ export interface JobResult<R = unknown> {
 export interface WaitForResultOptions {
   /** Give up after this long (ResultTimeoutError). Default 30,000. */
   timeoutMs?: number;
-  /** How often to look. Default 200. */
+  /**
+   * The longest pause between looks. Default 200. The first looks come
+   * sooner (5 ms after the first, then doubling up to this: pollDelays), so
+   * a job that finishes in a few milliseconds is seen in a few milliseconds.
+   */
   pollIntervalMs?: number;
 }
 
@@ -90,6 +94,14 @@ export async function readResult<R>(
   };
 }
 
+/** The first pause between looks at a job's result (ms); waitForResult doubles it up to pollIntervalMs. */
+export const FIRST_POLL_MS = 5;
+
+/** The pause before look `i + 1` (i ≥ 0): FIRST_POLL_MS doubling, at most `every`. */
+export function pollDelay(i: number, every: number): number {
+  return Math.min(every, FIRST_POLL_MS * 2 ** Math.min(i, 30));
+}
+
 /**
  * Polls job_result until the job completed (its result), died or was
  * cancelled (JobFailedError with its error), is unknown (JobNotFoundError),
@@ -111,7 +123,7 @@ export async function waitForResult<R>(
   if (!(every >= 1) || !Number.isFinite(every))
     throw new InvalidArgumentError(`pollIntervalMs must be ≥ 1, got ${String(every)}`);
   const deadline = Date.now() + timeoutMs;
-  for (;;) {
+  for (let i = 0; ; i++) {
     const r = await readResult<R>(exec, st, task, id);
     if (r.state === 'completed') return r.result;
     if (r.state === 'dead' || r.state === 'cancelled')
@@ -119,7 +131,7 @@ export async function waitForResult<R>(
     if (r.state === 'unknown') throw new JobNotFoundError(task, id);
     const left = deadline - Date.now();
     if (left <= 0) throw new ResultTimeoutError(task, id, timeoutMs, r.state);
-    await new Promise((res) => setTimeout(res, Math.min(every, left)));
+    await new Promise((res) => setTimeout(res, Math.min(pollDelay(i, every), left)));
   }
 }
 

@@ -8,6 +8,8 @@ import {
   ResultTimeoutError,
 } from '../../src/tasks/outcome-errors.js';
 import type { TaskClient } from '../../src/tasks/client.js';
+import type { Queryable } from '../../src/driver/types.js';
+import { pollDelay, waitForResult } from '../../src/tasks/results.js';
 import { useTestDatabase } from '../support/db.js';
 import { connections } from '../support/connections.js';
 import { sleep, taskClient } from './helpers.js';
@@ -85,6 +87,30 @@ describe('tasks: stored results', () => {
       b.id,
     ]);
     expect(n[0]!.n).toBe(0); // nothing stored for a handler that returned nothing
+  });
+
+  it('waitForResult looks again after 5 ms, then at doubling pauses up to pollIntervalMs', async () => {
+    expect([0, 1, 2, 3, 4, 5, 6, 7, 40].map((i) => pollDelay(i, 200))).toEqual([
+      5, 10, 20, 40, 80, 160, 200, 200, 200,
+    ]);
+    expect([0, 1, 2].map((i) => pollDelay(i, 8))).toEqual([5, 8, 8]);
+    // The job completes just before the 4th look, which returns its result.
+    const client = taskClient(db);
+    const job = await client.enqueue(calc, { n: 5 });
+    const [l] = await lease(client, 'calc');
+    let looks = 0;
+    const counting: Queryable = {
+      query: async (text, params, options) => {
+        if (text.includes('job_result') && ++looks === 4)
+          await completeWith('calc', l!.id, l!.rc, 25);
+        return client.driver.query(text, params, options);
+      },
+    };
+    const got = await waitForResult<number>(counting, client.statements, 'calc', job.id, {
+      timeoutMs: 60_000,
+    });
+    expect(got).toBe(25);
+    expect(looks).toBe(4);
   });
 
   it('waitForResult: resolves when the job completes later, times out, and reports a death with its error', async () => {
