@@ -157,3 +157,25 @@ BEGIN
   RETURN QUERY SELECT * FROM @schema@._read_grouped_take(rel, ids, prios, ranks, qty, vt, mode);
 END;
 $$;
+
+-- ---------------------------------------------------------------------------
+-- create_fifo_index on a queue that already has its indexes: one NOTICE
+-- (`relation "q_<name>_fifo_idx" already exists, skipping`), as in PGMQ,
+-- which has only that index. pgferry's second index (the group key, migration
+-- 7) is made only when missing, so it adds no notice of its own.
+-- ---------------------------------------------------------------------------
+CREATE OR REPLACE FUNCTION @schema@._create_fifo_index_if_not_exists(queue_name text)
+RETURNS void LANGUAGE plpgsql AS $$
+DECLARE
+  rel regclass := @schema@._queue_table(queue_name);
+  qtable text := @schema@.format_table_name(queue_name, 'q');
+BEGIN
+  EXECUTE format('CREATE INDEX IF NOT EXISTS %I ON %s USING gin (headers)', qtable || '_fifo_idx', rel);
+  IF to_regclass(format('@schema@.%I', qtable || '_fifo_grp_idx')) IS NULL THEN
+    -- IF NOT EXISTS still: a concurrent call may have made it meanwhile.
+    EXECUTE format(
+      'CREATE INDEX IF NOT EXISTS %I ON %s ((COALESCE(headers ->> ''x-pgmq-group'', ''_default_fifo_group'')), msg_id)',
+      qtable || '_fifo_grp_idx', rel);
+  END IF;
+END;
+$$;

@@ -63,3 +63,29 @@ describe('NULL qty in the group reads (PGMQ)', () => {
     }
   });
 });
+
+describe('create_fifo_index (PGMQ)', () => {
+  it('a second call raises the one NOTICE PGMQ raises (its GIN index), no more', async () => {
+    await db.sql(`SELECT ${S}.create('fifo_idx_twice')`);
+    const client = await db.pool.connect();
+    const notices: string[] = [];
+    client.on('notice', (n) => notices.push(n.message ?? ''));
+    try {
+      await client.query(`SELECT ${S}.create_fifo_index('fifo_idx_twice')`);
+      expect(notices).toEqual([]);
+      await client.query(`SELECT ${S}.create_fifo_index('fifo_idx_twice')`);
+    } finally {
+      client.release();
+    }
+    expect(notices).toEqual(['relation "q_fifo_idx_twice_fifo_idx" already exists, skipping']);
+    const idx = await db.sql<{ indexname: string }>(
+      `SELECT indexname FROM pg_indexes WHERE tablename = 'q_fifo_idx_twice' ORDER BY 1`,
+    );
+    expect(idx.map((r) => r.indexname)).toEqual([
+      'q_fifo_idx_twice_fifo_grp_idx',
+      'q_fifo_idx_twice_fifo_idx',
+      'q_fifo_idx_twice_pkey',
+      'q_fifo_idx_twice_vt_idx',
+    ]);
+  });
+});
