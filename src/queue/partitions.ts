@@ -66,7 +66,9 @@ export async function convertArchivePartitioned(
   options: ConvertArchiveOptions,
 ): Promise<void> {
   const leading = checkInt('leadingPartitions', options.leadingPartitions ?? 10, { min: 1 });
-  await partitionCall(exec, s, 'convert_archive_partitioned', queue, options, leading);
+  // The conversion itself: the public SQL function only answers a missing
+  // archive with PGMQ's NOTICE, here it is a QueueNotFoundError.
+  await partitionCall(exec, s, '_convert_archive_partitioned', queue, options, leading);
 }
 
 /** `(queue, partition interval, retention interval, premake | leading partitions)`. */

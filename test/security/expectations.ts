@@ -91,6 +91,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'queue.bind_topic(text, text)': 'none',
   'queue.clear_dead_letter_policy(text)': 'none',
   'queue.convert_archive_partitioned(text, text, text, integer)': 'none',
+  'queue._convert_archive_partitioned(text, text, text, integer)': 'none',
   'queue.create(text)': 'none',
   'queue.create_fifo_index(text)': 'none',
   'queue.create_fifo_indexes_all()': 'none',
