@@ -31,7 +31,7 @@ export interface WaitForResultOptions {
   timeoutMs?: number;
   /**
    * The longest pause between looks. Default 200. The first looks come
-   * sooner (5 ms after the first, then doubling up to this: pollDelays), so
+   * sooner (5 ms after the first, then doubling up to this: pollDelay), so
    * a job that finishes in a few milliseconds is seen in a few milliseconds.
    */
   pollIntervalMs?: number;
