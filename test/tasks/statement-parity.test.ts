@@ -175,6 +175,35 @@ describe('enqueue mirrors <tasks>.enqueue', () => {
     await expectSameTables(pair);
   });
 
+  it('a batch carries any JSON input intact (quotes, backslashes, unicode, null, arrays), all due now', async () => {
+    const pair = await twins();
+    const inputs: unknown[] = [
+      { s: 'a "quoted" \\ back\\slash', t: '{not,an,array}', u: 'ünï €😀 \n' },
+      null,
+      'null',
+      [1, [2, { three: null }], '"'],
+      42.5,
+      { nested: { deep: ['}', ']', ',', 'NULL'] } },
+    ];
+    const jobs: Job[] = inputs.map((input) => ({ input, runAt: { at: null, delayMs: 0 } }));
+    const ts = await stmts.enqueueBatch(
+      driver,
+      pair.ts,
+      jobs.map((j) => JSON.stringify(j.input)),
+      jobs.map(headersOf),
+      jobs.map(() => undefined),
+      jobs.map((j) => j.runAt),
+    );
+    const fn = [];
+    for (const j of jobs) fn.push(await enqueueSql(pair.fn, j));
+    expect(ts).toEqual(fn);
+    const stored = await sql<{ message: unknown }>(
+      `SELECT message FROM ${Q}.q_${pair.ts} ORDER BY msg_id`,
+    );
+    expect(stored.map((r) => r.message)).toEqual(inputs);
+    await expectSameTables(pair);
+  });
+
   it('the wake-up trigger clears the waiting flag and notifies alike', async () => {
     const pair = await twins();
     const heard: string[] = [];

@@ -11,7 +11,7 @@ export type VtSpec =
   { kind: 'seconds'; value: number } | { kind: 'ms'; value: number } | { kind: 'at'; value: Date };
 
 /** No delay is the common case: plain clock_timestamp(), one parameter fewer. */
-const isNow = (vt: VtSpec): boolean => vt.kind !== 'at' && vt.value === 0;
+export const isNow = (vt: VtSpec): boolean => vt.kind !== 'at' && vt.value === 0;
 
 /** The SQL expression of `vt`, its value bound as parameter `$param` (none when it is now). */
 export function vtSql(vt: VtSpec, param: number): string {
