@@ -191,7 +191,7 @@ describe('sendBatch mirrors send_batch()', () => {
     'on a %s queue: batches with and without headers, every delay form',
     async (kind) => {
       const pair = await twins(kind);
-      const msgs = [{ b: 1 }, [2], 'three', null, { b: 5 }];
+      const msgs = [{ b: 1 }, [2], 'th"r\\ee {x,y}', null, { b: 5, s: 'ü"\\' }];
       const headers = [{ h: 1 }, null, { h: 3 }, null, { h: 5 }];
       const cases: { headers?: (Record<string, unknown> | null)[]; delay?: number | Date }[] = [
         {},

@@ -6,9 +6,24 @@ import { LITERAL_QTY } from './read.js';
 import type { TableResolver } from './tables.js';
 import { isNow, vtParams, vtSql, type VtSpec } from './vt.js';
 
-/** JSON texts as one JSON array text (each is valid JSON already); null → JSON null. */
-const jsonArray = (xs: readonly (string | null)[]): string =>
-  '[' + xs.map((x) => x ?? 'null').join(',') + ']';
+/**
+ * JSON texts (each valid JSON already) as one JSON array text, for a batch
+ * statement to split with `jsonb_array_elements`: no per-element escaping,
+ * which the driver does for a jsonb[] parameter (quotes and backslashes
+ * doubled for the array literal) and which cost more Node time than the
+ * rest of a batch send.
+ */
+const jsonArray = (xs: readonly string[]): string => '[' + xs.join(',') + ']';
+
+/**
+ * Headers for the same: each wrapped in a one-element array, SQL NULL as an
+ * empty one, so `-> 0` gives back exactly the header (JSON `null` stays
+ * JSON null, a missing header is SQL NULL).
+ */
+const headerArray = (hs: readonly (string | null)[] | null, n: number): string =>
+  hs === null
+    ? '[' + Array.from({ length: n }, () => '[]').join(',') + ']'
+    : '[' + hs.map((h) => (h === null ? '[]' : '[' + h + ']')).join(',') + ']';
 
 /** The columns an archive row copies from its message row. */
 export const MOVED = 'msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers';
@@ -80,13 +95,14 @@ export class MessageStatements {
     // in that order, so the ids already follow the array; the explicit
     // sorts cost ~25 % of a 100-row batch (measured), so the ids are sorted
     // in JavaScript instead.
+    // The messages and headers as JSON arrays (jsonArray), zipped row by row.
     const rows = await run<{ msg_id: string }>(
       exec,
       `INSERT INTO ${t} (vt, message, headers)
-       SELECT (SELECT ${vtSql(vt, 3)}), m.msg, m.hdr
-         FROM unnest($1::jsonb[], $2::jsonb[]) AS m(msg, hdr)
+       SELECT (SELECT ${vtSql(vt, 3)}), m.msg, m.hdr -> 0
+         FROM ROWS FROM (jsonb_array_elements($1::jsonb), jsonb_array_elements($2::jsonb)) AS m(msg, hdr)
        RETURNING msg_id`,
-      vtParams([messages, headers], vt),
+      vtParams([jsonArray(messages), headerArray(headers, messages.length)], vt),
       { prepare: true },
     );
     return ids(rows).sort((a, b) => a - b);
@@ -162,14 +178,9 @@ export class MessageStatements {
    * index refuses skipped. Returns the inserted ids in array order with the
    * value of header `keyHeader` of each (to map keyed rows back).
    *
-   * The messages and headers (JSON texts) go in as two JSON arrays joined
-   * in Node, not as jsonb[] parameters: the driver escapes every element of
-   * an array parameter for the array literal (quotes and backslashes
-   * doubled), which cost more Node time than the rest of the enqueue. The
-   * server splits them again (`jsonb_array_elements`, zipped row by row
-   * with `ROWS FROM`). A null header, or one whose text is JSON `null`, is
-   * stored as SQL NULL. A batch with no delay and no run time binds no vt
-   * arrays at all.
+   * The messages and headers go in as JSON arrays (jsonArray, headerArray),
+   * zipped row by row with `ROWS FROM`. A batch with no delay and no run
+   * time binds no vt arrays at all.
    */
   async sendBatchUnlessDuplicate(
     exec: Executor,
@@ -181,7 +192,11 @@ export class MessageStatements {
   ): Promise<{ id: number; key: string | null }[]> {
     const t = await this.table(exec, queue);
     const now = vts.every(isNow);
-    const params: unknown[] = [jsonArray(messages), jsonArray(headers), keyHeader];
+    const params: unknown[] = [
+      jsonArray(messages),
+      headerArray(headers, messages.length),
+      keyHeader,
+    ];
     if (!now) {
       const at = vts.map((v) => (v.kind === 'at' ? `"${v.value.toISOString()}"` : 'NULL'));
       const ms = vts.map((v) => (v.kind === 'at' ? 0 : v.kind === 'ms' ? v.value : v.value * 1000));
@@ -192,7 +207,7 @@ export class MessageStatements {
       exec,
       `INSERT INTO ${t} (vt, message, headers)
        SELECT ${now ? 'clock_timestamp()' : 'COALESCE(m.run_at, clock_timestamp() + make_interval(secs => m.delay_ms / 1000))'},
-              m.msg, NULLIF(m.hdr, 'null'::jsonb)
+              m.msg, m.hdr -> 0
          FROM ROWS FROM (jsonb_array_elements($1::jsonb), jsonb_array_elements($2::jsonb)${now ? '' : ', unnest($4::timestamptz[]), unnest($5::float8[])'})
               WITH ORDINALITY AS m(msg, hdr${now ? '' : ', run_at, delay_ms'}, ord)
         ORDER BY m.ord
