@@ -359,4 +359,276 @@ $$;
 -- sub_id draws from its sequence by default, as PgQ's serial column does.
 ALTER TABLE @schema@.subscription ALTER COLUMN sub_id SET DEFAULT nextval('@schema@.subscription_sub_id_seq');
 
+-- Trigger functions in PgQ's formats ---------------------------------------------
+-- jsontriga, logutriga and sqltriga now write what PgQ's (and PgQue's) do, so
+-- consumers written for them parse pgferry's events:
+--   ev_type   jsontriga: {"op":"INSERT","table":["public","t"],"pkey":["id"]}
+--             logutriga: I:id / U:id / D:id (operation : key columns), R = TRUNCATE
+--             sqltriga:  I / U / D, R = TRUNCATE
+--   ev_data   jsontriga: {"id":1,"name":"x","note":null} (integers, booleans,
+--             dates and timestamps as JSON values, everything else as strings)
+--             logutriga: id=1&name=a+b%26c&note (PgQ's urlencoding, NULL = bare name)
+--             sqltriga:  INSERT (id,name) values ('1','x'); UPDATE name='y' where id='1'
+--             (the changed non-key columns, or the first key column when none
+--             changed); DELETE id='1' (key columns, `and` between them)
+--   ev_extra1 schema.table; ev_extra2 the old row in the same format with `backup`
+-- Columns come in table order; text values are the columns' text output (a
+-- boolean is t/f). Options: `SKIP` (BEFORE: record the event, skip the
+-- change), `pkey=a,b`, `ignore=c,d` (left out; an UPDATE changing only them is
+-- no event), `backup`, `deny` (refuse the change); columns named
+-- _pgq_ev_type / _pgq_ev_extra1..4 set that event field instead of being
+-- data. An UPDATE of a key column and an UPDATE or DELETE on a table without
+-- a key raise, as in PgQ; TRUNCATE (a statement trigger) is an event with
+-- empty data. session_replication_role = local writes no event. Not
+-- implemented: the expression options `when=` and `ev_type=` / `ev_extraN=`
+-- (they would run SQL from the trigger definition as the engine owner); they
+-- raise, as any unknown option does ('bad argument: …').
+
+-- Internal: one text per column of `i_cols` read from row `i_row` (a table
+-- row): PgQ's text form (json = false) or its JSON value (json = true).
+CREATE FUNCTION @schema@._triga_values(i_row record, i_relid oid, i_cols text[], i_json boolean) RETURNS text[]
+LANGUAGE plpgsql AS $$
+DECLARE
+  exprs text;
+  res   text[];
+BEGIN
+  IF cardinality(i_cols) = 0 THEN
+    RETURN '{}';
+  END IF;
+  SELECT string_agg(CASE
+           WHEN i_json AND a.atttypid IN ('int2'::regtype, 'int4'::regtype, 'int8'::regtype, 'bool'::regtype,
+                                          'date'::regtype, 'timestamp'::regtype, 'timestamptz'::regtype)
+             THEN format('to_json(r.%I)::text', a.attname)
+           WHEN i_json THEN format('to_json(r.%I::text)::text', a.attname)
+           WHEN a.atttypid = 'bool'::regtype THEN format('CASE r.%I WHEN true THEN %L WHEN false THEN %L END',
+                                                         a.attname, 't', 'f')
+           ELSE format('r.%I::text', a.attname) END, ', ' ORDER BY c.n)
+    INTO exprs
+    FROM unnest(i_cols) WITH ORDINALITY AS c(name, n)
+    JOIN pg_attribute a ON a.attrelid = i_relid AND a.attname = c.name;
+  EXECUTE 'SELECT ARRAY[' || exprs || ']::text[] FROM (SELECT $1.*) r' INTO res USING i_row;
+  RETURN res;
+END
+$$;
+
+-- Internal: PgQ's urlencoding: [A-Za-z0-9_.-] as is, a space as +, every
+-- other byte as %xx (lower-case hex).
+CREATE OR REPLACE FUNCTION @schema@._urlencode(t text) RETURNS text
+LANGUAGE sql IMMUTABLE AS $$
+  SELECT string_agg(CASE WHEN c ~ '^[A-Za-z0-9_.-]$' THEN c
+                         WHEN c = ' ' THEN '+'
+                         ELSE (SELECT string_agg('%' || lpad(to_hex(get_byte(b, i)), 2, '0'), '' ORDER BY i)
+                                 FROM (SELECT convert_to(c, 'UTF8') AS b) x,
+                                      generate_series(0, octet_length(convert_to(c, 'UTF8')) - 1) i) END,
+                    '' ORDER BY n)
+    FROM regexp_split_to_table(t, '') WITH ORDINALITY AS s(c, n)
+$$;
+
+-- Internal: one row change as an event in `i_format` ('json', 'urlenc',
+-- 'sql'); returns whether a BEFORE trigger skips the change.
+CREATE FUNCTION @schema@._triga(i_format text, i_op text, i_relid oid, i_schema text, i_table text, i_args text[],
+                                i_new record, i_old record) RETURNS boolean
+LANGUAGE plpgsql AS $$
+DECLARE
+  args     text[] := i_args[array_lower(i_args, 1):array_upper(i_args, 1)];
+  stream   text := args[1];
+  pkey     text[];
+  ignore   text[] := '{}';
+  skip     boolean := false;
+  backup   boolean := false;
+  deny     boolean := false;
+  a        text;
+  magic    text[];
+  cols     text[];
+  ev_type  text;
+  extras   text[] := ARRAY[i_schema || '.' || i_table, NULL, NULL, NULL];
+  data     text;
+  old_data text;
+  nv       text[];
+  ov       text[];
+  setc     boolean[];
+  ign_chg  integer := 0;
+  k        text;
+  mv       text[];
+  i        integer;
+BEGIN
+  IF stream IS NULL THEN
+    RAISE EXCEPTION 'Trigger needs queue name';
+  END IF;
+  FOREACH a IN ARRAY coalesce(args[2:], '{}') LOOP
+    IF a IN ('skip', 'SKIP') THEN
+      skip := true;
+    ELSIF a = 'backup' THEN
+      backup := true;
+    ELSIF a = 'deny' THEN
+      deny := true;
+    ELSIF a LIKE 'pkey=%' THEN
+      pkey := string_to_array(substr(a, 6), ',');
+    ELSIF a LIKE 'ignore=%' THEN
+      ignore := string_to_array(substr(a, 8), ',');
+    ELSIF a ~ '^(when|ev_type|ev_extra[1-4])=' THEN
+      RAISE EXCEPTION 'bad argument: %', a
+        USING HINT = 'pgferry does not evaluate expression arguments (they would run as the engine owner)';
+    ELSE
+      RAISE EXCEPTION 'bad argument: %', a;
+    END IF;
+  END LOOP;
+  IF pkey IS NULL THEN
+    SELECT array_agg(att.attname::text ORDER BY k.ord) INTO pkey
+      FROM pg_index x
+      CROSS JOIN LATERAL unnest(x.indkey) WITH ORDINALITY AS k(attnum, ord)
+      JOIN pg_attribute att ON att.attrelid = x.indrelid AND att.attnum = k.attnum
+     WHERE x.indrelid = i_relid AND x.indisprimary;
+  END IF;
+  pkey := coalesce(pkey, '{}');
+  IF cardinality(pkey) = 0 AND i_op IN ('UPDATE', 'DELETE') THEN
+    RAISE EXCEPTION 'Update/Delete on table without pkey';
+  END IF;
+  IF i_format = 'json' THEN
+    SELECT row_to_json(t)::text INTO ev_type
+      FROM (SELECT i_op AS op, ARRAY[i_schema, i_table] AS "table", pkey AS pkey) t;
+  ELSIF i_op = 'TRUNCATE' THEN
+    ev_type := 'R';
+  ELSE
+    ev_type := left(i_op, 1) || CASE WHEN i_format = 'urlenc' THEN ':' || array_to_string(pkey, ',') ELSE '' END;
+  END IF;
+  IF current_setting('session_replication_role') = 'local' THEN
+    RETURN false;
+  END IF;
+  IF deny THEN
+    RAISE EXCEPTION 'Table ''%.%'' to queue ''%'': change not allowed (%)', i_schema, i_table, stream, i_op;
+  END IF;
+  IF i_op = 'TRUNCATE' THEN
+    PERFORM @schema@.insert_event(stream, ev_type, CASE WHEN i_format = 'json' THEN '{}' ELSE '' END,
+                                  extras[1], NULL, NULL, NULL);
+    RETURN false;
+  END IF;
+  SELECT array_agg(att.attname::text ORDER BY att.attnum) FILTER (WHERE att.attname::text <> ALL (ignore)
+                                                                     AND att.attname !~ '^_pgq_ev_'),
+         array_agg(att.attname::text ORDER BY att.attnum) FILTER (WHERE att.attname ~ '^_pgq_ev_(type|extra[1-4])$')
+    INTO cols, magic
+    FROM pg_attribute att
+   WHERE att.attrelid = i_relid AND att.attnum > 0 AND NOT att.attisdropped;
+  cols := coalesce(cols, '{}');
+  nv := @schema@._triga_values(CASE WHEN i_op = 'DELETE' THEN i_old ELSE i_new END, i_relid, cols, false);
+  IF i_op = 'UPDATE' THEN
+    ov := @schema@._triga_values(i_old, i_relid, cols, false);
+    IF EXISTS (SELECT 1 FROM unnest(cols, nv, ov) AS u(c, n, o) WHERE c = ANY (pkey) AND n IS DISTINCT FROM o) THEN
+      RAISE EXCEPTION 'primary key update not allowed';
+    END IF;
+    IF cardinality(ignore) > 0 THEN
+      SELECT count(*) INTO ign_chg
+        FROM unnest(ignore) g(c)
+        JOIN pg_attribute att ON att.attrelid = i_relid AND att.attname = g.c AND att.attnum > 0
+       WHERE (@schema@._triga_values(i_old, i_relid, ARRAY[g.c], false))[1]
+             IS DISTINCT FROM (@schema@._triga_values(i_new, i_relid, ARRAY[g.c], false))[1];
+    END IF;
+    -- sqltriga's SET list: the non-key columns whose value changed.
+    setc := ARRAY(SELECT NOT (u.c = ANY (pkey)) AND u.n IS DISTINCT FROM u.o
+                    FROM unnest(cols, nv, ov) WITH ORDINALITY AS u(c, n, o, ord) ORDER BY u.ord);
+  END IF;
+  data := @schema@._triga_render(i_format, i_op, i_relid, cols, pkey, setc,
+                                 CASE WHEN i_op = 'DELETE' THEN i_old ELSE i_new END, nv);
+  IF i_op = 'UPDATE' AND (backup OR cardinality(ignore) > 0) THEN
+    old_data := @schema@._triga_render(i_format, i_op, i_relid, cols, pkey, setc, i_old, ov);
+    IF old_data = data AND ign_chg > 0 THEN
+      RETURN skip;
+    END IF;
+    IF backup THEN
+      extras[2] := old_data;
+    END IF;
+  END IF;
+  IF magic IS NOT NULL THEN
+    mv := @schema@._triga_values(CASE WHEN i_op = 'DELETE' THEN i_old ELSE i_new END, i_relid, magic, false);
+    FOR i IN 1 .. cardinality(magic) LOOP
+      k := substr(magic[i], 9);
+      IF k = 'type' THEN
+        ev_type := mv[i];
+      ELSE
+        extras[substr(k, 6)::int] := mv[i];
+      END IF;
+    END LOOP;
+  END IF;
+  PERFORM @schema@.insert_event(stream, ev_type, data, extras[1], extras[2], extras[3], extras[4]);
+  RETURN skip;
+END
+$$;
+
+-- Internal: ev_data of one row in `i_format`; `i_vals` are the row's text
+-- values of `i_cols` (the JSON values are read here), `i_set` marks
+-- sqltriga's changed columns of an UPDATE.
+CREATE FUNCTION @schema@._triga_render(i_format text, i_op text, i_relid oid, i_cols text[], i_pkey text[],
+                                       i_set boolean[], i_row record, i_vals text[]) RETURNS text
+LANGUAGE plpgsql AS $$
+DECLARE
+  jv    text[];
+  setl  text;
+  keyl  text;
+BEGIN
+  IF i_format = 'json' THEN
+    jv := @schema@._triga_values(i_row, i_relid, i_cols, true);
+    RETURN '{' || (SELECT string_agg(to_json(c)::text || ':' || coalesce(j, 'null'), ',' ORDER BY ord)
+                     FROM unnest(i_cols, jv) WITH ORDINALITY AS u(c, j, ord)) || '}';
+  ELSIF i_format = 'urlenc' THEN
+    RETURN (SELECT string_agg(@schema@._urlencode(c) || coalesce('=' || @schema@._urlencode(v), ''), '&' ORDER BY ord)
+              FROM unnest(i_cols, i_vals) WITH ORDINALITY AS u(c, v, ord));
+  END IF;
+  IF i_op = 'INSERT' THEN
+    RETURN (SELECT '(' || string_agg(quote_ident(c), ',' ORDER BY ord) || ') values ('
+                   || string_agg(coalesce(quote_literal(v), 'null'), ',' ORDER BY ord) || ')'
+              FROM unnest(i_cols, i_vals) WITH ORDINALITY AS u(c, v, ord));
+  END IF;
+  SELECT string_agg(quote_ident(c) || coalesce('=' || quote_literal(v), ' is null'), ' and ' ORDER BY ord)
+    INTO keyl FROM unnest(i_cols, i_vals) WITH ORDINALITY AS u(c, v, ord) WHERE c = ANY (i_pkey);
+  IF i_op = 'DELETE' THEN
+    RETURN keyl;
+  END IF;
+  SELECT string_agg(quote_ident(c) || '=' || quote_nullable(v), ',' ORDER BY ord)
+    INTO setl FROM unnest(i_cols, i_vals, i_set) WITH ORDINALITY AS u(c, v, s, ord) WHERE s;
+  IF setl IS NULL THEN
+    SELECT quote_ident(c) || '=' || quote_nullable(v) INTO setl
+      FROM unnest(i_cols, i_vals) WITH ORDINALITY AS u(c, v, ord) WHERE c = ANY (i_pkey) ORDER BY ord LIMIT 1;
+  END IF;
+  RETURN setl || ' where ' || keyl;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.jsontriga() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF @schema@._triga('json', TG_OP, TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV, NEW, OLD)
+     OR TG_WHEN = 'AFTER' OR TG_LEVEL = 'STATEMENT' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.logutriga() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF @schema@._triga('urlenc', TG_OP, TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV, NEW, OLD)
+     OR TG_WHEN = 'AFTER' OR TG_LEVEL = 'STATEMENT' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.sqltriga() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+  IF @schema@._triga('sql', TG_OP, TG_RELID, TG_TABLE_SCHEMA, TG_TABLE_NAME, TG_ARGV, NEW, OLD)
+     OR TG_WHEN = 'AFTER' OR TG_LEVEL = 'STATEMENT' THEN
+    RETURN NULL;
+  END IF;
+  IF TG_OP = 'DELETE' THEN RETURN OLD; END IF;
+  RETURN NEW;
+END
+$$;
+
+DROP FUNCTION @schema@._trigger_event(text, text, oid, text[], jsonb, jsonb);
+
 SELECT @schema@._apply_grants();
