@@ -356,6 +356,10 @@ BEGIN
 END
 $$;
 
+-- drop_queue drops the event tables with CASCADE: no "drop cascades to 3
+-- other objects" NOTICE to the client (PgQ drops them one by one, silently).
+ALTER FUNCTION @schema@.drop_queue(text, boolean) SET client_min_messages = warning;
+
 -- sub_id draws from its sequence by default, as PgQ's serial column does.
 ALTER TABLE @schema@.subscription ALTER COLUMN sub_id SET DEFAULT nextval('@schema@.subscription_sub_id_seq');
 

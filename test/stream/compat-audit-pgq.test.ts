@@ -225,6 +225,19 @@ describe('message and shape details', () => {
     expect(r!.ev_per_sec).toBeCloseTo(12.5, 6);
   });
 
+  it('drop_queue sends the client no NOTICE about cascaded tables', async () => {
+    const c = await db.pool.connect();
+    const notices: string[] = [];
+    c.on('notice', (n) => notices.push(n.message ?? ''));
+    try {
+      await c.query(`SELECT ${S}.create_queue('dropquiet')`);
+      await c.query(`SELECT ${S}.drop_queue('dropquiet')`);
+    } finally {
+      c.release();
+    }
+    expect(notices).toEqual([]);
+  });
+
   it('subscription.sub_id has a default, as PgQ’s serial column', async () => {
     const [d] = await db.sql<{ d: string | null }>(
       `SELECT pg_get_expr(adbin, adrelid) AS d FROM pg_attrdef
