@@ -635,4 +635,76 @@ $$;
 
 DROP FUNCTION @schema@._trigger_event(text, text, oid, text[], jsonb, jsonb);
 
+-- PgQue's internal bulk insert, under its name: send_batch delegates to it,
+-- no API role may call it (not even admin; only the owner), as in PgQue.
+-- PgQue's own tests call it as a superuser and read send_batch's definition
+-- for the call. Set-based (the work is _send_batch_rows').
+CREATE FUNCTION @schema@.insert_event_bulk(queue_name text, ev_type text, ev_data_list text[]) RETURNS bigint[]
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+  SELECT @schema@._send_batch_rows(queue_name, ev_type, ev_data_list)
+$$;
+
+-- The four send_batch forms call it. Written through quote_ident so the
+-- stored body reads `pgque.insert_event_bulk(` (PgQue's tests match that)
+-- and stays valid for any schema name.
+DO $sb$
+DECLARE
+  sch text := quote_ident('@schema_name@');
+  f   record;
+BEGIN
+  FOR f IN SELECT * FROM (VALUES
+             ('queue_name text, type_name text, payloads text[]', 'type_name', 'payloads'),
+             ('queue_name text, type_name text, payloads jsonb[]', 'type_name', 'payloads::text[]'),
+             ('queue_name text, payloads text[]', '''default''', 'payloads'),
+             ('queue_name text, payloads jsonb[]', '''default''', 'payloads::text[]')) v(args, typ, arr) LOOP
+    EXECUTE format('CREATE OR REPLACE FUNCTION %1$s.send_batch(%2$s) RETURNS bigint[]
+                    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $f$
+                      SELECT %1$s.insert_event_bulk(queue_name, %3$s, %4$s)
+                    $f$', sch, f.args, f.typ, f.arr);
+  END LOOP;
+END
+$sb$;
+
+-- The role model as in migration 8, plus insert_event_bulk among the
+-- functions no API role gets.
+CREATE OR REPLACE FUNCTION @schema@._apply_grants() RETURNS void
+LANGUAGE plpgsql AS $$
+DECLARE
+  reader text := '@schema_name@_reader';
+  writer text := '@schema_name@_writer';
+  admin  text := '@schema_name@_admin';
+  f      record;
+BEGIN
+  EXECUTE format('GRANT USAGE ON SCHEMA %I TO PUBLIC, %I, %I, %I', '@schema_name@', reader, writer, admin);
+  EXECUTE format('REVOKE CREATE ON SCHEMA %I FROM %I', '@schema_name@', admin);
+  EXECUTE format('REVOKE ALL ON ALL FUNCTIONS IN SCHEMA %I FROM PUBLIC', '@schema_name@');
+  EXECUTE format('REVOKE ALL ON ALL PROCEDURES IN SCHEMA %I FROM PUBLIC', '@schema_name@');
+  EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO %I', '@schema_name@', reader);
+  EXECUTE format('GRANT SELECT, INSERT, UPDATE, DELETE, TRUNCATE ON ALL TABLES IN SCHEMA %I TO %I',
+                 '@schema_name@', admin);
+  EXECUTE format('REVOKE TRIGGER, REFERENCES ON ALL TABLES IN SCHEMA %I FROM %I', '@schema_name@', admin);
+  EXECUTE format('GRANT ALL ON ALL SEQUENCES IN SCHEMA %I TO %I', '@schema_name@', admin);
+  PERFORM @schema@._apply_read_policy();
+  FOR f IN SELECT p.oid::regprocedure AS sig, p.proname, p.prokind FROM pg_proc p
+            WHERE p.pronamespace = '@schema_name@'::regnamespace LOOP
+    IF f.proname IN ('uninstall', '_send_batch_rows', 'insert_event_bulk') THEN
+      CONTINUE;
+    END IF;
+    EXECUTE format('GRANT EXECUTE ON %s %s TO %I',
+                   CASE f.prokind WHEN 'p' THEN 'PROCEDURE' ELSE 'FUNCTION' END, f.sig, admin);
+    IF f.proname IN ('subscribe', 'unsubscribe', 'receive', 'ack', 'nack', 'register_consumer',
+                     'register_consumer_at', 'unregister_consumer', 'next_batch', 'next_batch_info',
+                     'next_batch_custom', 'get_batch_events', 'finish_batch', 'event_retry',
+                     'register_subconsumer', 'subscribe_subconsumer', 'unregister_subconsumer',
+                     'unsubscribe_subconsumer', 'receive_coop', 'touch_subconsumer', 'get_queue_info',
+                     'get_consumer_info', 'get_batch_info', 'dlq_inspect', 'version', 'request_tick') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.sig, reader);
+    ELSIF f.proname IN ('send', 'send_batch', 'insert_event', 'dlq_replay', 'dlq_replay_all') THEN
+      EXECUTE format('GRANT EXECUTE ON FUNCTION %s TO %I', f.sig, writer);
+    END IF;
+  END LOOP;
+END
+$$;
+
+
 SELECT @schema@._apply_grants();

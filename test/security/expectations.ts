@@ -267,6 +267,7 @@ export const FUNCTION_ACCESS: Readonly<Record<string, Access>> = {
   'stream.get_queue_info(text)': 'reader',
   'stream.insert_event(text, text, text)': 'writer',
   'stream.insert_event(text, text, text, text, text, text, text)': 'writer',
+  'stream.insert_event_bulk(text, text, text[])': 'none',
   'stream.insert_event_raw(text, bigint, timestamp with time zone, integer, integer, text, text, text, text, text, text)':
     'admin',
   'stream.jsontriga()': 'admin',

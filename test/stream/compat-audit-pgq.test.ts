@@ -156,6 +156,46 @@ describe('PgQ helpers PgQue ships (sql/stream/0012_pgq_helpers.sql)', () => {
     );
   });
 
+  it('insert_event_bulk: PgQue’s owner-only bulk insert, the one send_batch delegates to', async () => {
+    await db.sql(`SELECT ${S}.create_queue('bulk')`);
+    const [r] = await db.sql<{ ids: string[]; none: string[] }>(
+      `SELECT ${S}.insert_event_bulk('bulk', 't', array['a', NULL, 'c']) AS ids,
+              ${S}.insert_event_bulk('nope', 't', '{}'::text[]) AS none`,
+    );
+    expect(r!.ids).toHaveLength(3);
+    expect(r!.none).toEqual([]);
+    const [t] = await db.sql<{ t: string }>(`SELECT ${S}.current_event_table('bulk') AS t`);
+    const rows = await db.sql<{ ev_data: string | null }>(
+      `SELECT ev_data FROM ${t!.t} WHERE ev_id = ANY ($1::bigint[]) ORDER BY ev_id`,
+      [r!.ids],
+    );
+    expect(rows.map((x) => x.ev_data)).toEqual(['a', null, 'c']);
+    await db.sql(`SELECT ${S}.set_queue_config('bulk', 'disable_insert', 'true')`);
+    await expectSqlError(
+      db.sql(`SELECT ${S}.insert_event_bulk('bulk', 't', array['x'])`),
+      'P0001',
+      'Insert into queue disallowed',
+    );
+    // PgQue's test reads the call out of send_batch's definition.
+    for (const sig of [
+      'text, text, jsonb[]',
+      'text, text, text[]',
+      'text, jsonb[]',
+      'text, text[]',
+    ]) {
+      const [d] = await db.sql<{ d: string }>(
+        `SELECT pg_get_functiondef('${S}.send_batch(${sig})'::regprocedure) AS d`,
+      );
+      expect(d!.d).toMatch(/pgque\.insert_event_bulk\s*\(/);
+    }
+    const [p] = await db.sql<{ admin: boolean; writer: boolean; send: boolean }>(
+      `SELECT has_function_privilege('pgque_admin', '${S}.insert_event_bulk(text, text, text[])', 'EXECUTE') AS admin,
+              has_function_privilege('pgque_writer', '${S}.insert_event_bulk(text, text, text[])', 'EXECUTE') AS writer,
+              has_function_privilege('pgque_writer', '${S}.send_batch(text, text, text[])', 'EXECUTE') AS send`,
+    );
+    expect(p).toEqual({ admin: false, writer: false, send: true });
+  });
+
   it('are for the admin role only', async () => {
     const rows = await db.sql<{ f: string; reader: boolean; writer: boolean; admin: boolean }>(
       `SELECT p.oid::regprocedure::text AS f,
