@@ -360,6 +360,14 @@ $$;
 -- other objects" NOTICE to the client (PgQ drops them one by one, silently).
 ALTER FUNCTION @schema@.drop_queue(text, boolean) SET client_min_messages = warning;
 
+-- config.tick_period_ms is checked by the table too, as in PgQue: an exact
+-- divisor of 1000 between 1 and 1000 (set_tick_period_ms's rule).
+UPDATE @schema@.config SET tick_period_ms = 100
+ WHERE NOT (tick_period_ms BETWEEN 1 AND 1000 AND 1000 % tick_period_ms = 0);
+ALTER TABLE @schema@.config ADD CONSTRAINT config_tick_period_ms_check
+  CHECK (tick_period_ms BETWEEN 1 AND 1000
+         AND CASE WHEN tick_period_ms BETWEEN 1 AND 1000 THEN 1000 % tick_period_ms = 0 ELSE false END);
+
 -- sub_id draws from its sequence by default, as PgQ's serial column does.
 ALTER TABLE @schema@.subscription ALTER COLUMN sub_id SET DEFAULT nextval('@schema@.subscription_sub_id_seq');
 

@@ -278,6 +278,13 @@ describe('message and shape details', () => {
     expect(notices).toEqual([]);
   });
 
+  it('config.tick_period_ms is checked by the table (exact divisor of 1000), as in PgQue', async () => {
+    await expectSqlError(db.sql(`UPDATE ${S}.config SET tick_period_ms = 7`), '23514');
+    await expectSqlError(db.sql(`UPDATE ${S}.config SET tick_period_ms = 0`), '23514');
+    await db.sql(`UPDATE ${S}.config SET tick_period_ms = 250`);
+    await db.sql(`UPDATE ${S}.config SET tick_period_ms = 100`);
+  });
+
   it('subscription.sub_id has a default, as PgQ’s serial column', async () => {
     const [d] = await db.sql<{ d: string | null }>(
       `SELECT pg_get_expr(adbin, adrelid) AS d FROM pg_attrdef
