@@ -356,6 +356,24 @@ BEGIN
 END
 $$;
 
+-- A queue with inserts disabled still takes events from a session that
+-- replicates (session_replication_role = replica), as PgQ's insert_event_raw
+-- allows: send, send_batch and insert_event follow. (pgferry's prepared send
+-- path skips a disabled queue and falls back to these functions.)
+CREATE OR REPLACE FUNCTION @schema@._producer_queue(i_queue_name text, OUT q @schema@.queue, OUT wake boolean)
+LANGUAGE plpgsql STABLE AS $$
+BEGIN
+  SELECT * INTO q FROM @schema@.queue x WHERE x.queue_name = i_queue_name;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'queue not found: %', i_queue_name;
+  END IF;
+  IF q.queue_disable_insert AND current_setting('session_replication_role') <> 'replica' THEN
+    RAISE EXCEPTION 'Insert into queue disallowed';
+  END IF;
+  wake := EXISTS (SELECT 1 FROM @schema@._waiter w WHERE w.queue_id = q.queue_id AND w.until > now());
+END
+$$;
+
 -- drop_queue drops the event tables with CASCADE: no "drop cascades to 3
 -- other objects" NOTICE to the client (PgQ drops them one by one, silently).
 ALTER FUNCTION @schema@.drop_queue(text, boolean) SET client_min_messages = warning;

@@ -265,6 +265,31 @@ describe('message and shape details', () => {
     expect(r!.ev_per_sec).toBeCloseTo(12.5, 6);
   });
 
+  it('a disabled queue takes sends from a replicating session (session_replication_role = replica)', async () => {
+    await db.sql(`SELECT ${S}.create_queue('repl')`);
+    await db.sql(`SELECT ${S}.set_queue_config('repl', 'disable_insert', 'true')`);
+    await expectSqlError(
+      db.sql(`SELECT ${S}.send('repl', 'x'::text)`),
+      'P0001',
+      'Insert into queue disallowed',
+    );
+    const c = await db.pool.connect();
+    try {
+      await c.query(`SET session_replication_role = replica`);
+      await c.query(`SELECT ${S}.send('repl', 'a'::text)`);
+      await c.query(`SELECT ${S}.send_batch('repl', array['b', 'c']::text[])`);
+      await c.query(`SELECT ${S}.insert_event('repl', 't', 'd')`);
+    } finally {
+      await c.query(`RESET session_replication_role`);
+      c.release();
+    }
+    const [t] = await db.sql<{ t: string }>(
+      `SELECT queue_data_pfx || '_' || queue_cur_table AS t FROM ${S}.queue WHERE queue_name = 'repl'`,
+    );
+    const [n] = await db.sql<{ n: number }>(`SELECT count(*)::int AS n FROM ${t!.t}`);
+    expect(n!.n).toBe(4);
+  });
+
   it('drop_queue sends the client no NOTICE about cascaded tables', async () => {
     const c = await db.pool.connect();
     const notices: string[] = [];
