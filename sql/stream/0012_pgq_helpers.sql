@@ -442,16 +442,18 @@ END
 $$;
 
 -- Internal: PgQ's urlencoding: [A-Za-z0-9_.-] as is, a space as +, every
--- other byte as %xx (lower-case hex).
+-- other byte as %xx (lower-case hex). '' stays '' (a key=value pair with an
+-- empty value), NULL stays NULL (a bare key).
 CREATE OR REPLACE FUNCTION @schema@._urlencode(t text) RETURNS text
 LANGUAGE sql IMMUTABLE AS $$
-  SELECT string_agg(CASE WHEN c ~ '^[A-Za-z0-9_.-]$' THEN c
-                         WHEN c = ' ' THEN '+'
-                         ELSE (SELECT string_agg('%' || lpad(to_hex(get_byte(b, i)), 2, '0'), '' ORDER BY i)
-                                 FROM (SELECT convert_to(c, 'UTF8') AS b) x,
-                                      generate_series(0, octet_length(convert_to(c, 'UTF8')) - 1) i) END,
-                    '' ORDER BY n)
-    FROM regexp_split_to_table(t, '') WITH ORDINALITY AS s(c, n)
+  SELECT CASE WHEN t = '' THEN '' ELSE (
+    SELECT string_agg(CASE WHEN c ~ '^[A-Za-z0-9_.-]$' THEN c
+                           WHEN c = ' ' THEN '+'
+                           ELSE (SELECT string_agg('%' || lpad(to_hex(get_byte(b, i)), 2, '0'), '' ORDER BY i)
+                                   FROM (SELECT convert_to(c, 'UTF8') AS b) x,
+                                        generate_series(0, octet_length(convert_to(c, 'UTF8')) - 1) i) END,
+                      '' ORDER BY n)
+      FROM regexp_split_to_table(t, '') WITH ORDINALITY AS s(c, n)) END
 $$;
 
 -- Internal: one row change as an event in `i_format` ('json', 'urlenc',

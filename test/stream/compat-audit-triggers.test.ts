@@ -95,6 +95,12 @@ describe('trigger functions write PgQ’s formats', () => {
     ]);
   });
 
+  it('logutriga: an empty value is `key=`, a NULL one a bare key', async () => {
+    await table('emp', 'logutriga', `'emp'`, 'id int PRIMARY KEY, a text, b text');
+    await db.sql(`INSERT INTO emp VALUES (1, '', NULL)`);
+    expect((await events('emp')).map((e) => e.payload)).toEqual(['id=1&a=&b']);
+  });
+
   it('backup puts the old row in extra2; _pgq_ev_* columns set event fields', async () => {
     await table(
       'bk',
