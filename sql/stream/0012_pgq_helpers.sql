@@ -374,6 +374,29 @@ BEGIN
 END
 $$;
 
+-- event_dead stores the reason it is given, NULL included (PgQue inserts
+-- i_reason as is; nack passes 'max retries exceeded' for a NULL reason).
+CREATE OR REPLACE FUNCTION @schema@.event_dead(i_batch_id bigint, i_event_id bigint, i_reason text,
+  i_ev_time timestamptz, i_ev_txid xid8, i_ev_retry integer, i_ev_type text, i_ev_data text,
+  i_ev_extra1 text DEFAULT NULL, i_ev_extra2 text DEFAULT NULL, i_ev_extra3 text DEFAULT NULL,
+  i_ev_extra4 text DEFAULT NULL) RETURNS integer
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+  sub @schema@.subscription;
+BEGIN
+  SELECT * INTO sub FROM @schema@.subscription WHERE sub_batch = i_batch_id;
+  IF NOT FOUND THEN
+    RAISE EXCEPTION 'batch not found: %', i_batch_id;
+  END IF;
+  INSERT INTO @schema@.dead_letter (dl_queue_id, dl_consumer_id, dl_reason, ev_id, ev_time, ev_txid, ev_retry,
+                                    ev_type, ev_data, ev_extra1, ev_extra2, ev_extra3, ev_extra4)
+  VALUES (sub.sub_queue, @schema@._dl_owner(sub), i_reason, i_event_id, i_ev_time, i_ev_txid, i_ev_retry,
+          i_ev_type, i_ev_data, i_ev_extra1, i_ev_extra2, i_ev_extra3, i_ev_extra4)
+  ON CONFLICT (dl_queue_id, dl_consumer_id, ev_id) DO NOTHING;
+  RETURN 1;
+END
+$$;
+
 -- drop_queue drops the event tables with CASCADE: no "drop cascades to 3
 -- other objects" NOTICE to the client (PgQ drops them one by one, silently).
 ALTER FUNCTION @schema@.drop_queue(text, boolean) SET client_min_messages = warning;

@@ -290,6 +290,31 @@ describe('message and shape details', () => {
     expect(n!.n).toBe(4);
   });
 
+  it('event_dead stores a NULL reason as NULL; nack without a reason says max retries exceeded', async () => {
+    await db.sql(`SELECT ${S}.create_queue('edr'), ${S}.subscribe('edr', 'c')`);
+    await db.sql(`SELECT ${S}.set_queue_config('edr', 'max_retries', '0')`);
+    await db.sql(`SELECT ${S}.send_batch('edr', array['a', 'b']::text[])`);
+    await tick(db, 'edr');
+    const msgs = await db.sql<{ batch_id: string; msg_id: string }>(
+      `SELECT * FROM ${S}.receive('edr', 'c') ORDER BY msg_id`,
+    );
+    await db.sql(`SELECT ${S}.event_dead($1, $2, NULL, now(), NULL, NULL, 't', 'a')`, [
+      msgs[0]!.batch_id,
+      msgs[0]!.msg_id,
+    ]);
+    await db.sql(
+      `SELECT ${S}.nack($1, ROW($2, $1, NULL, NULL, NULL, NULL, NULL, NULL, NULL, NULL)::${S}.message)`,
+      [msgs[1]!.batch_id, msgs[1]!.msg_id],
+    );
+    const rows = await db.sql(
+      `SELECT ev_id::text AS id, dl_reason FROM ${S}.dlq_inspect('edr') ORDER BY ev_id`,
+    );
+    expect(rows).toEqual([
+      { id: msgs[0]!.msg_id, dl_reason: null },
+      { id: msgs[1]!.msg_id, dl_reason: 'max retries exceeded' },
+    ]);
+  });
+
   it('drop_queue sends the client no NOTICE about cascaded tables', async () => {
     const c = await db.pool.connect();
     const notices: string[] = [];
