@@ -27,19 +27,20 @@ describe('trigger functions', () => {
       `select type, payload, extra1 from ${S}.receive('cdc', 'c') order by msg_id`,
     );
     expect(rows.map((r) => r.extra1)).toEqual(Array(rows.length).fill('public.acct'));
+    const J = (op: string): string => `{"op":"${op}","table":["public","acct"],"pkey":["id"]}`;
     expect(rows.map((r) => [r.type, r.payload])).toEqual([
-      ['I:id', '{"id": 1, "name": "a b&c"}'],
-      ['I:id', 'id=1&name=a%20b%26c&note'],
-      ['I:id', `(id,name,note) values ('1','a b&c',NULL)`],
+      [J('INSERT'), '{"id":1,"name":"a b&c"}'],
+      ['I:id', 'id=1&name=a+b%26c&note'],
+      ['I', `(id,name,note) values ('1','a b&c',null)`],
       // the json trigger ignores `note`, so the first update is not an event for it
-      ['U:id', 'id=1&name=a%20b%26c&note=only%20the%20ignored%20column'],
-      ['U:id', `note='only the ignored column' where id='1'`],
-      ['U:id', '{"id": 1, "name": "x"}'],
-      ['U:id', 'id=1&name=x&note=only%20the%20ignored%20column'],
-      ['U:id', `name='x' where id='1'`],
-      ['D:id', '{"id": 1, "name": "x"}'],
-      ['D:id', 'id=1&name=x&note=only%20the%20ignored%20column'],
-      ['D:id', `id='1'`],
+      ['U:id', 'id=1&name=a+b%26c&note=only+the+ignored+column'],
+      ['U', `note='only the ignored column' where id='1'`],
+      [J('UPDATE'), '{"id":1,"name":"x"}'],
+      ['U:id', 'id=1&name=x&note=only+the+ignored+column'],
+      ['U', `name='x' where id='1'`],
+      [J('DELETE'), '{"id":1,"name":"x"}'],
+      ['D:id', 'id=1&name=x&note=only+the+ignored+column'],
+      ['D', `id='1'`],
     ]);
   });
 
@@ -54,6 +55,6 @@ describe('trigger functions', () => {
     await tick(db, 'skip');
     expect(
       (await db.sql(`select payload from ${S}.receive('skip', 'c')`)).map((r) => r.payload),
-    ).toEqual(['{"id": 7}']);
+    ).toEqual(['{"id":7}']);
   });
 });
