@@ -20,7 +20,12 @@
 --     exclusive wait lock, so every insert into the task waited too, and an
 --     insert in the holding transaction deadlocked with it. Now it does not
 --     wait: a worker that cannot set the flag looks again in 25 ms.
--- Otherwise as migrations 1 and 5 (CREATE OR REPLACE keeps grants).
+--   * bulk_retry() of retrying jobs and hand_back() make jobs runnable at
+--     once with an UPDATE, which the insert trigger does not see: a sleeping
+--     worker kept its alarm (the old retry time, or the lease the job was
+--     handed back from) and ran them only at its poll interval. Both now
+--     NOTIFY when they changed a job.
+-- Otherwise as migrations 1, 3 and 5 (CREATE OR REPLACE keeps grants).
 
 CREATE OR REPLACE FUNCTION @schema@._wake_on_insert()
 RETURNS trigger LANGUAGE plpgsql AS $$
@@ -81,5 +86,51 @@ BEGIN
     nxt := least(nxt, slot);
   END IF;
   RETURN nxt;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.hand_back(queue_name text, msg_ids bigint[], read_cts integer[])
+RETURNS SETOF bigint LANGUAGE plpgsql AS $$
+BEGIN
+  RETURN QUERY EXECUTE format(
+    'UPDATE %s m SET vt = clock_timestamp(), last_read_at = NULL, read_ct = m.read_ct - 1
+       FROM unnest($1::bigint[], $2::integer[]) AS d(id, rc)
+      WHERE m.msg_id = ANY($1) AND m.msg_id = d.id AND m.read_ct = d.rc
+     RETURNING m.msg_id', @schema@._q(queue_name))
+    USING msg_ids, read_cts;
+  IF FOUND THEN
+    PERFORM pg_notify('@schema_name@_wake', queue_name); -- an UPDATE: the insert trigger does not see it
+  END IF;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.bulk_retry(
+  queue_name text, states text[] DEFAULT '{dead,retrying}', body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE
+  n bigint := 0;
+  m bigint := 0;
+  dead bigint[];
+BEGIN
+  PERFORM @schema@._check_states('bulk_retry', states, '{dead,retrying}');
+  IF 'retrying' = ANY(states) THEN
+    EXECUTE format($f$UPDATE %s SET vt = clock_timestamp()
+                       WHERE @schema@.ops_job_state(false, last_read_at, vt, read_ct, headers) = 'retrying'
+                         AND ($1::jsonb IS NULL OR message @> $1) AND ($2::jsonb IS NULL OR headers @> $2)$f$,
+                   @schema@._q(queue_name)) USING body, hdrs;
+    GET DIAGNOSTICS n = ROW_COUNT;
+    IF n > 0 THEN
+      PERFORM pg_notify('@schema_name@_wake', queue_name); -- an UPDATE: the insert trigger does not see it
+    END IF;
+  END IF;
+  IF 'dead' = ANY(states) THEN
+    EXECUTE format($f$SELECT coalesce(array_agg(msg_id), '{}') FROM %s
+                       WHERE ($1::jsonb IS NULL OR message @> $1) AND ($2::jsonb IS NULL OR headers @> $2)$f$,
+                   @schema@._q(queue_name || '_dlq')) INTO dead USING body, hdrs;
+    IF cardinality(dead) > 0 THEN
+      SELECT count(*) INTO m FROM @schema@.reschedule_dead(queue_name, dead);
+    END IF;
+  END IF;
+  RETURN n + m;
 END;
 $$;

@@ -122,3 +122,36 @@ describe('tasks: wake-ups under concurrent sessions', () => {
     expect(inserted).toBe('ok');
   });
 });
+
+describe('tasks: updates that make jobs runnable at once wake sleeping workers', () => {
+  it('bulk_retry of retrying jobs and hand_back notify (a sleeper set its alarm for the old run time)', async () => {
+    const { heard, c } = await setup('wr_updates');
+    const [worker, other] = c;
+    await enqueue(other!, 'wr_updates');
+    await enqueue(other!, 'wr_updates');
+    const leased = (
+      await other!.query<{ msg_id: string; read_ct: number }>(
+        `SELECT msg_id, read_ct FROM ${T}.fetch('wr_updates', 2, 600000)`,
+      )
+    ).rows;
+    expect(leased).toHaveLength(2);
+    // One fails and waits an hour for its retry; the other stays leased.
+    await other!.query(`SELECT ${T}.retry('wr_updates', $1, $2, 3600000, '{}'::jsonb)`, [
+      leased[0]!.msg_id,
+      leased[0]!.read_ct,
+    ]);
+    // A worker sleeps: its alarm is the hour-long retry or the lease.
+    await worker!.query(`SELECT ${T}.idle('wr_updates')`);
+    expect(await heard()).toEqual([]);
+    // An operator runs the retrying job now.
+    await other!.query(`SELECT ${T}.bulk_retry('wr_updates', '{retrying}')`);
+    expect(await heard()).toEqual(['wr_updates']);
+    // The worker sleeps again; the other worker stops and hands its job back.
+    await worker!.query(`SELECT ${T}.idle('wr_updates')`);
+    await other!.query(
+      `SELECT ${T}.hand_back('wr_updates', ARRAY[$1]::bigint[], ARRAY[$2]::integer[])`,
+      [leased[1]!.msg_id, leased[1]!.read_ct],
+    );
+    expect(await heard()).toEqual(['wr_updates', 'wr_updates']);
+  });
+});
