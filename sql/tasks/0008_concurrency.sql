@@ -1,4 +1,4 @@
--- pgferry tasks engine, migration 8: no lost wake-up when inserts and
+-- pgferry tasks engine, migration 8: concurrency fixes. No lost wake-up when inserts and
 -- idle() meet other transactions (test/tasks/wake-race.test.ts replays each).
 --
 --   * _wake_on_insert skipped the flag row when another transaction held it
@@ -25,7 +25,21 @@
 --     worker kept its alarm (the old retry time, or the lease the job was
 --     handed back from) and ran them only at its poll interval. Both now
 --     NOTIFY when they changed a job.
--- Otherwise as migrations 1, 3 and 5 (CREATE OR REPLACE keeps grants).
+--   * bulk_cancel() and bulk_delete() lock the jobs they remove in the order
+--     of their scan (the table's physical order); a worker's complete(),
+--     extend() or hand_back() of several jobs locks them through the primary
+--     key, in msg_id order, once the queue is large enough for that plan. A
+--     job whose lease was renewed sits physically after later jobs, so the
+--     two could each hold a job the other waited for: a deadlock, and one of
+--     them failed (test/tasks/bulk-lock-order.test.ts). No single lock order
+--     suits every plan of the worker's hot path, so the bulk operations now
+--     never wait long while holding jobs: they run with lock_timeout 20 ms
+--     (far below any deadlock_timeout in use) inside a subtransaction, and
+--     when a lock is not granted in time they undo their work, which frees
+--     every job they held, pause a few ms and start again. The worker's
+--     statement is then never part of a cycle; a job held long (by a
+--     handler's transaction) makes the operation retry until it is free.
+-- Otherwise as migrations 1, 3, 5 and 7 (CREATE OR REPLACE keeps grants).
 
 CREATE OR REPLACE FUNCTION @schema@._wake_on_insert()
 RETURNS trigger LANGUAGE plpgsql AS $$
@@ -132,5 +146,98 @@ BEGIN
     END IF;
   END IF;
   RETURN n + m;
+END;
+$$;
+
+-- bulk_cancel(), bulk_delete(): as in migration 7, retried whole when a lock
+-- is not granted within lock_timeout (see the header). The function's SET
+-- clause applies to everything it calls and ends with it.
+CREATE OR REPLACE FUNCTION @schema@.bulk_cancel(
+  queue_name text, states text[] DEFAULT '{queued,scheduled,retrying}', body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SET lock_timeout = '20ms' AS $$
+DECLARE
+  n bigint;
+  running bigint[];
+  gone_ids bigint[];
+  gone_hdrs jsonb[];
+BEGIN
+  PERFORM @schema@._check_states('bulk_cancel', states, '{queued,scheduled,running,retrying}');
+  LOOP
+    BEGIN
+      PERFORM @schema@._lock_flow_parents(queue_name, states, body, hdrs);
+      EXECUTE format($f$WITH gone AS (
+            DELETE FROM %1$s m
+             WHERE @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+               AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)
+            RETURNING m.*, @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) AS was),
+          moved AS (
+            INSERT INTO %2$s (msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers)
+            SELECT msg_id, vt, read_ct, enqueued_at, last_read_at, message, COALESCE(headers, '{}'::jsonb)
+                   || jsonb_build_object('x-pgferry-state', 'cancelled', 'x-pgferry-cancelled-at', clock_timestamp())
+              FROM gone)
+          SELECT count(*), coalesce(array_agg(msg_id) FILTER (WHERE was = 'running'), '{}'),
+                 coalesce(array_agg(msg_id), '{}'), coalesce(array_agg(headers), '{}') FROM gone$f$,
+        @schema@._q(queue_name), @schema@._q(queue_name, 'a'))
+        INTO n, running, gone_ids, gone_hdrs USING body, hdrs, states;
+      INSERT INTO @schema@.job_results AS jr (queue_name, msg_id, state)
+      SELECT bulk_cancel.queue_name, u.id, 'cancelled' FROM unnest(gone_ids) AS u(id)
+      ON CONFLICT ON CONSTRAINT job_results_pkey DO UPDATE
+        SET state = 'cancelled', result = NULL, error = NULL, finished_at = excluded.finished_at;
+      PERFORM @schema@._children_finished(queue_name, gone_ids, gone_hdrs, 'cancelled');
+      PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
+      RETURN n;
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_sleep(0.002 + random() * 0.008);
+    END;
+  END LOOP;
+END;
+$$;
+
+CREATE OR REPLACE FUNCTION @schema@.bulk_delete(
+  queue_name text, states text[], body jsonb DEFAULT NULL, hdrs jsonb DEFAULT NULL)
+RETURNS bigint LANGUAGE plpgsql SET lock_timeout = '20ms' AS $$
+DECLARE
+  n bigint;
+  m bigint;
+  running bigint[];
+  gone_ids bigint[];
+  gone_hdrs jsonb[];
+  archived_ids bigint[];
+BEGIN
+  PERFORM @schema@._check_states('bulk_delete', states,
+    '{queued,scheduled,running,retrying,completed,cancelled,dead}');
+  LOOP
+    BEGIN
+      n := 0; m := 0; running := '{}'; gone_ids := '{}'; gone_hdrs := NULL; archived_ids := '{}';
+      IF states && '{queued,scheduled,running,retrying}'::text[] THEN
+        PERFORM @schema@._lock_flow_parents(queue_name, states, body, hdrs);
+        EXECUTE format($f$WITH gone AS (
+              DELETE FROM %s m
+               WHERE @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+                 AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)
+              RETURNING m.msg_id, m.headers, @schema@.ops_job_state(false, m.last_read_at, m.vt, m.read_ct, m.headers) AS was)
+            SELECT count(*), coalesce(array_agg(msg_id) FILTER (WHERE was = 'running'), '{}'),
+                   coalesce(array_agg(msg_id), '{}'), coalesce(array_agg(headers), '{}') FROM gone$f$,
+          @schema@._q(queue_name)) INTO n, running, gone_ids, gone_hdrs USING body, hdrs, states;
+        -- A deleted child never completes: it counts as cancelled for its parent.
+        PERFORM @schema@._children_finished(queue_name, gone_ids, gone_hdrs, 'cancelled');
+      END IF;
+      IF states && '{completed,cancelled,dead}'::text[] THEN
+        EXECUTE format($f$WITH gone AS (
+              DELETE FROM %s m
+               WHERE @schema@.ops_job_state(true, m.last_read_at, m.vt, m.read_ct, m.headers) = ANY($3)
+                 AND ($1::jsonb IS NULL OR m.message @> $1) AND ($2::jsonb IS NULL OR m.headers @> $2)
+              RETURNING m.msg_id)
+            SELECT count(*), coalesce(array_agg(msg_id), '{}') FROM gone$f$,
+          @schema@._q(queue_name, 'a')) INTO m, archived_ids USING body, hdrs, states;
+      END IF;
+      DELETE FROM @schema@.job_results j
+       WHERE j.queue_name = bulk_delete.queue_name AND j.msg_id = ANY(gone_ids || archived_ids);
+      PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
+      RETURN n + m;
+    EXCEPTION WHEN lock_not_available THEN
+      PERFORM pg_sleep(0.002 + random() * 0.008);
+    END;
+  END LOOP;
 END;
 $$;
