@@ -13,12 +13,14 @@ const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms
 // emptied, and its event, inserted there once the lock is free, is truncated
 // by the next switch before any consumer received it.
 //
-// Proposed fix (a stream migration): make the reader of queue_cur_table hold
-// back rotation until it inserts: read the queue row FOR KEY SHARE in
-// _producer_queue (step 1 takes FOR NO KEY UPDATE, which does not conflict:
-// use FOR SHARE there, or have step 1 take FOR UPDATE), or re-read the queue
-// row after the INSERT and, if the table switched, move the row to the
-// current table. (The prepared send of src/stream/statements.ts re-checks
+// Proposed fix (a stream migration, for insert_event, _send_batch_rows and
+// maint_retry_events): after the INSERT (which holds the table's lock, so no
+// TRUNCATE can pass it), read queue_cur_table again; when it is no longer the
+// table just written, move the rows to the current table in the same
+// transaction (rare: only a switch between the two statements). A FOR SHARE
+// lock on the queue row in _producer_queue would also do (step 1 takes FOR NO
+// KEY UPDATE, which conflicts with it), but costs a row lock, and multixacts,
+// on every send. (The prepared send of src/stream/statements.ts re-checks
 // queue_cur_table in the INSERT's own statement, after its table lock, and is
 // not affected.)
 describe('rotation and a sender held between reading the current table and inserting', () => {
