@@ -123,6 +123,28 @@ describe('tasks: wake-ups under concurrent sessions', () => {
   });
 });
 
+describe('tasks: idle() and a transaction that holds the registry row and enqueues', () => {
+  it('do not deadlock (before migration 8 the enqueue failed with 40P01)', async () => {
+    const { c } = await setup('wr_pause_enqueue');
+    const [worker, admin] = c;
+    for (const x of [worker!, admin!]) await x.query(`SET deadlock_timeout = '100ms'`);
+    await admin!.query('BEGIN');
+    await admin!.query(`SELECT ${T}.pause('wr_pause_enqueue')`);
+    const pid = Number((await worker!.query('SELECT pg_backend_pid() p')).rows[0].p);
+    const idling = worker!.query(`SELECT ${T}.idle('wr_pause_enqueue')`).then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    await blockedOrDone(pid, idling);
+    const enqueued = await enqueue(admin!, 'wr_pause_enqueue').then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    await admin!.query('COMMIT');
+    expect([enqueued, await idling]).toEqual(['ok', 'ok']);
+  });
+});
+
 describe('tasks: updates that make jobs runnable at once wake sleeping workers', () => {
   it('bulk_retry of retrying jobs and hand_back notify (a sleeper set its alarm for the old run time)', async () => {
     const { heard, c } = await setup('wr_updates');
