@@ -139,6 +139,9 @@ DECLARE
   id   bigint;
   nid  bigint;
 BEGIN
+  -- A transaction id before the current table is read, so rotation waits
+  -- for this insert (as migration 13 does for insert_event).
+  PERFORM pg_current_xact_id();
   SELECT * INTO q FROM @schema@.queue x WHERE x.queue_name = insert_event_raw.queue_name;
   IF NOT FOUND THEN
     RAISE EXCEPTION 'queue not found: %', insert_event_raw.queue_name;
