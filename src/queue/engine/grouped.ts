@@ -82,14 +82,14 @@ export function groupedReadSql(
   const cand =
     mode === 'grouped'
       ? `SELECT l.msg_id
-           FROM (SELECT grp, head FROM heads WHERE pg_try_advisory_xact_lock(hashtextextended(grp, 0))) h
+           FROM (SELECT grp, head FROM heads WHERE pg_try_advisory_xact_lock(hashtextextended(grp, (SELECT seed FROM g)))) h
            CROSS JOIN LATERAL (
              SELECT m.msg_id FROM ${t} m
               WHERE ${GROUP_KEY.replace(/headers/g, 'm.headers')} = (h.grp COLLATE "default")
                 AND m.msg_id >= h.head AND m.vt <= clock_timestamp()
               ORDER BY m.msg_id LIMIT $2) l
           LIMIT $2`
-      : `SELECT head AS msg_id FROM heads WHERE pg_try_advisory_xact_lock(hashtextextended(grp, 0)) LIMIT $2`;
+      : `SELECT head AS msg_id FROM heads WHERE pg_try_advisory_xact_lock(hashtextextended(grp, (SELECT seed FROM g))) LIMIT $2`;
   // Whether the first prefix settles the read: enough candidates, or the
   // prefix is the whole queue (rr with fewer groups than qty needs later
   // rounds: the function's full pass).
@@ -98,8 +98,12 @@ export function groupedReadSql(
   // visible (the function's short statement); otherwise the function's general
   // statement decides. head and rr: one candidate per group, nothing to block.
   const allTaken = mode === 'grouped' ? '(SELECT count(*) FROM lk) = (SELECT n FROM pre)' : 'true';
+  // The group lock's key: the group hashed with the queue table's oid as the
+  // seed, as the SQL functions do (sql/queue/0014_group_lock_scope.sql), so a
+  // group held in one queue never hides the same-named group of another.
+  const seed = `'${t.replace(/'/g, "''")}'::regclass::oid::bigint`;
   return `WITH g AS MATERIALIZED (
-  SELECT clock_timestamp() AS now, ${vtExpr} AS vt,
+  SELECT clock_timestamp() AS now, ${vtExpr} AS vt, ${seed} AS seed,
          NOT EXISTS (SELECT 1 FROM ${s}._dead_letter_due d
                       WHERE d.queue_table = lower('q_' || $1::text) AND d.due_at <= clock_timestamp())${index} AS ok),
 p AS MATERIALIZED (
