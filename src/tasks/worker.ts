@@ -139,7 +139,6 @@ export class Worker extends WorkerEmitter {
       const settled = await Promise.allSettled([
         this.client.ensure(core.lanes.map((l) => l.task)),
         core.o.listen ? this.listenAll() : undefined,
-        this.tableNames(),
       ]);
       for (const r of settled) if (r.status === 'rejected') throw r.reason;
       if (!core.drain) {
@@ -161,23 +160,6 @@ export class Worker extends WorkerEmitter {
     this.ready = true;
     this.fire('worker:ready');
     this.pump();
-  }
-
-  /**
-   * Looks up the table names the first fetch and completion of each task
-   * need (format_table_name, cached per client) beside ensure() instead of
-   * one after the other before the first fetch; the pool's connections they
-   * open are then ready for the first statements. A failure here is left to
-   * those statements to report.
-   */
-  private async tableNames(): Promise<void> {
-    const { driver, statements } = this.client;
-    const tables = statements.queue.tables;
-    await Promise.all(
-      this.core.lanes.flatMap((l) =>
-        (['q', 'a'] as const).map((p) => tables.table(driver, l.task.name, p).catch(() => '')),
-      ),
-    );
   }
 
   /** LISTENs for wake-ups, cancellations and pauses; subscriptions go to `subs` as they are made. */
