@@ -4,9 +4,6 @@ import { quoteIdent } from '../../driver/quote.js';
 /** The two tables of a queue: its messages (`q`) and its archive (`a`). */
 export type TablePrefix = 'q' | 'a';
 
-/** Names whose table name needs no SQL (see TableResolver.table). */
-const PLAIN_NAME = /^[a-z0-9_]+$/;
-
 /** More names than this and the cache starts over (queues come and go: the bus makes one per member). */
 const MAX_CACHED = 10_000;
 
@@ -35,21 +32,13 @@ export class TableResolver {
   async table(exec: Executor, queue: string, prefix: TablePrefix = 'q'): Promise<string> {
     const hit = this.cached(queue, prefix);
     if (hit) return hit;
-    // For a name of lower-case letters, digits and underscores the naming
-    // rule is `<prefix>_<name>` unchanged (it refuses none of these
-    // characters and lower() leaves them alone in every locale): no round
-    // trip. Any other name asks the SQL, which stays the rule.
-    const name = PLAIN_NAME.test(queue)
-      ? `${prefix}_${queue}`
-      : (
-          await execute<{ t: string }>(
-            exec,
-            `SELECT ${this.s}.format_table_name($1, $2) AS t`,
-            [queue, prefix],
-            { prepare: true },
-          )
-        ).rows[0]!.t;
-    const t = `${this.s}.${quoteIdent(name)}`;
+    const res = await execute<{ t: string }>(
+      exec,
+      `SELECT ${this.s}.format_table_name($1, $2) AS t`,
+      [queue, prefix],
+      { prepare: true },
+    );
+    const t = `${this.s}.${quoteIdent(res.rows[0]!.t)}`;
     if (this.names.size > MAX_CACHED) this.names.clear();
     this.names.set(prefix + ':' + queue, t);
     return t;
