@@ -41,7 +41,7 @@ BEGIN
   -- the entries are left for a READ COMMITTED reader: the DELETE could meet
   -- rows deleted after the snapshot and fail.
   IF current_setting('transaction_isolation') = 'read committed'
-     AND pg_try_advisory_xact_lock(hashtextextended('pgferry.dead_letter_due.' || tbl, 0)) THEN
+     AND pg_try_advisory_xact_lock(hashtextextended('pgferry.dead_letter_due.@schema_name@.' || tbl, 0)) THEN
     DELETE FROM @schema@._dead_letter_due d
      WHERE d.ctid IN (SELECT x.ctid FROM @schema@._dead_letter_due x
                        WHERE x.queue_table = tbl AND x.due_at <= clock_timestamp()

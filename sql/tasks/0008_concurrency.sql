@@ -37,8 +37,10 @@
 --     (far below any deadlock_timeout in use) inside a subtransaction, and
 --     when a lock is not granted in time they undo their work, which frees
 --     every job they held, pause a few ms and start again. The worker's
---     statement is then never part of a cycle; a job held long (by a
---     handler's transaction) makes the operation retry until it is free.
+--     statement is then never part of a cycle. After 25 such tries (a job
+--     held long, by a handler's own transaction) the operation stops
+--     redoing its work and waits for its locks like any statement (bounded
+--     by statement_timeout; a deadlock then fails it with 40P01).
 -- Otherwise as migrations 1, 3, 5 and 7 (CREATE OR REPLACE keeps grants).
 
 CREATE OR REPLACE FUNCTION @schema@._wake_on_insert()
@@ -160,6 +162,7 @@ DECLARE
   running bigint[];
   gone_ids bigint[];
   gone_hdrs jsonb[];
+  tries integer := 0;
 BEGIN
   PERFORM @schema@._check_states('bulk_cancel', states, '{queued,scheduled,running,retrying}');
   LOOP
@@ -187,7 +190,15 @@ BEGIN
       PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
       RETURN n;
     EXCEPTION WHEN lock_not_available THEN
-      PERFORM pg_sleep(0.002 + random() * 0.008);
+      tries := tries + 1;
+      IF tries >= 25 THEN
+        -- A job held for long (a handler's own transaction): stop redoing
+        -- the whole statement and wait for it like any other statement
+        -- (bounded by statement_timeout; a deadlock then is 40P01).
+        PERFORM set_config('lock_timeout', '0', true);
+      ELSE
+        PERFORM pg_sleep(0.002 + random() * 0.008);
+      END IF;
     END;
   END LOOP;
 END;
@@ -203,6 +214,7 @@ DECLARE
   gone_ids bigint[];
   gone_hdrs jsonb[];
   archived_ids bigint[];
+  tries integer := 0;
 BEGIN
   PERFORM @schema@._check_states('bulk_delete', states,
     '{queued,scheduled,running,retrying,completed,cancelled,dead}');
@@ -236,7 +248,15 @@ BEGIN
       PERFORM pg_notify('@schema_name@_cancel', queue_name || ':' || r) FROM unnest(running) r;
       RETURN n + m;
     EXCEPTION WHEN lock_not_available THEN
-      PERFORM pg_sleep(0.002 + random() * 0.008);
+      tries := tries + 1;
+      IF tries >= 25 THEN
+        -- A job held for long (a handler's own transaction): stop redoing
+        -- the whole statement and wait for it like any other statement
+        -- (bounded by statement_timeout; a deadlock then is 40P01).
+        PERFORM set_config('lock_timeout', '0', true);
+      ELSE
+        PERFORM pg_sleep(0.002 + random() * 0.008);
+      END IF;
     END;
   END LOOP;
 END;

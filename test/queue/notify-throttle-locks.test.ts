@@ -51,4 +51,23 @@ describe('insert notifications and concurrent senders', () => {
     await t1!.query('ROLLBACK');
     expect(other).toBe('ok');
   });
+  it('a REPEATABLE READ sender whose snapshot predates another notification neither fails nor stays silent', async () => {
+    await db.sql(`SELECT ${S}.create('ntl_rr')`);
+    await db.sql(`SELECT ${S}.enable_notify_insert('ntl_rr', 0)`);
+    const [a, b, listener] = await connections(db, 3);
+    const heard: string[] = [];
+    listener!.on('notification', (m) => heard.push(m.channel));
+    await listener!.query(`LISTEN "${S}.q_ntl_rr.INSERT"`);
+    await b!.query('BEGIN ISOLATION LEVEL REPEATABLE READ');
+    await b!.query('SELECT 1'); // the snapshot is taken here
+    await a!.query(`SELECT ${S}.send('ntl_rr', '{"from":"a"}'::jsonb)`); // updates the throttle row
+    const sent = await b!.query(`SELECT ${S}.send('ntl_rr', '{"from":"b"}'::jsonb)`).then(
+      () => 'ok',
+      (e: Error) => e.message,
+    );
+    await b!.query(sent === 'ok' ? 'COMMIT' : 'ROLLBACK');
+    expect(sent).toBe('ok');
+    for (let i = 0; i < 200 && heard.length < 2; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(heard).toHaveLength(2);
+  });
 });

@@ -94,4 +94,35 @@ describe('tasks: bulk operations and a worker finishing the same jobs', () => {
       }
     },
   );
+  it('a job held for long: bulk_cancel stops redoing its work after 25 tries and waits for it', async () => {
+    const name = 'blo_held';
+    const t = defineTask<{ i: number }>({ name, handler: () => undefined });
+    await taskClient(db).ensure(t);
+    const [holder, b] = await connections(db, 2);
+    const n = 50;
+    await b!.query(
+      `SELECT ${T}.enqueue($1, jsonb_build_object('i', i)) FROM generate_series(1, $2) i`,
+      [name, n],
+    );
+    // Another transaction holds one of the jobs (as a handler's own would).
+    await holder!.query('BEGIN');
+    await holder!.query(`SELECT 1 FROM pgmq.q_${name} ORDER BY msg_id LIMIT 1 FOR UPDATE`);
+    const pid = Number((await b!.query<{ p: number }>('SELECT pg_backend_pid() AS p')).rows[0]!.p);
+    const cancelling = b!.query<{ n: string }>(`SELECT ${T}.bulk_cancel($1) AS n`, [name]);
+    await sleep(1500); // far more than 25 tries of 20 ms + a few ms each
+    // Now it waits for the lock without a break: every sample finds it
+    // waiting on a lock (while retrying it slept or worked a third of the time).
+    const waits: (string | null)[] = [];
+    for (let i = 0; i < 20; i++) {
+      const [r] = await db.sql<{ w: string | null }>(
+        'SELECT wait_event_type AS w FROM pg_stat_activity WHERE pid = $1',
+        [pid],
+      );
+      waits.push(r?.w ?? null);
+      await sleep(20);
+    }
+    await holder!.query('COMMIT');
+    expect(Number((await cancelling).rows[0]!.n)).toBe(n);
+    expect(waits).toEqual(Array(20).fill('Lock'));
+  });
 });

@@ -41,11 +41,12 @@ describe('Worker defaults: adaptive fetching, durable completions', () => {
     await w.start();
     await eventually(async () => (await archived('adaptive_fast')) === 4000, 60_000);
     // Handlers waited for jobs while fetches came back full: it grew, several times,
-    // and four-fold at least once (every slot idle although jobs had started
-    // during the fetch: no-op handlers outrun any fetch).
+    // and more than two-fold at least once (four-fold, or four-fold capped at
+    // the maximum, when every slot sat idle although jobs had started during
+    // the fetch: no-op handlers outrun any fetch; doubling alone never does).
     expect(Math.max(...sizes)).toBeGreaterThanOrEqual(160);
     const steps = sizes.filter((x, i) => i === 0 || x !== sizes[i - 1]);
-    expect(steps.some((x, i) => i > 0 && x === steps[i - 1]! * 4)).toBe(true);
+    expect(steps.some((x, i) => i > 0 && x > steps[i - 1]! * 2)).toBe(true);
     expect(Math.max(...sizes)).toBeLessThanOrEqual(ADAPTIVE_MAX_BATCH);
     // Empty fetches halve it back to the minimum.
     await eventually(() => w.stats().tasks.adaptive_fast!.batchSize === 10, 20_000);
