@@ -31,6 +31,10 @@ export const PGLITE_EXCLUDED_FILES: Readonly<Record<string, string>> = {
     'every test: QueueClients and SQL callers on their own connections from db.url',
   'test/queue/plan-cache.test.ts':
     "a PgDriver on db.url: it reads the server session's pg_prepared_statements",
+  'test/queue/dead-letter-due-race.test.ts':
+    'sessions on db.url hold rows and due entries while two others read',
+  'test/queue/group-lock-scope.test.ts': 'a reader on db.url holds a group while another reads',
+  'test/queue/notify-throttle-locks.test.ts': 'transactions on db.url send at once',
   'test/queue/metrics-default.test.ts':
     'a QueueClient and seq-scan counters on db.url (pg_stat_xact_user_tables through db.pool)',
 };
