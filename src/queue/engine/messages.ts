@@ -18,12 +18,11 @@ const jsonArray = (xs: readonly string[]): string => '[' + xs.join(',') + ']';
 /**
  * Headers for the same: each wrapped in a one-element array, SQL NULL as an
  * empty one, so `-> 0` gives back exactly the header (JSON `null` stays
- * JSON null, a missing header is SQL NULL).
+ * JSON null, a missing header is SQL NULL). No headers at all: NULL, and
+ * `ROWS FROM` pads every row's header with NULL.
  */
-const headerArray = (hs: readonly (string | null)[] | null, n: number): string =>
-  hs === null
-    ? '[' + Array.from({ length: n }, () => '[]').join(',') + ']'
-    : '[' + hs.map((h) => (h === null ? '[]' : '[' + h + ']')).join(',') + ']';
+const headerArray = (hs: readonly (string | null)[] | null): string | null =>
+  hs === null ? null : '[' + hs.map((h) => (h === null ? '[]' : '[' + h + ']')).join(',') + ']';
 
 /** The columns an archive row copies from its message row. */
 export const MOVED = 'msg_id, vt, read_ct, enqueued_at, last_read_at, message, headers';
@@ -102,7 +101,7 @@ export class MessageStatements {
        SELECT (SELECT ${vtSql(vt, 3)}), m.msg, m.hdr -> 0
          FROM ROWS FROM (jsonb_array_elements($1::jsonb), jsonb_array_elements($2::jsonb)) AS m(msg, hdr)
        RETURNING msg_id`,
-      vtParams([jsonArray(messages), headerArray(headers, messages.length)], vt),
+      vtParams([jsonArray(messages), headerArray(headers)], vt),
       { prepare: true },
     );
     return ids(rows).sort((a, b) => a - b);
@@ -192,11 +191,7 @@ export class MessageStatements {
   ): Promise<{ id: number; key: string | null }[]> {
     const t = await this.table(exec, queue);
     const now = vts.every(isNow);
-    const params: unknown[] = [
-      jsonArray(messages),
-      headerArray(headers, messages.length),
-      keyHeader,
-    ];
+    const params: unknown[] = [jsonArray(messages), headerArray(headers), keyHeader];
     if (!now) {
       const at = vts.map((v) => (v.kind === 'at' ? `"${v.value.toISOString()}"` : 'NULL'));
       const ms = vts.map((v) => (v.kind === 'at' ? 0 : v.kind === 'ms' ? v.value : v.value * 1000));
